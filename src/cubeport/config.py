@@ -1,0 +1,120 @@
+"""One typed settings object for the whole platform.
+
+Values come, in this order of precedence, from keyword arguments, `CUBEPORT_*` environment variables
+(nested with `__`, e.g. `CUBEPORT_S3__ENDPOINT_URL`), and an optional YAML file named by
+`CUBEPORT_CONFIG` (or passed as `config_file`). Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from cubeport.errors import ConfigError
+
+DEFAULT_DATA_ROOT = "./cubeport-data"
+
+
+class S3Settings(BaseModel):
+    """Connection to an S3-compatible object store, used when the data root is `s3://...`."""
+
+    endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:8333; None for AWS")
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    region: str = "us-east-1"
+    connect_timeout: float = Field(5.0, description="seconds before an unreachable endpoint is reported")
+
+
+class CubeLayoutSettings(BaseModel):
+    """How cubes are chunked on disk; the defaults suit 256 px map tiles and year-long time series."""
+
+    spatial_chunk: int = Field(256, ge=16, description="y/x chunk size of the map-chunked cube and its levels")
+    timeseries_chunk: int = Field(128, ge=1, description="time chunk of the time-chunked twin")
+    timeseries_spatial_chunk: int = Field(32, ge=1, description="y/x chunk size of the time-chunked twin")
+    pyramid: bool = Field(True, description="build 2x pyramid levels at ingestion")
+    timeseries_twin: bool = Field(True, description="build a time-chunked twin at ingestion")
+    timeseries_min_steps: int = Field(
+        16, ge=1, description="build the twin once a cube has this many steps (fewer read fast enough by map)"
+    )
+
+
+class Settings(BaseSettings):
+    """Cubeport's settings. See `docs/configuration.md` for every field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CUBEPORT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_root: str = Field(DEFAULT_DATA_ROOT, description="local folder or s3://bucket/prefix")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: sqlite file `cubeport.db` under a local data root"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    layout: CubeLayoutSettings = Field(default_factory=CubeLayoutSettings)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CUBEPORT_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ConfigError(f"CUBEPORT_CONFIG names {config_file!r}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _normalise_root(self) -> "Settings":
+        if not self.is_s3:
+            self.data_root = str(Path(self.data_root).expanduser().absolute())
+        elif self.data_root.rstrip("/") == "s3:/":
+            raise ConfigError("data_root 's3://' needs a bucket, e.g. s3://cubes/prefix")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.data_root.startswith("s3://")
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under a local data root."""
+        if self.database_url:
+            return self.database_url
+        if self.is_s3:
+            raise ConfigError(
+                "an S3 data root needs a database: set CUBEPORT_DATABASE_URL "
+                "(e.g. sqlite:///./cubeport.db or postgresql+psycopg://user@host/db)"
+            )
+        return f"sqlite:///{Path(self.data_root) / 'cubeport.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the optional YAML file, with `overrides` on top (None ignored)."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None

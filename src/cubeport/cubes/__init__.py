@@ -1,0 +1,1 @@
+"""Zarr data cubes: conventions, storage with atomic versions, pyramids, catalogue and ingestion."""

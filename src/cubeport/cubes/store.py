@@ -1,0 +1,419 @@
+"""The cube store: list, open, describe, write, append and delete Zarr cubes below a data root.
+
+Layout of one cube (`id`) below the data root::
+
+    cubes/{id}/cube.json               the pointer: current version, time steps, levels, twin
+    cubes/{id}/{version}/0.zarr        full resolution, chunked for maps (time chunk 1)
+    cubes/{id}/{version}/1.zarr ...    pyramid levels, each halving the resolution
+    cubes/{id}/{version}/timeseries.zarr   optional time-chunked twin for fast time series
+
+The pointer is the single commit point. A new cube or a replacement is written to a fresh version folder and
+becomes visible only when the pointer, one small object, is replaced; a failed write leaves the old version as
+it was. An append writes new time steps into the current version (old chunks are not rewritten) and then
+raises the pointer's step count; readers slice every level to that count, so a half-done append is invisible,
+and the next append first trims what an interrupted one left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numcodecs
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from cubeport.config import CubeLayoutSettings
+from cubeport.cubes import cf
+from cubeport.cubes.pyramid import build_levels, level_count
+from cubeport.errors import ConflictError, InputError, NotFoundError
+from cubeport.storage import Storage
+
+CUBES_DIR = "cubes"
+POINTER = "cube.json"
+TIMESERIES = "timeseries"
+ZARR_FORMAT = 2  # see docs/architecture.md: every client in the field (GDAL 3.6, xcube, QGIS) reads v2
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_COMPRESSOR = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+# nanoseconds: exact for any input time, so re-ingesting a step finds it again
+_TIME_ENCODING = {"units": "nanoseconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"}
+
+
+def check_cube_id(cube_id: str) -> str:
+    """InputError unless `cube_id` is a safe name (letters, digits, `_.-`, at most 128 characters)."""
+    if not _ID_PATTERN.match(cube_id or "") or ".." in cube_id:
+        raise InputError(
+            f"invalid cube id {cube_id!r}: use letters, digits, '_', '.', '-' (start with a letter or digit)"
+        )
+    return cube_id
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What `cube.json` records: the version readers open and how much of it is published."""
+
+    version: str
+    steps: int
+    levels: int
+    timeseries: bool
+    zarr_format: int = ZARR_FORMAT
+    updated: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    name: str
+    dtype: str
+    dims: tuple[str, ...]
+    units: str | None
+    long_name: str | None
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CubeInfo:
+    """A cube's shape and metadata, as `cubeport cubes info` shows it."""
+
+    id: str
+    dims: dict[str, int]
+    variables: list[VariableInfo]
+    time_start: str
+    time_end: str
+    crs: str
+    bounds: tuple[float, float, float, float]
+    bbox: tuple[float, float, float, float]
+    resolution: tuple[float, float]
+    levels: int
+    timeseries: bool
+    version: str
+    attrs: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CubeStore:
+    """Cubes below one data root. Thread-safe for readers; one writer per cube at a time."""
+
+    def __init__(self, storage: Storage, layout: CubeLayoutSettings | None = None) -> None:
+        self.storage = storage
+        self.layout = layout or CubeLayoutSettings()
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def list(self) -> list[str]:
+        """Ids of the published cubes."""
+        return [c for c in self.storage.list_dirs(CUBES_DIR) if self.storage.exists(CUBES_DIR, c, POINTER)]
+
+    def exists(self, cube_id: str) -> bool:
+        return self.storage.exists(CUBES_DIR, check_cube_id(cube_id), POINTER)
+
+    def pointer(self, cube_id: str) -> Pointer:
+        check_cube_id(cube_id)
+        try:
+            raw = self.storage.read_bytes(CUBES_DIR, cube_id, POINTER)
+        except FileNotFoundError:
+            raise NotFoundError(f"cube {cube_id!r} not found; existing cubes: {', '.join(self.list()) or 'none'}")
+        return Pointer(**json.loads(raw))
+
+    def open(self, cube_id: str, level: int = 0, timeseries: bool = False) -> xr.Dataset:
+        """The cube as a lazy xarray Dataset (dask-backed), at pyramid `level` or as its time-chunked twin."""
+        pointer = self.pointer(cube_id)
+        if timeseries and not pointer.timeseries:
+            raise NotFoundError(f"cube {cube_id!r} has no time-chunked twin")
+        if not 0 <= level < pointer.levels:
+            raise NotFoundError(f"cube {cube_id!r} has levels 0..{pointer.levels - 1}, not {level}")
+        name = TIMESERIES if timeseries else str(level)
+        ds = self._open_zarr(cube_id, pointer.version, name)
+        return ds.isel(time=slice(0, pointer.steps))
+
+    def _open_zarr(self, cube_id: str, version: str, name: str) -> xr.Dataset:
+        store = self.storage.zarr_store(CUBES_DIR, cube_id, version, f"{name}.zarr", read_only=True)
+        return xr.open_zarr(store, consolidated=True, chunks={})
+
+    def describe(self, cube_id: str) -> CubeInfo:
+        pointer = self.pointer(cube_id)
+        ds = self.open(cube_id)
+        ydim, xdim = cf.spatial_dims(ds)
+        times = pd.DatetimeIndex(ds["time"].values)
+        variables = [
+            VariableInfo(
+                name=str(name), dtype=str(var.dtype), dims=tuple(str(d) for d in var.dims),
+                units=var.attrs.get("units"), long_name=var.attrs.get("long_name"), attrs=_jsonable(var.attrs),
+            )
+            for name, var in ds.data_vars.items() if "time" in var.dims
+        ]
+        res = (float(abs(ds[xdim][1] - ds[xdim][0])) if ds.sizes[xdim] > 1 else 0.0,
+               float(abs(ds[ydim][1] - ds[ydim][0])) if ds.sizes[ydim] > 1 else 0.0)
+        return CubeInfo(
+            id=cube_id, dims={str(k): int(v) for k, v in ds.sizes.items()}, variables=variables,
+            time_start=times[0].isoformat() if len(times) else "", time_end=times[-1].isoformat() if len(times) else "",
+            crs=cf.crs_name(cf.crs_of(ds)), bounds=cf.bounds(ds), bbox=cf.lonlat_bbox(ds), resolution=res,
+            levels=pointer.levels, timeseries=pointer.timeseries, version=pointer.version,
+            attrs=_jsonable(ds.attrs),
+        )
+
+    # -- writing ---------------------------------------------------------------------------------------
+    @contextmanager
+    def create(self, cube_id: str, replace: bool = False) -> Iterator["CubeWriter"]:
+        """Write a new cube (or a new version of one) from time slabs; published on success only."""
+        check_cube_id(cube_id)
+        if not replace and self.exists(cube_id):
+            raise ConflictError(f"cube {cube_id!r} exists; append to it or replace it")
+        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        writer = CubeWriter(self, cube_id, version, existing=None)
+        try:
+            yield writer
+            writer.finish()
+        except BaseException:
+            self.storage.delete_tree(CUBES_DIR, cube_id, version)
+            raise
+        self._publish(cube_id, writer.pointer())
+
+    @contextmanager
+    def append(self, cube_id: str) -> Iterator["CubeWriter"]:
+        """Append time steps to the current version; the new steps appear together, on success only."""
+        writer = self.append_checker(cube_id)
+        writer.trim_to_pointer()
+        yield writer
+        if writer.steps_written:
+            writer.finish()
+            self._publish(cube_id, writer.pointer())
+
+    def append_checker(self, cube_id: str) -> "CubeWriter":
+        """A writer that only checks inputs against the cube (for plans and dry runs); it writes nothing."""
+        pointer = self.pointer(cube_id)
+        return CubeWriter(self, cube_id, pointer.version, existing=pointer)
+
+    def _publish(self, cube_id: str, pointer: Pointer) -> None:
+        self.storage.write_bytes_atomic(json.dumps(asdict(pointer), indent=1).encode(), CUBES_DIR, cube_id, POINTER)
+        for version in self.storage.list_dirs(CUBES_DIR, cube_id):
+            if version != pointer.version:  # old versions and leftovers of failed writes
+                self.storage.delete_tree(CUBES_DIR, cube_id, version)
+
+    def delete(self, cube_id: str) -> None:
+        """Remove a cube: it disappears at once (pointer first), then its data is deleted."""
+        self.pointer(cube_id)
+        self.storage.delete_tree(CUBES_DIR, cube_id, POINTER)
+        self.storage.delete_tree(CUBES_DIR, cube_id)
+
+
+class CubeWriter:
+    """Writes time slabs of one cube version: level 0, its pyramid levels and, at the end, the twin."""
+
+    def __init__(self, store: CubeStore, cube_id: str, version: str, existing: Pointer | None) -> None:
+        self.store = store
+        self.cube_id = cube_id
+        self.version = version
+        self.existing = existing
+        self.layout = store.layout
+        self.levels = existing.levels if existing else 0
+        self.timeseries = existing.timeseries if existing else False
+        self.steps = existing.steps if existing else 0
+        self.steps_written = 0
+        self.last_time: np.datetime64 | None = None
+        self.known_times: set[np.datetime64] = set()
+        self.template: xr.Dataset | None = None
+        if existing:
+            current = store.open(cube_id)
+            self.template = current
+            self.known_times = set(current["time"].values)
+            self.last_time = current["time"].values[-1] if current.sizes["time"] else None
+
+    def _zarr_store(self, name: str) -> zarr.abc.store.Store:
+        return self.store.storage.zarr_store(CUBES_DIR, self.cube_id, self.version, f"{name}.zarr")
+
+    def new_times(self, slab: xr.Dataset) -> np.ndarray:
+        """The times of `slab` that the cube lacks; InputError for a time that would go before the end."""
+        times = slab["time"].values
+        fresh = np.array([t for t in times if t not in self.known_times], dtype=times.dtype)
+        if fresh.size and self.last_time is not None and fresh[0] <= self.last_time:
+            raise InputError(
+                f"time {pd.Timestamp(fresh[0]).isoformat()} falls before the cube's last time "
+                f"{pd.Timestamp(self.last_time).isoformat()}; appending only adds later steps "
+                "(re-ingest without --append to rebuild the cube)"
+            )
+        return fresh
+
+    def check_compatible(self, slab: xr.Dataset, source: str) -> None:
+        """InputError naming `source` when its grid or variables differ from the cube's."""
+        if self.template is None:
+            return
+        check_same_grid(self.template, slab, source)
+        ours = {v for v in self.template.data_vars if "time" in self.template[v].dims}
+        theirs = {v for v in slab.data_vars if "time" in slab[v].dims}
+        if ours != theirs:
+            raise InputError(
+                f"{source}: variables {sorted(theirs)} differ from the cube's {sorted(ours)}"
+            )
+
+    def write(self, slab: xr.Dataset, source: str = "input") -> int:
+        """Write the new time steps of `slab` (a normalised cube fragment); returns how many were new."""
+        self.check_compatible(slab, source)
+        fresh = self.new_times(slab)
+        if not fresh.size:
+            return 0
+        slab = slab.sel(time=fresh).load()
+        for var in slab.variables.values():
+            var.encoding = _kept_encoding(var.encoding)
+        if self.template is None:
+            self.template = slab
+            ydim, xdim = cf.spatial_dims(slab)
+            self.levels = (
+                level_count(slab.sizes[ydim], slab.sizes[xdim], self.layout.spatial_chunk)
+                if self.layout.pyramid else 1
+            )
+        levels = [slab, *build_levels(slab, self.levels)]
+        first = self.steps_written == 0 and self.existing is None
+        for level, data in enumerate(levels):
+            self._write_zarr(str(level), data, first, self._map_chunks())
+        if self.timeseries and self.existing:
+            self._write_zarr(TIMESERIES, slab, False, self._timeseries_chunks())
+        self.steps_written += fresh.size
+        self.known_times.update(fresh)
+        self.last_time = fresh[-1]
+        return int(fresh.size)
+
+    def _map_chunks(self) -> dict[str, int]:
+        c = self.layout.spatial_chunk
+        return {"time": 1, "y": c, "x": c}
+
+    def _timeseries_chunks(self) -> dict[str, int]:
+        c = self.layout.timeseries_spatial_chunk
+        return {"time": self.layout.timeseries_chunk, "y": c, "x": c}
+
+    def _write_zarr(self, name: str, data: xr.Dataset, first: bool, chunks: dict[str, int]) -> None:
+        store = self._zarr_store(name)
+        if first:
+            data.to_zarr(store, mode="w", encoding=encoding_for(data, chunks), consolidated=False,
+                         zarr_format=ZARR_FORMAT, compute=True)
+        else:
+            timed = data.drop_vars([v for v in data.variables if "time" not in data[v].dims])
+            timed.to_zarr(store, append_dim="time", consolidated=False, zarr_format=ZARR_FORMAT)
+
+    def trim_to_pointer(self) -> None:
+        """Undo what an interrupted append left: shrink every array back to the published step count."""
+        assert self.existing is not None
+        for name in [str(level) for level in range(self.levels)] + ([TIMESERIES] if self.timeseries else []):
+            group = zarr.open_group(self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT)
+            changed = False
+            for _, array in group.arrays():
+                dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
+                if "time" in dims:
+                    axis = dims.index("time")
+                    if array.shape[axis] != self.existing.steps:
+                        shape = list(array.shape)
+                        shape[axis] = self.existing.steps
+                        array.resize(tuple(shape))
+                        changed = True
+            if changed:
+                zarr.consolidate_metadata(group.store, zarr_format=ZARR_FORMAT)
+
+    def finish(self) -> None:
+        """Consolidate what was written; build the twin once the cube has enough steps to profit from it."""
+        if self.template is None:
+            raise InputError("nothing to write: the input has no time steps")
+        for name in [str(level) for level in range(self.levels)]:
+            zarr.consolidate_metadata(self._zarr_store(name), zarr_format=ZARR_FORMAT)
+        total = self.steps + self.steps_written
+        if not self.timeseries and self.layout.timeseries_twin and total >= self.layout.timeseries_min_steps:
+            self._build_timeseries_twin()
+            self.timeseries = True
+        if self.timeseries:
+            zarr.consolidate_metadata(self._zarr_store(TIMESERIES), zarr_format=ZARR_FORMAT)
+
+    def _build_timeseries_twin(self) -> None:
+        chunks = self._timeseries_chunks()
+        level0 = self.store._open_zarr(self.cube_id, self.version, "0").isel(
+            time=slice(0, self.steps + self.steps_written))
+        ydim, xdim = cf.spatial_dims(level0)
+        block = max(self.layout.spatial_chunk // chunks["y"], 1) * chunks["y"]
+        dask_chunks = {"time": chunks["time"], ydim: block, xdim: block}
+        data = level0.chunk({k: v for k, v in dask_chunks.items() if k in level0.dims})
+        for name in data.variables:
+            data[name].encoding.pop("chunks", None)
+            data[name].encoding.pop("preferred_chunks", None)
+        data.to_zarr(self._zarr_store(TIMESERIES), mode="w", encoding=encoding_for(data, chunks),
+                     consolidated=False, zarr_format=ZARR_FORMAT)
+
+    def pointer(self) -> Pointer:
+        return Pointer(version=self.version, steps=self.steps + self.steps_written, levels=self.levels,
+                       timeseries=self.timeseries)
+
+
+def encoding_for(ds: xr.Dataset, chunks: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Zarr encodings: our chunking and compressor; integers keep their fill value, floats use NaN."""
+    ydim, xdim = cf.spatial_dims(ds)
+    named = {"time": chunks["time"], ydim: chunks["y"], xdim: chunks["x"]}
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in ds.variables.items():
+        enc: dict[str, Any] = {}
+        source = var.encoding
+        if name == "time":
+            enc.update(_TIME_ENCODING)
+        elif var.ndim and name not in ds.dims:
+            enc["chunks"] = tuple(min(named.get(str(d), n), n) if str(d) != "time" else named["time"]
+                                  for d, n in zip(var.dims, var.shape))
+            enc["compressors"] = (_COMPRESSOR,)
+            dtype = np.dtype(source.get("dtype", var.dtype))
+            if np.issubdtype(dtype, np.integer) and "_FillValue" in source:
+                enc["dtype"] = dtype
+                enc["_FillValue"] = source["_FillValue"]
+            elif np.issubdtype(var.dtype, np.floating):
+                enc["_FillValue"] = np.nan
+            else:
+                enc["_FillValue"] = None
+        encoding[str(name)] = enc
+    return encoding
+
+
+def _kept_encoding(source: dict[str, Any]) -> dict[str, Any]:
+    """What a cube keeps of a source's encoding: the dtype and fill value of masked integers, not packing."""
+    if "scale_factor" in source or "add_offset" in source:
+        return {}  # packed values are stored decoded, as floats
+    dtype = source.get("dtype")
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.integer) and source.get("_FillValue") is not None:
+        return {"dtype": np.dtype(dtype), "_FillValue": source["_FillValue"]}
+    return {}
+
+
+def check_same_grid(reference: xr.Dataset, other: xr.Dataset, source: str) -> None:
+    """InputError naming `source` when `other` is not on the grid of `reference`."""
+    ry, rx = cf.spatial_dims(reference)
+    try:
+        oy, ox = cf.spatial_dims(other)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    if (ry, rx) != (oy, ox):
+        raise InputError(f"{source}: dims ({oy}, {ox}) do not match the cube's ({ry}, {rx})")
+    for dim in (ry, rx):
+        a, b = reference[dim].values, other[dim].values
+        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=abs(float(a[1] - a[0])) * 1e-3 if a.size > 1 else 1e-9):
+            raise InputError(
+                f"{source}: grid does not match the cube's: {dim} has {b.size} values "
+                f"{b[0]:.6g}..{b[-1]:.6g}, expected {a.size} values {a[0]:.6g}..{a[-1]:.6g}"
+            )
+    if cf.crs_of(reference) != cf.crs_of(other):
+        raise InputError(f"{source}: CRS {cf.crs_name(cf.crs_of(other))} differs from the cube's "
+                         f"{cf.crs_name(cf.crs_of(reference))}")
+
+
+def _jsonable(attrs: dict[Any, Any]) -> dict[str, Any]:
+    """Attributes as plain JSON values (numpy scalars and arrays become Python ones)."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        out[str(key)] = value
+    return out
