@@ -1,0 +1,30 @@
+"""The FastAPI app factory: one app per Context, every router mounted, errors as problem JSON."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cubeport import __version__
+from cubeport.api import problems
+from cubeport.api.routers import cubes, landing
+from cubeport.config import Settings
+from cubeport.context import Context
+
+
+def create_app(context: Context | Settings | None = None) -> FastAPI:
+    """Build the app; `context` defaults to one made from the environment."""
+    if not isinstance(context, Context):
+        context = Context(context)
+    app = FastAPI(
+        title="Cubeport",
+        version=__version__,
+        description="Earth-observation data platform: cubes, tiles, time series, features, processing.",
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+    )
+    app.state.context = context
+    problems.install(app)
+    app.include_router(landing.router)
+    app.include_router(cubes.router)
+    return app

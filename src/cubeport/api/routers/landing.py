@@ -1,0 +1,46 @@
+"""Landing page and health: what a client asks first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from cubeport import __version__
+from cubeport.api.deps import get_context
+from cubeport.context import Context
+
+router = APIRouter(tags=["platform"])
+
+
+@router.get("/", summary="Landing page with links to the API")
+def landing(request: Request) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    return {
+        "title": "Cubeport",
+        "description": "Earth-observation data platform: data cubes, map tiles, time series, features.",
+        "version": __version__,
+        "links": [
+            {"rel": "self", "href": f"{base}/", "type": "application/json", "title": "this document"},
+            {"rel": "service-desc", "href": f"{base}/api", "type": "application/vnd.oai.openapi+json;version=3.0",
+             "title": "OpenAPI definition"},
+            {"rel": "service-doc", "href": f"{base}/api.html", "type": "text/html", "title": "API documentation"},
+            {"rel": "data", "href": f"{base}/cubes", "type": "application/json", "title": "cubes"},
+            {"rel": "status", "href": f"{base}/health", "type": "application/json", "title": "health"},
+        ],
+    }
+
+
+@router.get("/health", summary="Whether the database and the storage answer")
+def health(context: Annotated[Context, Depends(get_context)]) -> JSONResponse:
+    checks: dict[str, str] = {}
+    for name, check in (("database", context.db.revision), ("storage", context.storage.check)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # a health route reports failures, it does not raise them
+            checks[name] = f"failing: {str(exc).splitlines()[0][:200]}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "failing", "version": __version__, "checks": checks},
+                        status_code=200 if healthy else 503)

@@ -1,0 +1,41 @@
+"""The platform's parts wired from one Settings object: storage, cube store, database, catalogue.
+
+The CLI, the API and notebooks all start from a Context, so they see the same data the same way.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from cubeport.config import Settings, load_settings
+from cubeport.cubes.catalogue import Catalogue
+from cubeport.cubes.store import CubeStore
+from cubeport.db import Database
+from cubeport.storage import Storage
+
+
+class Context:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage.from_settings(self.settings)
+
+    @cached_property
+    def cubes(self) -> CubeStore:
+        return CubeStore(self.storage, self.settings.layout)
+
+    @cached_property
+    def db(self) -> Database:
+        db = Database(self.settings.effective_database_url)
+        db.upgrade()
+        return db
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return Catalogue(self.db)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()
