@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +127,12 @@ class Storage:
         """A Zarr store at `parts` below the root."""
         if not self.is_s3:
             return zarr.storage.LocalStore(self.path(*parts), read_only=read_only)
-        fs = self._filesystem(asynchronous=True)
-        return zarr.storage.FsspecStore(fs, path=self.path(*parts), read_only=read_only)
+        return zarr.storage.FsspecStore(self._async_fs, path=self.path(*parts), read_only=read_only)
+
+    @cached_property
+    def _async_fs(self) -> fsspec.AbstractFileSystem:
+        """One async S3 filesystem (one connection pool) shared by every Zarr store of this root."""
+        return self._filesystem(asynchronous=True)
 
 
 def describe_storage_error(root: str, exc: BaseException) -> str:

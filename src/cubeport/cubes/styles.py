@@ -50,14 +50,12 @@ def check_style(colormap: str, vmin: float, vmax: float, norm: str) -> None:
 
 
 def default_style(name: str, var: xr.DataArray) -> Style:
-    """A style for `var` from its name, its attributes (valid_min/max) and a sample of its values."""
+    """A style for `var` from its name and a sample of its values (valid_min/max attributes are often in
+    packed units, so they are not trusted)."""
     if is_categorical(var):
         return Style("tab20", *_category_range(var), norm="cat")
     lowered = name.lower()
     colormap = next((cmap for words, cmap in _COLORMAP_HINTS if any(w in lowered for w in words)), "viridis")
-    attrs = var.attrs
-    if "valid_min" in attrs and "valid_max" in attrs and float(attrs["valid_min"]) < float(attrs["valid_max"]):
-        return Style(colormap, float(attrs["valid_min"]), float(attrs["valid_max"]))
     values = np.asarray(var.values, dtype="float64")
     values = values[np.isfinite(values)]
     if values.size == 0:

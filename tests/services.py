@@ -1,0 +1,164 @@
+"""Real services for the tests and benchmarks: a SeaweedFS S3 server and a PostgreSQL + PostGIS server.
+
+Each is started in a temporary folder on free loopback ports and stopped afterwards. Credentials are made
+up at start; nothing secret lives in the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import s3fs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.25)
+    tail = log.read_text()[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not start in {timeout} s: {last}\n{tail}")
+
+
+def _weed() -> str:
+    candidate = Path(sys.executable).parent / "weed"
+    return str(candidate) if candidate.exists() else (shutil.which("weed") or "weed")
+
+
+@dataclass
+class S3Server:
+    """SeaweedFS with its S3 gateway, which checks request signatures like AWS does."""
+
+    bucket: str = "cubeport-test"
+    access_key: str = field(default_factory=lambda: "AK" + secrets.token_hex(8).upper())
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
+    port: int = 0
+    process: subprocess.Popen | None = None
+    folder: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        self.folder = Path(tempfile.mkdtemp(prefix="cubeport-s3-"))
+        config = self.folder / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "cubeport", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        self.port = ports["s3"]
+        data = self.folder / "data"
+        data.mkdir()
+        log = self.folder / "weed.log"
+        self.process = subprocess.Popen(
+            [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
+             f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
+             f"-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
+             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
+             "-master.volumeSizeLimitMB=64", "-volume.max=100", "-master.telemetry=false"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        fs = self.filesystem()
+        _wait(lambda: fs.ls("", refresh=True) is not None, 60, "SeaweedFS S3", log)
+        _wait(lambda: fs.mkdir(self.bucket) is None, 60, "S3 bucket", log)
+        return self
+
+    def filesystem(self) -> s3fs.S3FileSystem:
+        return s3fs.S3FileSystem(endpoint_url=self.endpoint, key=self.access_key, secret=self.secret_key,
+                                 client_kwargs={"region_name": "us-east-1"}, skip_instance_cache=True)
+
+    def env(self, prefix: str = "") -> dict[str, str]:
+        """Cubeport settings (as environment variables) for a data root in this server's bucket."""
+        return {
+            "CUBEPORT_DATA_ROOT": f"s3://{self.bucket}/{prefix}".rstrip("/"),
+            "CUBEPORT_S3__ENDPOINT_URL": self.endpoint,
+            "CUBEPORT_S3__ACCESS_KEY_ID": self.access_key,
+            "CUBEPORT_S3__SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _pg_bin() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found: run `make test-deps` (apt postgresql postgis)")
+    return candidates[-1].parent
+
+
+@dataclass
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (PostGIS available) on a free port, run as the `postgres` user."""
+
+    port: int = 0
+    folder: Path | None = None
+    database: str = "cubeport"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        command = list(args)
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def start(self) -> "PostgresServer":
+        self.folder = Path(tempfile.mkdtemp(prefix="cubeport-pg-"))
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+        self.port = free_port()
+        data = self.folder / "data"
+        pg = _pg_bin()
+        self._run(str(pg / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(str(pg / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "pg.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database)
+        return self
+
+    def new_database(self, name: str) -> str:
+        """Create another empty database and return its URL."""
+        self._run(str(_pg_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        if self.folder:
+            try:
+                self._run(str(_pg_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop")
+            except subprocess.CalledProcessError:
+                pass
+            shutil.rmtree(self.folder, ignore_errors=True)
