@@ -80,6 +80,7 @@ def normalise(ds: xr.Dataset, source: str) -> xr.Dataset:
     for dim in ("time", ydim, xdim):
         if dim not in ds.coords or ds[dim].ndim != 1:
             raise InputError(f"{source}: dimension {dim!r} has no 1-D coordinate")
+    ds = ns_time(ds)
     check_time_axis(ds["time"].values, source)
 
     drop = [n for n in _grid_mapping_names(ds) if n in ds.variables]
@@ -121,6 +122,13 @@ def _axis_attrs(dim: str, crs: CRS) -> dict[str, str]:
     unit = crs.axis_info[0].unit_name if crs.axis_info else "metre"
     name = "projection_x_coordinate" if dim == "x" else "projection_y_coordinate"
     return {"standard_name": name, "units": "m" if unit == "metre" else unit, "axis": dim.upper()}
+
+
+def ns_time(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` with its time axis as datetime64[ns], the one resolution the store writes and compares."""
+    if ds["time"].dtype != np.dtype("datetime64[ns]"):
+        ds = ds.assign_coords(time=ds["time"].values.astype("datetime64[ns]"))
+    return ds
 
 
 def check_time_axis(times: np.ndarray, source: str) -> None:

@@ -256,6 +256,7 @@ class CubeWriter:
 
     def write(self, slab: xr.Dataset, source: str = "input") -> int:
         """Write the new time steps of `slab` (a normalised cube fragment); returns how many were new."""
+        slab = cf.ns_time(slab)
         self.check_compatible(slab, source)
         fresh = self.new_times(slab)
         if not fresh.size:
