@@ -93,3 +93,30 @@ def write_json(name: str, payload: dict[str, Any], out_dir: Path | None = None) 
     target = folder / f"{name}.json"
     target.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return target
+
+
+def close_storage(storage: Any) -> None:
+    """Close the S3 clients of a `cubeport.storage.Storage` (it has no close() of its own).
+
+    Without this, every S3 Storage leaks two aiohttp sessions, and when the garbage collector finalises the
+    synchronous one from inside zarr's event-loop thread, s3fs schedules its close on the wrong loop
+    ("... attached to a different loop" tracebacks). The benchmarks keep their Storage objects alive while
+    timing and close them here at the end.
+    """
+    if not getattr(storage, "is_s3", False):
+        return
+    async_fs = storage.__dict__.get("_async_fs")  # the cached_property, only if it was created
+    if async_fs is not None and getattr(async_fs, "_s3creator", None) is not None:
+        from zarr.core.sync import sync
+
+        try:
+            sync(async_fs._s3creator.__aexit__(None, None, None))  # its session lives on zarr's loop
+        except Exception:
+            pass
+        async_fs._s3 = async_fs._s3creator = None
+    fs = storage.fs
+    if getattr(fs, "_s3creator", None) is not None:
+        try:
+            fs.close_session(fs.loop, fs._s3creator)  # on fsspec's loop, where it was made
+        except Exception:
+            pass

@@ -44,7 +44,7 @@ from pydantic import SecretStr
 from rasterio.enums import Resampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, environment, median, s3_server_class, table, write_json  # noqa: E402
+from _common import DATA, close_storage, environment, median, s3_server_class, table, write_json  # noqa: E402
 
 from cubeport.config import CubeLayoutSettings, S3Settings  # noqa: E402
 from cubeport.cubes.ingest import plan_ingest, run_ingest  # noqa: E402
@@ -127,6 +127,7 @@ def plain_geotiff(sources: list[Path], out: Path) -> dict:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="cubeport-bench-ingest-", dir=args.tmp))
     server = None
+    s3_storages: list[Storage] = []  # kept alive while timing, closed at the end (see close_storage)
     try:
         netcdf = sorted(DATA.glob(NETCDF_GLOB))
         if len(netcdf) < 1 or not S1_FILE.exists():
@@ -160,9 +161,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_level0:
             routes.insert(1, ("cubeport-l0", "local",
                               lambda src, plain: cubeport_ingest(local_root(), src, level0_only)))
+        def s3_root() -> Storage:
+            s3_storages.append(Storage(f"s3://{server.bucket}/ingest-{next(counter)}", s3_settings))
+            return s3_storages[-1]
+
         if server is not None:
-            routes.append(("cubeport", "s3", lambda src, plain: cubeport_ingest(
-                Storage(f"s3://{server.bucket}/ingest-{next(counter)}", s3_settings), src)))
+            routes.append(("cubeport", "s3", lambda src, plain: cubeport_ingest(s3_root(), src)))
 
         results = []
         for case, label, sources, plain in cases:
@@ -192,6 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "settings": {"repeats": args.repeats, "days": args.days, "size": args.size, "s3": args.s3},
                 "results": results}
     finally:
+        for storage in s3_storages:
+            close_storage(storage)
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     def _normalise_root(self) -> "Settings":
         if not self.is_s3:
             self.data_root = str(Path(self.data_root).expanduser().absolute())
-        elif self.data_root.rstrip("/") == "s3:/":
-            raise ConfigError("data_root 's3://' needs a bucket, e.g. s3://cubes/prefix")
+        elif not self.data_root.removeprefix("s3://").strip("/"):
+            raise ValueError("an S3 data root needs a bucket, e.g. s3://cubes/prefix")
         return self
 
     @property

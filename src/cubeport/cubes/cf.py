@@ -35,7 +35,7 @@ def crs_of(ds: xr.Dataset) -> CRS:
             attrs = ds[name].attrs
             for key in ("crs_wkt", "spatial_ref"):
                 if attrs.get(key):
-                    return CRS.from_wkt(attrs[key])
+                    return CRS.from_user_input(attrs[key])
             if attrs.get("grid_mapping_name"):
                 return CRS.from_cf(attrs)
     if ds.attrs.get("crs"):

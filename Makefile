@@ -1,0 +1,46 @@
+# Cubeport: `make demo` takes a fresh machine to a running platform; `make test` to a green test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA_ROOT ?= ./cubeport-data
+APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3
+
+.PHONY: demo test install install-test system-deps serve bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(PY)
+	$(PIP) install -q -e .
+
+install-test: $(PY)
+	$(PIP) install -q -e ".[test]"
+
+# Debian packages the tests start themselves (PostgreSQL + PostGIS); installed only when missing.
+system-deps:
+	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: install
+	$(VENV)/bin/cubeport demo --data-root $(DATA_ROOT)
+	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT) --host 127.0.0.1 --port 8080
+
+serve: install
+	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT)
+
+test: system-deps install-test
+	$(PY) -m pytest
+
+bench: install-test
+	$(PY) benchmarks/ingest_throughput.py
+	$(PY) benchmarks/chunk_reads.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
