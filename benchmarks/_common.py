@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -29,6 +30,16 @@ def s3_server_class():
     from services import S3Server  # type: ignore[import-not-found]
 
     return S3Server
+
+
+def start_s3_server():
+    """Start the SeaweedFS S3 server of tests/services.py; `.stop()` it when done."""
+    server = s3_server_class()().start()
+    # start() leaves a synchronous s3fs filesystem in a reference cycle; collect it here, in the main
+    # thread, because when the collector finalises it inside zarr's event-loop thread s3fs closes its
+    # session on the wrong loop and logs a "... attached to a different loop" traceback
+    gc.collect()
+    return server
 
 
 def environment() -> dict[str, Any]:
@@ -105,18 +116,23 @@ def close_storage(storage: Any) -> None:
     """
     if not getattr(storage, "is_s3", False):
         return
-    async_fs = storage.__dict__.get("_async_fs")  # the cached_property, only if it was created
-    if async_fs is not None and getattr(async_fs, "_s3creator", None) is not None:
-        from zarr.core.sync import sync
-
-        try:
-            sync(async_fs._s3creator.__aexit__(None, None, None))  # its session lives on zarr's loop
-        except Exception:
-            pass
-        async_fs._s3 = async_fs._s3creator = None
+    close_async_fs(storage.__dict__.get("_async_fs"))  # the cached_property, only if it was created
     fs = storage.fs
     if getattr(fs, "_s3creator", None) is not None:
         try:
             fs.close_session(fs.loop, fs._s3creator)  # on fsspec's loop, where it was made
         except Exception:
             pass
+
+
+def close_async_fs(fs: Any) -> None:
+    """Close an asynchronous s3fs filesystem whose session was opened on zarr's event loop."""
+    if fs is None or getattr(fs, "_s3creator", None) is None:
+        return
+    from zarr.core.sync import sync
+
+    try:
+        sync(fs._s3creator.__aexit__(None, None, None))
+    except Exception:
+        pass
+    fs._s3 = fs._s3creator = None

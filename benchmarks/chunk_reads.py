@@ -8,6 +8,9 @@ variable conc_chl, through three stores:
   local    zarr LocalStore                                   (Storage.zarr_store on a local root)
   fsspec   zarr FsspecStore over an async s3fs filesystem    (Storage.zarr_store on an s3:// root)
   obstore  zarr ObjectStore over obstore.store.S3Store
+  fsspec-1get  (extra) as fsspec, with s3fs max_concurrency=1: s3fs 2024.12+ sends a HEAD before every
+           whole-object GET when max_concurrency > 1 (default 10), to split large objects into parallel
+           range requests; this row shows what that costs per chunk
 
 Each read is `arr[t, y0:y0+256, x0:x0+256]` of one whole chunk, picked at random (seeded; the same list for
 every store). Sequential: --reads reads one after another, --rounds times, stores interleaved per round;
@@ -29,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 import zarr.storage
@@ -37,7 +41,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA, close_storage, environment, median, percentile, s3_server_class, table, write_json,
+    DATA, close_async_fs, close_storage, environment, median, percentile, start_s3_server, table, write_json,
 )
 
 from cubeport.config import S3Settings  # noqa: E402
@@ -48,7 +52,7 @@ from cubeport.storage import Storage  # noqa: E402
 CUBE = DATA / "cubes" / "olci-north-sea-chl-5steps.zarr"
 CUBE_ID = "olci"
 VARIABLE = "conc_chl"
-CLIENTS = ("local", "fsspec", "obstore")
+CLIENTS = ("local", "fsspec", "obstore", "fsspec-1get")
 
 
 def ingest(storage: Storage) -> tuple[tuple[str, ...], float]:
@@ -67,6 +71,13 @@ def obstore_zarr_store(server: Any, prefix: str) -> zarr.storage.ObjectStore:
         client_options={"allow_http": True},
     )
     return zarr.storage.ObjectStore(s3, read_only=True)
+
+
+def single_get_fsspec_store(storage: Storage, parts: tuple[str, ...]) -> zarr.storage.FsspecStore:
+    """Like `storage.zarr_store(*parts)` on S3, but with max_concurrency=1: one GET per chunk, no HEAD."""
+    options = {**storage._storage_options(), "max_concurrency": 1}
+    fs = fsspec.filesystem("s3", asynchronous=True, **options)
+    return zarr.storage.FsspecStore(fs, path=storage.path(*parts), read_only=True)
 
 
 def chunk_list(shape: tuple[int, ...], chunks: tuple[int, ...], count: int, seed: int) -> list[tuple[int, int, int]]:
@@ -102,8 +113,9 @@ def threaded(arr: zarr.Array, origins: list[tuple[int, int, int]], size: int, th
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="cubeport-bench-chunks-", dir=args.tmp))
-    server = s3_server_class()().start()
+    server = start_s3_server()
     s3_storage = None
+    stores: dict[str, Any] = {}
     try:
         print(f"S3 server (SeaweedFS) at {server.endpoint}, bucket {server.bucket}")
         local_storage = Storage(str(work / "root"))
@@ -119,6 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "local": local_storage.zarr_store(*local_parts, read_only=True),
             "fsspec": s3_storage.zarr_store(*s3_parts, read_only=True),
             "obstore": obstore_zarr_store(server, "/".join(["bench", *s3_parts])),
+            "fsspec-1get": single_get_fsspec_store(s3_storage, s3_parts),
         }
         arrays, open_ms = {}, {}
         for name, store in stores.items():
@@ -140,7 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             first_ms[name] = (time.perf_counter() - t) * 1e3
         for origin in origins[: args.warmup]:
             ref = read_chunk(arrays["local"], origin, size)
-            for name in ("fsspec", "obstore"):
+            for name in CLIENTS[1:]:
                 if not np.array_equal(ref, read_chunk(arrays[name], origin, size), equal_nan=True):
                     raise SystemExit(f"{name} returned different data for chunk {origin}")
 
@@ -155,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seq_time[name] += total
                 wall = threaded(arrays[name], origins, size, args.threads)
                 thr_runs[name].append(len(origins) / wall)
-                print(f"  round {rnd + 1} {name:8s} sequential {len(origins) / total:7.1f} chunks/s   "
+                print(f"  round {rnd + 1} {name:11s} sequential {len(origins) / total:7.1f} chunks/s   "
                       f"{args.threads} threads {len(origins) / wall:7.1f} chunks/s", flush=True)
 
         results = []
@@ -185,6 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if s3_storage is not None:
             close_storage(s3_storage)
+        if "fsspec-1get" in stores:
+            close_async_fs(stores["fsspec-1get"].fs)
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -207,6 +222,13 @@ def report(payload: dict[str, Any]) -> str:
     lines.append(f"Conclusion: {faster} is the faster S3 client for sequential chunk reads, "
                  f"{ratio:.2f}x the chunks/s of the other (p50 {fs['p50_ms']:.2f} vs {ob['p50_ms']:.2f} ms); "
                  f"with {threads} threads {thr_faster} is {thr_ratio:.2f}x faster.")
+    if "fsspec-1get" in by:
+        one = by["fsspec-1get"]
+        lines.append(f"s3fs with max_concurrency=1 (no HEAD before each GET): p50 {one['p50_ms']:.2f} ms, "
+                     f"{one['seq_chunks_per_s']:.0f} chunks/s sequential, {one['threaded_chunks_per_s']:.0f} "
+                     f"with {threads} threads; obstore is still "
+                     f"{ob['seq_chunks_per_s'] / one['seq_chunks_per_s']:.2f}x / "
+                     f"{ob['threaded_chunks_per_s'] / one['threaded_chunks_per_s']:.2f}x faster")
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ from pydantic import SecretStr
 from rasterio.enums import Resampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, close_storage, environment, median, s3_server_class, table, write_json  # noqa: E402
+from _common import DATA, close_storage, environment, median, start_s3_server, table, write_json  # noqa: E402
 
 from cubeport.config import CubeLayoutSettings, S3Settings  # noqa: E402
 from cubeport.cubes.ingest import plan_ingest, run_ingest  # noqa: E402
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         s3_settings = None
         if args.s3:
-            server = s3_server_class()().start()
+            server = start_s3_server()
             s3_settings = S3Settings(endpoint_url=server.endpoint, access_key_id=SecretStr(server.access_key),
                                      secret_access_key=SecretStr(server.secret_key))
             print(f"S3 server (SeaweedFS) at {server.endpoint}, bucket {server.bucket}")

@@ -80,7 +80,7 @@ class S3Server:
              f"-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
              "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
              f"-s3.port.iceberg={free_port()}", f"-s3.port.lance={free_port()}",
-             "-master.volumeSizeLimitMB=64", "-volume.max=100", "-master.telemetry=false"],
+             "-master.volumeSizeLimitMB=64", "-s3.allowEmptyFolder=false", "-volume.max=100", "-master.telemetry=false"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         fs = self.filesystem()

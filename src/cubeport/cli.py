@@ -11,7 +11,6 @@ import sys
 from datetime import datetime
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -234,14 +233,14 @@ def main() -> None:
     """Entry point: run the CLI and turn every error into one line on stderr and an exit code."""
     try:
         app(prog_name="cubeport", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(1)
+    except typer.TyperException as exc:  # usage errors: message and usage line, exit code 2
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(2)
     except (InputError, NotFoundError, ConfigError) as exc:
         _fail(str(exc), 2)
     except CubeportError as exc:

@@ -119,7 +119,12 @@ class Storage:
             self.fs.rm(target, recursive=True)
         except FileNotFoundError:
             pass
-        if self.is_s3:
+        if self.is_s3:  # some servers (SeaweedFS) keep a folder marker object; remove it too
+            for marker in (target + "/", target):
+                try:
+                    self.fs.rm_file(marker)
+                except (FileNotFoundError, OSError):
+                    pass
             self.fs.invalidate_cache()
 
     # -- zarr ------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def open_fragment(path: str, time_pattern: str | None = None, time: datetime | N
         if kind == "geotiff":
             ds = _open_geotiff(path, time_pattern, time)
         elif kind == "netcdf":
-            ds = xr.open_dataset(path, chunks={}, decode_timedelta=False)
+            ds = xr.open_dataset(path, engine=netcdf_engine(path), chunks={}, decode_timedelta=False)
         else:
             ds = xr.open_zarr(path, chunks={}, decode_timedelta=False)
     except InputError:
@@ -76,6 +76,17 @@ def open_fragment(path: str, time_pattern: str | None = None, time: datetime | N
     elif "time" not in ds.dims and time_pattern:
         ds = ds.expand_dims(time=[time_from_name(path, time_pattern)])
     return Fragment(path, cf.normalise(ds, path))
+
+
+def netcdf_engine(path: str) -> str:
+    """The xarray engine that notices a truncated file of this NetCDF flavour (netCDF-C reads zeros)."""
+    with open(path, "rb") as f:
+        signature = f.read(8)
+    if signature.startswith(b"CDF"):
+        return "scipy"  # classic and 64-bit offset formats
+    if signature.startswith(b"\x89HDF"):
+        return "h5netcdf"  # NetCDF-4 / HDF5
+    return "netcdf4"
 
 
 def _open_geotiff(path: str, time_pattern: str | None, time: datetime | None) -> xr.Dataset:

@@ -1,0 +1,3 @@
+from cubeport.cli import main
+
+main()
