@@ -303,7 +303,8 @@ class CubeWriter:
         """Undo what an interrupted append left: shrink every array back to the published step count."""
         assert self.existing is not None
         for name in [str(level) for level in range(self.levels)] + ([TIMESERIES] if self.timeseries else []):
-            group = zarr.open_group(self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT)
+            group = zarr.open_group(self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT,
+                                    use_consolidated=False)  # the per-array metadata is what may be ahead
             changed = False
             for _, array in group.arrays():
                 dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
