@@ -2,8 +2,8 @@
 
 Cubeport keeps everything it writes under one data root. `Storage` resolves paths below that root, hands
 out Zarr stores, and offers the few object operations the cube store needs (atomic small writes, listing,
-deleting a tree). fsspec (s3fs on S3) does the work for both kinds of root; `benchmarks/chunk_reads.py`
-compares it with obstore on Zarr chunk reads, and `docs/architecture.md` records why fsspec was chosen.
+deleting a tree). fsspec (s3fs on S3) does the management and the writes; Zarr reads on S3 go through
+obstore, which `benchmarks/chunk_reads.py` measured 3.4x faster per chunk than s3fs.
 """
 
 from __future__ import annotations
@@ -132,7 +132,24 @@ class Storage:
         """A Zarr store at `parts` below the root."""
         if not self.is_s3:
             return zarr.storage.LocalStore(self.path(*parts), read_only=read_only)
-        return zarr.storage.FsspecStore(self._async_fs, path=self.path(*parts), read_only=read_only)
+        if read_only:  # obstore reads chunks 3.4x faster than s3fs (benchmarks/chunk_reads.py)
+            return zarr.storage.ObjectStore(self._object_store(*parts), read_only=True)
+        return zarr.storage.FsspecStore(self._async_fs, path=self.path(*parts), read_only=False)
+
+    def _object_store(self, *parts: str) -> Any:
+        from obstore.store import S3Store
+
+        bucket, _, prefix = self.path(*parts).partition("/")
+        s3 = self._s3
+        config: dict[str, Any] = {"region": s3.region}
+        if s3.endpoint_url:
+            config["endpoint"] = s3.endpoint_url
+            config["virtual_hosted_style_request"] = False
+        if s3.access_key_id and s3.secret_access_key:
+            config["access_key_id"] = s3.access_key_id.get_secret_value()
+            config["secret_access_key"] = s3.secret_access_key.get_secret_value()
+        client = {"allow_http": True, "connect_timeout": f"{int(s3.connect_timeout)}s"}
+        return S3Store(bucket, prefix=prefix, config=config, client_options=client)
 
     @cached_property
     def _async_fs(self) -> fsspec.AbstractFileSystem:
