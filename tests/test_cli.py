@@ -62,3 +62,12 @@ def test_demo_is_synthetic_baltic_with_land_masked(tmp_path):
     assert len(stations["features"]) >= 5
     entry = context.catalogue.get("baltic-demo")
     assert entry.variable("chl").style.norm == "log" and "Water quality" in entry.themes
+
+
+def test_large_generator_grid_is_a_hundredth_of_a_degree():
+    from cubeport.demo import _days, synthetic_slabs
+
+    slab = next(synthetic_slabs(0.01, _days("2024-01-01", 365)[:1], slab_days=1))
+    assert slab.sizes == {"time": 1, "lat": 1350, "lon": 2200}
+    assert float(slab["lon"][1] - slab["lon"][0]) == pytest.approx(0.01)
+    assert np.isfinite(slab["sst"].values).mean() > 0.2
