@@ -136,3 +136,15 @@ def close_async_fs(fs: Any) -> None:
     except Exception:
         pass
     fs._s3 = fs._s3creator = None
+
+
+def run_and_report(name: str, run: Any, report: Any, args: Any) -> None:
+    """Run a benchmark, print its table and write its JSON, timing the whole run."""
+    import time
+
+    started = time.perf_counter()
+    payload = run(args)
+    payload["wall_s"] = time.perf_counter() - started
+    print()
+    print(report(payload))
+    print(f"\nwrote {write_json(name, payload, args.out)} ({payload['wall_s']:.0f} s in all)")

@@ -41,7 +41,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA, close_async_fs, close_storage, environment, median, percentile, start_s3_server, table, write_json,
+    DATA, close_async_fs, close_storage, environment, median, percentile, start_s3_server, table, run_and_report,
 )
 
 from cubeport.config import S3Settings  # noqa: E402
@@ -242,12 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tmp", default=None, help="folder for temporary files (default: system temp)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
-    t = time.perf_counter()
-    payload = run(args)
-    payload["wall_s"] = time.perf_counter() - t
-    print()
-    print(report(payload))
-    print(f"\nwrote {write_json('chunk_reads', payload, args.out)} ({payload['wall_s']:.0f} s in all)")
+    run_and_report("chunk_reads", run, report, args)
 
 
 if __name__ == "__main__":

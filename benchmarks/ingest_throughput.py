@@ -44,7 +44,7 @@ from pydantic import SecretStr
 from rasterio.enums import Resampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, close_storage, environment, median, start_s3_server, table, write_json  # noqa: E402
+from _common import DATA, close_storage, environment, median, start_s3_server, run_and_report, table  # noqa: E402
 
 from cubeport.config import CubeLayoutSettings, S3Settings  # noqa: E402
 from cubeport.cubes.ingest import plan_ingest, run_ingest  # noqa: E402
@@ -243,12 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tmp", default=None, help="folder for temporary files (default: system temp)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
-    t = time.perf_counter()
-    payload = run(args)
-    payload["wall_s"] = time.perf_counter() - t
-    print()
-    print(report(payload))
-    print(f"\nwrote {write_json('ingest_throughput', payload, args.out)} ({payload['wall_s']:.0f} s in all)")
+    run_and_report("ingest_throughput", run, report, args)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def cubes_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
     context = _context(data_root)
     infos = [context.cubes.describe(c) for c in context.cubes.list()]
     if as_json:
-        out.print_json(json.dumps([_info_json(i) for i in infos]))
+        out.print_json(json.dumps([i.to_dict() for i in infos]))
         return
     table = Table("id", "time steps", "first", "last", "variables", "crs")
     for info in infos:
@@ -150,7 +150,7 @@ def cubes_info(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root:
     """Show a cube's dims, variables, time range, CRS and levels."""
     context = _context(data_root)
     info = context.cubes.describe(cube_id)
-    data = _info_json(info)
+    data = info.to_dict()
     try:
         entry = context.catalogue.get(cube_id)
         data["title"], data["description"] = entry.title, entry.description
@@ -218,10 +218,6 @@ def db_upgrade(data_root: DataRoot = None) -> None:
     """Create or migrate the database schema to the newest version."""
     context = _context(data_root)
     out.print(f"database {context.db.safe_url} at revision {context.db.revision()}")
-
-
-def _info_json(info: Any) -> dict[str, Any]:
-    return info.to_dict()
 
 
 def _progress() -> Progress:

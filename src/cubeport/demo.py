@@ -91,7 +91,7 @@ def synthetic_slabs(resolution: float, days: pd.DatetimeIndex, seed: int = 42,
         chl = np.empty((len(chunk), *shape), "float32")
         sst = np.empty((len(chunk), *shape), "float32")
         for i, day in enumerate(chunk):
-            doy = day.dayofyear
+            doy = day.day_of_year
             bloom = 1 + 1.8 * np.exp(-(((doy - 200) / 18) ** 2)) + 0.5 * np.exp(-(((doy - 120) / 12) ** 2))
             chl[i] = np.maximum(0.1, base_chl * bloom * np.exp(0.25 * _smooth_noise(rng, shape, (10, 15))))
             season = 9 * np.sin((doy - 110) / 365 * 2 * np.pi)
