@@ -3,6 +3,7 @@ on a real PostgreSQL server. The servers are started once per session and stoppe
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -14,12 +15,12 @@ from cubeport.db import Database
 from cubeport.storage import Storage
 from services import PostgresServer, S3Server
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("CUBEPORT_SAMPLE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
 def data() -> Path:
-    """../shared/data; missing data fails the tests loudly instead of skipping them."""
+    """../shared/data (or $CUBEPORT_SAMPLE_DATA); missing data fails the tests loudly instead of skipping them."""
     if not (DATA / "README.md").exists():
         pytest.fail(f"sample data not found at {DATA}: the tests need ../shared/data beside the repository")
     return DATA

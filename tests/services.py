@@ -163,3 +163,54 @@ class PostgresServer:
             except subprocess.CalledProcessError:
                 pass
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+OIDC_DIR = Path(__file__).parent / "oidc"
+
+
+@dataclass
+class OidcProvider:
+    """A real OIDC provider (npm oauth2-mock-server, see tests/oidc/provider.mjs) on a free port."""
+
+    port: int = 0
+    process: subprocess.Popen | None = None
+    folder: Path | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def start(self) -> "OidcProvider":
+        if not (OIDC_DIR / "node_modules" / "oauth2-mock-server").is_dir():
+            raise RuntimeError("the test OIDC provider is not installed: run `make test` (npm ci in tests/oidc)")
+        self.folder = Path(tempfile.mkdtemp(prefix="cubeport-oidc-"))
+        self.port = free_port()
+        log = self.folder / "provider.log"
+        self.process = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(self.port)],
+                                        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(lambda: "ready" in log.read_text(), 30, "OIDC provider", log)
+        return self
+
+    def token(self, expires_in: int = 3600, **claims: object) -> str:
+        """A token signed by this provider, with `claims` on top of iss/iat/exp/nbf."""
+        import httpx
+
+        response = httpx.post(f"{self.issuer}/test/token", json={"claims": claims, "expiresIn": expires_in})
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    def sign_in_as(self, **claims: object) -> None:
+        """Claims that every token issued through the normal endpoints carries from now on."""
+        import httpx
+
+        httpx.post(f"{self.issuer}/test/user", json=claims).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)

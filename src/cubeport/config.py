@@ -48,6 +48,53 @@ class CubeLayoutSettings(BaseModel):
     )
 
 
+class OidcProviderSettings(BaseModel):
+    """A trusted OpenID Connect provider (Keycloak, Auth0, ...). Its keys are found through discovery."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="short name used in URLs and user names")
+    issuer: str = Field(description="the `iss` of its tokens; discovery is at {issuer}/.well-known/openid-configuration")
+    audience: list[str] = Field(default_factory=lambda: ["cubeport"],
+                                description="accepted `aud` values of bearer tokens")
+    client_id: str = Field("cubeport", description="client id for the browser sign-in (authorization code + PKCE)")
+    client_secret: SecretStr | None = Field(None, description="only for confidential clients")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"],
+                                  description="allow-list of signature algorithms; never `none` or HS*")
+    scopes: str = "openid profile email"
+    username_claim: str = "preferred_username"
+    role_claims: list[str] = Field(
+        default_factory=lambda: ["realm_access.roles", "resource_access.{client_id}.roles"],
+        description="dotted claim paths holding role names (Keycloak's defaults)")
+    group_claims: list[str] = Field(default_factory=lambda: ["groups"], description="dotted claim paths of groups")
+    role_map: dict[str, str] = Field(
+        default_factory=dict, description="provider role -> admin | editor | viewer, e.g. {cubeport-admin: admin}")
+    leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew allowed on exp and nbf")
+    jwks_min_refresh_seconds: float = Field(
+        30.0, ge=0, description="an unknown `kid` refreshes the keys at most this often")
+
+    @model_validator(mode="after")
+    def _safe_algorithms(self) -> "OidcProviderSettings":
+        unsafe = [a for a in self.algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if unsafe:
+            raise ValueError(f"algorithms {unsafe} are not allowed for provider tokens (use RS*, PS*, ES*)")
+        return self
+
+
+class AuthSettings(BaseModel):
+    """Sign-in, sessions, API keys, default access and throttling."""
+
+    oidc: list[OidcProviderSettings] = Field(default_factory=list, description="trusted OIDC providers")
+    default_access: Literal["public", "restricted"] = Field(
+        "public", description="access of a resource nobody has set access for")
+    session_hours: float = Field(12.0, gt=0, description="lifetime of a browser session")
+    cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only (browsers treat "
+                                "http://localhost as secure)")
+    admin_password: SecretStr | None = Field(
+        None, description="if set and no admin exists, an `admin` account with this password is created at start")
+    max_failures: int = Field(5, ge=1, description="failed sign-ins per account or address before throttling")
+    failure_window_seconds: int = Field(900, ge=1, description="window in which failures are counted")
+    lockout_seconds: int = Field(60, ge=1, description="first wait once throttled; doubles with each failure")
+
+
 class Settings(BaseSettings):
     """Cubeport's settings. See `docs/configuration.md` for every field."""
 
@@ -63,6 +110,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     s3: S3Settings = Field(default_factory=S3Settings)
     layout: CubeLayoutSettings = Field(default_factory=CubeLayoutSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

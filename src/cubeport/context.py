@@ -1,4 +1,4 @@
-"""The platform's parts wired from one Settings object: storage, cube store, database, catalogue.
+"""The platform's parts wired from one Settings object: storage, cube store, database, catalogue, auth.
 
 The CLI, the API and notebooks all start from a Context, so they see the same data the same way.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from cubeport.auth.authenticator import Authenticator
+from cubeport.auth.policy import Policy
 from cubeport.config import Settings, load_settings
 from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.store import CubeStore
@@ -35,6 +37,14 @@ class Context:
     @cached_property
     def catalogue(self) -> Catalogue:
         return Catalogue(self.db)
+
+    @cached_property
+    def auth(self) -> Authenticator:
+        return Authenticator(self.db, self.settings.auth)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return Policy(self.db, default_public=self.settings.auth.default_access == "public")
 
     def close(self) -> None:
         if "db" in self.__dict__:

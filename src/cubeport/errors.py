@@ -28,3 +28,26 @@ class StorageError(CubeportError):
 
 class ConfigError(CubeportError):
     """The configuration is incomplete or contradictory. CLI exit code 2."""
+
+
+class AuthenticationError(CubeportError):
+    """Credentials were given but are not valid (bad password, key or token). HTTP 401."""
+
+
+class PermissionDeniedError(CubeportError):
+    """The caller is known but lacks the role for an action (e.g. admin routes). HTTP 403.
+
+    Not for reading restricted resources: those are hidden, and answer NotFoundError.
+    """
+
+
+class ThrottledError(CubeportError):
+    """Too many failed attempts from this account or address. HTTP 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnavailableError(CubeportError):
+    """A service Cubeport depends on (e.g. an OIDC provider) cannot be reached. HTTP 503."""

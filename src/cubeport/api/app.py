@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import cubes, landing
+from cubeport.api.routers import admin, auth, cubes, landing
 from cubeport.config import Settings
 from cubeport.context import Context
 
@@ -26,5 +26,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.state.context = context
     problems.install(app)
     app.include_router(landing.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(cubes.router)
     return app

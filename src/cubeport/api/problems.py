@@ -15,18 +15,41 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cubeport.errors import ConfigError, ConflictError, CubeportError, InputError, NotFoundError, StorageError
+from cubeport.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    CubeportError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    ThrottledError,
+    UnavailableError,
+)
 
 log = logging.getLogger("cubeport.api")
 PROBLEM_TYPE = "application/problem+json"
 
 STATUS_OF: dict[type[CubeportError], int] = {
     InputError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
     NotFoundError: 404,
     ConflictError: 409,
+    ThrottledError: 429,
     ConfigError: 500,
     StorageError: 503,
+    UnavailableError: 503,
 }
+
+
+def _headers(exc: CubeportError) -> dict[str, str]:
+    if isinstance(exc, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="cubeport"'}
+    if isinstance(exc, ThrottledError):
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -44,7 +67,9 @@ def install(app: FastAPI) -> None:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return problem(status, str(exc))
+        response = problem(status, str(exc))
+        response.headers.update(_headers(exc))
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

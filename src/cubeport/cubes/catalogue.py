@@ -1,8 +1,9 @@
-"""The catalogue of cubes in the database: titles, descriptions, variables with styles, themes, access.
+"""The catalogue of cubes in the database: titles, descriptions, variables with styles, themes.
 
 The data lives in the cube store; the catalogue holds what users edit and search. `register` is called
 after every ingestion: it fills in new cubes and new variables and updates extents, but keeps whatever a
-user has edited (titles, descriptions, styles).
+user has edited (titles, descriptions, styles). Who may see a cube is not kept here but in the access
+policy (`cubeport.auth.policy`), which covers every kind of resource.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from cubeport.cubes.store import CubeInfo, CubeStore
 from cubeport.cubes.styles import Style, check_style, default_style
 from cubeport.db import Database
-from cubeport.db.models import CubeGroupRecord, CubeRecord, CubeVariableRecord
+from cubeport.db.models import CubeRecord, CubeVariableRecord
 from cubeport.errors import InputError, NotFoundError
 
 
@@ -45,8 +46,6 @@ class CubeEntry:
     variables: list[VariableEntry]
     tags: list[str] = field(default_factory=list)
     themes: list[str] = field(default_factory=list)
-    access: str = "public"
-    groups: list[str] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def variable(self, name: str) -> VariableEntry:
@@ -71,7 +70,7 @@ class Catalogue:
                     id=info.id,
                     title=str(info.attrs.get("title") or info.id)[:256],
                     description=str(info.attrs.get("summary") or info.attrs.get("description") or ""),
-                    tags=[], themes=[], access="public",
+                    tags=[], themes=[],
                 )
                 session.add(record)
             record.crs = info.crs
@@ -144,17 +143,6 @@ class Catalogue:
             session.flush()
             return _entry(record)
 
-    def set_access(self, cube_id: str, groups: list[str] | None) -> CubeEntry:
-        """Make a cube public (`groups=None`) or restricted to the named groups."""
-        with self.db.session() as session:
-            record = self._record(session, cube_id)
-            if groups is not None and not groups:
-                raise InputError("a restricted cube needs at least one group")
-            record.access = "public" if groups is None else "restricted"
-            record.groups = [CubeGroupRecord(group=g) for g in sorted(set(groups or []))]
-            session.flush()
-            return _entry(record)
-
     def remove(self, cube_id: str) -> None:
         with self.db.session() as session:
             record = session.get(CubeRecord, cube_id)
@@ -175,6 +163,5 @@ def _entry(record: CubeRecord) -> CubeEntry:
             VariableEntry(v.name, v.dtype, v.units, v.long_name, Style(v.colormap, v.vmin, v.vmax, v.norm))
             for v in record.variables
         ],
-        tags=list(record.tags or []), themes=list(record.themes or []), access=record.access,
-        groups=[g.group for g in record.groups], attrs=dict(record.attrs or {}),
+        tags=list(record.tags or []), themes=list(record.themes or []), attrs=dict(record.attrs or {}),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -36,14 +36,12 @@ class CubeRecord(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    access: Mapped[str] = mapped_column(String(16), default="public")  # public | restricted
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
     variables: Mapped[list["CubeVariableRecord"]] = relationship(
         back_populates="cube", cascade="all, delete-orphan", order_by="CubeVariableRecord.name"
     )
-    groups: Mapped[list["CubeGroupRecord"]] = relationship(cascade="all, delete-orphan")
 
 
 class CubeVariableRecord(Base):
@@ -64,10 +62,119 @@ class CubeVariableRecord(Base):
     cube: Mapped[CubeRecord] = relationship(back_populates="variables")
 
 
-class CubeGroupRecord(Base):
-    """A group allowed to see a restricted cube (enforced by the identity layer)."""
+# Identity and access (migration 0002). Users and groups are referred to by name: names never change.
 
-    __tablename__ = "cube_groups"
 
-    cube_id: Mapped[str] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"), primary_key=True)
-    group: Mapped[str] = mapped_column(String(128), primary_key=True)
+class UserRecord(Base):
+    """A person or robot account: local (argon2 password hash) or from an OIDC provider (no password)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="viewer")  # viewer | editor | admin
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    provider: Mapped[str] = mapped_column(String(64), default="local")  # local | an OIDC provider's name
+    subject: Mapped[str | None] = mapped_column(String(256))  # the provider's `sub`
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_login: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GroupRecord(Base):
+    """A group of users; a project is a group that owns resources (as DestinE projects do)."""
+
+    __tablename__ = "groups"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="group")  # group | project
+    title: Mapped[str] = mapped_column(String(256), default="")
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class MembershipRecord(Base):
+    __tablename__ = "memberships"
+
+    group_name: Mapped[str] = mapped_column(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), primary_key=True)
+
+
+class ApiKeyRecord(Base):
+    """An API key: only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public part of the key
+    owner: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SessionRecord(Base):
+    """A browser session: the cookie holds a random token, the database only its SHA-256."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(128), index=True)
+    principal: Mapped[dict[str, Any]] = mapped_column(JSON)  # who signed in, with roles and groups
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class LoginStateRecord(Base):
+    """An OIDC sign-in under way: the state, PKCE verifier and nonce until the provider calls back."""
+
+    __tablename__ = "login_states"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    next_url: Mapped[str] = mapped_column(Text, default="/")
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResourceAccessRecord(Base):
+    """Whether a resource (cube, collection, process, service) is public; without a row it follows the default."""
+
+    __tablename__ = "resource_access"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    public: Mapped[bool] = mapped_column(Boolean)
+    owner: Mapped[str | None] = mapped_column(String(128))  # a project (group) that owns the resource
+
+
+class GrantRecord(Base):
+    """Read or write permission on a resource for a group (or project) or a single user."""
+
+    __tablename__ = "grants"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(8), primary_key=True)  # group | user
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(8), default="read")  # read | write
+
+
+class AuditRecord(Base):
+    """One security-relevant event: sign-ins, failures, keys, access to restricted resources."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_event_time", "event", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str | None] = mapped_column(String(128), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    resource_id: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,4 +1,4 @@
-"""The catalogue of cubes over HTTP (read-only for now; writes come with the identity layer)."""
+"""The catalogue of cubes over HTTP: list, read and edit entries, each through the access policy."""
 
 from __future__ import annotations
 
@@ -6,37 +6,49 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, Field
 
 from cubeport.api.deps import get_context
+from cubeport.api.security import listing, resource
+from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
-from cubeport.errors import NotFoundError
 
 router = APIRouter(prefix="/cubes", tags=["cubes"])
 CubeId = Annotated[str, Path(description="cube id", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def visible(entry: CubeEntry) -> bool:
-    """Until the identity layer lands, only public cubes are shown to anybody."""
-    return entry.access == "public"
+class CubeEdit(BaseModel):
+    """Fields of a catalogue entry that editors change; omitted fields stay as they are."""
+
+    title: str | None = Field(None, max_length=256)
+    description: str | None = None
+    tags: list[str] | None = None
+    themes: list[str] | None = None
 
 
-def _json(entry: CubeEntry) -> dict[str, Any]:
+def _json(entry: CubeEntry, context: Context) -> dict[str, Any]:
     data = asdict(entry)
-    data.pop("groups")
     for key in ("time_start", "time_end"):
         data[key] = data[key].isoformat() if data[key] else None
+    data["access"] = "restricted" if context.policy.is_restricted("cube", entry.id) else "public"
     return data
 
 
-@router.get("", summary="Cubes in the catalogue")
-def list_cubes(context: Annotated[Context, Depends(get_context)]) -> dict[str, Any]:
-    return {"cubes": [_json(e) for e in context.catalogue.list() if visible(e)]}
+@router.get("", summary="Cubes in the catalogue that the caller may see")
+def list_cubes(context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
+    entries = {e.id: e for e in context.catalogue.list()}
+    return {"cubes": [_json(entries[i], context) for i in context.policy.visible(principal, "cube", entries)]}
 
 
-@router.get("/{cube_id}", summary="One cube's catalogue entry")
-def get_cube(cube_id: CubeId, context: Annotated[Context, Depends(get_context)]) -> dict[str, Any]:
-    entry = context.catalogue.get(cube_id)
-    if not visible(entry):
-        raise NotFoundError(f"cube {cube_id!r} is not in the catalogue")
-    return _json(entry)
+@router.get("/{cube_id}", summary="One cube's catalogue entry", dependencies=[Depends(resource("cube", "cube_id"))])
+def get_cube(cube_id: CubeId, context: ContextDep) -> dict[str, Any]:
+    return _json(context.catalogue.get(cube_id), context)
+
+
+@router.patch("/{cube_id}", summary="Edit a cube's title, description, tags or themes (editors with a write grant)",
+              dependencies=[Depends(resource("cube", "cube_id", "write"))])
+def edit_cube(cube_id: CubeId, edit: CubeEdit, context: ContextDep) -> dict[str, Any]:
+    entry = context.catalogue.update(cube_id, **edit.model_dump())
+    return _json(entry, context)

@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse
 
 from cubeport import __version__
 from cubeport.api.deps import get_context
+from cubeport.api.security import OPEN
 from cubeport.context import Context
 
 router = APIRouter(tags=["platform"])
 
 
-@router.get("/", summary="Landing page with links to the API")
+@router.get("/", summary="Landing page with links to the API", dependencies=[Depends(OPEN)])
 def landing(request: Request) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
     return {
@@ -28,11 +29,12 @@ def landing(request: Request) -> dict[str, Any]:
             {"rel": "service-doc", "href": f"{base}/api.html", "type": "text/html", "title": "API documentation"},
             {"rel": "data", "href": f"{base}/cubes", "type": "application/json", "title": "cubes"},
             {"rel": "status", "href": f"{base}/health", "type": "application/json", "title": "health"},
+            {"rel": "login", "href": f"{base}/auth/login", "type": "text/html", "title": "sign in"},
         ],
     }
 
 
-@router.get("/health", summary="Whether the database and the storage answer")
+@router.get("/health", summary="Whether the database and the storage answer", dependencies=[Depends(OPEN)])
 def health(context: Annotated[Context, Depends(get_context)]) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, check in (("database", context.db.revision), ("storage", context.storage.check)):

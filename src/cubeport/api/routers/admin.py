@@ -1,0 +1,167 @@
+"""Administration over HTTP (admins only): users, groups and projects, access to resources, keys, audit."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from cubeport.api.deps import get_context
+from cubeport.api.routers.auth import key_json
+from cubeport.api.security import ADMIN
+from cubeport.auth.audit import EVENTS
+from cubeport.auth.directory import User
+from cubeport.auth.policy import Kind
+from cubeport.auth.principal import Principal, Role
+from cubeport.context import Context
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+ContextDep = Annotated[Context, Depends(get_context)]
+Admin = Annotated[Principal, Depends(ADMIN)]
+Name = Annotated[str, Path(max_length=128)]
+
+
+def user_json(user: User) -> dict[str, Any]:
+    data = asdict(user)
+    data["created"] = user.created.isoformat()
+    data["last_login"] = user.last_login.isoformat() if user.last_login else None
+    return data
+
+
+class NewUser(BaseModel):
+    name: str = Field(max_length=128)
+    role: Role = "viewer"
+    password: str | None = Field(None, max_length=1024, description="none: the user signs in with API keys only")
+
+
+class UserChange(BaseModel):
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = Field(None, max_length=1024)
+
+
+class NewGroup(BaseModel):
+    name: str = Field(max_length=128)
+    kind: Literal["group", "project"] = "group"
+    title: str = Field("", max_length=256)
+
+
+class AccessChange(BaseModel):
+    access: Literal["public", "restricted"]
+    groups: list[str] = Field(default_factory=list, description="groups or projects that may read")
+    users: list[str] = Field(default_factory=list, description="users that may read")
+    owner: str | None = Field(None, description="the project that owns the resource (its editors may write)")
+
+
+class GrantChange(BaseModel):
+    subject_type: Literal["group", "user"]
+    subject: str = Field(max_length=128)
+    permission: Literal["read", "write"] = "read"
+
+
+@router.get("/users", summary="All users")
+def list_users(context: ContextDep, _: Admin) -> dict[str, Any]:
+    return {"users": [user_json(u) for u in context.auth.directory.users()]}
+
+
+@router.post("/users", summary="Create a local user", status_code=201)
+def create_user(new: NewUser, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    user = context.auth.directory.create_user(new.name, role=new.role, password=new.password)
+    context.auth.audit.record("access-changed", user=new.name, detail=f"user created by {admin.name}")
+    return user_json(user)
+
+
+@router.patch("/users/{name}", summary="Change a user's role, password, or enable/disable it")
+def change_user(name: Name, change: UserChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    user = context.auth.directory.update_user(name, **change.model_dump())
+    if change.active is False or change.password is not None:
+        context.auth.sessions.end_all(name)
+    context.auth.audit.record("access-changed", user=name, detail=f"user changed by {admin.name}: "
+                              + ", ".join(k for k, v in change.model_dump().items() if v is not None))
+    return user_json(user)
+
+
+@router.delete("/users/{name}", summary="Delete a user, its keys and sessions", status_code=204)
+def delete_user(name: Name, context: ContextDep, admin: Admin) -> Response:
+    context.auth.directory.delete_user(name)
+    context.auth.sessions.end_all(name)
+    context.auth.audit.record("access-changed", user=name, detail=f"user deleted by {admin.name}")
+    return Response(status_code=204)
+
+
+@router.get("/groups", summary="All groups and projects with their members")
+def list_groups(context: ContextDep, _: Admin) -> dict[str, Any]:
+    return {"groups": [asdict(g) for g in context.auth.directory.groups()]}
+
+
+@router.post("/groups", summary="Create a group or project", status_code=201)
+def create_group(new: NewGroup, context: ContextDep, _: Admin) -> dict[str, Any]:
+    return asdict(context.auth.directory.create_group(new.name, kind=new.kind, title=new.title))
+
+
+@router.delete("/groups/{name}", summary="Delete a group or project", status_code=204)
+def delete_group(name: Name, context: ContextDep, _: Admin) -> Response:
+    context.auth.directory.delete_group(name)
+    return Response(status_code=204)
+
+
+@router.put("/groups/{name}/members/{user}", summary="Add a user to a group or project")
+def add_member(name: Name, user: Name, context: ContextDep, _: Admin) -> dict[str, Any]:
+    return asdict(context.auth.directory.add_member(name, user))
+
+
+@router.delete("/groups/{name}/members/{user}", summary="Remove a user from a group or project")
+def remove_member(name: Name, user: Name, context: ContextDep, _: Admin) -> dict[str, Any]:
+    return asdict(context.auth.directory.remove_member(name, user))
+
+
+@router.get("/access/{kind}/{resource_id}", summary="Who may read and write a resource")
+def get_access(kind: Kind, resource_id: Name, context: ContextDep, _: Admin) -> dict[str, Any]:
+    return context.policy.access(kind, resource_id).to_dict()
+
+
+@router.put("/access/{kind}/{resource_id}", summary="Make a resource public or restrict it to groups and users")
+def set_access(kind: Kind, resource_id: Name, change: AccessChange, context: ContextDep,
+               admin: Admin) -> dict[str, Any]:
+    access = context.policy.set_access(kind, resource_id, public=change.access == "public", groups=change.groups,
+                                       users=change.users, owner=change.owner)
+    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
+                              detail=f"{change.access} groups={change.groups} users={change.users}")
+    return access.to_dict()
+
+
+@router.post("/access/{kind}/{resource_id}/grants", summary="Grant read or write on a resource")
+def grant(kind: Kind, resource_id: Name, change: GrantChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    access = context.policy.grant(kind, resource_id, change.subject_type, change.subject, change.permission)
+    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
+                              detail=f"grant {change.permission} to {change.subject_type} {change.subject}")
+    return access.to_dict()
+
+
+@router.delete("/access/{kind}/{resource_id}/grants/{subject_type}/{subject}", summary="Revoke a grant")
+def revoke(kind: Kind, resource_id: Name, subject_type: Literal["group", "user"], subject: Name,
+           context: ContextDep, admin: Admin) -> dict[str, Any]:
+    access = context.policy.revoke(kind, resource_id, subject_type, subject)
+    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
+                              detail=f"revoke {subject_type} {subject}")
+    return access.to_dict()
+
+
+@router.get("/keys", summary="API keys of every user, or of one owner")
+def list_keys(context: ContextDep, _: Admin,
+              owner: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
+    return {"keys": [key_json(k) for k in context.auth.keys.list(owner)]}
+
+
+@router.get("/audit", summary="The audit log, newest first")
+def audit(context: ContextDep, _: Admin,
+          event: Annotated[str | None, Query(description=f"one of {', '.join(EVENTS)}")] = None,
+          user: Annotated[str | None, Query(max_length=128)] = None,
+          address: Annotated[str | None, Query(max_length=64)] = None,
+          since: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
+          limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
+    events = context.auth.audit.query(event=event, user=user, address=address, since=since, limit=limit)
+    return {"events": [e.to_dict() for e in events]}

@@ -1,0 +1,117 @@
+"""The HTTP edge of identity and access: who is calling, and the one guard every route declares.
+
+Credentials are read from `X-API-Key`, `Authorization: Bearer` (an OIDC JWT or an API key) or the
+session cookie. Bad credentials are a 401, never silently anonymous. Cookie-authenticated writes must
+echo the session's CSRF token in `X-CSRF-Token` and come from the same origin.
+
+Each route depends on exactly one `Guard` (tests/test_route_guards.py fails otherwise):
+- `OPEN`: returns nothing protected (landing page, health, sign-in pages);
+- `SIGNED_IN` / `ADMIN`: needs a signed-in user / an admin (401 or 403);
+- `listing(kind)`: the route lists resources and filters them with `visible(...)`;
+- `resource(kind, param)`: the route reads (or writes) the resource named by a path parameter; without
+  access it answers 404, exactly as if the resource did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+
+from cubeport.api.deps import get_context
+from cubeport.auth.policy import Action, Kind
+from cubeport.auth.principal import ANONYMOUS, Principal
+from cubeport.context import Context
+from cubeport.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+
+SESSION_COOKIE = "cubeport_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request comes from another site (Origin, else Referer)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return origin != "null"
+    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+
+
+def current_principal(request: Request, context: Annotated[Context, Depends(get_context)]) -> Principal:
+    """The caller, from an API key, a bearer token or a session cookie; anonymous without credentials."""
+    address = client_address(request)
+    api_key = request.headers.get("x-api-key")
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if api_key:
+        principal = context.auth.api_key(api_key.strip(), address)
+    elif scheme.lower() == "bearer" and credentials.strip():
+        principal = context.auth.bearer(credentials.strip(), address)
+    elif scheme:
+        raise AuthenticationError(f"unsupported Authorization scheme {scheme!r}; send `Bearer <token or API key>`")
+    elif (token := request.cookies.get(SESSION_COOKIE)) and (found := context.auth.session(token)):
+        principal, session = found
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER.lower(), "")
+            if not same_origin(request) or not sent or sent != session.csrf_token:
+                raise PermissionDeniedError(
+                    f"a signed-in browser write needs the {CSRF_HEADER} header from /auth/me, sent from this site")
+    else:
+        principal = ANONYMOUS
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+GuardRule = Literal["open", "signed-in", "admin", "listing", "resource"]
+
+
+class Guard:
+    """A route's access rule (a FastAPI dependency returning the caller)."""
+
+    def __init__(self, rule: GuardRule, kind: Kind | None = None, param: str | None = None,
+                 action: Action = "read") -> None:
+        self.rule, self.kind, self.param, self.action = rule, kind, param, action
+
+    def __repr__(self) -> str:
+        return f"Guard({self.rule!r}, {self.kind!r}, {self.param!r}, {self.action!r})"
+
+    def __call__(self, request: Request, principal: CurrentPrincipal,
+                 context: Annotated[Context, Depends(get_context)]) -> Principal:
+        if self.rule in ("signed-in", "admin") and principal.anonymous:
+            raise AuthenticationError("sign in first: send an API key, a bearer token or a session cookie")
+        if self.rule == "admin" and not principal.is_admin:
+            raise PermissionDeniedError("this needs the admin role")
+        if self.rule == "resource":
+            assert self.kind and self.param
+            resource_id = request.path_params[self.param]
+            authorize(context, principal, self.kind, resource_id, self.action, client_address(request))
+        return principal
+
+
+def authorize(context: Context, principal: Principal, kind: Kind, resource_id: str, action: Action,
+              address: str | None) -> None:
+    """Apply the policy to one resource: 404 if the caller may not see it, 403 if they may see but not change it."""
+    policy = context.policy
+    if not policy.allows(principal, "read", kind, resource_id):
+        raise NotFoundError(f"{kind} {resource_id!r} not found")
+    if action == "write" and not policy.allows(principal, "write", kind, resource_id):
+        raise PermissionDeniedError(f"you may read {kind} {resource_id!r} but not change it")
+    if policy.is_restricted(kind, resource_id):
+        context.auth.audit.restricted_read(principal.name, kind, resource_id, address)
+
+
+OPEN = Guard("open")
+SIGNED_IN = Guard("signed-in")
+ADMIN = Guard("admin")
+
+
+def listing(kind: Kind) -> Guard:
+    return Guard("listing", kind)
+
+
+def resource(kind: Kind, param: str, action: Action = "read") -> Guard:
+    return Guard("resource", kind, param, action)

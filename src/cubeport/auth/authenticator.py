@@ -1,0 +1,152 @@
+"""Turns credentials into a Principal: passwords, API keys, OIDC bearer tokens and browser sessions.
+
+Every sign-in, failure and key change is written to the audit log; password and key attempts are
+throttled per account and per client address. No HTTP here: the API hands over plain strings.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from cubeport.auth.audit import AuditLog
+from cubeport.auth.directory import Directory
+from cubeport.auth.keys import ApiKey, ApiKeys, key_id, looks_like_key
+from cubeport.auth.oidc import OidcProviders, pkce_pair
+from cubeport.auth.principal import Principal
+from cubeport.auth.sessions import Session, Sessions
+from cubeport.auth.throttle import Throttle
+from cubeport.config import AuthSettings
+from cubeport.db import Database
+from cubeport.errors import AuthenticationError, NotFoundError, ThrottledError
+
+
+class Authenticator:
+    def __init__(self, db: Database, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.directory = Directory(db)
+        self.keys = ApiKeys(db)
+        self.sessions = Sessions(db, settings.session_hours)
+        self.audit = AuditLog(db)
+        self.throttle = Throttle(self.audit, settings)
+        self.oidc = OidcProviders(settings.oidc)
+
+    # passwords and keys
+
+    def sign_in(self, name: str, password: str, address: str | None) -> Principal:
+        """Check a local account's password: throttled, audited."""
+        self._throttled(name, address, "password")
+        if not self.directory.verify_password(name, password):
+            self.audit.record("sign-in-failed", user=name, address=address, detail="wrong user name or password")
+            raise AuthenticationError("wrong user name or password")
+        self.audit.record("sign-in", user=name, address=address, detail="password")
+        return self.directory.principal(name, "password")
+
+    def api_key(self, key: str, address: str | None) -> Principal:
+        kid = key_id(key)
+        self._throttled(f"key:{kid}" if kid else None, address, "api-key")
+        owner = self.keys.verify(key)
+        if owner is None:
+            self.audit.record("key-failed", user=f"key:{kid}" if kid else None, address=address,
+                              detail="unknown, expired or revoked API key")
+            raise AuthenticationError("the API key is unknown, expired or revoked")
+        try:
+            return self.directory.principal(owner, "api-key")
+        except NotFoundError:
+            raise AuthenticationError("the API key's owner is disabled") from None
+
+    def bearer(self, token: str, address: str | None) -> Principal:
+        """An `Authorization: Bearer` value: an API key (for clients that only send bearer tokens) or a JWT."""
+        if looks_like_key(token):
+            return self.api_key(token, address)
+        try:
+            provider, claims = self.oidc.validate(token)
+        except AuthenticationError as exc:
+            self.audit.record("token-rejected", address=address, detail=str(exc))
+            raise
+        identity = provider.identity(claims)
+        name = f"{identity.provider}:{identity.username}"
+        local_groups = frozenset(self.directory.groups_of(name))
+        return Principal(name, identity.role, identity.groups | local_groups, "oidc", identity.provider)
+
+    def _throttled(self, account: str | None, address: str | None, what: str) -> None:
+        try:
+            self.throttle.check(account=account, address=address)
+        except ThrottledError:
+            self.audit.record("sign-in-throttled", user=account, address=address, detail=what)
+            raise
+
+    def create_key(self, owner: str, *, expires_days: int | None = None, label: str = "",
+                   by: str | None = None) -> tuple[ApiKey, str]:
+        key, secret = self.keys.create(owner, expires_days=expires_days, label=label)
+        self.audit.record("key-created", user=owner, detail=f"key {key.id} by {by or owner}"
+                          + (f", expires {key.expires:%Y-%m-%d}" if key.expires else ", no expiry"))
+        return key, secret
+
+    def revoke_key(self, key_id_: str, *, by: str | None = None) -> ApiKey:
+        key = self.keys.revoke(key_id_)
+        self.audit.record("key-revoked", user=key.owner, detail=f"key {key.id} by {by or key.owner}")
+        return key
+
+    def ensure_admin(self, password: str | None = None) -> str | None:
+        """Create the first admin (`admin`) if there is none; returns its password, generated if not given."""
+        if self.directory.has_admin():
+            return None
+        password = password or secrets.token_urlsafe(12)
+        if any(u.name == "admin" for u in self.directory.users()):
+            self.directory.update_user("admin", role="admin", active=True, password=password)
+        else:
+            self.directory.create_user("admin", role="admin", password=password)
+        self.audit.record("access-changed", user="admin", detail="first admin created")
+        return password
+
+    # browser sessions
+
+    def start_session(self, principal: Principal) -> tuple[str, Session]:
+        """A browser session for a principal who has just signed in; returns the cookie token and session."""
+        return self.sessions.create(principal.to_dict())
+
+    def session(self, token: str) -> tuple[Principal, Session] | None:
+        """The principal of a live session, with fresh roles and groups for local accounts."""
+        session = self.sessions.get(token)
+        if session is None:
+            return None
+        data = session.principal
+        if data.get("provider", "local") == "local":
+            try:
+                return self.directory.principal(data["name"], "session"), session
+            except NotFoundError:  # deleted or disabled since
+                self.sessions.end(token)
+                return None
+        local_groups = frozenset(self.directory.groups_of(data["name"]))
+        principal = Principal.from_dict(data, "session")
+        return Principal(principal.name, principal.role, principal.groups | local_groups, "session",
+                         principal.provider), session
+
+    def oidc_start(self, provider_name: str, redirect_uri: str, next_url: str) -> str:
+        """Begin the authorization-code flow with PKCE; returns the provider's URL to send the browser to."""
+        provider = self.oidc.get(provider_name)
+        verifier, challenge = pkce_pair()
+        state, nonce = self.sessions.start_login(provider_name, verifier, next_url)
+        return provider.authorization_url(redirect_uri=redirect_uri, state=state, nonce=nonce,
+                                          code_challenge=challenge)
+
+    def oidc_finish(self, state: str, code: str, redirect_uri: str,
+                    address: str | None) -> tuple[Principal, str]:
+        """Complete the flow: exchange the code, validate the ID token, record the user; returns the next URL."""
+        pending = self.sessions.finish_login(state)
+        provider = self.oidc.get(pending.provider)
+        try:
+            tokens = provider.exchange_code(code=code, redirect_uri=redirect_uri,
+                                            code_verifier=pending.code_verifier)
+            claims: dict[str, Any] = provider.validate(tokens["id_token"], audience=[provider.settings.client_id],
+                                                       nonce=pending.nonce)
+        except AuthenticationError as exc:
+            self.audit.record("sign-in-failed", address=address, detail=f"{provider.name}: {exc}")
+            raise
+        identity = provider.identity(claims)
+        name = self.directory.record_external(identity.provider, identity.subject, identity.username,
+                                              role=identity.role, display_name=identity.display_name,
+                                              email=identity.email)
+        self.audit.record("sign-in", user=name, address=address, detail=f"oidc {provider.name}")
+        return Principal(name, identity.role, identity.groups, "oidc", identity.provider), pending.next_url

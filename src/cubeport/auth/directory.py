@@ -1,0 +1,213 @@
+"""Users, groups and projects, and who belongs to which group: the local directory.
+
+Local accounts carry an argon2 password hash. Users who sign in through an OIDC provider are recorded
+too (named `provider:username`, no password) so that they can be listed, granted access and put in
+local groups beside the groups their provider asserts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+
+from cubeport.auth.passwords import hash_password, needs_rehash, verify_password
+from cubeport.auth.principal import ROLES, Principal, Role, Via
+from cubeport.db import Database
+from cubeport.db.models import GroupRecord, MembershipRecord, UserRecord
+from cubeport.errors import ConflictError, InputError, NotFoundError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    provider: str
+    active: bool
+    has_password: bool
+    groups: tuple[str, ...]
+    created: datetime
+    last_login: datetime | None
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    kind: str  # group | project
+    title: str
+    members: tuple[str, ...]
+
+
+def check_name(name: str, what: str) -> str:
+    if not NAME.match(name):
+        raise InputError(f"{what} name {name!r} is not valid: use letters, digits and . _ @ - (at most 128), "
+                         "starting with a letter or digit")
+    return name
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise InputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    return role  # type: ignore[return-value]
+
+
+class Directory:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # users
+
+    def create_user(self, name: str, *, role: str = "viewer", password: str | None = None) -> User:
+        check_name(name, "user")
+        record = UserRecord(name=name, role=check_role(role), provider="local", active=True,
+                            password_hash=hash_password(password) if password is not None else None)
+        with self.db.session() as session:
+            if session.get(UserRecord, name) is not None:
+                raise ConflictError(f"user {name!r} exists already")
+            session.add(record)
+        return self.user(name)
+
+    def user(self, name: str) -> User:
+        with self.db.session() as session:
+            return self._user(session, self._record(session, name))
+
+    def users(self) -> list[User]:
+        with self.db.session() as session:
+            return [self._user(session, r) for r in session.scalars(select(UserRecord).order_by(UserRecord.name))]
+
+    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
+                    password: str | None = None) -> User:
+        with self.db.session() as session:
+            record = self._record(session, name)
+            if role is not None:
+                record.role = check_role(role)
+            if active is not None:
+                record.active = active
+            if password is not None:
+                if record.provider != "local":
+                    raise InputError(f"user {name!r} signs in through {record.provider}; it has no password here")
+                record.password_hash = hash_password(password)
+        return self.user(name)
+
+    def delete_user(self, name: str) -> None:
+        with self.db.session() as session:
+            session.delete(self._record(session, name))
+
+    def has_admin(self) -> bool:
+        with self.db.session() as session:
+            query = select(UserRecord.name).where(UserRecord.role == "admin", UserRecord.active.is_(True))
+            return session.scalars(query).first() is not None
+
+    def verify_password(self, name: str, password: str) -> bool:
+        """True if `name` is an active local account with this password; upgrades old hashes."""
+        with self.db.session() as session:
+            record = session.get(UserRecord, name)
+            usable = record is not None and record.active and record.provider == "local"
+            if not verify_password(record.password_hash if usable else None, password):  # type: ignore[union-attr]
+                return False
+            assert record is not None
+            if needs_rehash(record.password_hash or ""):
+                record.password_hash = hash_password(password)
+            record.last_login = datetime.now(timezone.utc)
+            return True
+
+    def groups_of(self, user: str) -> list[str]:
+        with self.db.session() as session:
+            return self._groups_of(session, user)
+
+    def principal(self, name: str, via: Via, *, extra_groups: frozenset[str] = frozenset()) -> Principal:
+        """The principal of an active user, with the groups it belongs to here (plus `extra_groups`)."""
+        with self.db.session() as session:
+            record = session.get(UserRecord, name)
+            if record is None or not record.active:
+                raise NotFoundError(f"user {name!r} does not exist or is disabled")
+            groups = frozenset(self._groups_of(session, name)) | extra_groups
+            return Principal(name=name, role=record.role, groups=groups, via=via,  # type: ignore[arg-type]
+                             provider=record.provider)
+
+    def record_external(self, provider: str, subject: str, username: str, *, role: Role,
+                        display_name: str | None = None, email: str | None = None) -> str:
+        """Create or refresh the record of a user signed in through an OIDC provider; returns its name."""
+        name = f"{provider}:{username}"[:128]
+        with self.db.session() as session:
+            record = session.get(UserRecord, name)
+            if record is None:
+                record = UserRecord(name=name, provider=provider, subject=subject, active=True)
+                session.add(record)
+            elif record.subject != subject:
+                raise ConflictError(f"user {name!r} is already linked to another {provider} account")
+            record.role, record.display_name, record.email = role, display_name, email
+            record.last_login = datetime.now(timezone.utc)
+        return name
+
+    # groups and projects
+
+    def create_group(self, name: str, *, kind: str = "group", title: str = "") -> Group:
+        check_name(name, kind)
+        if kind not in ("group", "project"):
+            raise InputError(f"kind {kind!r} is not group or project")
+        with self.db.session() as session:
+            if session.get(GroupRecord, name) is not None:
+                raise ConflictError(f"group {name!r} exists already")
+            session.add(GroupRecord(name=name, kind=kind, title=title))
+        return self.group(name)
+
+    def group(self, name: str) -> Group:
+        with self.db.session() as session:
+            record = session.get(GroupRecord, name)
+            if record is None:
+                raise NotFoundError(f"group {name!r} does not exist; create it with `cubeport groups create`")
+            return self._group(session, record)
+
+    def groups(self) -> list[Group]:
+        with self.db.session() as session:
+            return [self._group(session, r) for r in session.scalars(select(GroupRecord).order_by(GroupRecord.name))]
+
+    def delete_group(self, name: str) -> None:
+        self.group(name)
+        with self.db.session() as session:
+            session.execute(delete(GroupRecord).where(GroupRecord.name == name))
+
+    def add_member(self, group: str, user: str) -> Group:
+        self.group(group)
+        with self.db.session() as session:
+            self._record(session, user)
+            if session.get(MembershipRecord, (group, user)) is None:
+                session.add(MembershipRecord(group_name=group, user_name=user))
+        return self.group(group)
+
+    def remove_member(self, group: str, user: str) -> Group:
+        with self.db.session() as session:
+            membership = session.get(MembershipRecord, (group, user))
+            if membership is None:
+                raise NotFoundError(f"user {user!r} is not a member of {group!r}")
+            session.delete(membership)
+        return self.group(group)
+
+    # helpers
+
+    @staticmethod
+    def _record(session, name: str) -> UserRecord:  # type: ignore[no-untyped-def]
+        record = session.get(UserRecord, name)
+        if record is None:
+            raise NotFoundError(f"user {name!r} does not exist; create it with `cubeport users create`")
+        return record
+
+    @staticmethod
+    def _groups_of(session, user: str) -> list[str]:  # type: ignore[no-untyped-def]
+        query = select(MembershipRecord.group_name).where(MembershipRecord.user_name == user)
+        return sorted(session.scalars(query))
+
+    def _user(self, session, record: UserRecord) -> User:  # type: ignore[no-untyped-def]
+        return User(record.name, record.role, record.provider, record.active,  # type: ignore[arg-type]
+                    record.password_hash is not None, tuple(self._groups_of(session, record.name)),
+                    record.created, record.last_login)
+
+    @staticmethod
+    def _group(session, record: GroupRecord) -> Group:  # type: ignore[no-untyped-def]
+        query = select(MembershipRecord.user_name).where(MembershipRecord.group_name == record.name)
+        return Group(record.name, record.kind, record.title, tuple(sorted(session.scalars(query))))

@@ -1,0 +1,175 @@
+"""Who may read or write which resource: the one policy every route and command asks.
+
+Each resource (a cube, feature collection, process or service) is public or restricted. A restricted
+resource is readable by the users and groups (projects included) granted access to it; writing needs
+the editor role and a write grant, or membership of the project that owns it. Admins may do anything.
+A resource nobody has set access for follows the configured default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import delete, select
+
+from cubeport.auth.principal import Principal
+from cubeport.db import Database
+from cubeport.db.models import GrantRecord, ResourceAccessRecord
+from cubeport.errors import InputError
+
+Kind = Literal["cube", "collection", "process", "service"]
+KINDS: tuple[Kind, ...] = ("cube", "collection", "process", "service")
+Action = Literal["read", "write"]
+SubjectType = Literal["group", "user"]
+
+
+@dataclass(frozen=True)
+class Access:
+    """A resource's access rule: public or not, the owning project and the grants."""
+
+    kind: str
+    resource_id: str
+    public: bool
+    owner: str | None = None
+    readers: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (subject_type, subject)
+    writers: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    def to_dict(self) -> dict[str, object]:
+        def names(subjects: frozenset[tuple[str, str]], kind: str) -> list[str]:
+            return sorted(s for t, s in subjects if t == kind)
+
+        return {"kind": self.kind, "id": self.resource_id, "access": "public" if self.public else "restricted",
+                "owner": self.owner, "groups": names(self.readers | self.writers, "group"),
+                "users": names(self.readers | self.writers, "user"),
+                "writers": {"groups": names(self.writers, "group"), "users": names(self.writers, "user")}}
+
+
+def check_kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise InputError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    return kind  # type: ignore[return-value]
+
+
+class Policy:
+    """Access rules in the database, with a short in-process cache (rules change rarely, tiles come often)."""
+
+    CACHE_SECONDS = 5.0
+
+    def __init__(self, db: Database, *, default_public: bool = True) -> None:
+        self.db = db
+        self.default_public = default_public
+        self._cache: dict[tuple[str, str], tuple[float, Access]] = {}
+        self._lock = threading.Lock()
+
+    def allows(self, principal: Principal, action: Action, kind: str, resource_id: str) -> bool:
+        """May `principal` read (see, list, get data of) or write (change) this resource?"""
+        if principal.is_admin:
+            return True
+        access = self.access(kind, resource_id)
+        if action == "read" and access.public:
+            return True
+        subjects = self._subjects(principal)
+        if action == "read":
+            return bool(subjects & (access.readers | access.writers))
+        return principal.has_role("editor") and (
+            bool(subjects & access.writers) or (access.owner is not None and access.owner in principal.groups))
+
+    def visible(self, principal: Principal, kind: str, resource_ids: Iterable[str]) -> list[str]:
+        """The ids among `resource_ids` that `principal` may read, in the given order."""
+        return [r for r in resource_ids if self.allows(principal, "read", kind, r)]
+
+    def is_restricted(self, kind: str, resource_id: str) -> bool:
+        return not self.access(kind, resource_id).public
+
+    def access(self, kind: str, resource_id: str) -> Access:
+        key = (check_kind(kind), resource_id)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        access = self._load(*key)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self.CACHE_SECONDS, access)
+        return access
+
+    def set_access(self, kind: str, resource_id: str, *, public: bool, groups: Iterable[str] = (),
+                   users: Iterable[str] = (), owner: str | None = None) -> Access:
+        """Make a resource public, or restricted to the given groups and users (replacing their read grants)."""
+        kind = check_kind(kind)
+        readers = {("group", g) for g in groups} | {("user", u) for u in users}
+        if not public and not readers and owner is None:
+            raise InputError("a restricted resource needs at least one group, user or owning project")
+        with self.db.session() as session:
+            record = session.get(ResourceAccessRecord, (kind, resource_id))
+            if record is None:
+                record = ResourceAccessRecord(kind=kind, resource_id=resource_id, public=public)
+                session.add(record)
+            record.public = public
+            if owner is not None:
+                record.owner = owner
+            if not public:
+                session.execute(delete(GrantRecord).where(
+                    GrantRecord.kind == kind, GrantRecord.resource_id == resource_id,
+                    GrantRecord.permission == "read"))
+                for subject_type, subject in sorted(readers):
+                    session.merge(GrantRecord(kind=kind, resource_id=resource_id, subject_type=subject_type,
+                                              subject=subject, permission="read"))
+        return self._changed(kind, resource_id)
+
+    def grant(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str,
+              permission: Action = "read") -> Access:
+        """Give a group or user read or write permission on a resource (keeping its public flag)."""
+        kind = check_kind(kind)
+        if subject_type not in ("group", "user") or permission not in ("read", "write"):
+            raise InputError("grant to a group or user, with permission read or write")
+        with self.db.session() as session:
+            if session.get(ResourceAccessRecord, (kind, resource_id)) is None:
+                session.add(ResourceAccessRecord(kind=kind, resource_id=resource_id, public=self.default_public))
+            session.merge(GrantRecord(kind=kind, resource_id=resource_id, subject_type=subject_type,
+                                      subject=subject, permission=permission))
+        return self._changed(kind, resource_id)
+
+    def revoke(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str) -> Access:
+        kind = check_kind(kind)
+        with self.db.session() as session:
+            session.execute(delete(GrantRecord).where(
+                GrantRecord.kind == kind, GrantRecord.resource_id == resource_id,
+                GrantRecord.subject_type == subject_type, GrantRecord.subject == subject))
+        return self._changed(kind, resource_id)
+
+    def forget(self, kind: str, resource_id: str) -> None:
+        """Drop a deleted resource's rules, so that a new resource of the same id starts from the default."""
+        kind = check_kind(kind)
+        with self.db.session() as session:
+            for table in (GrantRecord, ResourceAccessRecord):
+                session.execute(delete(table).where(table.kind == kind, table.resource_id == resource_id))
+        self._changed(kind, resource_id)
+
+    def _changed(self, kind: str, resource_id: str) -> Access:
+        with self._lock:
+            self._cache.pop((kind, resource_id), None)
+        return self.access(kind, resource_id)
+
+    def _load(self, kind: str, resource_id: str) -> Access:
+        with self.db.session() as session:
+            record = session.get(ResourceAccessRecord, (kind, resource_id))
+            grants = session.scalars(select(GrantRecord).where(
+                GrantRecord.kind == kind, GrantRecord.resource_id == resource_id)).all()
+            return Access(
+                kind, resource_id, self.default_public if record is None else record.public,
+                record.owner if record else None,
+                frozenset((g.subject_type, g.subject) for g in grants if g.permission == "read"),
+                frozenset((g.subject_type, g.subject) for g in grants if g.permission == "write"))
+
+    @staticmethod
+    def _subjects(principal: Principal) -> frozenset[tuple[str, str]]:
+        if principal.anonymous:
+            return frozenset()
+        return frozenset({("user", principal.name)} | {("group", g) for g in principal.groups})  # type: ignore[arg-type]
