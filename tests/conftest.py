@@ -13,7 +13,7 @@ from cubeport.config import S3Settings
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
 from cubeport.storage import Storage
-from services import PostgresServer, S3Server
+from services import OidcProvider, PostgresServer, S3Server
 
 DATA = Path(os.environ.get("CUBEPORT_SAMPLE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -31,6 +31,22 @@ def s3_server():
     server = S3Server().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """A real OIDC provider (npm oauth2-mock-server) that Cubeport trusts in the tests."""
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def untrusted_provider():
+    """A second, equally real provider that Cubeport does not trust."""
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def client(tmp_path, data):
     for cube_id in ("open-cube", "secret-cube"):
         info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], cube_id)
         context.catalogue.register(info, context.cubes)
-    context.catalogue.set_access("secret-cube", ["syke"])
+    context.policy.set_access("cube", "secret-cube", public=False, groups=["syke"])
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         yield client
     context.close()

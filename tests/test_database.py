@@ -11,9 +11,11 @@ from cubeport.storage import Storage
 
 
 def test_migrations_create_schema_and_are_idempotent(database):
-    assert {"cubes", "cube_variables", "cube_groups", "alembic_version"} <= set(database.tables())
+    assert {"cubes", "cube_variables", "users", "groups", "memberships", "api_keys", "sessions", "grants",
+            "resource_access", "audit_log", "alembic_version"} <= set(database.tables())
+    assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0001"
+    assert database.revision() == "0002"
 
 
 @pytest.fixture
@@ -51,12 +53,9 @@ def test_register_fills_styles_and_keeps_user_edits(database, small_cube):
     assert again.variable("chl").style.colormap == "magma" and again.variable("chl").style.vmax == 20
 
 
-def test_access_model_and_bad_edits(database, small_cube):
+def test_bad_edits_change_nothing(database, small_cube):
     catalogue = Catalogue(database)
     catalogue.register(small_cube.describe("tiny"), small_cube)
-    restricted = catalogue.set_access("tiny", ["syke", "fmi"])
-    assert restricted.access == "restricted" and restricted.groups == ["fmi", "syke"]
-    assert catalogue.set_access("tiny", None).access == "public"
     with pytest.raises(InputError, match="vmin must be less"):
         catalogue.set_style("tiny", "chl", vmin=5, vmax=1)
     with pytest.raises(InputError, match="log norm"):

@@ -24,6 +24,9 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.context = context
+    admin_password = context.settings.auth.admin_password
+    if admin_password is not None:
+        context.auth.ensure_admin(admin_password.get_secret_value())
     problems.install(app)
     app.include_router(landing.router)
     app.include_router(auth.router)

@@ -1,53 +1,21 @@
-"""The `cubeport` command line: serve, demo, ingest, cubes, db.
-
-Exit codes: 0 success, 2 usage or input error, 1 any other failure; errors go to stderr as one line.
-"""
+"""Data commands: serve, demo, ingest, cubes, db."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import datetime
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.errors import ConfigError, CubeportError, InputError, NotFoundError
+from cubeport.cli.base import AsJson, DataRoot, app, context_for, err, out, progress_bar, split
+from cubeport.errors import NotFoundError
 
-app = typer.Typer(
-    name="cubeport", help="Cubeport: Earth-observation data cubes, maps and time series.",
-    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-)
 cubes_app = typer.Typer(help="List, inspect, edit and delete cubes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(cubes_app, name="cubes")
 app.add_typer(db_app, name="db")
-out = Console()
-err = Console(stderr=True)
-
-DataRoot = Annotated[Optional[str], typer.Option(
-    "--data-root", envvar="CUBEPORT_DATA_ROOT", show_envvar=True,
-    help="Local folder or s3://bucket/prefix holding the data [default: ./cubeport-data]")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _context(data_root: str | None, **overrides: Any) -> Context:
-    return Context(load_settings(data_root=data_root, **overrides))
-
-
-@app.callback()
-def _main(
-    config: Annotated[Optional[str], typer.Option(
-        "--config", envvar="CUBEPORT_CONFIG", help="YAML settings file (see docs/configuration.md)")] = None,
-) -> None:
-    if config:
-        os.environ["CUBEPORT_CONFIG"] = config
 
 
 @app.command()
@@ -61,7 +29,7 @@ def serve(
 
     from cubeport.api.app import create_app
 
-    context = _context(data_root, host=host, port=port)
+    context = context_for(data_root, host=host, port=port)
     context.db  # migrate before the first request
     settings = context.settings
     err.print(f"Cubeport serving {settings.data_root} on http://{settings.host}:{settings.port}/")
@@ -77,8 +45,8 @@ def demo(
     """Build the Baltic Sea demo set (synthetic chlorophyll and SST cubes, stations, water bodies)."""
     from cubeport.demo import build_demo
 
-    context = _context(data_root)
-    with _progress() as progress:
+    context = context_for(data_root)
+    with progress_bar() as progress:
         task = progress.add_task("demo", total=None)
 
         def report(label: str, done: int, total: int) -> None:
@@ -87,6 +55,10 @@ def demo(
         written = build_demo(context, large=large, days=days, progress=report)
     for line in written:
         out.print(line)
+    password = context.auth.ensure_admin()
+    if password:
+        out.print(f"created the first admin: user [bold]admin[/], password [bold]{password}[/] (shown once; "
+                  "change it with `cubeport users set admin --password-stdin`)")
 
 
 @app.command()
@@ -106,7 +78,7 @@ def ingest(
     """Turn product files into a cube (or add time steps to one); published only when complete."""
     from cubeport.cubes.ingest import plan_ingest, run_ingest
 
-    context = _context(data_root)
+    context = context_for(data_root)
     context.storage.check()
     plan = plan_ingest(
         context.cubes, sources, cube, append=append, replace=replace, time_pattern=time_pattern, time=time,
@@ -119,7 +91,7 @@ def ingest(
     if not plan.new_times:
         out.print(f"cube {cube} already has every time step; nothing written")
         return
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task(f"ingest {cube}", total=len(plan.new_times))
         info = run_ingest(context.cubes, plan, progress=lambda n: progress.advance(task, n))
     context.catalogue.register(info, context.cubes)
@@ -132,7 +104,7 @@ def ingest(
 @cubes_app.command("list")
 def cubes_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
     """List the cubes in the store."""
-    context = _context(data_root)
+    context = context_for(data_root)
     infos = [context.cubes.describe(c) for c in context.cubes.list()]
     if as_json:
         out.print_json(json.dumps([i.to_dict() for i in infos]))
@@ -148,14 +120,14 @@ def cubes_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 def cubes_info(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None,
                as_json: AsJson = False) -> None:
     """Show a cube's dims, variables, time range, CRS and levels."""
-    context = _context(data_root)
+    context = context_for(data_root)
     info = context.cubes.describe(cube_id)
     data = info.to_dict()
     try:
         entry = context.catalogue.get(cube_id)
         data["title"], data["description"] = entry.title, entry.description
         data["styles"] = {v.name: v.style.__dict__ for v in entry.variables}
-        data["access"] = entry.access
+        data["access"] = context.policy.access("cube", cube_id).to_dict()["access"]
     except NotFoundError:
         pass
     if as_json:
@@ -175,9 +147,10 @@ def cubes_info(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root:
 @cubes_app.command("delete")
 def cubes_delete(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
     """Delete a cube and its catalogue entry."""
-    context = _context(data_root)
+    context = context_for(data_root)
     context.cubes.delete(cube_id)
     context.catalogue.remove(cube_id)
+    context.policy.forget("cube", cube_id)
     out.print(f"deleted {cube_id}")
 
 
@@ -192,7 +165,7 @@ def cubes_style(
     norm: Annotated[Optional[str], typer.Option(help="lin, log or cat")] = None,
 ) -> None:
     """Change a variable's style without touching its data."""
-    entry = _context(data_root).catalogue.set_style(cube_id, variable, colormap=cmap, vmin=vmin, vmax=vmax, norm=norm)
+    entry = context_for(data_root).catalogue.set_style(cube_id, variable, colormap=cmap, vmin=vmin, vmax=vmax, norm=norm)
     style = entry.variable(variable).style
     out.print(f"{cube_id}/{variable}: {style.colormap} {style.vmin}..{style.vmax} ({style.norm})")
 
@@ -207,8 +180,7 @@ def cubes_edit(
     themes: Annotated[Optional[str], typer.Option(help="Comma-separated themes")] = None,
 ) -> None:
     """Edit a cube's title, description, tags and themes."""
-    split = lambda s: [t.strip() for t in s.split(",") if t.strip()] if s is not None else None  # noqa: E731
-    entry = _context(data_root).catalogue.update(
+    entry = context_for(data_root).catalogue.update(
         cube_id, title=title, description=description, tags=split(tags), themes=split(themes))
     out.print(f"{entry.id}: {entry.title}")
 
@@ -216,40 +188,7 @@ def cubes_edit(
 @db_app.command("upgrade")
 def db_upgrade(data_root: DataRoot = None) -> None:
     """Create or migrate the database schema to the newest version."""
-    context = _context(data_root)
+    context = context_for(data_root)
     out.print(f"database {context.db.safe_url} at revision {context.db.revision()}")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=False, disable=not err.is_terminal and not os.environ.get("CUBEPORT_PROGRESS"))
-
-
-def main() -> None:
-    """Entry point: run the CLI and turn every error into one line on stderr and an exit code."""
-    try:
-        app(prog_name="cubeport", standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(1)
-    except typer.TyperException as exc:  # usage errors: message and usage line, exit code 2
-        exc.show()  # type: ignore[attr-defined]
-        sys.exit(2)
-    except (InputError, NotFoundError, ConfigError) as exc:
-        _fail(str(exc), 2)
-    except CubeportError as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:  # the last resort: one line, never a traceback (CUBEPORT_DEBUG=1 shows it)
-        if os.environ.get("CUBEPORT_DEBUG"):
-            raise
-        _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-              " (set CUBEPORT_DEBUG=1 for details)", 1)
-
-
-def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"cubeport: error: {message}\n")
-    sys.exit(code)

@@ -1,0 +1,303 @@
+"""Identity and access commands: users, groups and projects, API keys, access to resources, audit log.
+
+They act on the database directly, as the platform's operator; the same actions are in the admin API.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from cubeport.auth.policy import KINDS, check_kind
+from cubeport.cli.base import AsJson, DataRoot, app, context_for, err, out, split
+from cubeport.context import Context
+from cubeport.errors import InputError
+
+users_app = typer.Typer(help="Local user accounts.", no_args_is_help=True)
+groups_app = typer.Typer(help="Groups and projects, and their members.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for scripts, notebooks and QGIS.", no_args_is_help=True)
+access_app = typer.Typer(help=f"Who may read and write a resource ({', '.join(KINDS)}).", no_args_is_help=True)
+for sub, name in ((users_app, "users"), (groups_app, "groups"), (keys_app, "keys"), (access_app, "access")):
+    app.add_typer(sub, name=name)
+
+Role = Annotated[Optional[str], typer.Option(help="viewer, editor or admin")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input")]
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InputError("no password on standard input")
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    data_root: DataRoot = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
+    role: Role = None,
+    password_stdin: PasswordStdin = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="No password: API keys only")] = False,
+) -> None:
+    """Create a local account. Without --password-stdin a password is generated and printed once."""
+    import secrets
+
+    if admin and role not in (None, "admin"):
+        raise InputError("--admin and --role contradict each other")
+    password = None if no_password else _read_password() if password_stdin else secrets.token_urlsafe(12)
+    context = context_for(data_root)
+    user = context.auth.directory.create_user(name, role="admin" if admin else role or "viewer", password=password)
+    context.auth.audit.record("access-changed", user=name, detail="user created from the command line")
+    err.print(f"created user {user.name} ({user.role})")
+    if password and not password_stdin:
+        out.print(f"password: {password}")
+        err.print("the password is shown once; change it with `cubeport users set NAME --password-stdin`")
+
+
+@users_app.command("set")
+def users_set(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    data_root: DataRoot = None,
+    role: Role = None,
+    enable: Annotated[Optional[bool], typer.Option("--enable/--disable", help="Allow or stop sign-ins")] = None,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Change a user's role, password, or enable/disable the account (ends its sessions)."""
+    context = context_for(data_root)
+    user = context.auth.directory.update_user(name, role=role, active=enable,
+                                              password=_read_password() if password_stdin else None)
+    if enable is False or password_stdin:
+        context.auth.sessions.end_all(name)
+    context.auth.audit.record("access-changed", user=name, detail="user changed from the command line")
+    out.print(f"{user.name}: {user.role}, {'active' if user.active else 'disabled'}")
+
+
+@users_app.command("list")
+def users_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
+    """List users with their roles and groups."""
+    users = context_for(data_root).auth.directory.users()
+    if as_json:
+        out.print_json(json.dumps([asdict(u) for u in users], default=str))
+        return
+    table = Table("name", "role", "provider", "active", "groups", "last sign-in")
+    for u in users:
+        table.add_row(u.name, u.role, u.provider, "yes" if u.active else "no", ", ".join(u.groups),
+                      f"{u.last_login:%Y-%m-%d %H:%M}" if u.last_login else "")
+    out.print(table if users else "no users")
+
+
+@users_app.command("delete")
+def users_delete(name: Annotated[str, typer.Argument(metavar="NAME")], data_root: DataRoot = None) -> None:
+    """Delete a user with its keys and sessions."""
+    context = context_for(data_root)
+    context.auth.directory.delete_user(name)
+    context.auth.sessions.end_all(name)
+    context.auth.audit.record("access-changed", user=name, detail="user deleted from the command line")
+    out.print(f"deleted {name}")
+
+
+@groups_app.command("create")
+def groups_create(
+    group: Annotated[str, typer.Argument(metavar="GROUP")],
+    data_root: DataRoot = None,
+    project: Annotated[bool, typer.Option("--project", help="A project: a group that owns resources")] = False,
+    title: Annotated[str, typer.Option(help="Title shown to users")] = "",
+) -> None:
+    """Create a group (or, with --project, a project)."""
+    created = context_for(data_root).auth.directory.create_group(group, kind="project" if project else "group",
+                                                                 title=title)
+    out.print(f"created {created.kind} {created.name}")
+
+
+@groups_app.command("add")
+def groups_add(group: Annotated[str, typer.Argument(metavar="GROUP")],
+               user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
+    """Add a user to a group or project."""
+    updated = context_for(data_root).auth.directory.add_member(group, user)
+    out.print(f"{updated.name}: {', '.join(updated.members)}")
+
+
+@groups_app.command("remove")
+def groups_remove(group: Annotated[str, typer.Argument(metavar="GROUP")],
+                  user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
+    """Remove a user from a group or project."""
+    updated = context_for(data_root).auth.directory.remove_member(group, user)
+    out.print(f"{updated.name}: {', '.join(updated.members) or 'no members'}")
+
+
+@groups_app.command("list")
+def groups_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
+    """List groups and projects with their members."""
+    groups = context_for(data_root).auth.directory.groups()
+    if as_json:
+        out.print_json(json.dumps([asdict(g) for g in groups]))
+        return
+    table = Table("name", "kind", "title", "members")
+    for g in groups:
+        table.add_row(g.name, g.kind, g.title, ", ".join(g.members))
+    out.print(table if groups else "no groups")
+
+
+@groups_app.command("delete")
+def groups_delete(group: Annotated[str, typer.Argument(metavar="GROUP")], data_root: DataRoot = None) -> None:
+    """Delete a group or project (its grants stay until revoked)."""
+    context_for(data_root).auth.directory.delete_group(group)
+    out.print(f"deleted {group}")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Argument(metavar="USER")],
+    data_root: DataRoot = None,
+    expires_days: Annotated[Optional[int], typer.Option("--expires-days", min=1, help="Days until it expires")] = None,
+    label: Annotated[str, typer.Option(help="What the key is for")] = "",
+) -> None:
+    """Create an API key for USER and print it once on stdout (send it as `X-API-Key: KEY`)."""
+    key, secret = context_for(data_root).auth.create_key(user, expires_days=expires_days, label=label,
+                                                         by="command line")
+    print(secret)
+    err.print(f"key {key.id} for {key.owner}"
+              + (f", expires {key.expires:%Y-%m-%d}" if key.expires else ", no expiry")
+              + "; it is shown once: store it now")
+
+
+@keys_app.command("list")
+def keys_list(data_root: DataRoot = None, owner: Annotated[Optional[str], typer.Option(help="Only this user's")] = None,
+              as_json: AsJson = False) -> None:
+    """List API keys (ids and status, never the keys)."""
+    keys = context_for(data_root).auth.keys.list(owner)
+    if as_json:
+        out.print_json(json.dumps([{**asdict(k), "status": k.status} for k in keys], default=str))
+        return
+    table = Table("id", "owner", "label", "status", "created", "expires", "last used")
+    for k in keys:
+        table.add_row(k.id, k.owner, k.label, k.status, f"{k.created:%Y-%m-%d}",
+                      f"{k.expires:%Y-%m-%d}" if k.expires else "never",
+                      f"{k.last_used:%Y-%m-%d %H:%M}" if k.last_used else "")
+    out.print(table if keys else "no keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
+    """Revoke an API key at once."""
+    key = context_for(data_root).auth.revoke_key(key_id, by="command line")
+    out.print(f"revoked key {key.id} of {key.owner}")
+
+
+def _check_resource(context: Context, kind: str, resource_id: str) -> None:
+    if check_kind(kind) == "cube":
+        context.catalogue.get(resource_id)  # NotFoundError with a clear message
+
+
+@access_app.command("set")
+def access_set(
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=", ".join(KINDS))],
+    resource_id: Annotated[str, typer.Argument(metavar="ID")],
+    data_root: DataRoot = None,
+    public: Annotated[bool, typer.Option("--public", help="Everybody may read it")] = False,
+    groups: Annotated[Optional[str], typer.Option(help="Restrict reading to these groups/projects (G1,G2)")] = None,
+    users: Annotated[Optional[str], typer.Option(help="... and to these users (U1,U2)")] = None,
+    owner: Annotated[Optional[str], typer.Option(help="Project that owns it (its editors may change it)")] = None,
+) -> None:
+    """Make a resource public, or restrict it to groups (and users)."""
+    if public == bool(groups or users or owner):
+        raise InputError("give either --public or --groups/--users/--owner")
+    context = context_for(data_root)
+    _check_resource(context, kind, resource_id)
+    group_list = split(groups) or []
+    known = {g.name for g in context.auth.directory.groups()}
+    for unknown in sorted(set(group_list) - known):
+        err.print(f"warning: no local group {unknown!r} (fine if your OIDC provider asserts it)")
+    access = context.policy.set_access(kind, resource_id, public=public, groups=group_list,
+                                       users=split(users) or [], owner=owner)
+    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
+                              detail=f"command line: {access.to_dict()['access']} groups={group_list}")
+    _print_access(context, kind, resource_id)
+
+
+@access_app.command("grant")
+def access_grant(
+    kind: Annotated[str, typer.Argument(metavar="KIND")],
+    resource_id: Annotated[str, typer.Argument(metavar="ID")],
+    data_root: DataRoot = None,
+    group: Annotated[Optional[str], typer.Option(help="Group or project to grant")] = None,
+    user: Annotated[Optional[str], typer.Option(help="User to grant")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Write permission (editors may change it)")] = False,
+) -> None:
+    """Grant a group or user read (or --write) permission on a resource."""
+    if bool(group) == bool(user):
+        raise InputError("give one of --group or --user")
+    context = context_for(data_root)
+    _check_resource(context, kind, resource_id)
+    subject_type, subject = ("group", group) if group else ("user", user)
+    context.policy.grant(kind, resource_id, subject_type, subject, "write" if write else "read")  # type: ignore[arg-type]
+    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
+                              detail=f"command line: grant {'write' if write else 'read'} to {subject_type} {subject}")
+    _print_access(context, kind, resource_id)
+
+
+@access_app.command("revoke")
+def access_revoke(
+    kind: Annotated[str, typer.Argument(metavar="KIND")],
+    resource_id: Annotated[str, typer.Argument(metavar="ID")],
+    data_root: DataRoot = None,
+    group: Annotated[Optional[str], typer.Option(help="Group or project")] = None,
+    user: Annotated[Optional[str], typer.Option(help="User")] = None,
+) -> None:
+    """Take a group's or user's grant on a resource away."""
+    if bool(group) == bool(user):
+        raise InputError("give one of --group or --user")
+    context = context_for(data_root)
+    subject_type, subject = ("group", group) if group else ("user", user)
+    context.policy.revoke(kind, resource_id, subject_type, subject)  # type: ignore[arg-type]
+    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
+                              detail=f"command line: revoke {subject_type} {subject}")
+    _print_access(context, kind, resource_id)
+
+
+@access_app.command("show")
+def access_show(kind: Annotated[str, typer.Argument(metavar="KIND")],
+                resource_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
+    """Show who may read and write a resource."""
+    _print_access(context_for(data_root), kind, resource_id)
+
+
+def _print_access(context: Context, kind: str, resource_id: str) -> None:
+    data = context.policy.access(kind, resource_id).to_dict()
+    line = f"{kind} {resource_id}: {data['access']}"
+    if data["access"] == "restricted" or data["groups"] or data["users"]:
+        line += f"; groups: {', '.join(data['groups']) or '-'}; users: {', '.join(data['users']) or '-'}"
+    if data["owner"]:
+        line += f"; owner: {data['owner']}"
+    out.print(line)
+
+
+@app.command()
+def audit(
+    data_root: DataRoot = None,
+    event: Annotated[Optional[str], typer.Option(help="e.g. sign-in, sign-in-failed, key-created")] = None,
+    user: Annotated[Optional[str], typer.Option(help="Only events of this user")] = None,
+    since: Annotated[Optional[datetime], typer.Option(help="Only events since this time (UTC)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many, newest first")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Show the audit log: sign-ins, failures, keys, access changes, reads of restricted resources."""
+    from datetime import timezone
+
+    since = since.replace(tzinfo=timezone.utc) if since and since.tzinfo is None else since
+    events = context_for(data_root).auth.audit.query(event=event, user=user, since=since, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([e.to_dict() for e in events]))
+        return
+    table = Table("time", "event", "user", "address", "resource", "detail")
+    for e in events:
+        table.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.event, e.user or "", e.address or "",
+                      f"{e.kind}/{e.resource_id}" if e.kind else "", e.detail)
+    out.print(table if events else "no events")
