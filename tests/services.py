@@ -199,6 +199,12 @@ class OidcProvider:
         response.raise_for_status()
         return str(response.json()["token"])
 
+    def rotate_key(self) -> str:
+        """Publish a new signing key and sign with it from now on; returns its kid."""
+        import httpx
+
+        return str(httpx.post(f"{self.issuer}/test/rotate").json()["kid"])
+
     def sign_in_as(self, **claims: object) -> None:
         """Claims that every token issued through the normal endpoints carries from now on."""
         import httpx

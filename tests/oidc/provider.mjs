@@ -2,6 +2,7 @@
 // with PKCE), plus two test routes:
 //   POST /test/user   JSON claims added to every token it issues next (the "signed-in user")
 //   POST /test/token  {claims, expiresIn, kid} -> a token signed by this provider with those claims
+//   POST /test/rotate -> a new signing key, published in the JWKS and used for tokens from now on
 // Usage: node provider.mjs PORT  (prints "ready <issuer>" when listening)
 import { OAuth2Server, Events } from 'oauth2-mock-server';
 
@@ -9,6 +10,7 @@ const port = Number(process.argv[2]);
 const server = new OAuth2Server();
 await server.issuer.keys.generate('RS256');
 let userClaims = {};
+let currentKid;
 
 function sendJson(res, body, status = 200) {
   res.writeHead(status, { 'Content-Type': 'application/json' });
@@ -25,11 +27,17 @@ server.service.addRoute('POST', '/test/user', (req, res) => {
 server.service.addRoute('POST', '/test/token', async (req, res) => {
   const { claims = {}, expiresIn = 3600, kid } = req.body ?? {};
   const token = await server.issuer.buildToken({
-    kid,
+    kid: kid ?? currentKid,
     expiresIn,
     scopesOrTransform: (_header, payload) => Object.assign(payload, claims),
   });
   sendJson(res, { token });
+});
+
+server.service.addRoute('POST', '/test/rotate', async (req, res) => {
+  const key = await server.issuer.keys.generate('RS256');
+  currentKid = key.kid;
+  sendJson(res, { kid: key.kid });
 });
 
 await server.start(port, '127.0.0.1');
