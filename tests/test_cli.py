@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,10 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["ingest"], ["cubes"], ["cubes", "list"],
-                                     ["cubes", "info"], ["cubes", "delete"], ["cubes", "style"], ["db", "upgrade"]])
+                                     ["cubes", "info"], ["cubes", "delete"], ["cubes", "style"], ["db", "upgrade"],
+                                     ["users", "create"], ["users", "set"], ["groups", "create"], ["groups", "add"],
+                                     ["keys", "create"], ["keys", "revoke"], ["access", "set"], ["access", "grant"],
+                                     ["audit"]])
 def test_every_command_has_help(command):
     result = cli(*command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout and len(result.stdout) > 200
@@ -45,7 +49,9 @@ def test_demo_is_synthetic_baltic_with_land_masked(tmp_path):
     root = str(tmp_path / "root")
     result = cli("demo", "--days", "10", "--data-root", root)
     assert result.returncode == 0, result.stderr
+    password = re.search(r"user admin, password (\S+) \(shown once", " ".join(result.stdout.split())).group(1)
     context = Context(load_settings(data_root=root))
+    assert context.auth.sign_in("admin", password, None).is_admin
     cube = context.cubes.open("baltic-demo")
     assert cube.sizes["time"] == 10 and cube.attrs["synthetic"] == "true"
     assert "synthetic" in cube["chl"].attrs["long_name"]
@@ -71,3 +77,45 @@ def test_large_generator_grid_is_a_hundredth_of_a_degree():
     assert slab.sizes == {"time": 1, "lat": 1350, "lon": 2200}
     assert float(slab["lon"][1] - slab["lon"][0]) == pytest.approx(0.01)
     assert np.isfinite(slab["sst"].values).mean() > 0.2
+
+
+def test_identity_commands(tmp_path, data):
+    from fastapi.testclient import TestClient
+
+    from cubeport.api.app import create_app
+
+    root = ["--data-root", str(tmp_path / "root")]
+    source = str(data / "cubes/ostia-sst-baltic-3steps.zarr")
+    assert cli("ingest", source, "--cube", "sst", *root).returncode == 0
+    created = subprocess.run([sys.executable, "-m", "cubeport", "users", "create", "mia", "--password-stdin", *root],
+                             input="a long enough password\n", capture_output=True, text=True)
+    assert created.returncode == 0 and "password" not in created.stdout
+    generated = cli("users", "create", "root", "--admin", *root)
+    assert generated.returncode == 0 and generated.stdout.startswith("password: ")
+    assert cli("users", "create", "mia", *root).returncode == 2  # exists
+    assert cli("groups", "create", "syke", *root).returncode == 0
+    assert cli("groups", "add", "syke", "mia", *root).returncode == 0
+    assert cli("groups", "add", "nope", "mia", *root).returncode == 2
+    restricted = cli("access", "set", "cube", "sst", "--groups", "syke,fmi", *root)
+    assert restricted.returncode == 0 and "restricted" in restricted.stdout and "'fmi'" in restricted.stderr
+    assert cli("access", "set", "cube", "sst", *root).returncode == 2  # neither --public nor --groups
+    assert cli("access", "set", "cube", "nope", "--public", *root).returncode == 2
+    assert cli("access", "set", "table", "sst", "--public", *root).returncode == 2
+    key = cli("keys", "create", "mia", "--expires-days", "30", *root)
+    assert key.returncode == 0 and re.fullmatch(r"cpk_[0-9a-f]{12}_\S{43}\n", key.stdout)  # the key, alone, once
+    assert "expires" in key.stderr
+    listed = json.loads(cli("keys", "list", "--json", *root).stdout)
+    assert len(listed) == 1 and key.stdout.strip() not in json.dumps(listed) and listed[0]["status"] == "active"
+
+    context = Context(load_settings(data_root=root[1]))
+    with TestClient(create_app(context)) as client:
+        assert client.get("/cubes/sst").status_code == 404
+        assert client.get("/cubes/sst", headers={"X-API-Key": key.stdout.strip()}).status_code == 200
+        assert cli("keys", "revoke", listed[0]["id"], *root).returncode == 0
+        assert client.get("/cubes/sst", headers={"X-API-Key": key.stdout.strip()}).status_code == 401
+        assert cli("access", "set", "cube", "sst", "--public", *root).returncode == 0
+        context.policy.refresh()  # another process changed the rules; this one caches them for a few seconds
+        assert client.get("/cubes/sst").status_code == 200
+    context.close()
+    events = json.loads(cli("audit", "--json", *root).stdout)
+    assert {"key-created", "key-revoked", "access-changed"} <= {e["event"] for e in events}

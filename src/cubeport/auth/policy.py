@@ -152,6 +152,11 @@ class Policy:
                 session.execute(delete(table).where(table.kind == kind, table.resource_id == resource_id))
         self._changed(kind, resource_id)
 
+    def refresh(self) -> None:
+        """Forget cached rules, e.g. after another process changed them."""
+        with self._lock:
+            self._cache.clear()
+
     def _changed(self, kind: str, resource_id: str) -> Access:
         with self._lock:
             self._cache.pop((kind, resource_id), None)
