@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA_ROOT ?= ./cubeport-data
 APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3
+OIDC_PROVIDER := tests/oidc/node_modules/.installed
 
 .PHONY: demo test install install-test system-deps serve bench clean
 
@@ -19,7 +20,8 @@ install: $(PY)
 install-test: $(PY)
 	$(PIP) install -q -e ".[test]"
 
-# Debian packages the tests start themselves (PostgreSQL + PostGIS); installed only when missing.
+# Debian packages the tests start themselves (PostgreSQL + PostGIS, Node.js for the test OIDC provider);
+# installed only when missing.
 system-deps:
 	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -27,6 +29,13 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v node >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+
+# The OIDC provider the tests start (npm oauth2-mock-server, pinned by tests/oidc/package-lock.json).
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+	touch $@
 
 demo: install
 	$(VENV)/bin/cubeport demo --data-root $(DATA_ROOT)
@@ -35,7 +44,7 @@ demo: install
 serve: install
 	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT)
 
-test: system-deps install-test
+test: system-deps install-test $(OIDC_PROVIDER)
 	$(PY) -m pytest
 
 bench: install-test

@@ -33,6 +33,7 @@ def test_landing_health_and_openapi(client):
     refs = re.findall(r"'\$ref': '([^']*)'", str(spec))
     assert refs and all(ref.startswith("#/components/") for ref in refs)  # self-contained
     assert client.get("/api.html").status_code == 200
+    assert set(spec["components"]["securitySchemes"]) == {"APIKeyHeader", "HTTPBearer", "APIKeyCookie"}
 
 
 def test_catalogue_hides_restricted_cubes(client):

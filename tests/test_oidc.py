@@ -144,6 +144,11 @@ def test_authorization_code_flow_with_pkce(client, oidc_provider):
     assert [c["id"] for c in client.get("/cubes").json()["cubes"]] == ["secret-sst"]
     users = client.app.state.context.auth.directory.users()
     assert [u.provider for u in users if u.name == "keycloak:ana"] == ["keycloak"]
+    # an API key made in this session carries the groups the provider asserted (for QGIS, notebooks)
+    key = client.post("/auth/keys", json={"label": "QGIS"}, headers={"X-CSRF-Token": me["csrf_token"]}).json()["key"]
+    with TestClient(client.app) as script:
+        seen = script.get("/cubes", headers={"X-API-Key": key}).json()["cubes"]
+        assert [c["id"] for c in seen] == ["secret-sst"]
     # a code and state work once; a made-up state never
     assert client.get(callback, follow_redirects=False).status_code == 401
     forged = callback.replace("state=", "state=x")

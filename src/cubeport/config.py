@@ -96,7 +96,7 @@ class AuthSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Cubeport's settings. See `docs/configuration.md` for every field."""
+    """Cubeport's settings. `docs/configuration.md` lists every field."""
 
     model_config = SettingsConfigDict(
         env_prefix="CUBEPORT_", env_nested_delimiter="__", extra="forbid", validate_default=True

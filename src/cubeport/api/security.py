@@ -14,10 +14,12 @@ Each route depends on exactly one `Guard` (tests/test_route_guards.py fails othe
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from cubeport.api.deps import get_context
 from cubeport.auth.policy import Action, Kind
@@ -42,27 +44,37 @@ def same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
 
-def current_principal(request: Request, context: Annotated[Context, Depends(get_context)]) -> Principal:
+# Security schemes: they read the credentials and declare them in the OpenAPI document (and the
+# "Authorize" button of /api.html).
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (`cubeport keys create`)")
+BEARER = HTTPBearer(auto_error=False, description="an OIDC access token, or an API key")
+COOKIE = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="browser session (/auth/login)")
+
+
+def current_principal(
+    request: Request,
+    context: Annotated[Context, Depends(get_context)],
+    api_key: Annotated[str | None, Depends(API_KEY)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    cookie: Annotated[str | None, Depends(COOKIE)],
+) -> Principal:
     """The caller, from an API key, a bearer token or a session cookie; anonymous without credentials."""
     address = client_address(request)
-    api_key = request.headers.get("x-api-key")
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if api_key:
-        principal = context.auth.api_key(api_key.strip(), address)
-    elif scheme.lower() == "bearer" and credentials.strip():
-        principal = context.auth.bearer(credentials.strip(), address)
-    elif scheme:
-        raise AuthenticationError(f"unsupported Authorization scheme {scheme!r}; send `Bearer <token or API key>`")
-    elif (token := request.cookies.get(SESSION_COOKIE)) and (found := context.auth.session(token)):
+        return context.auth.api_key(api_key.strip(), address)
+    if bearer and bearer.credentials.strip():
+        return context.auth.bearer(bearer.credentials.strip(), address)
+    if request.headers.get("authorization"):
+        raise AuthenticationError("unsupported Authorization header; send `Bearer <token or API key>`")
+    if cookie and (found := context.auth.session(cookie)):
         principal, session = found
         if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER.lower(), "")
-            if not same_origin(request) or not sent or sent != session.csrf_token:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not same_origin(request) or not secrets.compare_digest(sent, session.csrf_token):
                 raise PermissionDeniedError(
                     f"a signed-in browser write needs the {CSRF_HEADER} header from /auth/me, sent from this site")
-    else:
-        principal = ANONYMOUS
-    return principal
+        return principal
+    return ANONYMOUS
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -107,21 +107,15 @@ class Authenticator:
         return self.sessions.create(principal.to_dict())
 
     def session(self, token: str) -> tuple[Principal, Session] | None:
-        """The principal of a live session, with fresh roles and groups for local accounts."""
+        """The principal of a live session, with its role and groups read afresh (a disabled user is out)."""
         session = self.sessions.get(token)
         if session is None:
             return None
-        data = session.principal
-        if data.get("provider", "local") == "local":
-            try:
-                return self.directory.principal(data["name"], "session"), session
-            except NotFoundError:  # deleted or disabled since
-                self.sessions.end(token)
-                return None
-        local_groups = frozenset(self.directory.groups_of(data["name"]))
-        principal = Principal.from_dict(data, "session")
-        return Principal(principal.name, principal.role, principal.groups | local_groups, "session",
-                         principal.provider), session
+        try:
+            return self.directory.principal(session.principal["name"], "session"), session
+        except NotFoundError:  # deleted or disabled since
+            self.sessions.end(token)
+            return None
 
     def oidc_start(self, provider_name: str, redirect_uri: str, next_url: str) -> str:
         """Begin the authorization-code flow with PKCE; returns the provider's URL to send the browser to."""
@@ -146,7 +140,7 @@ class Authenticator:
             raise
         identity = provider.identity(claims)
         name = self.directory.record_external(identity.provider, identity.subject, identity.username,
-                                              role=identity.role, display_name=identity.display_name,
-                                              email=identity.email)
+                                              role=identity.role, groups=identity.groups,
+                                              display_name=identity.display_name, email=identity.email)
         self.audit.record("sign-in", user=name, address=address, detail=f"oidc {provider.name}")
-        return Principal(name, identity.role, identity.groups, "oidc", identity.provider), pending.next_url
+        return self.directory.principal(name, "oidc"), pending.next_url

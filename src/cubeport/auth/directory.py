@@ -63,7 +63,7 @@ class Directory:
 
     def create_user(self, name: str, *, role: str = "viewer", password: str | None = None) -> User:
         check_name(name, "user")
-        record = UserRecord(name=name, role=check_role(role), provider="local", active=True,
+        record = UserRecord(name=name, role=check_role(role), provider="local", active=True, external_groups=[],
                             password_hash=hash_password(password) if password is not None else None)
         with self.db.session() as session:
             if session.get(UserRecord, name) is not None:
@@ -119,19 +119,23 @@ class Directory:
         with self.db.session() as session:
             return self._groups_of(session, user)
 
-    def principal(self, name: str, via: Via, *, extra_groups: frozenset[str] = frozenset()) -> Principal:
-        """The principal of an active user, with the groups it belongs to here (plus `extra_groups`)."""
+    def principal(self, name: str, via: Via) -> Principal:
+        """The principal of an active user: its role, its groups here and those its OIDC provider last asserted."""
         with self.db.session() as session:
             record = session.get(UserRecord, name)
             if record is None or not record.active:
                 raise NotFoundError(f"user {name!r} does not exist or is disabled")
-            groups = frozenset(self._groups_of(session, name)) | extra_groups
+            groups = frozenset(self._groups_of(session, name)) | frozenset(record.external_groups or ())
             return Principal(name=name, role=record.role, groups=groups, via=via,  # type: ignore[arg-type]
                              provider=record.provider)
 
     def record_external(self, provider: str, subject: str, username: str, *, role: Role,
-                        display_name: str | None = None, email: str | None = None) -> str:
-        """Create or refresh the record of a user signed in through an OIDC provider; returns its name."""
+                        groups: frozenset[str] = frozenset(), display_name: str | None = None,
+                        email: str | None = None) -> str:
+        """Create or refresh the record of a user signed in through an OIDC provider; returns its name.
+
+        Role and groups are those the provider asserts now; sessions and API keys of the user use them.
+        """
         name = f"{provider}:{username}"[:128]
         with self.db.session() as session:
             record = session.get(UserRecord, name)
@@ -141,6 +145,7 @@ class Directory:
             elif record.subject != subject:
                 raise ConflictError(f"user {name!r} is already linked to another {provider} account")
             record.role, record.display_name, record.email = role, display_name, email
+            record.external_groups = sorted(groups)
             record.last_login = datetime.now(timezone.utc)
         return name
 

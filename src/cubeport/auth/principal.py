@@ -35,11 +35,6 @@ class Principal:
         return {"name": self.name, "role": self.role, "groups": sorted(self.groups), "via": self.via,
                 "provider": self.provider}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], via: Via) -> "Principal":
-        return cls(name=data["name"], role=data.get("role", "viewer"), groups=frozenset(data.get("groups", ())),
-                   via=via, provider=data.get("provider", "local"))
-
 
 ANONYMOUS = Principal(name=None)
 LOCAL_ADMIN = Principal(name="local-admin", role="admin", via="local")  # the CLI on the server itself

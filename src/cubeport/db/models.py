@@ -75,6 +75,7 @@ class UserRecord(Base):
     password_hash: Mapped[str | None] = mapped_column(String(256))
     provider: Mapped[str] = mapped_column(String(64), default="local")  # local | an OIDC provider's name
     subject: Mapped[str | None] = mapped_column(String(256))  # the provider's `sub`
+    external_groups: Mapped[list[str]] = mapped_column(JSON, default=list)  # from the provider at last sign-in
     display_name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

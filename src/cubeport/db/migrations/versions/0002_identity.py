@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(256)),
         sa.Column("provider", sa.String(64), nullable=False),
         sa.Column("subject", sa.String(256)),
+        sa.Column("external_groups", sa.JSON, nullable=False),
         sa.Column("display_name", sa.String(256)),
         sa.Column("email", sa.String(256)),
         sa.Column("active", sa.Boolean, nullable=False),
