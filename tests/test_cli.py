@@ -26,8 +26,12 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                                      ["keys", "create"], ["keys", "revoke"], ["access", "set"], ["access", "grant"],
                                      ["audit"]])
 def test_every_command_has_help(command):
-    result = cli(*command, "--help")
-    assert result.returncode == 0 and "Usage" in result.stdout and len(result.stdout) > 200
+    from typer.testing import CliRunner
+
+    from cubeport.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], prog_name="cubeport")
+    assert result.exit_code == 0 and "Usage: cubeport" in result.output and len(result.output) > 200
 
 
 def test_ingest_dry_run_then_real_run_and_info(tmp_path, data):

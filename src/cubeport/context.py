@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from cubeport.auth.admin import Administration
 from cubeport.auth.authenticator import Authenticator
 from cubeport.auth.policy import Policy
 from cubeport.config import Settings, load_settings
@@ -45,6 +46,10 @@ class Context:
     @cached_property
     def policy(self) -> Policy:
         return Policy(self.db, default_public=self.settings.auth.default_access == "public")
+
+    @cached_property
+    def admin(self) -> Administration:
+        return Administration(self.auth.directory, self.policy, self.auth.audit, self.auth.sessions)
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -43,12 +43,13 @@ class Authenticator:
         return self.directory.principal(name, "password")
 
     def api_key(self, key: str, address: str | None) -> Principal:
-        kid = key_id(key)
-        self._throttled(f"key:{kid}" if kid else None, address, "api-key")
+        """Check an API key. Only failures are throttled: a valid 256-bit key cannot be guessed, and checking
+        the throttle on every valid request would cost every tile a query (and let others lock a key out)."""
         owner = self.keys.verify(key)
         if owner is None:
-            self.audit.record("key-failed", user=f"key:{kid}" if kid else None, address=address,
-                              detail="unknown, expired or revoked API key")
+            account = f"key:{key_id(key)}" if key_id(key) else None
+            self._throttled(account, address, "api-key")
+            self.audit.record("key-failed", user=account, address=address, detail="unknown, expired or revoked")
             raise AuthenticationError("the API key is unknown, expired or revoked")
         try:
             return self.directory.principal(owner, "api-key")

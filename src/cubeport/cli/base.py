@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cubeport.config import load_settings
-from cubeport.context import Context
+
+if TYPE_CHECKING:
+    from cubeport.context import Context
 
 app = typer.Typer(
     name="cubeport", help="Cubeport: Earth-observation data cubes, maps and time series.",
@@ -25,7 +27,9 @@ DataRoot = Annotated[Optional[str], typer.Option(
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def context_for(data_root: str | None, **overrides: Any) -> Context:
+def context_for(data_root: str | None, **overrides: Any) -> "Context":
+    from cubeport.context import Context  # here, so that `--help` does not wait for xarray and zarr to load
+
     return Context(load_settings(data_root=data_root, **overrides))
 
 

@@ -9,15 +9,17 @@ import json
 import sys
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from cubeport.auth.policy import KINDS, check_kind
+from cubeport.auth.policy import KINDS, SubjectType, check_kind
 from cubeport.cli.base import AsJson, DataRoot, app, context_for, err, out, split
-from cubeport.context import Context
 from cubeport.errors import InputError
+
+if TYPE_CHECKING:
+    from cubeport.context import Context
 
 users_app = typer.Typer(help="Local user accounts.", no_args_is_help=True)
 groups_app = typer.Typer(help="Groups and projects, and their members.", no_args_is_help=True)
@@ -28,6 +30,11 @@ for sub, name in ((users_app, "users"), (groups_app, "groups"), (keys_app, "keys
 
 Role = Annotated[Optional[str], typer.Option(help="viewer, editor or admin")]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input")]
+KindArg = Annotated[str, typer.Argument(metavar="KIND", help=", ".join(KINDS))]
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="the resource's id, e.g. a cube id")]
+GroupOption = Annotated[Optional[str], typer.Option(help="Group or project")]
+UserOption = Annotated[Optional[str], typer.Option(help="User")]
+BY = "command line"
 
 
 def _read_password() -> str:
@@ -52,9 +59,8 @@ def users_create(
     if admin and role not in (None, "admin"):
         raise InputError("--admin and --role contradict each other")
     password = None if no_password else _read_password() if password_stdin else secrets.token_urlsafe(12)
-    context = context_for(data_root)
-    user = context.auth.directory.create_user(name, role="admin" if admin else role or "viewer", password=password)
-    context.auth.audit.record("access-changed", user=name, detail="user created from the command line")
+    user = context_for(data_root).admin.create_user(name, role="admin" if admin else role or "viewer",
+                                                    password=password, by=BY)
     err.print(f"created user {user.name} ({user.role})")
     if password and not password_stdin:
         out.print(f"password: {password}")
@@ -70,12 +76,8 @@ def users_set(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Change a user's role, password, or enable/disable the account (ends its sessions)."""
-    context = context_for(data_root)
-    user = context.auth.directory.update_user(name, role=role, active=enable,
-                                              password=_read_password() if password_stdin else None)
-    if enable is False or password_stdin:
-        context.auth.sessions.end_all(name)
-    context.auth.audit.record("access-changed", user=name, detail="user changed from the command line")
+    user = context_for(data_root).admin.update_user(
+        name, role=role, active=enable, password=_read_password() if password_stdin else None, by=BY)
     out.print(f"{user.name}: {user.role}, {'active' if user.active else 'disabled'}")
 
 
@@ -96,10 +98,7 @@ def users_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 @users_app.command("delete")
 def users_delete(name: Annotated[str, typer.Argument(metavar="NAME")], data_root: DataRoot = None) -> None:
     """Delete a user with its keys and sessions."""
-    context = context_for(data_root)
-    context.auth.directory.delete_user(name)
-    context.auth.sessions.end_all(name)
-    context.auth.audit.record("access-changed", user=name, detail="user deleted from the command line")
+    context_for(data_root).admin.delete_user(name, by=BY)
     out.print(f"deleted {name}")
 
 
@@ -161,7 +160,7 @@ def keys_create(
 ) -> None:
     """Create an API key for USER and print it once on stdout (send it as `X-API-Key: KEY`)."""
     key, secret = context_for(data_root).auth.create_key(user, expires_days=expires_days, label=label,
-                                                         by="command line")
+                                                         by=BY)
     print(secret)
     err.print(f"key {key.id} for {key.owner}"
               + (f", expires {key.expires:%Y-%m-%d}" if key.expires else ", no expiry")
@@ -187,19 +186,25 @@ def keys_list(data_root: DataRoot = None, owner: Annotated[Optional[str], typer.
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
     """Revoke an API key at once."""
-    key = context_for(data_root).auth.revoke_key(key_id, by="command line")
+    key = context_for(data_root).auth.revoke_key(key_id, by=BY)
     out.print(f"revoked key {key.id} of {key.owner}")
 
 
-def _check_resource(context: Context, kind: str, resource_id: str) -> None:
+def _check_resource(context: "Context", kind: str, resource_id: str) -> None:
     if check_kind(kind) == "cube":
         context.catalogue.get(resource_id)  # NotFoundError with a clear message
 
 
+def _subject(group: str | None, user: str | None) -> tuple[SubjectType, str]:
+    if bool(group) == bool(user):
+        raise InputError("give one of --group or --user")
+    return ("group", group) if group else ("user", user)  # type: ignore[return-value]
+
+
 @access_app.command("set")
 def access_set(
-    kind: Annotated[str, typer.Argument(metavar="KIND", help=", ".join(KINDS))],
-    resource_id: Annotated[str, typer.Argument(metavar="ID")],
+    kind: KindArg,
+    resource_id: IdArg,
     data_root: DataRoot = None,
     public: Annotated[bool, typer.Option("--public", help="Everybody may read it")] = False,
     groups: Annotated[Optional[str], typer.Option(help="Restrict reading to these groups/projects (G1,G2)")] = None,
@@ -215,61 +220,41 @@ def access_set(
     known = {g.name for g in context.auth.directory.groups()}
     for unknown in sorted(set(group_list) - known):
         err.print(f"warning: no local group {unknown!r} (fine if your OIDC provider asserts it)")
-    access = context.policy.set_access(kind, resource_id, public=public, groups=group_list,
-                                       users=split(users) or [], owner=owner)
-    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
-                              detail=f"command line: {access.to_dict()['access']} groups={group_list}")
+    context.admin.set_access(kind, resource_id, public=public, groups=group_list, users=split(users) or [],
+                             owner=owner, by=BY)
     _print_access(context, kind, resource_id)
 
 
 @access_app.command("grant")
-def access_grant(
-    kind: Annotated[str, typer.Argument(metavar="KIND")],
-    resource_id: Annotated[str, typer.Argument(metavar="ID")],
-    data_root: DataRoot = None,
-    group: Annotated[Optional[str], typer.Option(help="Group or project to grant")] = None,
-    user: Annotated[Optional[str], typer.Option(help="User to grant")] = None,
-    write: Annotated[bool, typer.Option("--write", help="Write permission (editors may change it)")] = False,
-) -> None:
+def access_grant(kind: KindArg, resource_id: IdArg, data_root: DataRoot = None, group: GroupOption = None,
+                 user: UserOption = None,
+                 write: Annotated[bool, typer.Option("--write", help="Write permission (for editors)")] = False,
+                 ) -> None:
     """Grant a group or user read (or --write) permission on a resource."""
-    if bool(group) == bool(user):
-        raise InputError("give one of --group or --user")
+    subject_type, subject = _subject(group, user)
     context = context_for(data_root)
     _check_resource(context, kind, resource_id)
-    subject_type, subject = ("group", group) if group else ("user", user)
-    context.policy.grant(kind, resource_id, subject_type, subject, "write" if write else "read")  # type: ignore[arg-type]
-    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
-                              detail=f"command line: grant {'write' if write else 'read'} to {subject_type} {subject}")
+    context.admin.grant(kind, resource_id, subject_type, subject, "write" if write else "read", by=BY)
     _print_access(context, kind, resource_id)
 
 
 @access_app.command("revoke")
-def access_revoke(
-    kind: Annotated[str, typer.Argument(metavar="KIND")],
-    resource_id: Annotated[str, typer.Argument(metavar="ID")],
-    data_root: DataRoot = None,
-    group: Annotated[Optional[str], typer.Option(help="Group or project")] = None,
-    user: Annotated[Optional[str], typer.Option(help="User")] = None,
-) -> None:
+def access_revoke(kind: KindArg, resource_id: IdArg, data_root: DataRoot = None, group: GroupOption = None,
+                  user: UserOption = None) -> None:
     """Take a group's or user's grant on a resource away."""
-    if bool(group) == bool(user):
-        raise InputError("give one of --group or --user")
+    subject_type, subject = _subject(group, user)
     context = context_for(data_root)
-    subject_type, subject = ("group", group) if group else ("user", user)
-    context.policy.revoke(kind, resource_id, subject_type, subject)  # type: ignore[arg-type]
-    context.auth.audit.record("access-changed", kind=kind, resource_id=resource_id,
-                              detail=f"command line: revoke {subject_type} {subject}")
+    context.admin.revoke(kind, resource_id, subject_type, subject, by=BY)
     _print_access(context, kind, resource_id)
 
 
 @access_app.command("show")
-def access_show(kind: Annotated[str, typer.Argument(metavar="KIND")],
-                resource_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
+def access_show(kind: KindArg, resource_id: IdArg, data_root: DataRoot = None) -> None:
     """Show who may read and write a resource."""
     _print_access(context_for(data_root), kind, resource_id)
 
 
-def _print_access(context: Context, kind: str, resource_id: str) -> None:
+def _print_access(context: "Context", kind: str, resource_id: str) -> None:
     data = context.policy.access(kind, resource_id).to_dict()
     line = f"{kind} {resource_id}: {data['access']}"
     if data["access"] == "restricted" or data["groups"] or data["users"]:

@@ -69,26 +69,17 @@ def list_users(context: ContextDep, _: Admin) -> dict[str, Any]:
 
 @router.post("/users", summary="Create a local user", status_code=201)
 def create_user(new: NewUser, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    user = context.auth.directory.create_user(new.name, role=new.role, password=new.password)
-    context.auth.audit.record("access-changed", user=new.name, detail=f"user created by {admin.name}")
-    return user_json(user)
+    return user_json(context.admin.create_user(new.name, role=new.role, password=new.password, by=admin.name))
 
 
 @router.patch("/users/{name}", summary="Change a user's role, password, or enable/disable it")
 def change_user(name: Name, change: UserChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    user = context.auth.directory.update_user(name, **change.model_dump())
-    if change.active is False or change.password is not None:
-        context.auth.sessions.end_all(name)
-    context.auth.audit.record("access-changed", user=name, detail=f"user changed by {admin.name}: "
-                              + ", ".join(k for k, v in change.model_dump().items() if v is not None))
-    return user_json(user)
+    return user_json(context.admin.update_user(name, **change.model_dump(), by=admin.name))
 
 
 @router.delete("/users/{name}", summary="Delete a user, its keys and sessions", status_code=204)
 def delete_user(name: Name, context: ContextDep, admin: Admin) -> Response:
-    context.auth.directory.delete_user(name)
-    context.auth.sessions.end_all(name)
-    context.auth.audit.record("access-changed", user=name, detail=f"user deleted by {admin.name}")
+    context.admin.delete_user(name, by=admin.name)
     return Response(status_code=204)
 
 
@@ -126,28 +117,20 @@ def get_access(kind: Kind, resource_id: Name, context: ContextDep, _: Admin) -> 
 @router.put("/access/{kind}/{resource_id}", summary="Make a resource public or restrict it to groups and users")
 def set_access(kind: Kind, resource_id: Name, change: AccessChange, context: ContextDep,
                admin: Admin) -> dict[str, Any]:
-    access = context.policy.set_access(kind, resource_id, public=change.access == "public", groups=change.groups,
-                                       users=change.users, owner=change.owner)
-    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
-                              detail=f"{change.access} groups={change.groups} users={change.users}")
-    return access.to_dict()
+    return context.admin.set_access(kind, resource_id, public=change.access == "public", groups=change.groups,
+                                    users=change.users, owner=change.owner, by=admin.name).to_dict()
 
 
 @router.post("/access/{kind}/{resource_id}/grants", summary="Grant read or write on a resource")
 def grant(kind: Kind, resource_id: Name, change: GrantChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    access = context.policy.grant(kind, resource_id, change.subject_type, change.subject, change.permission)
-    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
-                              detail=f"grant {change.permission} to {change.subject_type} {change.subject}")
-    return access.to_dict()
+    return context.admin.grant(kind, resource_id, change.subject_type, change.subject, change.permission,
+                               by=admin.name).to_dict()
 
 
 @router.delete("/access/{kind}/{resource_id}/grants/{subject_type}/{subject}", summary="Revoke a grant")
 def revoke(kind: Kind, resource_id: Name, subject_type: Literal["group", "user"], subject: Name,
            context: ContextDep, admin: Admin) -> dict[str, Any]:
-    access = context.policy.revoke(kind, resource_id, subject_type, subject)
-    context.auth.audit.record("access-changed", user=admin.name, kind=kind, resource_id=resource_id,
-                              detail=f"revoke {subject_type} {subject}")
-    return access.to_dict()
+    return context.admin.revoke(kind, resource_id, subject_type, subject, by=admin.name).to_dict()
 
 
 @router.get("/keys", summary="API keys of every user, or of one owner")
