@@ -70,6 +70,7 @@ def test_api_keys_hashed_expiring_and_revocable(auth, database):
     with database.session() as session:
         session.execute(update(ApiKeyRecord).where(ApiKeyRecord.id == key.id)
                         .values(expires=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    auth.forget_credentials()  # as if the few seconds a known key is cached had passed
     with pytest.raises(AuthenticationError, match="expired or revoked"):
         auth.api_key(secret, "10.0.0.2")
     other, other_secret = auth.create_key("bot")
@@ -165,3 +166,21 @@ def test_migration_moves_cube_access_to_the_policy(tmp_path):
     with db.session() as session:
         assert session.scalars(select(UserRecord)).all() == []
     db.dispose()
+
+
+def test_ttl_cache_entries_expire():
+    import time
+
+    from cubeport.caching import TtlCache
+
+    cache: TtlCache[str, int] = TtlCache(0.05, size=2)
+    cache.put("a", 1)
+    cache.put("b", 2, seconds=-1)  # e.g. a token that has already expired
+    assert cache.get("a") == 1 and cache.get("b") is None
+    time.sleep(0.06)
+    assert cache.get("a") is None
+    cache.put("c", 3)  # full (of expired entries): emptied first
+    cache.put("d", 4)
+    assert cache.get("c") == 3 and cache.get("d") == 4
+    cache.put("e", 5)  # full again
+    assert cache.get("c") is None and cache.get("e") == 5

@@ -164,3 +164,15 @@ def test_unknown_provider_and_unsafe_settings(client):
 
     with pytest.raises(ConfigError, match="not allowed"):
         load_settings(auth={"oidc": [{"name": "x", "issuer": "https://x", "algorithms": ["RS256", "HS256"]}]})
+
+
+def test_unreachable_provider_is_a_503_not_a_crash(tmp_path):
+    settings = load_settings(data_root=str(tmp_path), auth={"oidc": [{"name": "down", "issuer": "http://127.0.0.1:9"}]})
+    context = Context(settings)
+    token = jwt.encode({"iss": "http://127.0.0.1:9", "sub": "x", "aud": "cubeport", "exp": int(time.time()) + 60},
+                       rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256",
+                       headers={"kid": "k"})
+    with TestClient(create_app(context), raise_server_exceptions=False) as client:
+        response = client.get("/cubes", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 503 and "unreachable" in response.json()["detail"]
+    context.close()

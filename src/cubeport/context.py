@@ -49,7 +49,14 @@ class Context:
 
     @cached_property
     def admin(self) -> Administration:
-        return Administration(self.auth.directory, self.policy, self.auth.audit, self.auth.sessions)
+        return Administration(self.auth, self.policy)
+
+    def refresh(self) -> None:
+        """Forget cached access rules and identities, e.g. after another process changed them."""
+        if "policy" in self.__dict__:
+            self.policy.refresh()
+        if "auth" in self.__dict__:
+            self.auth.forget_credentials()
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -5,13 +5,12 @@ It also serves the throttle: failures are counted from the log, so every API wor
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
+from cubeport.caching import TtlCache
 from cubeport.db import Database, as_utc
 from cubeport.db.models import AuditRecord
 
@@ -40,8 +39,7 @@ class AuditLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._reads: dict[tuple[str | None, str, str], float] = {}
-        self._lock = threading.Lock()
+        self._reads: TtlCache[tuple[str | None, str, str], bool] = TtlCache(self.READ_EVERY_SECONDS)
 
     def record(self, event: str, *, user: str | None = None, address: str | None = None, kind: str | None = None,
                resource_id: str | None = None, detail: str = "") -> None:
@@ -51,13 +49,10 @@ class AuditLog:
 
     def restricted_read(self, user: str | None, kind: str, resource_id: str, address: str | None) -> None:
         """Log a read of a restricted resource, at most once per user and resource every few minutes."""
-        key, now = (user, kind, resource_id), time.monotonic()
-        with self._lock:
-            if self._reads.get(key, 0.0) > now:
-                return
-            if len(self._reads) > 10_000:
-                self._reads.clear()
-            self._reads[key] = now + self.READ_EVERY_SECONDS
+        key = (user, kind, resource_id)
+        if self._reads.get(key):
+            return
+        self._reads.put(key, True)
         self.record("restricted-read", user=user, address=address, kind=kind, resource_id=resource_id)
 
     def query(self, *, event: str | None = None, user: str | None = None, address: str | None = None,

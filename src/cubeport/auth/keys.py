@@ -76,8 +76,8 @@ class ApiKeys:
             session.flush()
             return _key(record), f"{PREFIX}{key_id_}_{secret}"
 
-    def verify(self, key: str) -> str | None:
-        """The owner of a valid, unexpired, unrevoked key; None otherwise."""
+    def verify(self, key: str) -> ApiKey | None:
+        """The record of a valid, unexpired, unrevoked key; None otherwise."""
         match = KEY_PATTERN.match(key)
         if not match:
             return None
@@ -90,7 +90,7 @@ class ApiKeys:
                 return None
             if record.last_used is None or now - as_utc(record.last_used) > timedelta(minutes=1):
                 record.last_used = now  # at most one write a minute per key
-            return record.owner
+            return _key(record)
 
     def list(self, owner: str | None = None) -> list[ApiKey]:
         query = select(ApiKeyRecord).order_by(ApiKeyRecord.owner, ApiKeyRecord.created)

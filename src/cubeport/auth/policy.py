@@ -8,8 +8,6 @@ A resource nobody has set access for follows the configured default.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,6 +15,7 @@ from typing import Literal
 from sqlalchemy import delete, select
 
 from cubeport.auth.principal import Principal
+from cubeport.caching import TtlCache
 from cubeport.db import Database
 from cubeport.db.models import GrantRecord, ResourceAccessRecord
 from cubeport.errors import InputError
@@ -62,8 +61,7 @@ class Policy:
     def __init__(self, db: Database, *, default_public: bool = True) -> None:
         self.db = db
         self.default_public = default_public
-        self._cache: dict[tuple[str, str], tuple[float, Access]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[tuple[str, str], Access] = TtlCache(self.CACHE_SECONDS)
 
     def allows(self, principal: Principal, action: Action, kind: str, resource_id: str) -> bool:
         """May `principal` read (see, list, get data of) or write (change) this resource?"""
@@ -87,16 +85,10 @@ class Policy:
 
     def access(self, kind: str, resource_id: str) -> Access:
         key = (check_kind(kind), resource_id)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
-        access = self._load(*key)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self.CACHE_SECONDS, access)
+        access = self._cache.get(key)
+        if access is None:
+            access = self._load(*key)
+            self._cache.put(key, access)
         return access
 
     def set_access(self, kind: str, resource_id: str, *, public: bool, groups: Iterable[str] = (),
@@ -154,12 +146,10 @@ class Policy:
 
     def refresh(self) -> None:
         """Forget cached rules, e.g. after another process changed them."""
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def _changed(self, kind: str, resource_id: str) -> Access:
-        with self._lock:
-            self._cache.pop((kind, resource_id), None)
+        self._cache.pop((kind, resource_id))
         return self.access(kind, resource_id)
 
     def _load(self, kind: str, resource_id: str) -> Access:

@@ -110,8 +110,8 @@ def groups_create(
     title: Annotated[str, typer.Option(help="Title shown to users")] = "",
 ) -> None:
     """Create a group (or, with --project, a project)."""
-    created = context_for(data_root).auth.directory.create_group(group, kind="project" if project else "group",
-                                                                 title=title)
+    created = context_for(data_root).admin.create_group(group, kind="project" if project else "group", title=title,
+                                                        by=BY)
     out.print(f"created {created.kind} {created.name}")
 
 
@@ -119,7 +119,7 @@ def groups_create(
 def groups_add(group: Annotated[str, typer.Argument(metavar="GROUP")],
                user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
     """Add a user to a group or project."""
-    updated = context_for(data_root).auth.directory.add_member(group, user)
+    updated = context_for(data_root).admin.add_member(group, user, by=BY)
     out.print(f"{updated.name}: {', '.join(updated.members)}")
 
 
@@ -127,7 +127,7 @@ def groups_add(group: Annotated[str, typer.Argument(metavar="GROUP")],
 def groups_remove(group: Annotated[str, typer.Argument(metavar="GROUP")],
                   user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
     """Remove a user from a group or project."""
-    updated = context_for(data_root).auth.directory.remove_member(group, user)
+    updated = context_for(data_root).admin.remove_member(group, user, by=BY)
     out.print(f"{updated.name}: {', '.join(updated.members) or 'no members'}")
 
 
@@ -147,7 +147,7 @@ def groups_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 @groups_app.command("delete")
 def groups_delete(group: Annotated[str, typer.Argument(metavar="GROUP")], data_root: DataRoot = None) -> None:
     """Delete a group or project (its grants stay until revoked)."""
-    context_for(data_root).auth.directory.delete_group(group)
+    context_for(data_root).admin.delete_group(group, by=BY)
     out.print(f"deleted {group}")
 
 

@@ -89,24 +89,24 @@ def list_groups(context: ContextDep, _: Admin) -> dict[str, Any]:
 
 
 @router.post("/groups", summary="Create a group or project", status_code=201)
-def create_group(new: NewGroup, context: ContextDep, _: Admin) -> dict[str, Any]:
-    return asdict(context.auth.directory.create_group(new.name, kind=new.kind, title=new.title))
+def create_group(new: NewGroup, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    return asdict(context.admin.create_group(new.name, kind=new.kind, title=new.title, by=admin.name))
 
 
 @router.delete("/groups/{name}", summary="Delete a group or project", status_code=204)
-def delete_group(name: Name, context: ContextDep, _: Admin) -> Response:
-    context.auth.directory.delete_group(name)
+def delete_group(name: Name, context: ContextDep, admin: Admin) -> Response:
+    context.admin.delete_group(name, by=admin.name)
     return Response(status_code=204)
 
 
 @router.put("/groups/{name}/members/{user}", summary="Add a user to a group or project")
-def add_member(name: Name, user: Name, context: ContextDep, _: Admin) -> dict[str, Any]:
-    return asdict(context.auth.directory.add_member(name, user))
+def add_member(name: Name, user: Name, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    return asdict(context.admin.add_member(name, user, by=admin.name))
 
 
 @router.delete("/groups/{name}/members/{user}", summary="Remove a user from a group or project")
-def remove_member(name: Name, user: Name, context: ContextDep, _: Admin) -> dict[str, Any]:
-    return asdict(context.auth.directory.remove_member(name, user))
+def remove_member(name: Name, user: Name, context: ContextDep, admin: Admin) -> dict[str, Any]:
+    return asdict(context.admin.remove_member(name, user, by=admin.name))
 
 
 @router.get("/access/{kind}/{resource_id}", summary="Who may read and write a resource")

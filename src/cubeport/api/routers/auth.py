@@ -88,7 +88,7 @@ def login(request: Request, context: ContextDep, username: Annotated[str, Form(m
 def logout(request: Request, context: ContextDep, principal: CurrentPrincipal) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:  # current_principal has checked the CSRF token of this cookie-authenticated write
-        context.auth.sessions.end(token)
+        context.auth.end_session(token)
         context.auth.audit.record("sign-out", user=principal.name, address=client_address(request))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=context.settings.auth.cookie_secure, httponly=True,
