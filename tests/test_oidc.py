@@ -61,6 +61,8 @@ def test_valid_token_maps_user_roles_and_groups(client, oidc_provider):
     assert _me(client, client_roles).json()["role"] == "admin"
     seen = client.get("/cubes", headers={"Authorization": f"Bearer {token}"}).json()["cubes"]
     assert [c["id"] for c in seen] == ["secret-sst"]
+    no_record = client.post("/auth/keys", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert no_record.status_code == 400 and "sign in once in the browser" in no_record.json()["detail"]
     outsider = oidc_provider.token(**_claims(groups=["fmi"]))
     assert client.get("/cubes/secret-sst", headers={"Authorization": f"Bearer {outsider}"}).status_code == 404
 

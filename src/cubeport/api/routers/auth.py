@@ -23,7 +23,7 @@ from cubeport.api.security import (
 from cubeport.auth.keys import ApiKey
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
-from cubeport.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from cubeport.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
 
 router = APIRouter(prefix="/auth", tags=["identity"])
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -151,8 +151,12 @@ def my_keys(context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_
 @router.post("/keys", summary="Create an API key for the caller; the key is in this response only", status_code=201)
 def create_key(request: KeyRequest, context: ContextDep,
                principal: Annotated[Principal, Depends(SIGNED_IN)]) -> dict[str, Any]:
-    key, secret = context.auth.create_key(principal.name, expires_days=request.expires_days,  # type: ignore[arg-type]
-                                          label=request.label, by=principal.name)
+    try:
+        key, secret = context.auth.create_key(principal.name, expires_days=request.expires_days,  # type: ignore[arg-type]
+                                              label=request.label, by=principal.name)
+    except NotFoundError:  # an OIDC user known only from bearer tokens has no account record yet
+        raise InputError("sign in once in the browser (/auth/login) so that your account is recorded, "
+                         "then create keys") from None
     return {**key_json(key), "key": secret, "header": "X-API-Key"}
 
 
