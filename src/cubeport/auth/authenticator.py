@@ -38,7 +38,6 @@ def _cache_key(kind: str, credential: str) -> str:
 
 class Authenticator:
     def __init__(self, db: Database, settings: AuthSettings) -> None:
-        self.settings = settings
         self.directory = Directory(db)
         self.keys = ApiKeys(db)
         self.sessions = Sessions(db, settings.session_hours)

@@ -30,6 +30,9 @@ for sub, name in ((users_app, "users"), (groups_app, "groups"), (keys_app, "keys
 
 Role = Annotated[Optional[str], typer.Option(help="viewer, editor or admin")]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="user name")]
+GroupArg = Annotated[str, typer.Argument(metavar="GROUP", help="group or project name")]
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="user name")]
 KindArg = Annotated[str, typer.Argument(metavar="KIND", help=", ".join(KINDS))]
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="the resource's id, e.g. a cube id")]
 GroupOption = Annotated[Optional[str], typer.Option(help="Group or project")]
@@ -46,7 +49,7 @@ def _read_password() -> str:
 
 @users_app.command("create")
 def users_create(
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    name: NameArg,
     data_root: DataRoot = None,
     admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
     role: Role = None,
@@ -69,7 +72,7 @@ def users_create(
 
 @users_app.command("set")
 def users_set(
-    name: Annotated[str, typer.Argument(metavar="NAME")],
+    name: NameArg,
     data_root: DataRoot = None,
     role: Role = None,
     enable: Annotated[Optional[bool], typer.Option("--enable/--disable", help="Allow or stop sign-ins")] = None,
@@ -96,7 +99,7 @@ def users_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 
 
 @users_app.command("delete")
-def users_delete(name: Annotated[str, typer.Argument(metavar="NAME")], data_root: DataRoot = None) -> None:
+def users_delete(name: NameArg, data_root: DataRoot = None) -> None:
     """Delete a user with its keys and sessions."""
     context_for(data_root).admin.delete_user(name, by=BY)
     out.print(f"deleted {name}")
@@ -104,7 +107,7 @@ def users_delete(name: Annotated[str, typer.Argument(metavar="NAME")], data_root
 
 @groups_app.command("create")
 def groups_create(
-    group: Annotated[str, typer.Argument(metavar="GROUP")],
+    group: GroupArg,
     data_root: DataRoot = None,
     project: Annotated[bool, typer.Option("--project", help="A project: a group that owns resources")] = False,
     title: Annotated[str, typer.Option(help="Title shown to users")] = "",
@@ -116,16 +119,16 @@ def groups_create(
 
 
 @groups_app.command("add")
-def groups_add(group: Annotated[str, typer.Argument(metavar="GROUP")],
-               user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
+def groups_add(group: GroupArg,
+               user: UserArg, data_root: DataRoot = None) -> None:
     """Add a user to a group or project."""
     updated = context_for(data_root).admin.add_member(group, user, by=BY)
     out.print(f"{updated.name}: {', '.join(updated.members)}")
 
 
 @groups_app.command("remove")
-def groups_remove(group: Annotated[str, typer.Argument(metavar="GROUP")],
-                  user: Annotated[str, typer.Argument(metavar="USER")], data_root: DataRoot = None) -> None:
+def groups_remove(group: GroupArg,
+                  user: UserArg, data_root: DataRoot = None) -> None:
     """Remove a user from a group or project."""
     updated = context_for(data_root).admin.remove_member(group, user, by=BY)
     out.print(f"{updated.name}: {', '.join(updated.members) or 'no members'}")
@@ -145,7 +148,7 @@ def groups_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 
 
 @groups_app.command("delete")
-def groups_delete(group: Annotated[str, typer.Argument(metavar="GROUP")], data_root: DataRoot = None) -> None:
+def groups_delete(group: GroupArg, data_root: DataRoot = None) -> None:
     """Delete a group or project (its grants stay until revoked)."""
     context_for(data_root).admin.delete_group(group, by=BY)
     out.print(f"deleted {group}")
@@ -153,7 +156,7 @@ def groups_delete(group: Annotated[str, typer.Argument(metavar="GROUP")], data_r
 
 @keys_app.command("create")
 def keys_create(
-    user: Annotated[str, typer.Argument(metavar="USER")],
+    user: UserArg,
     data_root: DataRoot = None,
     expires_days: Annotated[Optional[int], typer.Option("--expires-days", min=1, help="Days until it expires")] = None,
     label: Annotated[str, typer.Option(help="What the key is for")] = "",
