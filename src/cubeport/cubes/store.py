@@ -123,20 +123,24 @@ class CubeStore:
             raise NotFoundError(f"cube {cube_id!r} not found; existing cubes: {', '.join(self.list()) or 'none'}")
         return Pointer(**json.loads(raw))
 
-    def open(self, cube_id: str, level: int = 0, timeseries: bool = False) -> xr.Dataset:
-        """The cube as a lazy xarray Dataset (dask-backed), at pyramid `level` or as its time-chunked twin."""
+    def open(self, cube_id: str, level: int = 0, timeseries: bool = False, dask: bool = True) -> xr.Dataset:
+        """The cube as a lazy xarray Dataset at pyramid `level` or as its time-chunked twin.
+
+        With `dask=False` variables are lazily indexed arrays instead: slicing one reads just the chunks it
+        needs, without building a task graph (what map tiles and point reads want).
+        """
         pointer = self.pointer(cube_id)
         if timeseries and not pointer.timeseries:
             raise NotFoundError(f"cube {cube_id!r} has no time-chunked twin")
         if not 0 <= level < pointer.levels:
             raise NotFoundError(f"cube {cube_id!r} has levels 0..{pointer.levels - 1}, not {level}")
         name = TIMESERIES if timeseries else str(level)
-        ds = self._open_zarr(cube_id, pointer.version, name)
+        ds = self._open_zarr(cube_id, pointer.version, name, dask)
         return ds.isel(time=slice(0, pointer.steps))
 
-    def _open_zarr(self, cube_id: str, version: str, name: str) -> xr.Dataset:
+    def _open_zarr(self, cube_id: str, version: str, name: str, dask: bool = True) -> xr.Dataset:
         store = self.storage.zarr_store(CUBES_DIR, cube_id, version, f"{name}.zarr", read_only=True)
-        return xr.open_zarr(store, consolidated=True, chunks={})
+        return xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
 
     def describe(self, cube_id: str) -> CubeInfo:
         pointer = self.pointer(cube_id)
