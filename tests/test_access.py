@@ -18,11 +18,14 @@ OPEN_ROUTES = {
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.
+# `path` fills path parameters other than the cube's id, which is always the restricted cube.
 SAMPLES = {
     ("GET", "/cubes"): {},
     ("GET", "/cubes/{cube_id}"): {},
     ("PATCH", "/cubes/{cube_id}"): {"json": {"description": "edited by a granted editor"}},
+    ("GET", "/tiles/{ds}/{var}/{z}/{y}/{x}"): {"path": {"var": "analysed_sst", "z": 4, "y": 4, "x": 8}},
 }
+CUBE_PARAMS = ("{cube_id}", "{ds}")
 RESTRICTED = "secret-cube"
 
 
@@ -85,8 +88,11 @@ def test_every_route_declares_exactly_one_guard(client):
 
 
 def _call(client, method, path, headers):
-    url = path.replace("{cube_id}", RESTRICTED)
-    return client.request(method, url, headers=headers, **SAMPLES[(method, path)])
+    sample = dict(SAMPLES[(method, path)])
+    url = path
+    for name, value in {**{p.strip("{}"): RESTRICTED for p in CUBE_PARAMS}, **sample.pop("path", {})}.items():
+        url = url.replace("{" + name + "}", str(value))
+    return client.request(method, url, headers=headers, **sample)
 
 
 def test_only_granted_callers_see_the_restricted_cube_on_every_data_route(client, keys):

@@ -1,10 +1,11 @@
-"""A small in-process cache whose entries expire: for values that change rarely but are asked for often
-(access rules, who a credential belongs to), where a few seconds of staleness across processes is fine."""
+"""Small in-process caches: `TtlCache` for values that change rarely but are asked for often (access rules,
+who a credential belongs to; a few seconds of staleness across processes is fine), `ByteLru` for tiles."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -40,3 +41,35 @@ class TtlCache(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class ByteLru(Generic[K]):
+    """Least-recently-used bytes, bounded by their total size (for rendered tiles)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._entries: OrderedDict[K, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: K) -> bytes | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: K, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            self.bytes -= len(old) if old is not None else 0
+            self._entries[key] = value
+            self.bytes += len(value)
+            while self.bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.bytes -= len(evicted)

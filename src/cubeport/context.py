@@ -6,6 +6,7 @@ The CLI, the API and notebooks all start from a Context, so they see the same da
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from cubeport.auth.admin import Administration
 from cubeport.auth.authenticator import Authenticator
@@ -15,6 +16,9 @@ from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
 from cubeport.storage import Storage
+
+if TYPE_CHECKING:
+    from cubeport.render.service import TileService
 
 
 class Context:
@@ -38,6 +42,12 @@ class Context:
     @cached_property
     def catalogue(self) -> Catalogue:
         return Catalogue(self.db)
+
+    @cached_property
+    def tiles(self) -> "TileService":
+        from cubeport.render.service import TileService  # matplotlib and friends load only for servers that draw
+
+        return TileService(self.cubes, self.catalogue)
 
     @cached_property
     def auth(self) -> Authenticator:

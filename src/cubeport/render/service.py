@@ -1,0 +1,109 @@
+"""Tiles as a service: cubes opened once per version, styles from the catalogue, a size-bounded cache of
+encoded tiles, ETags. The HTTP routes (xcube, WMTS, OGC API Tiles) are thin faces over `TileService.tile`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+import pandas as pd
+
+from cubeport.caching import ByteLru, TtlCache
+from cubeport.cubes.catalogue import Catalogue, CubeEntry
+from cubeport.cubes.store import CubeStore, Pointer
+from cubeport.cubes.styles import Style
+from cubeport.errors import InputError
+from cubeport.render import png
+from cubeport.render.colormaps import check_colormap
+from cubeport.render.tiles import CubeLevels, Resampling, colour_indices, palette, render_values
+from cubeport.render.tms import TILE_SIZE, tile_matrix_set
+
+
+@dataclass(frozen=True)
+class RenderedTile:
+    content: bytes
+    etag: str
+    empty: bool
+
+
+class TileService:
+    POINTER_SECONDS = 2.0  # how soon a new version or appended step of a cube shows on the map
+
+    def __init__(self, store: CubeStore, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
+        self.store, self.catalogue = store, catalogue
+        self.cache: ByteLru[str] = ByteLru(cache_bytes)
+        self._pointers: TtlCache[str, Pointer] = TtlCache(self.POINTER_SECONDS)
+        self._entries: TtlCache[str, CubeEntry] = TtlCache(self.POINTER_SECONDS)  # styles change rarely too
+        self._opened: dict[str, tuple[Pointer, CubeLevels]] = {}
+        self._lock = Lock()
+
+    def levels(self, cube_id: str) -> CubeLevels:
+        """The cube's levels, opened once per published version and step count."""
+        pointer = self._pointers.get(cube_id)
+        if pointer is None:
+            pointer = self.store.pointer(cube_id)
+            self._pointers.put(cube_id, pointer)
+        with self._lock:
+            opened = self._opened.get(cube_id)
+        if opened is None or opened[0] != pointer:
+            opened = (pointer, CubeLevels(self.store, cube_id))
+            with self._lock:
+                self._opened[cube_id] = opened
+        return opened[1]
+
+    def time_index(self, cube: CubeLevels, time: str | None) -> int:
+        """The step at `time` (ISO 8601; the nearest step), or the newest step when no time is given."""
+        if time is None or time == "current":
+            return len(cube.times) - 1
+        try:
+            wanted = pd.Timestamp(time)
+        except ValueError:
+            raise InputError(f"time {time!r} is not an ISO 8601 time such as 2017-01-16T10:09:22Z") from None
+        if wanted.tzinfo is not None:
+            wanted = wanted.tz_convert(None)
+        return int(np.argmin(np.abs(cube.times - wanted.to_datetime64())))
+
+    def style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
+              vmax: float | None = None, norm: str | None = None) -> Style:
+        """The variable's catalogue style with the request's overrides (InputError for a bad one)."""
+        entry = self._entries.get(cube_id)
+        if entry is None:
+            entry = self.catalogue.get(cube_id)
+            self._entries.put(cube_id, entry)
+        base = entry.variable(variable).style
+        style = Style(colormap or base.colormap, base.vmin if vmin is None else vmin,
+                      base.vmax if vmax is None else vmax, norm or base.norm)
+        check_colormap(style.colormap)
+        return style
+
+    def tile(self, cube_id: str, variable: str, *, tms_name: str, z: int, x: int, y: int, time: str | None = None,
+             style: Style | None = None, resampling: Resampling = "nearest", retina: bool = False) -> RenderedTile:
+        """An encoded PNG tile, from the cache when it was made before."""
+        cube = self.levels(cube_id)
+        cube.variable(variable)
+        style = style or self.style(cube_id, variable)
+        index = self.time_index(cube, time)
+        tms = tile_matrix_set(tms_name)
+        key = "/".join(map(str, (cube_id, cube.version, len(cube.times), variable, index, tms_name, z, x, y,
+                                 style.colormap, style.vmin, style.vmax, style.norm, resampling, retina)))
+        etag = '"' + hashlib.sha1(key.encode()).hexdigest()[:24] + '"'
+        cached = self.cache.get(key)
+        if cached is not None:
+            return RenderedTile(cached, etag, cached == png.empty(TILE_SIZE * (2 if retina else 1)))
+        if retina:  # 512 px: the four tiles of the next zoom level, side by side
+            parts = [[render_values(cube, variable, index, tms, z + 1, 2 * x + dx, 2 * y + dy, resampling)
+                      for dx in (0, 1)] for dy in (0, 1)]
+            values = None if all(p is None for row in parts for p in row) else np.block(
+                [[p if p is not None else np.full((TILE_SIZE, TILE_SIZE), np.nan) for p in row] for row in parts])
+        else:
+            values = render_values(cube, variable, index, tms, z, x, y, resampling)
+        size = TILE_SIZE * (2 if retina else 1)
+        if values is None or not np.isfinite(values).any():
+            content, empty = png.empty(size), True
+        else:
+            indices = colour_indices(values, style.vmin, style.vmax, style.norm)  # type: ignore[arg-type]
+            content, empty = png.encode(indices, palette(style.colormap, style.norm)), False  # type: ignore[arg-type]
+        self.cache.put(key, content)
+        return RenderedTile(content, etag, empty)
