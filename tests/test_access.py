@@ -15,6 +15,7 @@ from cubeport.cubes.ingest import ingest
 OPEN_ROUTES = {
     ("GET", "/"), ("GET", "/health"), ("GET", "/auth/login"), ("POST", "/auth/login"), ("POST", "/auth/logout"),
     ("GET", "/auth/oidc/{provider}/login"), ("GET", "/auth/oidc/{provider}/callback"), ("GET", "/auth/me"),
+    ("GET", "/colorbars"),
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.
@@ -24,6 +25,9 @@ SAMPLES = {
     ("GET", "/cubes/{cube_id}"): {},
     ("PATCH", "/cubes/{cube_id}"): {"json": {"description": "edited by a granted editor"}},
     ("GET", "/tiles/{ds}/{var}/{z}/{y}/{x}"): {"path": {"var": "analysed_sst", "z": 4, "y": 4, "x": 8}},
+    ("GET", "/datasets"): {"params": {"details": 1}},
+    ("GET", "/datasets/{ds}"): {},
+    ("GET", "/datasets/{ds}/coords/{dim}"): {"path": {"dim": "time"}},
 }
 CUBE_PARAMS = ("{cube_id}", "{ds}")
 RESTRICTED = "secret-cube"

@@ -151,7 +151,7 @@ class Catalogue:
 
 
 def _parse_time(text: str) -> datetime | None:
-    return pd.Timestamp(text).to_pydatetime() if text else None
+    return pd.Timestamp(text).floor("us").to_pydatetime() if text else None
 
 
 def _entry(record: CubeRecord) -> CubeEntry:
