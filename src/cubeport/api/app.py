@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import admin, auth, cubes, datasets, landing, tiles
+from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, tiles
 from cubeport.config import Settings
 from cubeport.context import Context
 
@@ -34,4 +34,5 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(cubes.router)
     app.include_router(datasets.router)
     app.include_router(tiles.router)
+    app.include_router(analysis.router)
     return app

@@ -167,3 +167,24 @@ def lonlat_bbox(ds: xr.Dataset) -> tuple[float, float, float, float]:
         return box
     transformer = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True)
     return tuple(float(v) for v in transformer.transform_bounds(*box, densify_pts=21))  # type: ignore[return-value]
+
+
+def parse_time(text: str, what: str = "time") -> np.datetime64:
+    """An ISO 8601 time from a request as UTC datetime64[ns]; InputError that shows the expected form."""
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise InputError(f"{what} {text!r} is not an ISO 8601 time such as 2017-01-16T10:09:22Z") from None
+    return (stamp.tz_convert(None) if stamp.tzinfo else stamp).to_datetime64().astype("datetime64[ns]")
+
+
+def nearest_step(times: np.ndarray, text: str | None) -> int:
+    """The index of the step nearest to `text`, or of the newest step when no time is given."""
+    if text is None or text == "current":
+        return len(times) - 1
+    return int(np.argmin(np.abs(times - parse_time(text))))
+
+
+def iso(time: np.datetime64 | pd.Timestamp) -> str:
+    """A time as xcube writes it: whole seconds, UTC, with a Z."""
+    return pd.Timestamp(time).round("s").strftime("%Y-%m-%dT%H:%M:%SZ")

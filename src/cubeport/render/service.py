@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from threading import Lock
 
 import numpy as np
-import pandas as pd
 
 from cubeport.caching import ByteLru, TtlCache
+from cubeport.cubes import cf
 from cubeport.cubes.catalogue import Catalogue, CubeEntry
 from cubeport.cubes.store import CubeStore, Pointer
 from cubeport.cubes.styles import Style
-from cubeport.errors import InputError
 from cubeport.render import png
 from cubeport.render.colormaps import check_colormap
 from cubeport.render.tiles import CubeLevels, Resampling, colour_indices, palette, render_values
@@ -53,18 +52,6 @@ class TileService:
                 self._opened[cube_id] = opened
         return opened[1]
 
-    def time_index(self, cube: CubeLevels, time: str | None) -> int:
-        """The step at `time` (ISO 8601; the nearest step), or the newest step when no time is given."""
-        if time is None or time == "current":
-            return len(cube.times) - 1
-        try:
-            wanted = pd.Timestamp(time)
-        except ValueError:
-            raise InputError(f"time {time!r} is not an ISO 8601 time such as 2017-01-16T10:09:22Z") from None
-        if wanted.tzinfo is not None:
-            wanted = wanted.tz_convert(None)
-        return int(np.argmin(np.abs(cube.times - wanted.to_datetime64())))
-
     def style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
               vmax: float | None = None, norm: str | None = None) -> Style:
         """The variable's catalogue style with the request's overrides (InputError for a bad one)."""
@@ -84,7 +71,7 @@ class TileService:
         cube = self.levels(cube_id)
         cube.variable(variable)
         style = style or self.style(cube_id, variable)
-        index = self.time_index(cube, time)
+        index = cf.nearest_step(cube.times, time)
         tms = tile_matrix_set(tms_name)
         key = "/".join(map(str, (cube_id, cube.version, len(cube.times), variable, index, tms_name, z, x, y,
                                  style.colormap, style.vmin, style.vmax, style.norm, resampling, retina)))

@@ -1,0 +1,91 @@
+"""Where a geometry falls on a cube's grid: the pixel under a point, or the window and mask of a polygon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.features import geometry_mask
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as transform_geometry
+
+from cubeport.cubes import cf
+from cubeport.errors import NotFoundError
+
+LONLAT = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A window of the grid (rows, cols) and which of its pixels belong to the geometry."""
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray  # bool, window shape; True inside
+
+    @property
+    def pixels(self) -> int:
+        return int(self.mask.sum())
+
+
+@lru_cache(maxsize=32)
+def _to_cube(crs_wkt: str) -> Transformer:
+    return Transformer.from_crs(LONLAT, CRS.from_wkt(crs_wkt), always_xy=True)
+
+
+def in_cube_crs(ds: xr.Dataset, geometry: BaseGeometry) -> BaseGeometry:
+    crs = cf.crs_of(ds)
+    if crs.is_geographic:
+        xs = ds[cf.spatial_dims(ds)[1]].values
+        if xs.max() > 180 and geometry.bounds[0] < 0:  # a 0..360 cube: shift western longitudes
+            return transform_geometry(lambda x, y: (np.where(np.asarray(x) < 0, np.asarray(x) + 360, x), y),
+                                      geometry)
+        return geometry
+    return transform_geometry(_to_cube(crs.to_wkt()).transform, geometry)
+
+
+def grid_transform(ds: xr.Dataset) -> Affine:
+    ydim, xdim = cf.spatial_dims(ds)
+    xs, ys = ds[xdim].values, ds[ydim].values
+    dx, dy = float(xs[1] - xs[0]), float(ys[1] - ys[0])
+    return Affine(dx, 0.0, float(xs[0]) - dx / 2, 0.0, dy, float(ys[0]) - dy / 2)
+
+
+def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) -> Region:
+    """The pixels of `ds` inside `geometry` (lon/lat): centres inside, or every pixel touched."""
+    ydim, xdim = cf.spatial_dims(ds)
+    shape = (ds.sizes[ydim], ds.sizes[xdim])
+    local = in_cube_crs(ds, geometry)
+    if isinstance(local, Point) or local.geom_type == "MultiPoint":
+        row, col = point_pixel(ds, geometry)
+        return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))
+    inverse = ~grid_transform(ds)
+    west, south, east, north = local.bounds
+    cols = sorted(int(np.floor(c)) for c, _ in (inverse * (west, north), inverse * (east, south)))
+    rows = sorted(int(np.floor(r)) for _, r in (inverse * (west, north), inverse * (east, south)))
+    c0, c1 = max(cols[0] - 1, 0), min(cols[1] + 2, shape[1])
+    r0, r1 = max(rows[0] - 1, 0), min(rows[1] + 2, shape[0])
+    if c0 >= c1 or r0 >= r1:
+        raise NotFoundError("the polygon does not overlap the dataset")
+    window_transform = grid_transform(ds) * Affine.translation(c0, r0)
+    mask = geometry_mask([local], out_shape=(r1 - r0, c1 - c0), transform=window_transform,
+                         all_touched=all_touched, invert=True)
+    if not mask.any():
+        raise NotFoundError("the polygon covers no pixel centre of the dataset; try all_touched=true")
+    return Region(slice(r0, r1), slice(c0, c1), mask)
+
+
+def point_pixel(ds: xr.Dataset, point: BaseGeometry) -> tuple[int, int]:
+    """The (row, col) of the pixel under a lon/lat point; NotFoundError outside the grid."""
+    local = in_cube_crs(ds, point if isinstance(point, Point) else point.centroid)
+    col, row = ~grid_transform(ds) * (local.x, local.y)
+    ydim, xdim = cf.spatial_dims(ds)
+    r, c = int(np.floor(row)), int(np.floor(col))
+    if not (0 <= r < ds.sizes[ydim] and 0 <= c < ds.sizes[xdim]):
+        raise NotFoundError(f"the point ({point.x:g}, {point.y:g}) is outside the dataset")
+    return r, c

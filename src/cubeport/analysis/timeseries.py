@@ -1,0 +1,89 @@
+"""Time series of a variable at a point or over a polygon, read from the time-chunked twin when the cube
+has one (one chunk per 128 steps instead of one per step), aggregated over the polygon's pixels."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from shapely.geometry.base import BaseGeometry
+
+from cubeport.analysis.regions import Region, region
+from cubeport.cubes import cf
+from cubeport.cubes.store import CubeStore
+from cubeport.errors import InputError, NotFoundError
+
+AGGREGATIONS = ("mean", "median", "std", "min", "max", "count")
+MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as float64)
+
+
+def check_aggregations(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in AGGREGATIONS]
+    if unknown or not names:
+        raise InputError(f"aggregation {unknown[0] if unknown else ''!r} unknown; use {', '.join(AGGREGATIONS)}")
+    return list(dict.fromkeys(names))
+
+
+def open_variable(store: CubeStore, cube_id: str, variable: str, *, twin: bool) -> xr.Dataset:
+    """The cube without dask, as its time-chunked twin if asked for and built; NotFoundError naming the
+    variables when `variable` is not one of them."""
+    ds = store.open(cube_id, timeseries=twin and store.pointer(cube_id).timeseries, dask=False)
+    if variable not in ds.data_vars or "time" not in ds[variable].dims:
+        names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims]
+        raise NotFoundError(f"variable {variable!r} not in dataset {cube_id!r}; variables: {', '.join(names)}")
+    return ds
+
+
+def read_region(ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: slice,
+                all_touched: bool = False) -> tuple[np.ndarray, Region]:
+    """The values in the geometry's window as a (time, rows, cols) float array, within the size budget."""
+    where = region(ds, geometry, all_touched)
+    count = len(range(*steps.indices(ds.sizes["time"]))) * where.mask.size
+    if count > MAX_VALUES:
+        raise InputError(f"the request would read {count:,} values (area x time steps); the limit is "
+                         f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate")
+    ydim, xdim = cf.spatial_dims(ds)
+    data = ds[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values
+    return np.asarray(data, dtype=np.float64), where
+
+
+def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per time step over the masked pixels: each method as an array along time (NaN where nothing valid)."""
+    inside = values[:, mask]  # (time, pixels)
+    functions = {"mean": np.nanmean, "median": np.nanmedian, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax}
+    result: dict[str, np.ndarray] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN, which is what we want
+        for method in methods:
+            if method == "count":
+                result[method] = np.isfinite(inside).sum(axis=1).astype(np.float64)
+            else:
+                result[method] = functions[method](inside, axis=1)
+    return result
+
+
+def time_series(store: CubeStore, cube_id: str, variable: str, geometry: BaseGeometry,
+                methods: Sequence[str] = ("mean",), *, start: str | None = None, end: str | None = None,
+                max_valids: int | None = None, all_touched: bool = False) -> list[dict[str, Any]]:
+    """xcube's time-series records: one per step, `time` plus each method. `max_valids` as in xcube: None,
+    every step; -1, only steps with a value; N, the newest N steps with a value."""
+    methods = check_aggregations(methods)
+    ds = open_variable(store, cube_id, variable, twin=True)
+    times = ds["time"].values
+    lo = int(np.searchsorted(times, cf.parse_time(start, "startDate"), "left")) if start else 0
+    hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
+    values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
+    stats = aggregate(values, where.mask, list(dict.fromkeys([*methods, "count"])))
+    records = []
+    for i, time in enumerate(times[lo:hi]):
+        if max_valids is not None and stats["count"][i] == 0:
+            continue
+        record: dict[str, Any] = {"time": cf.iso(time)}
+        for method in methods:
+            value = float(stats[method][i])
+            record[method] = int(value) if method == "count" else (value if np.isfinite(value) else None)
+        records.append(record)
+    return records[-max_valids:] if max_valids and max_valids > 0 else records
