@@ -28,6 +28,11 @@ SAMPLES = {
     ("GET", "/datasets"): {"params": {"details": 1}},
     ("GET", "/datasets/{ds}"): {},
     ("GET", "/datasets/{ds}/coords/{dim}"): {"path": {"dim": "time"}},
+    ("POST", "/timeseries/{ds}/{var}"): {"path": {"var": "analysed_sst"},
+                                        "json": {"type": "Point", "coordinates": [20.0, 58.5]}},
+    ("GET", "/statistics/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "params": {"lon": 20.0, "lat": 58.5}},
+    ("POST", "/statistics/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "json": {
+        "type": "Polygon", "coordinates": [[[18, 57], [22, 57], [22, 60], [18, 60], [18, 57]]]}},
 }
 CUBE_PARAMS = ("{cube_id}", "{ds}")
 RESTRICTED = "secret-cube"

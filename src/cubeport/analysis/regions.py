@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import shapely
 import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as transform_geometry
 
 from cubeport.cubes import cf
 from cubeport.errors import NotFoundError
@@ -43,10 +43,9 @@ def in_cube_crs(ds: xr.Dataset, geometry: BaseGeometry) -> BaseGeometry:
     if crs.is_geographic:
         xs = ds[cf.spatial_dims(ds)[1]].values
         if xs.max() > 180 and geometry.bounds[0] < 0:  # a 0..360 cube: shift western longitudes
-            return transform_geometry(lambda x, y: (np.where(np.asarray(x) < 0, np.asarray(x) + 360, x), y),
-                                      geometry)
+            return shapely.transform(geometry, lambda x, y: (np.where(x < 0, x + 360, x), y), interleaved=False)
         return geometry
-    return transform_geometry(_to_cube(crs.to_wkt()).transform, geometry)
+    return shapely.transform(geometry, _to_cube(crs.to_wkt()).transform, interleaved=False)
 
 
 def grid_transform(ds: xr.Dataset) -> Affine:
@@ -66,13 +65,13 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
         return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))
     inverse = ~grid_transform(ds)
     west, south, east, north = local.bounds
-    cols = sorted(int(np.floor(c)) for c, _ in (inverse * (west, north), inverse * (east, south)))
-    rows = sorted(int(np.floor(r)) for _, r in (inverse * (west, north), inverse * (east, south)))
+    cols = sorted(int(np.floor(c)) for c, _ in (inverse @ (west, north), inverse @ (east, south)))
+    rows = sorted(int(np.floor(r)) for _, r in (inverse @ (west, north), inverse @ (east, south)))
     c0, c1 = max(cols[0] - 1, 0), min(cols[1] + 2, shape[1])
     r0, r1 = max(rows[0] - 1, 0), min(rows[1] + 2, shape[0])
     if c0 >= c1 or r0 >= r1:
         raise NotFoundError("the polygon does not overlap the dataset")
-    window_transform = grid_transform(ds) * Affine.translation(c0, r0)
+    window_transform = grid_transform(ds) @ Affine.translation(c0, r0)
     mask = geometry_mask([local], out_shape=(r1 - r0, c1 - c0), transform=window_transform,
                          all_touched=all_touched, invert=True)
     if not mask.any():
@@ -83,7 +82,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
 def point_pixel(ds: xr.Dataset, point: BaseGeometry) -> tuple[int, int]:
     """The (row, col) of the pixel under a lon/lat point; NotFoundError outside the grid."""
     local = in_cube_crs(ds, point if isinstance(point, Point) else point.centroid)
-    col, row = ~grid_transform(ds) * (local.x, local.y)
+    col, row = ~grid_transform(ds) @ (local.x, local.y)
     ydim, xdim = cf.spatial_dims(ds)
     r, c = int(np.floor(row)), int(np.floor(col))
     if not (0 <= r < ds.sizes[ydim] and 0 <= c < ds.sizes[xdim]):
