@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA_ROOT ?= ./cubeport-data
-APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3
+APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3 chromium
 OIDC_PROVIDER := tests/oidc/node_modules/.installed
+XCUBE_VERSION := 1.14.1
+XCUBE_VIEWER := tests/e2e/xcube-viewer/index.html
 
 .PHONY: demo test install install-test system-deps serve bench clean
 
@@ -44,7 +46,13 @@ demo: install
 serve: install
 	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT)
 
-test: system-deps install-test $(OIDC_PROVIDER)
+# The real xcube viewer for the end-to-end test: its built files, taken from the xcube-core wheel.
+$(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
+	rm -rf build/xcube-wheel
+	$(PIP) download --no-deps -q -d build/xcube-wheel "xcube-core==$(XCUBE_VERSION)"
+	$(PY) tests/e2e/get_xcube_viewer.py build/xcube-wheel/xcube_core-$(XCUBE_VERSION)-py3-none-any.whl tests/e2e/xcube-viewer
+
+test: system-deps install-test $(OIDC_PROVIDER) $(XCUBE_VIEWER)
 	$(PY) -m pytest
 
 bench: install-test

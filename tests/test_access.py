@@ -15,7 +15,7 @@ from cubeport.cubes.ingest import ingest
 OPEN_ROUTES = {
     ("GET", "/"), ("GET", "/health"), ("GET", "/auth/login"), ("POST", "/auth/login"), ("POST", "/auth/logout"),
     ("GET", "/auth/oidc/{provider}/login"), ("GET", "/auth/oidc/{provider}/callback"), ("GET", "/auth/me"),
-    ("GET", "/colorbars"),
+    ("GET", "/colorbars"), ("GET", "/expressions/capabilities"),
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.

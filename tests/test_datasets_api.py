@@ -42,7 +42,8 @@ def test_dataset_list_and_details_have_what_the_viewer_needs(client, data):
     chl = next(v for v in olci["variables"] if v["name"] == "conc_chl")
     assert chl["dims"] == ["time", "lat", "lon"] and chl["shape"] == [5, 1000, 2000]
     assert chl["colorBarMin"] < chl["colorBarMax"] and chl["colorBarName"] and isinstance(chl["attrs"], dict)
-    assert chl["tileLevelMax"] == len(olci["resolutions"]) - 1 == 3
+    # the zoom of a 256 px, 180 degree geographic tile grid at which tiles are as fine as 0.0025 degrees
+    assert chl["tileLevelMax"] == 9 and len(olci["resolutions"]) == 4 and olci["spatialUnits"] == "degrees"
     assert olci["resolutions"][0] == pytest.approx(0.0025) and olci["resolutions"][1] == pytest.approx(0.005)
     assert detailed["ndvi"]["spatialRef"] == "EPSG:32633" and detailed["ndvi"]["variables"][1]["timeChunkSize"] == 128
     assert client.get("/datasets/olci").json() == olci

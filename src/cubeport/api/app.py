@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cubeport import __version__
 from cubeport.api import problems
@@ -28,6 +29,11 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     if admin_password is not None:
         context.auth.ensure_admin(admin_password.get_secret_value())
     problems.install(app)
+    # Any site may read the API, as xcube server and TiTiler allow (viewers on other origins, notebooks):
+    # without credentials, so a browser never sends its session cookie cross-site; keys go in headers.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+                       allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+                       expose_headers=["ETag"], max_age=3600)
     app.include_router(landing.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

@@ -63,6 +63,10 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
     pointer = context.cubes.pointer(entry.id)
     if pointer.timeseries:
         twin_chunk = context.settings.layout.timeseries_chunk
+    degrees = abs(cube.grids[0].dx) if cube.crs.is_geographic else abs(cube.grids[0].dx) / 111_320.0
+    # the zoom of xcube's geographic tiling scheme (180 degrees in a 256 px tile at zoom 0) whose pixels are
+    # as fine as the cube's: viewers stop asking for new tiles beyond it and enlarge these
+    tile_level_max = max(0, math.ceil(math.log2(180.0 / 256.0 / degrees)))
     variables = []
     dims: list[str] = []
     for variable in entry.variables:
@@ -74,7 +78,7 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
             "id": f"{entry.id}.{variable.name}", "name": variable.name, "dims": list(map(str, var.dims)),
             "shape": list(var.shape), "dtype": str(var.dtype), "units": variable.units or "",
             "title": variable.long_name or variable.name, "timeChunkSize": twin_chunk,
-            "tileLevelMin": 0, "tileLevelMax": len(cube.levels) - 1,
+            "tileLevelMin": 0, "tileLevelMax": tile_level_max,
             "colorBarName": style.colormap, "colorBarMin": style.vmin, "colorBarMax": style.vmax,
             "colorBarNorm": style.norm, "attrs": _json_attrs(var.attrs),
         })
@@ -83,7 +87,8 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
         **dataset_summary(entry), "description": entry.description,
         "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
                                                         [west, north], [west, south]]]},
-        "spatialRef": entry.crs, "resolutions": [abs(g.dx) for g in cube.grids],
+        "spatialRef": entry.crs, "spatialUnits": "degrees" if cube.crs.is_geographic else "meters",
+        "resolutions": [abs(g.dx) for g in cube.grids],
         "variables": variables, "dimensions": [coordinates(context, entry.id, d) for d in dims],
         "attrs": _json_attrs(base.attrs), "placeGroups": [], "tags": entry.tags, "themes": entry.themes,
     }
@@ -151,3 +156,11 @@ def _colorbars() -> list[Any]:
         ["Qualitative", "for classes (norm=cat)", [[n, preview(n, True)] for n in sorted(qualitative)
                                                   if n in names()]],
     ]
+
+
+@router.get("/expressions/capabilities", summary="Variable expressions the server evaluates (none yet)",
+            dependencies=[Depends(OPEN)])
+def expression_capabilities() -> dict[str, Any]:
+    """xcube viewers ask this at start-up; empty lists tell them that no expressions can be used."""
+    return {"namespace": {"constants": [], "arrayFunctions": [], "otherFunctions": [], "arrayOperators": [],
+                          "otherOperators": []}}
