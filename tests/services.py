@@ -220,3 +220,22 @@ class OidcProvider:
                 os.killpg(self.process.pid, 9)
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class AppServer:
+    """A Cubeport app served by uvicorn on a free loopback port, in a thread (for real HTTP clients)."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        _wait(lambda: self.server.started, 30, "uvicorn")
+        self.url = f"http://127.0.0.1:{self.server.config.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

@@ -11,6 +11,7 @@ from cubeport.config import load_settings
 from cubeport.context import Context
 from cubeport.cubes.ingest import ingest
 
+RESTRICTED = "secret-cube"
 # Routes that return nothing protected. Adding one here is a decision: say why in the route's docstring.
 OPEN_ROUTES = {
     ("GET", "/"), ("GET", "/health"), ("GET", "/auth/login"), ("POST", "/auth/login"), ("POST", "/auth/logout"),
@@ -33,9 +34,13 @@ SAMPLES = {
     ("GET", "/statistics/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "params": {"lon": 20.0, "lat": 58.5}},
     ("POST", "/statistics/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "json": {
         "type": "Polygon", "coordinates": [[[18, 57], [22, 57], [22, 60], [18, 60], [18, 57]]]}},
+    ("GET", "/wmts/1.0.0/WMTSCapabilities.xml"): {},
+    ("GET", "/wmts/kvp"): {"params": {"Service": "WMTS", "Request": "GetCapabilities"}},
+    ("GET", "/wmts/1.0.0/tile/{layer}/{style}/{time}/{tms}/{zoom}/{row}/{col}.png"): {"path": {
+        "layer": f"{RESTRICTED}.analysed_sst", "style": "default", "time": "current", "tms": "WebMercatorQuad",
+        "zoom": 4, "row": 4, "col": 8}},
 }
 CUBE_PARAMS = ("{cube_id}", "{ds}")
-RESTRICTED = "secret-cube"
 
 
 def routes(app):

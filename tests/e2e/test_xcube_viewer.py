@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
 from cubeport.cubes.ingest import ingest
-from services import free_port
+from services import AppServer, free_port
 
 VIEWER = Path(os.environ.get("CUBEPORT_XCUBE_VIEWER", Path(__file__).parent / "xcube-viewer"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,15 +50,9 @@ def cubeport_url(tmp_path_factory, data):
     info = ingest(context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"])
     context.catalogue.register(info, context.cubes)
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll")
-    server = uvicorn.Server(uvicorn.Config(create_app(context), host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(10)
+    server = AppServer(create_app(context))
+    yield server.url
+    server.stop()
     context.close()
 
 

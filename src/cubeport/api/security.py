@@ -15,6 +15,7 @@ Each route depends on exactly one `Guard` (tests/test_access.py fails otherwise)
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -85,8 +86,8 @@ class Guard:
     """A route's access rule (a FastAPI dependency returning the caller)."""
 
     def __init__(self, rule: GuardRule, kind: Kind | None = None, param: str | None = None,
-                 action: Action = "read") -> None:
-        self.rule, self.kind, self.param, self.action = rule, kind, param, action
+                 action: Action = "read", id_of: Callable[[str], str] | None = None) -> None:
+        self.rule, self.kind, self.param, self.action, self.id_of = rule, kind, param, action, id_of
 
     def __repr__(self) -> str:
         return f"Guard({self.rule!r}, {self.kind!r}, {self.param!r}, {self.action!r})"
@@ -99,7 +100,8 @@ class Guard:
             raise PermissionDeniedError("this needs the admin role")
         if self.rule == "resource":
             assert self.kind and self.param
-            resource_id = request.path_params[self.param]
+            value = request.path_params.get(self.param) or request.query_params.get(self.param, "")
+            resource_id = self.id_of(value) if self.id_of else value
             authorize(context, principal, self.kind, resource_id, self.action, client_address(request))
         return principal
 
@@ -132,5 +134,7 @@ def listing(kind: Kind) -> Guard:
     return Guard("listing", kind)
 
 
-def resource(kind: Kind, param: str, action: Action = "read") -> Guard:
-    return Guard("resource", kind, param, action)
+def resource(kind: Kind, param: str, action: Action = "read", id_of: Callable[[str], str] | None = None) -> Guard:
+    """The route reads (or writes) the resource named by path or query parameter `param` (or by
+    `id_of(param)`, e.g. the cube of a WMTS layer `cube.variable`)."""
+    return Guard("resource", kind, param, action, id_of)
