@@ -39,6 +39,7 @@ SAMPLES = {
     ("GET", "/wmts/1.0.0/tile/{layer}/{style}/{time}/{tms}/{zoom}/{row}/{col}.png"): {"path": {
         "layer": f"{RESTRICTED}.analysed_sst", "style": "default", "time": "current", "tms": "WebMercatorQuad",
         "zoom": 4, "row": 4, "col": 8}},
+    ("GET", "/zarr/{ds}/{store}/{key:path}"): {"path": {"store": "0.zarr", "key:path": ".zmetadata"}},
 }
 CUBE_PARAMS = ("{cube_id}", "{ds}")
 

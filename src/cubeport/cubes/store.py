@@ -142,6 +142,33 @@ class CubeStore:
         store = self.storage.zarr_store(CUBES_DIR, cube_id, version, f"{name}.zarr", read_only=True)
         return xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
 
+    def published_object(self, cube_id: str, name: str, key: str) -> bytes:
+        """An object of one of the cube's Zarr stores (`0.zarr`, `1.zarr`, ..., `timeseries.zarr`) as a remote
+        reader may see it: array metadata shows only the published time steps, as `open` does."""
+        pointer = self.pointer(cube_id)
+        stores = [f"{level}.zarr" for level in range(pointer.levels)] + ([f"{TIMESERIES}.zarr"] if pointer.timeseries
+                                                                          else [])
+        if name not in stores:
+            raise NotFoundError(f"cube {cube_id!r} has no store {name!r}; stores: {', '.join(stores)}")
+        if not key or any(part in ("", ".", "..") for part in key.split("/")):
+            raise InputError(f"invalid key {key!r} in a Zarr store")
+        try:
+            data = self.storage.read_bytes(CUBES_DIR, cube_id, pointer.version, name, key)
+        except FileNotFoundError:
+            raise NotFoundError(f"no {key!r} in {cube_id}/{name}") from None
+        if key == ".zmetadata":
+            consolidated = json.loads(data)
+            metadata = consolidated["metadata"]
+            for path in [k.removesuffix("/.zarray") for k in metadata if k.endswith(".zarray")]:
+                metadata[f"{path}/.zarray"] = _published_shape(metadata[f"{path}/.zarray"],
+                                                               metadata.get(f"{path}/.zattrs", {}), pointer.steps)
+            return json.dumps(consolidated).encode()
+        if key.endswith(".zarray"):
+            attrs_key = key.removesuffix(".zarray") + ".zattrs"
+            attrs = json.loads(self.storage.read_bytes(CUBES_DIR, cube_id, pointer.version, name, attrs_key))
+            return json.dumps(_published_shape(json.loads(data), attrs, pointer.steps)).encode()
+        return data
+
     def describe(self, cube_id: str) -> CubeInfo:
         pointer = self.pointer(cube_id)
         ds = self.open(cube_id)
@@ -352,6 +379,13 @@ class CubeWriter:
     def pointer(self) -> Pointer:
         return Pointer(version=self.version, steps=self.steps + self.steps_written, levels=self.levels,
                        timeseries=self.timeseries)
+
+
+def _published_shape(array: dict[str, Any], attrs: dict[str, Any], steps: int) -> dict[str, Any]:
+    """Zarr v2 array metadata cut to the published number of time steps."""
+    if (attrs.get("_ARRAY_DIMENSIONS") or [None])[0] == "time":
+        array = {**array, "shape": [min(array["shape"][0], steps), *array["shape"][1:]]}
+    return array
 
 
 def encoding_for(ds: xr.Dataset, chunks: dict[str, int]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,31 @@
+"""The cube stores over HTTP, read-only: `/zarr/{ds}/{store}/{key}` serves the objects of a cube's Zarr
+stores (with the access checks of every data route), so that xarray, zarr and `cubeport.client` open a
+served cube lazily, as a local one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from cubeport.api.deps import get_context
+from cubeport.api.security import resource
+from cubeport.context import Context
+
+router = APIRouter(prefix="/zarr", tags=["zarr"])
+
+
+@router.get("/{ds}/{store}/{key:path}", summary="An object of a cube's Zarr store (read-only)",
+            response_class=Response, dependencies=[Depends(resource("cube", "ds"))],
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def zarr_object(ds: Annotated[str, Path(max_length=128)],
+                store: Annotated[str, Path(max_length=32, description="0.zarr (full resolution), 1.zarr, ... or "
+                                                                       "timeseries.zarr")],
+                key: Annotated[str, Path(max_length=512)],
+                context: Annotated[Context, Depends(get_context)]) -> Response:
+    data = context.cubes.published_object(ds, store, key)
+    scope = "private" if context.policy.is_restricted("cube", ds) else "public"
+    kind = "application/json" if key.rsplit("/", 1)[-1].startswith(".z") else "application/octet-stream"
+    # metadata may change with an append; chunks of a published step never do
+    max_age = 5 if kind == "application/json" else 3600
+    return Response(data, media_type=kind, headers={"Cache-Control": f"{scope}, max-age={max_age}"})

@@ -1,0 +1,75 @@
+"""Remote cubes for notebooks: `cubeport.client.open_cube` over HTTP equals the local cube, keeps to the
+published steps, and the server checks access on every object."""
+
+import dataclasses
+
+import httpx
+import numpy as np
+import pytest
+import xarray as xr
+
+from cubeport.api.app import create_app
+from cubeport.client import open_cube
+from cubeport.config import load_settings
+from cubeport.context import Context
+from cubeport.cubes.ingest import ingest
+from services import AppServer
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, data):
+    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("client"))))
+    for cube_id, name in (("olci", "olci-north-sea-chl-5steps.zarr"), ("ndvi", "s2-ndvi-slovenia-68steps.zarr")):
+        info = ingest(context.cubes, [str(data / "cubes" / name)], cube_id)
+        context.catalogue.register(info, context.cubes)
+    context.policy.set_access("cube", "ndvi", public=False, groups=["syke"])
+    context.auth.directory.create_user("mia")
+    context.auth.directory.create_group("syke")
+    context.auth.directory.add_member("syke", "mia")
+    key = context.auth.create_key("mia")[1]
+    server = AppServer(create_app(context))
+    yield context, server.url, key
+    server.stop()
+    context.close()
+
+
+def test_a_remote_cube_equals_the_local_one(served):
+    context, url, _ = served
+    for level in (0, 2):
+        remote, local = open_cube(url, "olci", level=level), context.cubes.open("olci", level=level)
+        assert remote.sizes == local.sizes and list(remote.data_vars) == list(local.data_vars)
+        xr.testing.assert_identical(remote["conc_chl"].isel(time=0).load(), local["conc_chl"].isel(time=0).load())
+
+
+def test_restricted_cubes_need_credentials_and_the_twin_is_served(served):
+    context, url, key = served
+    with pytest.raises(LookupError, match="credentials"):
+        open_cube(url, "ndvi")
+    series = open_cube(url, "ndvi", api_key=key, timeseries=True)["ndvi"]
+    assert series.chunks[0] == (68,)  # one request per pixel block for the whole year
+    local = context.cubes.open("ndvi", timeseries=True)["ndvi"]
+    np.testing.assert_array_equal(series.isel(x=50, y=50).values, local.isel(x=50, y=50).values)
+    assert httpx.get(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0").status_code == 404
+    assert httpx.get(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_only_published_steps_are_visible(served):
+    context, url, _ = served
+    pointer = context.cubes.pointer("olci")
+    context.cubes._publish("olci", dataclasses.replace(pointer, steps=3))  # as after an interrupted append
+    try:
+        remote = open_cube(url, "olci")
+        assert remote.sizes["time"] == 3 == context.cubes.open("olci").sizes["time"]
+        np.testing.assert_array_equal(remote["time"].values, context.cubes.open("olci")["time"].values)
+    finally:
+        context.cubes._publish("olci", pointer)
+
+
+@pytest.mark.parametrize("path, status", [("/zarr/olci/0.zarr/..%2F..%2Fcube.json", 400),
+                                          ("/zarr/olci/9.zarr/.zmetadata", 404),
+                                          ("/zarr/olci/0.zarr/conc_chl/99.0.0", 404),
+                                          ("/zarr/olci/cube.json/.zmetadata", 404)])
+def test_no_way_out_of_the_stores(served, path, status):
+    _, url, _ = served
+    response = httpx.get(url + path)
+    assert response.status_code == status and "version" not in response.text
