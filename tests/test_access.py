@@ -1,6 +1,8 @@
 """Access on every route: each route declares one guard, and every data route shows a restricted cube only
 to a caller granted it (404 to the others, as if it did not exist)."""
 
+import json
+
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -40,8 +42,12 @@ SAMPLES = {
         "layer": f"{RESTRICTED}.analysed_sst", "style": "default", "time": "current", "tms": "WebMercatorQuad",
         "zoom": 4, "row": 4, "col": 8}},
     ("GET", "/zarr/{ds}/{store}/{key:path}"): {"path": {"store": "0.zarr", "key:path": ".zmetadata"}},
+    ("GET", "/tiles/{ds}/{var}/legend"): {"path": {"var": "analysed_sst"}},
+    ("GET", "/places"): {},
+    ("GET", "/places/{group}"): {},
+    ("GET", "/datasets/{ds}/places/{group}"): {"path": {"group": "open-cube"}},
 }
-CUBE_PARAMS = ("{cube_id}", "{ds}")
+CUBE_PARAMS = ("{cube_id}", "{ds}", "{group}")
 
 
 def routes(app):
@@ -66,6 +72,11 @@ def context(tmp_path_factory, data):
         context.catalogue.register(info, context.cubes)
     context.policy.set_access("cube", RESTRICTED, public=False, groups=["syke"])
     context.policy.grant("cube", RESTRICTED, "user", "eva", "write")
+    station = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [20.0, 58.5]}, "properties": {}}]}
+    for group in ("open-cube", RESTRICTED):  # place groups, with the access of collections of those ids
+        context.places.add(group, json.dumps(station).encode())
+    context.policy.set_access("collection", RESTRICTED, public=False, groups=["syke"])
     directory = context.auth.directory
     for name, role, group in (("leo", "editor", "fmi"), ("mia", "viewer", "syke"), ("eva", "editor", "syke")):
         directory.create_user(name, role=role)
@@ -137,5 +148,5 @@ def test_the_same_holds_for_bearer_keys_and_restricted_reads_are_audited(client,
     bearer = {"Authorization": f"Bearer {keys['mia']}"}
     assert client.get(f"/cubes/{RESTRICTED}", headers=bearer).status_code == 200
     assert client.get(f"/cubes/{RESTRICTED}", headers={"Authorization": f"Bearer {keys['leo']}"}).status_code == 404
-    reads = context.auth.audit.query(event="restricted-read", user="mia")
+    reads = [e for e in context.auth.audit.query(event="restricted-read", user="mia") if e.kind == "cube"]
     assert len(reads) == 1 and reads[0].resource_id == RESTRICTED  # once per user and resource, not per request

@@ -24,7 +24,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                                      ["cubes", "info"], ["cubes", "delete"], ["cubes", "style"], ["db", "upgrade"],
                                      ["users", "create"], ["users", "set"], ["groups", "create"], ["groups", "add"],
                                      ["keys", "create"], ["keys", "revoke"], ["access", "set"], ["access", "grant"],
-                                     ["audit"]])
+                                     ["audit"], ["places", "add"]])
 def test_every_command_has_help(command):
     from typer.testing import CliRunner
 
@@ -68,8 +68,8 @@ def test_demo_is_synthetic_baltic_with_land_masked(tmp_path):
     south = day["sst"].sel(lat=slice(56, 54)).mean()
     north = day["sst"].sel(lat=slice(66, 64)).mean()
     assert south > north  # SST falls towards the north
-    stations = json.loads(context.storage.read_bytes("demo", "stations.geojson"))
-    assert len(stations["features"]) >= 5
+    stations = context.places.get("stations")
+    assert len(stations["features"]) >= 5 and context.places.ids() == ["stations", "water-bodies"]
     entry = context.catalogue.get("baltic-demo")
     assert entry.variable("chl").style.norm == "log" and "Water quality" in entry.themes
 

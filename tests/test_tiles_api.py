@@ -85,3 +85,11 @@ def test_bad_tile_requests_get_a_clear_4xx(client, url, params, status, says):
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert says in response.json()["detail"]
+
+
+def test_legend(client):
+    legend = client.get("/tiles/olci/conc_chl/legend", params={"cmap": "thermal", "width": 300, "height": 20})
+    assert legend.status_code == 200 and rgba(legend).shape == (20, 300, 4)
+    colours = rgba(legend)[0]
+    assert (colours[0] != colours[-1]).any() and (rgba(legend)[:, 0] == colours[0]).all()
+    assert client.get("/tiles/olci/conc_chl/legend", params={"cmap": "nope"}).status_code == 400

@@ -15,6 +15,7 @@ from cubeport.config import Settings, load_settings
 from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
+from cubeport.places import Places
 from cubeport.storage import Storage
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ class Context:
     @cached_property
     def catalogue(self) -> Catalogue:
         return Catalogue(self.db)
+
+    @cached_property
+    def places(self) -> Places:
+        return Places(self.storage)
 
     @cached_property
     def tiles(self) -> "TileService":

@@ -171,13 +171,12 @@ def _write_vectors(context: Context, resolution: float, days: pd.DatetimeIndex) 
                "geometry": {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]},
                "properties": {"name": name, "chl_class_limits": limits, "synthetic": True}}
               for i, (name, (ring, limits)) in enumerate(WATER_BODIES.items())]
-    storage = context.storage
-    storage.write_bytes_atomic(json.dumps({"type": "FeatureCollection", "features": stations}).encode(),
-                               "demo", "stations.geojson")
-    storage.write_bytes_atomic(json.dumps({"type": "FeatureCollection", "features": bodies}).encode(),
-                               "demo", "water-bodies.geojson")
+    context.places.add("stations", json.dumps({"type": "FeatureCollection", "features": stations}).encode(),
+                       "Monitoring stations (synthetic)")
+    context.places.add("water-bodies", json.dumps({"type": "FeatureCollection", "features": bodies}).encode(),
+                       "Water bodies (synthetic)")
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
-    storage.write_bytes_atomic(buffer.getvalue().encode(), "demo", "observations.csv")
-    return [f"stations: {len(stations)} with {len(rows)} observations (demo/stations.geojson, demo/observations.csv)",
-            f"water bodies: {len(bodies)} (demo/water-bodies.geojson)"]
+    context.storage.write_bytes_atomic(buffer.getvalue().encode(), "demo", "observations.csv")
+    return [f"stations: {len(stations)} with {len(rows)} observations (places/stations.geojson, "
+            "demo/observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)"]

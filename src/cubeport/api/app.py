@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, tiles, wmts, zarr
+from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, places, tiles, wmts, zarr
 from cubeport.config import Settings
 from cubeport.context import Context
 
@@ -39,6 +39,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(cubes.router)
     app.include_router(datasets.router)
+    app.include_router(places.router)
     app.include_router(tiles.router)
     app.include_router(analysis.router)
     app.include_router(wmts.router)

@@ -10,11 +10,14 @@ import typer
 from rich.table import Table
 
 from cubeport.cli.base import AsJson, DataRoot, app, context_for, err, out, progress_bar, split
-from cubeport.errors import NotFoundError
+from cubeport.errors import InputError, NotFoundError
 
 cubes_app = typer.Typer(help="List, inspect, edit and delete cubes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+places_app = typer.Typer(help="Place groups: stations, water bodies, regions of interest (GeoJSON).",
+                         no_args_is_help=True)
 app.add_typer(cubes_app, name="cubes")
+app.add_typer(places_app, name="places")
 app.add_typer(db_app, name="db")
 
 
@@ -183,6 +186,31 @@ def cubes_edit(
     entry = context_for(data_root).catalogue.update(
         cube_id, title=title, description=description, tags=split(tags), themes=split(themes))
     out.print(f"{entry.id}: {entry.title}")
+
+
+@places_app.command("add")
+def places_add(
+    source: Annotated[str, typer.Argument(metavar="FILE", help="A GeoJSON FeatureCollection")],
+    group_id: Annotated[Optional[str], typer.Option("--id", help="Group id [default: the file name]")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Title shown in viewers")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Add (or replace) a place group from a GeoJSON file."""
+    from pathlib import Path
+
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{source}: no such file")
+    group = context_for(data_root).places.add(group_id or path.stem, path.read_bytes(), title)
+    out.print(f"place group {group['id']}: {len(group['features'])} features")
+
+
+@places_app.command("list")
+def places_list(data_root: DataRoot = None) -> None:
+    """List the place groups."""
+    places = context_for(data_root).places
+    for group_id in places.ids() or ["no place groups"]:
+        out.print(group_id)
 
 
 @db_app.command("upgrade")

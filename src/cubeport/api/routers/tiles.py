@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cubeport.api.deps import get_context
 from cubeport.api.security import resource
 from cubeport.context import Context
+from cubeport.render import png
+from cubeport.render.colormaps import COLOURS
+from cubeport.render.tiles import palette
 from cubeport.render.tms import for_xcube_crs
 
 router = APIRouter(tags=["xcube"])
@@ -51,3 +55,19 @@ def xcube_tile(
     tile = tiles.tile(ds, var, tms_name=for_xcube_crs(crs).id, z=z, x=x, y=y, time=time, style=style,
                       resampling=resampling, retina=retina)
     return png_response(request, context, ds, tile)
+
+
+@router.get("/tiles/{ds}/{var}/legend", summary="The colour bar of a variable as a PNG", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}}, dependencies=[Depends(resource("cube", "ds"))])
+def legend(
+    context: ContextDep,
+    ds: Annotated[str, Path(max_length=128)], var: Annotated[str, Path(max_length=128)],
+    cmap: Annotated[str | None, Query(max_length=64)] = None,
+    norm: Annotated[Literal["lin", "log", "cat"] | None, Query()] = None,
+    width: Annotated[int, Query(ge=8, le=2048)] = 256, height: Annotated[int, Query(ge=1, le=256)] = 16,
+) -> Response:
+    """A gradient from vmin (left) to vmax (right) in the variable's style or the given colour map."""
+    style = context.tiles.style(ds, var, colormap=cmap, norm=norm)
+    columns = np.linspace(0, COLOURS - 1, width).astype(np.uint8)
+    image = png.encode(np.tile(columns, (height, 1)), palette(style.colormap, style.norm))  # type: ignore[arg-type]
+    return Response(image, media_type="image/png", headers={"Cache-Control": f"public, max-age={MAX_AGE}"})
