@@ -18,7 +18,8 @@ RESTRICTED = "secret-cube"
 OPEN_ROUTES = {
     ("GET", "/"), ("GET", "/health"), ("GET", "/auth/login"), ("POST", "/auth/login"), ("POST", "/auth/logout"),
     ("GET", "/auth/oidc/{provider}/login"), ("GET", "/auth/oidc/{provider}/callback"), ("GET", "/auth/me"),
-    ("GET", "/colorbars"), ("GET", "/expressions/capabilities"),
+    ("GET", "/colorbars"), ("GET", "/expressions/capabilities"), ("GET", "/conformance"), ("GET", "/tileMatrixSets"),
+    ("GET", "/tileMatrixSets/{tms}"),
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.
@@ -46,8 +47,15 @@ SAMPLES = {
     ("GET", "/places"): {},
     ("GET", "/places/{group}"): {},
     ("GET", "/datasets/{ds}/places/{group}"): {"path": {"group": "open-cube"}},
+    ("GET", "/collections"): {},
+    ("GET", "/collections/{collection}"): {},
+    ("GET", "/collections/{collection}/map/tiles"): {},
+    ("GET", "/collections/{collection}/map/tiles/{tms}/{z}/{row}/{col}"): {"path": {
+        "tms": "WebMercatorQuad", "z": 4, "row": 4, "col": 8}},
+    ("GET", "/collections/{collection}/position"): {"params": {"coords": "POINT(20 58.5)"}},
+    ("GET", "/collections/{collection}/area"): {"params": {"coords": "POLYGON((18 57, 22 57, 22 60, 18 60, 18 57))"}},
 }
-CUBE_PARAMS = ("{cube_id}", "{ds}", "{group}")
+CUBE_PARAMS = ("{cube_id}", "{ds}", "{group}", "{collection}")
 
 
 def routes(app):

@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, places, tiles, wmts, zarr
+from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, ogc, places, tiles, wmts, zarr
 from cubeport.config import Settings
 from cubeport.context import Context
 
@@ -42,6 +42,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(places.router)
     app.include_router(tiles.router)
     app.include_router(analysis.router)
+    app.include_router(ogc.router)
     app.include_router(wmts.router)
     app.include_router(zarr.router)
     return app
