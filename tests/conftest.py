@@ -91,3 +91,14 @@ def database(request, tmp_path) -> Database:
     db.upgrade()
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(context):
+    """A TestClient of the app on the test module's own `context` fixture (5xx answered, not raised)."""
+    from fastapi.testclient import TestClient
+
+    from cubeport.api.app import create_app
+
+    with TestClient(create_app(context), raise_server_exceptions=False) as client:
+        yield client

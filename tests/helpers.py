@@ -23,3 +23,22 @@ def daily_geotiffs(data: Path, folder: Path, days: int, start_day: int = 1, size
             dst.write(np.where(values == -99, values, values + day).astype("float32"), 1)
         paths.append(str(path))
     return paths
+
+
+SAMPLE_CUBES = {"olci": "olci-north-sea-chl-5steps.zarr", "ndvi": "s2-ndvi-slovenia-68steps.zarr",
+                "sst": "ostia-sst-baltic-3steps.zarr"}
+
+
+def context_with(root: Path, data: Path, cubes: dict[str, str], **ingest_options):  # type: ignore[no-untyped-def]
+    """A Context on `root` with sample cubes ingested and in the catalogue: {cube id: sample name}, where a
+    sample name is a key of SAMPLE_CUBES or a folder name under ../shared/data/cubes."""
+    from cubeport.config import load_settings
+    from cubeport.context import Context
+    from cubeport.cubes.ingest import ingest
+
+    context = Context(load_settings(data_root=str(root)))
+    for cube_id, sample in cubes.items():
+        info = ingest(context.cubes, [str(data / "cubes" / SAMPLE_CUBES.get(sample, sample))], cube_id,
+                      **ingest_options)
+        context.catalogue.register(info, context.cubes)
+    return context

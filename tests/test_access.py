@@ -5,13 +5,10 @@ import json
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
-from fastapi.testclient import TestClient
 
-from cubeport.api.app import create_app
 from cubeport.api.security import Guard
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+
+from helpers import context_with
 
 RESTRICTED = "secret-cube"
 # Routes that return nothing protected. Adding one here is a decision: say why in the route's docstring.
@@ -74,10 +71,7 @@ def guards_of(dependant):
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("access"))))
-    for cube_id in ("open-cube", RESTRICTED):
-        info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], cube_id)
-        context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("access"), data, {"open-cube": "sst", RESTRICTED: "sst"})
     context.policy.set_access("cube", RESTRICTED, public=False, groups=["syke"])
     context.policy.grant("cube", RESTRICTED, "user", "eva", "write")
     station = {"type": "FeatureCollection", "features": [
@@ -93,12 +87,6 @@ def context(tmp_path_factory, data):
         directory.add_member(group, name)
     yield context
     context.close()
-
-
-@pytest.fixture(scope="module")
-def client(context):
-    with TestClient(create_app(context), raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

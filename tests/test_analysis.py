@@ -6,19 +6,15 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
-from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import Point, shape
 
 from cubeport.analysis import timeseries
 from cubeport.analysis.statistics import statistics
 from cubeport.analysis.timeseries import time_series
-from cubeport.api.app import create_app
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 
-SAMPLES = {"ndvi": "s2-ndvi-slovenia-68steps.zarr", "sst": "ostia-sst-baltic-3steps.zarr"}
+from helpers import SAMPLE_CUBES, context_with
+
 NDVI_POLYGON = {"type": "Polygon", "coordinates": [[[14.553, 45.867], [14.5618, 45.8665], [14.562, 45.8731],
                                                     [14.5545, 45.8735], [14.553, 45.867]]]}
 SST_POLYGON = {"type": "Polygon", "coordinates": [[[18.1, 57.05], [21.9, 56.9], [22.3, 59.8], [18.4, 60.1],
@@ -27,22 +23,13 @@ SST_POLYGON = {"type": "Polygon", "coordinates": [[[18.1, 57.05], [21.9, 56.9], 
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("analysis"))))
-    for cube_id, name in SAMPLES.items():
-        info = ingest(context.cubes, [str(data / "cubes" / name)], cube_id)
-        context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("analysis"), data, {"ndvi": "ndvi", "sst": "sst"})
     yield context
     context.close()
 
 
-@pytest.fixture(scope="module")
-def client(context):
-    with TestClient(create_app(context), raise_server_exceptions=False) as client:
-        yield client
-
-
 def original(data, cube_id):
-    return xr.open_zarr(data / "cubes" / SAMPLES[cube_id])
+    return xr.open_zarr(data / "cubes" / SAMPLE_CUBES[cube_id])
 
 
 def plain_mask(ds, polygon, xdim, ydim, to_cube=None, all_touched=False):

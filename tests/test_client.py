@@ -10,18 +10,13 @@ import xarray as xr
 
 from cubeport.api.app import create_app
 from cubeport.client import open_cube
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+from helpers import context_with
 from services import AppServer
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("client"))))
-    for cube_id, name in (("olci", "olci-north-sea-chl-5steps.zarr"), ("ndvi", "s2-ndvi-slovenia-68steps.zarr")):
-        info = ingest(context.cubes, [str(data / "cubes" / name)], cube_id)
-        context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("client"), data, {"olci": "olci", "ndvi": "ndvi"})
     context.policy.set_access("cube", "ndvi", public=False, groups=["syke"])
     context.auth.directory.create_user("mia")
     context.auth.directory.create_group("syke")

@@ -8,17 +8,13 @@ import xarray as xr
 from fastapi.testclient import TestClient
 
 from cubeport.api.app import create_app
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+
+from helpers import context_with
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("datasets"))))
-    for cube_id, name in (("olci", "olci-north-sea-chl-5steps.zarr"), ("ndvi", "s2-ndvi-slovenia-68steps.zarr")):
-        info = ingest(context.cubes, [str(data / "cubes" / name)], cube_id)
-        context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("datasets"), data, {"olci": "olci", "ndvi": "ndvi"})
     context.catalogue.update("olci", title="OLCI North Sea")
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         yield client

@@ -9,18 +9,15 @@ import xarray as xr
 from fastapi.testclient import TestClient
 
 from cubeport.api.app import create_app
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+
+from helpers import context_with
 
 POLYGON = "POLYGON((18.1 57.05, 21.9 56.9, 22.3 59.8, 18.4 60.1, 18.1 57.05))"
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("ogc"))))
-    info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "sst")
-    context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("ogc"), data, {"sst": "sst"})
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         yield client
     context.close()

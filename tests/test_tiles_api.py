@@ -5,13 +5,10 @@ import io
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from cubeport.api.app import create_app
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+
+from helpers import context_with
 
 TILE = "/tiles/olci/conc_chl/8/85/129"  # the Belgian coast at zoom 8: clear on the first and fourth step
 STYLE = {"vmin": 0, "vmax": 20, "cmap": "viridis", "time": "2017-01-16T10:09:22Z"}
@@ -19,17 +16,9 @@ STYLE = {"vmin": 0, "vmax": 20, "cmap": "viridis", "time": "2017-01-16T10:09:22Z
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("tiles"))))
-    info = ingest(context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci")
-    context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("tiles"), data, {"olci": "olci"})
     yield context
     context.close()
-
-
-@pytest.fixture(scope="module")
-def client(context):
-    with TestClient(create_app(context), raise_server_exceptions=False) as client:
-        yield client
 
 
 def rgba(response) -> np.ndarray:

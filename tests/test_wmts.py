@@ -11,18 +11,13 @@ from owslib.wmts import WebMapTileService
 from PIL import Image
 
 from cubeport.api.app import create_app
-from cubeport.config import load_settings
-from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
+from helpers import context_with
 from services import AppServer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, data):
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("wmts"))))
-    for cube_id in ("sst", "secret"):
-        info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], cube_id)
-        context.catalogue.register(info, context.cubes)
+    context = context_with(tmp_path_factory.mktemp("wmts"), data, {"sst": "sst", "secret": "sst"})
     context.policy.set_access("cube", "secret", public=False, groups=["fmi"])
     server = AppServer(create_app(context))
     yield server

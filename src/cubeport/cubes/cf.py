@@ -7,6 +7,8 @@ not, and the time axis is strictly increasing without duplicates.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -188,3 +190,18 @@ def nearest_step(times: np.ndarray, text: str | None) -> int:
 def iso(time: np.datetime64 | pd.Timestamp) -> str:
     """A time as xcube writes it: whole seconds, UTC, with a Z."""
     return pd.Timestamp(time).round("s").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_attrs(attrs: dict[Any, Any], nan: Any = None) -> dict[str, Any]:
+    """Attributes as plain JSON values: numpy scalars and arrays become Python ones, NaN and infinities `nan`
+    (None; xcube clients expect the string "NaN")."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = nan
+        out[str(key)] = value
+    return out

@@ -177,7 +177,7 @@ class CubeStore:
         variables = [
             VariableInfo(
                 name=str(name), dtype=str(var.dtype), dims=tuple(str(d) for d in var.dims),
-                units=var.attrs.get("units"), long_name=var.attrs.get("long_name"), attrs=_jsonable(var.attrs),
+                units=var.attrs.get("units"), long_name=var.attrs.get("long_name"), attrs=cf.json_attrs(var.attrs),
             )
             for name, var in ds.data_vars.items() if "time" in var.dims
         ]
@@ -188,7 +188,7 @@ class CubeStore:
             time_start=times[0].isoformat() if len(times) else "", time_end=times[-1].isoformat() if len(times) else "",
             crs=cf.crs_name(cf.crs_of(ds)), bounds=cf.bounds(ds), bbox=cf.lonlat_bbox(ds), resolution=res,
             levels=pointer.levels, timeseries=pointer.timeseries, version=pointer.version,
-            attrs=_jsonable(ds.attrs),
+            attrs=cf.json_attrs(ds.attrs),
         )
 
     # -- writing ---------------------------------------------------------------------------------------
@@ -443,17 +443,3 @@ def check_same_grid(reference: xr.Dataset, other: xr.Dataset, source: str) -> No
     if cf.crs_of(reference) != cf.crs_of(other):
         raise InputError(f"{source}: CRS {cf.crs_name(cf.crs_of(other))} differs from the cube's "
                          f"{cf.crs_name(cf.crs_of(reference))}")
-
-
-def _jsonable(attrs: dict[Any, Any]) -> dict[str, Any]:
-    """Attributes as plain JSON values (numpy scalars and arrays become Python ones)."""
-    out: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not np.isfinite(value):
-            value = None
-        out[str(key)] = value
-    return out

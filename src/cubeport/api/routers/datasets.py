@@ -16,6 +16,7 @@ from cubeport.api.deps import get_context
 from cubeport.api.security import OPEN, listing, resource
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
+from cubeport.cubes import cf
 from cubeport.cubes.catalogue import CubeEntry
 from cubeport.errors import NotFoundError
 from cubeport.render import png
@@ -80,7 +81,7 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
             "title": variable.long_name or variable.name, "timeChunkSize": twin_chunk,
             "tileLevelMin": 0, "tileLevelMax": tile_level_max,
             "colorBarName": style.colormap, "colorBarMin": style.vmin, "colorBarMax": style.vmax,
-            "colorBarNorm": style.norm, "attrs": _json_attrs(var.attrs),
+            "colorBarNorm": style.norm, "attrs": cf.json_attrs(var.attrs, nan="NaN"),
         })
         dims += [d for d in map(str, var.dims) if d not in dims]
     return {
@@ -90,22 +91,8 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
         "spatialRef": entry.crs, "spatialUnits": "degrees" if cube.crs.is_geographic else "meters",
         "resolutions": [abs(g.dx) for g in cube.grids],
         "variables": variables, "dimensions": [coordinates(context, entry.id, d) for d in dims],
-        "attrs": _json_attrs(base.attrs), "placeGroups": [], "tags": entry.tags, "themes": entry.themes,
+        "attrs": cf.json_attrs(base.attrs, nan="NaN"), "placeGroups": [], "tags": entry.tags, "themes": entry.themes,
     }
-
-
-def _json_attrs(attrs: dict[Any, Any]) -> dict[str, Any]:
-    """Attributes a JSON parser in a browser reads: NaN as the string "NaN", arrays as lists."""
-    clean: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = "NaN"
-        clean[str(key)] = value
-    return clean
 
 
 @router.get("/datasets", summary="Datasets the caller may see (xcube server compatible)")
