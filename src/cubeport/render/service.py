@@ -69,7 +69,7 @@ class TileService:
              style: Style | None = None, resampling: Resampling = "nearest", retina: bool = False) -> RenderedTile:
         """An encoded PNG tile, from the cache when it was made before."""
         cube = self.levels(cube_id)
-        cube.variable(variable)
+        cube.check_variable(variable)
         style = style or self.style(cube_id, variable)
         index = cf.nearest_step(cube.times, time)
         tms = tile_matrix_set(tms_name)

@@ -67,7 +67,7 @@ class CubeLevels:
         first = self.grids[0]
         self.wraps = self.crs.is_geographic and max(first.x0, first.x0 + first.dx * (first.nx - 1)) > 180.0
 
-    def variable(self, name: str) -> None:
+    def check_variable(self, name: str) -> None:
         if name not in self.levels[0].data_vars or "time" not in self.levels[0][name].dims:
             names = [str(v) for v, da in self.levels[0].data_vars.items() if "time" in da.dims]
             raise NotFoundError(f"variable {name!r} not in cube {self.cube_id!r}; variables: {', '.join(names)}")
@@ -76,7 +76,7 @@ class CubeLevels:
 def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecantile.TileMatrixSet,
                   z: int, x: int, y: int, resampling: Resampling = "nearest") -> np.ndarray | None:
     """The tile's values (float, NaN where there is no data), or None when the tile misses the cube."""
-    cube.variable(variable)
+    cube.check_variable(variable)
     if not 0 <= time_index < len(cube.times):
         raise NotFoundError(f"time index {time_index} not in cube {cube.cube_id!r} (0..{len(cube.times) - 1})")
     xs, ys = pixel_centres(tms, z, x, y)
