@@ -55,9 +55,15 @@ $(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
 test: system-deps install-test $(OIDC_PROVIDER) $(XCUBE_VIEWER)
 	$(PY) -m pytest
 
+BENCH_DATA ?= ../bench-data
+
 bench: install-test
 	$(PY) benchmarks/ingest_throughput.py
 	$(PY) benchmarks/chunk_reads.py
+	$(PY) benchmarks/auth_overhead.py
+	benchmarks/anchors.sh
+	test -f $(BENCH_DATA)/cubes/baltic-large/cube.json || $(VENV)/bin/cubeport demo --large --data-root $(BENCH_DATA)
+	$(PY) benchmarks/cube_server.py --data-root $(BENCH_DATA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
