@@ -25,5 +25,5 @@ if ! .venv-titiler/bin/python -c "import titiler.xarray" 2>/dev/null; then
   .venv-titiler/bin/pip install -q --upgrade pip
   .venv-titiler/bin/pip install -q "titiler.xarray" uvicorn zarr
 fi
-echo "anchors ready: $(.venv-xcube/bin/python -c 'import xcube.version as v; print("xcube", v.version)'), " \
+echo "anchors ready: $(.venv-xcube/bin/python -c 'import importlib.metadata as m; print("xcube-core", m.version("xcube-core"))'), " \
      "$(.venv-titiler/bin/python -c 'import importlib.metadata as m; print("titiler.xarray", m.version("titiler.xarray"))')"

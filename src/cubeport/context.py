@@ -13,6 +13,7 @@ from cubeport.auth.authenticator import Authenticator
 from cubeport.auth.policy import Policy
 from cubeport.config import Settings, load_settings
 from cubeport.cubes.catalogue import Catalogue
+from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
 from cubeport.places import Places
@@ -45,6 +46,11 @@ class Context:
         return Catalogue(self.db)
 
     @cached_property
+    def open_cubes(self) -> OpenCubes:
+        """Cubes kept open between requests (servers); `cubes` opens them afresh (CLI, notebooks)."""
+        return OpenCubes(self.cubes)
+
+    @cached_property
     def places(self) -> Places:
         return Places(self.storage)
 
@@ -52,7 +58,7 @@ class Context:
     def tiles(self) -> "TileService":
         from cubeport.render.service import TileService  # matplotlib and friends load only for servers that draw
 
-        return TileService(self.cubes, self.catalogue)
+        return TileService(self.open_cubes, self.catalogue)
 
     @cached_property
     def auth(self) -> Authenticator:

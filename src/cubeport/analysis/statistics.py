@@ -11,12 +11,13 @@ from shapely.geometry.base import BaseGeometry
 
 from cubeport.analysis.timeseries import open_variable, read_region
 from cubeport.cubes import cf
+from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 
 HISTOGRAM_BINS = 100
 
 
-def statistics(store: CubeStore, cube_id: str, variable: str, geometry: BaseGeometry, time: str | None = None,
+def statistics(store: CubeStore | OpenCubes, cube_id: str, variable: str, geometry: BaseGeometry, time: str | None = None,
                *, all_touched: bool = False, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
     """At a point: {"time", "value"}; over a polygon: count, minimum, maximum, mean, deviation, histogram."""
     ds = open_variable(store, cube_id, variable, twin=False)

@@ -13,6 +13,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cubeport.analysis.regions import Region, region
 from cubeport.cubes import cf
+from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 from cubeport.errors import InputError, NotFoundError
 
@@ -27,7 +28,7 @@ def check_aggregations(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def open_variable(store: CubeStore, cube_id: str, variable: str, *, twin: bool) -> xr.Dataset:
+def open_variable(store: CubeStore | OpenCubes, cube_id: str, variable: str, *, twin: bool) -> xr.Dataset:
     """The cube without dask, as its time-chunked twin if asked for and built; NotFoundError naming the
     variables when `variable` is not one of them."""
     ds = store.open(cube_id, timeseries=twin and store.pointer(cube_id).timeseries, dask=False)
@@ -65,7 +66,7 @@ def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> d
     return result
 
 
-def time_series(store: CubeStore, cube_id: str, variable: str, geometry: BaseGeometry,
+def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geometry: BaseGeometry,
                 methods: Sequence[str] = ("mean",), *, start: str | None = None, end: str | None = None,
                 max_valids: int | None = None, all_touched: bool = False) -> list[dict[str, Any]]:
     """xcube's time-series records: one per step, `time` plus each method. `max_valids` as in xcube: None,

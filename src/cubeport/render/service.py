@@ -12,7 +12,8 @@ import numpy as np
 from cubeport.caching import ByteLru, TtlCache
 from cubeport.cubes import cf
 from cubeport.cubes.catalogue import Catalogue, CubeEntry
-from cubeport.cubes.store import CubeStore, Pointer
+from cubeport.cubes.opened import OpenCubes
+from cubeport.cubes.store import Pointer
 from cubeport.cubes.styles import Style
 from cubeport.render import png
 from cubeport.render.colormaps import check_colormap
@@ -28,26 +29,22 @@ class RenderedTile:
 
 
 class TileService:
-    POINTER_SECONDS = 2.0  # how soon a new version or appended step of a cube shows on the map
+    STYLE_SECONDS = 2.0  # how soon an edited style shows on the map
 
-    def __init__(self, store: CubeStore, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
-        self.store, self.catalogue = store, catalogue
+    def __init__(self, cubes: OpenCubes, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
+        self.cubes, self.catalogue = cubes, catalogue
         self.cache: ByteLru[str] = ByteLru(cache_bytes)
-        self._pointers: TtlCache[str, Pointer] = TtlCache(self.POINTER_SECONDS)
-        self._entries: TtlCache[str, CubeEntry] = TtlCache(self.POINTER_SECONDS)  # styles change rarely too
+        self._entries: TtlCache[str, CubeEntry] = TtlCache(self.STYLE_SECONDS)
         self._opened: dict[str, tuple[Pointer, CubeLevels]] = {}
         self._lock = Lock()
 
     def levels(self, cube_id: str) -> CubeLevels:
         """The cube's levels, opened once per published version and step count."""
-        pointer = self._pointers.get(cube_id)
-        if pointer is None:
-            pointer = self.store.pointer(cube_id)
-            self._pointers.put(cube_id, pointer)
+        pointer = self.cubes.pointer(cube_id)
         with self._lock:
             opened = self._opened.get(cube_id)
         if opened is None or opened[0] != pointer:
-            opened = (pointer, CubeLevels(self.store, cube_id))
+            opened = (pointer, CubeLevels(self.cubes, cube_id))
             with self._lock:
                 self._opened[cube_id] = opened
         return opened[1]

@@ -21,6 +21,7 @@ import xarray as xr
 from pyproj import CRS, Transformer
 
 from cubeport.cubes import cf
+from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 from cubeport.errors import InputError, NotFoundError
 from cubeport.render.colormaps import COLOURS, NODATA_INDEX, categorical_table, lookup_table
@@ -54,7 +55,7 @@ class Grid:
 class CubeLevels:
     """One version of a cube opened for rendering: every pyramid level, lazily indexed, with its grid."""
 
-    def __init__(self, store: CubeStore, cube_id: str) -> None:
+    def __init__(self, store: CubeStore | OpenCubes, cube_id: str) -> None:
         pointer = store.pointer(cube_id)
         self.cube_id, self.version = cube_id, pointer.version
         self.levels = [store.open(cube_id, level=level, dask=False) for level in range(pointer.levels)]

@@ -48,7 +48,7 @@ def post_time_series(
 ) -> dict[str, Any]:
     context.catalogue.get(ds)
     methods = [m.strip() for m in agg_methods.split(",") if m.strip()]
-    return {"result": time_series(context.cubes, ds, var, geometry, methods, start=start_date, end=end_date,
+    return {"result": time_series(context.open_cubes, ds, var, geometry, methods, start=start_date, end=end_date,
                                   max_valids=max_valids or None,
                                   all_touched=all_touched)}
 
@@ -62,7 +62,7 @@ def get_statistics(
                     ] = None,
 ) -> dict[str, Any]:
     context.catalogue.get(ds)
-    return {"result": statistics(context.cubes, ds, var, Point(lon, lat), time)}
+    return {"result": statistics(context.open_cubes, ds, var, Point(lon, lat), time)}
 
 
 @router.post("/statistics/{ds}/{var}", summary="Statistics over a polygon (or at a point) at one time",
@@ -74,4 +74,4 @@ def post_statistics(
     time: Annotated[str | None, Query(max_length=64)] = None, all_touched: AllTouched = False,
 ) -> dict[str, Any]:
     context.catalogue.get(ds)
-    return {"result": statistics(context.cubes, ds, var, geometry, time, all_touched=all_touched)}
+    return {"result": statistics(context.open_cubes, ds, var, geometry, time, all_touched=all_touched)}

@@ -61,7 +61,7 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
     base = cube.levels[0]
     west, south, east, north = entry.bbox
     twin_chunk = None
-    pointer = context.cubes.pointer(entry.id)
+    pointer = context.open_cubes.pointer(entry.id)
     if pointer.timeseries:
         twin_chunk = context.settings.layout.timeseries_chunk
     degrees = abs(cube.grids[0].dx) if cube.crs.is_geographic else abs(cube.grids[0].dx) / 111_320.0

@@ -157,7 +157,7 @@ def _edr(context: Context, collection: str, coords: str, parameter_name: str | N
     geometry = parse_geojson(shapely.geometry.mapping(geometry))  # lon/lat range and validity
     names = [n.strip() for n in (parameter_name or ",".join(v.name for v in entry.variables)).split(",") if n.strip()]
     start, end = _interval(datetime)
-    records = {name: time_series(context.cubes, collection, name, geometry, ["mean"], start=start, end=end)
+    records = {name: time_series(context.open_cubes, collection, name, geometry, ["mean"], start=start, end=end)
                for name in names}
     return series(geometry, records, {v.name: v for v in entry.variables})
 
