@@ -63,7 +63,9 @@ def test_only_published_steps_are_visible(served):
 @pytest.mark.parametrize("path, status", [("/zarr/olci/0.zarr/..%2F..%2Fcube.json", 400),
                                           ("/zarr/olci/9.zarr/.zmetadata", 404),
                                           ("/zarr/olci/0.zarr/conc_chl/99.0.0", 404),
-                                          ("/zarr/olci/cube.json/.zmetadata", 404)])
+                                          ("/zarr/olci/cube.json/.zmetadata", 404),
+                                          ("/zarr/olci/0.zarr/" + "0" * 300, 400),  # found by schemathesis: a 500
+                                          ("/zarr/olci/0.zarr/conc_chl", 404)])  # a folder, not an object
 def test_no_way_out_of_the_stores(served, path, status):
     _, url, _ = served
     response = httpx.get(url + path)

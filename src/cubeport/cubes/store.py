@@ -150,12 +150,12 @@ class CubeStore:
                                                                           else [])
         if name not in stores:
             raise NotFoundError(f"cube {cube_id!r} has no store {name!r}; stores: {', '.join(stores)}")
-        if not key or any(part in ("", ".", "..") for part in key.split("/")):
-            raise InputError(f"invalid key {key!r} in a Zarr store")
+        if not key or any(part in ("", ".", "..") or len(part) > 255 for part in key.split("/")):
+            raise InputError(f"invalid key {key[:80]!r} in a Zarr store")
         try:
             data = self.storage.read_bytes(CUBES_DIR, cube_id, pointer.version, name, key)
-        except FileNotFoundError:
-            raise NotFoundError(f"no {key!r} in {cube_id}/{name}") from None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"no {key[:80]!r} in {cube_id}/{name}") from None
         if key == ".zmetadata":
             consolidated = json.loads(data)
             metadata = consolidated["metadata"]
