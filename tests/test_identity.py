@@ -184,3 +184,13 @@ def test_ttl_cache_entries_expire():
     assert cache.get("c") == 3 and cache.get("d") == 4
     cache.put("e", 5)  # full again
     assert cache.get("c") is None and cache.get("e") == 5
+
+
+def test_concurrent_creation_of_the_same_row_is_a_conflict_not_a_crash(database):
+    from cubeport.db.models import ResourceAccessRecord
+
+    with database.session() as session:
+        session.add(ResourceAccessRecord(kind="cube", resource_id="x", public=True))
+    with pytest.raises(ConflictError, match="at the same time"):
+        with database.session() as session:  # as a second request that also found no row
+            session.add(ResourceAccessRecord(kind="cube", resource_id="x", public=False))

@@ -14,10 +14,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cubeport.errors import StorageError
+from cubeport.errors import ConflictError, StorageError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -61,9 +61,14 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on any error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session that commits on success and rolls back on any error. Two requests that create the same
+        row at once: the second gets a ConflictError (HTTP 409), not a database error."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise ConflictError("the same record was changed by another request at the same time; try again") \
+                from None
 
     def dispose(self) -> None:
         self.engine.dispose()
