@@ -13,6 +13,7 @@ The anchors come from `benchmarks/anchors.sh` (their own venvs). Ratios are Cube
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -192,22 +193,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["tiles"][name] = {"cold": cold, "warm": warm}
             results["rss_mb"][name] = server.rss_mb()
             print(f"{name}: cold {cold['per_s']:.0f} tiles/s, warm {warm['per_s']:.0f} tiles/s", flush=True)
-        for name in ("cubeport", "xcube"):
+        # Cubeport always reads its time-chunked twin; xcube gets the twin and, as a second dataset, level 0 alone
+        series_cases = {"cubeport": [("time-chunked", args.cube)],
+                        "xcube": [("time-chunked", "cube"), ("map-chunked", "cube_map")]}
+        for name, datasets in series_cases.items():
             if name not in servers:
                 continue
-            client = httpx.Client(base_url=servers[name].url, timeout=300)
-            for label, geometry in (("point", point), ("polygon 50 km", polygon)):
-                for chunking, dataset in (("time-chunked", "cube"), ("map-chunked", "cube_map")):
-                    if name == "cubeport":
-                        if chunking == "map-chunked":
-                            continue  # Cubeport always reads its twin; see the note in the README
-                        ds_id = args.cube
-                    else:
-                        ds_id = dataset
-                    results["timeseries"].setdefault(f"{label}, {chunking}", {})[name] = time_series(
-                        lambda: client.post(f"/timeseries/{ds_id}/{args.variable}?aggMethods=mean",
-                                            content=json.dumps(geometry)), args.repeats)
-            client.close()
+            with httpx.Client(base_url=servers[name].url, timeout=300) as client:
+                for label, geometry in (("point", point), ("polygon 50 km", polygon)):
+                    for chunking, ds_id in datasets:
+                        post = functools.partial(client.post, f"/timeseries/{ds_id}/{args.variable}?aggMethods=mean",
+                                                 content=json.dumps(geometry))
+                        results["timeseries"].setdefault(f"{label}, {chunking}", {})[name] = time_series(
+                            post, args.repeats)
             results["rss_mb"][name + " after time series"] = servers[name].rss_mb()
     finally:
         for server in servers.values():

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import s3fs
 
 
@@ -40,6 +41,18 @@ def _wait(check, timeout: float, what: str, log: Path | None = None) -> None:
         time.sleep(0.25)
     tail = log.read_text()[-2000:] if log and log.exists() else ""
     raise RuntimeError(f"{what} did not start in {timeout} s: {last}\n{tail}")
+
+
+def _stop(process: subprocess.Popen | None, folder: Path | None) -> None:
+    """End a server's process group (TERM, then KILL after 20 s) and remove its folder."""
+    if process and process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _weed() -> str:
@@ -77,7 +90,7 @@ class S3Server:
             [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
              f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
-             f"-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
+             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
              "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
              f"-s3.port.iceberg={free_port()}", f"-s3.port.lance={free_port()}",
              "-master.volumeSizeLimitMB=64", "-s3.allowEmptyFolder=false", "-volume.max=100", "-master.telemetry=false"],
@@ -102,14 +115,7 @@ class S3Server:
         }
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-        if self.folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        _stop(self.process, self.folder)
 
 
 def _pg_bin() -> Path:
@@ -193,33 +199,20 @@ class OidcProvider:
 
     def token(self, expires_in: int = 3600, **claims: object) -> str:
         """A token signed by this provider, with `claims` on top of iss/iat/exp/nbf."""
-        import httpx
-
         response = httpx.post(f"{self.issuer}/test/token", json={"claims": claims, "expiresIn": expires_in})
         response.raise_for_status()
         return str(response.json()["token"])
 
     def rotate_key(self) -> str:
         """Publish a new signing key and sign with it from now on; returns its kid."""
-        import httpx
-
         return str(httpx.post(f"{self.issuer}/test/rotate").json()["kid"])
 
     def sign_in_as(self, **claims: object) -> None:
         """Claims that every token issued through the normal endpoints carries from now on."""
-        import httpx
-
         httpx.post(f"{self.issuer}/test/user", json=claims).raise_for_status()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-        if self.folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        _stop(self.process, self.folder)
 
 
 class AppServer:

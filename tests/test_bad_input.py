@@ -1,12 +1,10 @@
 """Bad input gets a clear message naming the file and the problem, exit code 2, and nothing is published."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 

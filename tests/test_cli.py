@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import xarray as xr
 from global_land_mask import globe
 
 from cubeport.config import load_settings

@@ -137,6 +137,8 @@ def test_authorization_code_flow_with_pkce(client, oidc_provider):
     assert back.status_code == 302
     callback = back.headers["location"]
     assert callback.startswith("https://testserver/auth/oidc/keycloak/callback?")
+    with TestClient(client.app, base_url="https://testserver") as other_browser:  # login CSRF: not its sign-in
+        assert other_browser.get(callback, follow_redirects=False).status_code == 401
     done = client.get(callback, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/cubes"
     cookie = done.headers["set-cookie"].lower()

@@ -4,7 +4,6 @@ nearest and bilinear resampling, colours and transparency in the PNG."""
 import io
 import math
 
-import morecantile
 import numpy as np
 import pytest
 import xarray as xr

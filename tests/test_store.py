@@ -1,6 +1,5 @@
 """Appending, idempotent re-ingestion, listing and deleting, on a local folder and on S3."""
 
-import numpy as np
 import pytest
 
 from cubeport.cubes.ingest import ingest, plan_ingest

@@ -40,9 +40,12 @@ def client_address(request: Request) -> str | None:
 def same_origin(request: Request) -> bool:
     """False when the browser says the request comes from another site (Origin, else Referer)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
-    if not origin or origin == "null":
-        return origin != "null"
-    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+    if not origin:
+        return True  # not a browser, or one that sends neither header
+    try:
+        return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+    except ValueError:  # "null" parses, a malformed URL does not
+        return False
 
 
 # Security schemes: they read the credentials and declare them in the OpenAPI document (and the
@@ -71,7 +74,7 @@ def current_principal(
         principal, session = found
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
-            if not same_origin(request) or not secrets.compare_digest(sent, session.csrf_token):
+            if not same_origin(request) or not secrets.compare_digest(sent.encode(), session.csrf_token.encode()):
                 raise PermissionDeniedError(
                     f"a signed-in browser write needs the {CSRF_HEADER} header from /auth/me, sent from this site")
         return principal

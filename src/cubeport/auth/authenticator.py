@@ -95,7 +95,10 @@ class Authenticator:
             raise
         identity = provider.identity(claims)
         name = f"{identity.provider}:{identity.username}"
-        local_groups = frozenset(self.directory.groups_of(name))
+        try:
+            local_groups = frozenset(self.directory.groups_of(name))
+        except NotFoundError:
+            raise AuthenticationError("this account is disabled here") from None
         principal = Principal(name, identity.role, identity.groups | local_groups, "oidc", identity.provider)
         self._known.put(cache_key, (principal, None), seconds=float(claims["exp"]) - time.time())
         return principal
@@ -125,9 +128,9 @@ class Authenticator:
         if self.directory.has_admin():
             return None
         password = password or secrets.token_urlsafe(12)
-        if any(u.name == "admin" for u in self.directory.users()):
+        try:
             self.directory.update_user("admin", role="admin", active=True, password=password)
-        else:
+        except NotFoundError:
             self.directory.create_user("admin", role="admin", password=password)
         self.audit.record("access-changed", user="admin", detail="first admin created")
         return password
@@ -158,13 +161,14 @@ class Authenticator:
         self.sessions.end(token)
         self._known.pop(_cache_key("session", token))
 
-    def oidc_start(self, provider_name: str, redirect_uri: str, next_url: str) -> str:
-        """Begin the authorization-code flow with PKCE; returns the provider's URL to send the browser to."""
+    def oidc_start(self, provider_name: str, redirect_uri: str, next_url: str) -> tuple[str, str]:
+        """Begin the authorization-code flow with PKCE; returns the provider's URL to send the browser to and
+        the state, which the browser must bring back (so that nobody can complete a sign-in it did not start)."""
         provider = self.oidc.get(provider_name)
         verifier, challenge = pkce_pair()
         state, nonce = self.sessions.start_login(provider_name, verifier, next_url)
         return provider.authorization_url(redirect_uri=redirect_uri, state=state, nonce=nonce,
-                                          code_challenge=challenge)
+                                          code_challenge=challenge), state
 
     def oidc_finish(self, state: str, code: str, redirect_uri: str,
                     address: str | None) -> tuple[Principal, str]:
@@ -183,5 +187,9 @@ class Authenticator:
         name = self.directory.record_external(identity.provider, identity.subject, identity.username,
                                               role=identity.role, groups=identity.groups,
                                               display_name=identity.display_name, email=identity.email)
+        try:
+            principal = self.directory.principal(name, "oidc")
+        except NotFoundError:
+            raise AuthenticationError("this account is disabled here; ask an administrator") from None
         self.audit.record("sign-in", user=name, address=address, detail=f"oidc {provider.name}")
-        return self.directory.principal(name, "oidc"), pending.next_url
+        return principal, pending.next_url

@@ -110,13 +110,17 @@ class Directory:
             if not verify_password(record.password_hash if usable else None, password):  # type: ignore[union-attr]
                 return False
             assert record is not None
-            if needs_rehash(record.password_hash or ""):
-                record.password_hash = hash_password(password)
+            if needs_rehash(record.password_hash or ""):  # stronger hashing settings since it was stored
+                record.password_hash = hash_password(password, check=False)
             record.last_login = datetime.now(timezone.utc)
             return True
 
     def groups_of(self, user: str) -> list[str]:
+        """The local groups of a user; NotFoundError if the user is recorded but disabled."""
         with self.db.session() as session:
+            record = session.get(UserRecord, user)
+            if record is not None and not record.active:
+                raise NotFoundError(f"user {user!r} is disabled")
             return self._groups_of(session, user)
 
     def principal(self, name: str, via: Via) -> Principal:

@@ -83,10 +83,10 @@ class OidcProvider:
         return key
 
     def _refresh_keys(self) -> None:
-        jwks = self._get_json(self.metadata()["jwks_uri"])
+        jwks = self._get_json(self.endpoint("jwks_uri"))
         keys = {}
-        for data in jwks.get("keys", []):
-            if data.get("use", "sig") != "sig" or "kid" not in data:
+        for data in jwks.get("keys") or []:
+            if not isinstance(data, dict) or data.get("use", "sig") != "sig" or "kid" not in data:
                 continue
             try:
                 keys[data["kid"]] = (jwt.PyJWK(data), data.get("alg"))
@@ -94,13 +94,23 @@ class OidcProvider:
                 continue  # a key type PyJWT cannot use; tokens signed with it fail as unknown
         self._keys, self._keys_fetched = keys, time.monotonic()
 
+    def endpoint(self, name: str) -> str:
+        """A URL from the discovery document (`jwks_uri`, `token_endpoint`, ...)."""
+        url = self.metadata().get(name)
+        if not isinstance(url, str):
+            raise UnavailableError(f"OIDC provider {self.name}: its discovery document has no {name}")
+        return url
+
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
             response = self._http.get(url)
             response.raise_for_status()
-            return response.json()
+            document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise UnavailableError(f"OIDC provider {self.name} unreachable at {url}: {exc}") from None
+        if not isinstance(document, dict):
+            raise UnavailableError(f"OIDC provider {self.name}: {url} is not a JSON object")
+        return document
 
     # tokens
 
@@ -159,7 +169,7 @@ class OidcProvider:
         query = {"response_type": "code", "client_id": self.settings.client_id, "redirect_uri": redirect_uri,
                  "scope": self.settings.scopes, "state": state, "nonce": nonce,
                  "code_challenge": code_challenge, "code_challenge_method": "S256"}
-        return f"{self.metadata()['authorization_endpoint']}?{urlencode(query)}"
+        return f"{self.endpoint('authorization_endpoint')}?{urlencode(query)}"
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
         """Trade the authorization code for tokens at the token endpoint."""
@@ -169,14 +179,17 @@ class OidcProvider:
         if self.settings.client_secret is not None:
             auth = (self.settings.client_id, self.settings.client_secret.get_secret_value())
         try:
-            response = self._http.post(self.metadata()["token_endpoint"], data=form, auth=auth)
+            response = self._http.post(self.endpoint("token_endpoint"), data=form, auth=auth)
         except httpx.HTTPError as exc:
             raise UnavailableError(f"OIDC provider {self.name} unreachable: {exc}") from None
         if response.status_code >= 400:
             raise AuthenticationError(f"provider {self.name} refused the sign-in ({response.status_code}); "
                                       "start again")
-        tokens = response.json()
-        if "id_token" not in tokens:
+        try:
+            tokens = response.json()
+        except ValueError:
+            raise UnavailableError(f"provider {self.name} answered the token request with something not JSON") from None
+        if not isinstance(tokens, dict) or not isinstance(tokens.get("id_token"), str):
             raise AuthenticationError(f"provider {self.name} returned no ID token; is the `openid` scope allowed?")
         return tokens
 
@@ -187,9 +200,6 @@ class OidcProviders:
     def __init__(self, settings: list[OidcProviderSettings]) -> None:
         self.by_name = {p.name: OidcProvider(p) for p in settings}
         self._by_issuer = {p.issuer: p for p in self.by_name.values()}
-
-    def __bool__(self) -> bool:
-        return bool(self.by_name)
 
     def get(self, name: str) -> OidcProvider:
         if name not in self.by_name:

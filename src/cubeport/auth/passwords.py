@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -9,18 +11,24 @@ from cubeport.errors import InputError
 
 _hasher = PasswordHasher()
 MIN_LENGTH = 10
-# Verifying against this keeps the time of a sign-in for an unknown user equal to that of a known one.
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
 
 
-def hash_password(password: str) -> str:
-    check_strength(password)
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a sign-in for an unknown user as slow as one for a known user."""
+    return _hasher.hash("not-a-password-of-anyone")
+
+
+def hash_password(password: str, *, check: bool = True) -> str:
+    """The argon2id hash of a new password (checked for strength), or of a known one (`check=False`)."""
+    if check:
+        check_strength(password)
     return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -32,5 +40,5 @@ def needs_rehash(password_hash: str) -> bool:
 def check_strength(password: str) -> None:
     if len(password) < MIN_LENGTH:
         raise InputError(f"a password needs at least {MIN_LENGTH} characters")
-    if password.strip() != password or not password.strip():
+    if password.strip() != password:
         raise InputError("a password must not start or end with blanks")

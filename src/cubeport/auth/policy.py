@@ -103,9 +103,7 @@ class Policy:
             if record is None:
                 record = ResourceAccessRecord(kind=kind, resource_id=resource_id, public=public)
                 session.add(record)
-            record.public = public
-            if owner is not None:
-                record.owner = owner
+            record.public, record.owner = public, owner
             if not public:
                 session.execute(delete(GrantRecord).where(
                     GrantRecord.kind == kind, GrantRecord.resource_id == resource_id,

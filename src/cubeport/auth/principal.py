@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
-Via = Literal["anonymous", "password", "session", "api-key", "oidc", "local"]
+Via = Literal["anonymous", "password", "session", "api-key", "oidc"]
 
 
 @dataclass(frozen=True)
@@ -37,4 +37,3 @@ class Principal:
 
 
 ANONYMOUS = Principal(name=None)
-LOCAL_ADMIN = Principal(name="local-admin", role="admin", via="local")  # the CLI on the server itself

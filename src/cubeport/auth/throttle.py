@@ -23,10 +23,10 @@ class Throttle:
         """Raise ThrottledError if this account or address must wait before trying again."""
         now = datetime.now(timezone.utc)
         since = now - timedelta(seconds=self.settings.failure_window_seconds)
-        for what, query in (("account", {"user": account}), ("address", {"address": address})):
-            if not next(iter(query.values())):
+        for what, value in (("account", account), ("address", address)):
+            if not value:
                 continue
-            count, last = self.audit.failures(since=since, **query)
+            count, last = self.audit.failures(since=since, **{"user" if what == "account" else "address": value})
             if count < self.settings.max_failures or last is None:
                 continue
             wait = min(self.settings.lockout_seconds * 2 ** (count - self.settings.max_failures),

@@ -4,6 +4,8 @@ and the caller's own API keys."""
 from __future__ import annotations
 
 import html
+import secrets
+from urllib.parse import quote
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
@@ -27,6 +29,7 @@ from cubeport.errors import AuthenticationError, InputError, NotFoundError, Perm
 
 router = APIRouter(prefix="/auth", tags=["identity"])
 ContextDep = Annotated[Context, Depends(get_context)]
+LOGIN_COOKIE = "cubeport_login"  # the state of an OIDC sign-in this browser started
 NextUrl = Annotated[str, Query(alias="next", description="where to go after signing in (a path on this site)")]
 
 
@@ -44,7 +47,7 @@ def _start_session(response: Response, context: Context, principal: Principal) -
 
 def login_page(context: Context, next_url: str, message: str = "") -> str:
     providers = "".join(
-        f'<p><a class="button" href="/auth/oidc/{html.escape(name)}/login?next={html.escape(next_url)}">'
+        f'<p><a class="button" href="/auth/oidc/{html.escape(name)}/login?next={html.escape(quote(next_url))}">'
         f"Sign in with {html.escape(name)}</a></p>" for name in context.auth.oidc.by_name)
     error = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in: Cubeport</title>
@@ -101,7 +104,11 @@ def logout(request: Request, context: ContextDep, principal: CurrentPrincipal) -
 def oidc_login(request: Request, context: ContextDep, provider: Annotated[str, Path(max_length=32)],
                next_url: NextUrl = "/") -> RedirectResponse:
     redirect_uri = str(request.url_for("oidc_callback", provider=provider))
-    return RedirectResponse(context.auth.oidc_start(provider, redirect_uri, safe_next(next_url)), status_code=302)
+    url, state = context.auth.oidc_start(provider, redirect_uri, safe_next(next_url))
+    response = RedirectResponse(url, status_code=302)
+    response.set_cookie(LOGIN_COOKIE, state, max_age=600, httponly=True, secure=context.settings.auth.cookie_secure,
+                        samesite="lax", path="/auth/oidc")
+    return response
 
 
 @router.get("/oidc/{provider}/callback", summary="Where the OIDC provider sends the browser back",
@@ -111,11 +118,14 @@ def oidc_callback(request: Request, context: ContextDep, provider: Annotated[str
                   error: Annotated[str, Query(max_length=256)] = "") -> Response:
     if error or not code or not state:
         raise AuthenticationError(f"the provider did not sign you in ({error or 'no code'}); sign in again")
+    if not secrets.compare_digest(request.cookies.get(LOGIN_COOKIE, "").encode(), state.encode()):
+        raise AuthenticationError("this sign-in was not started in this browser; sign in again")
     redirect_uri = str(request.url_for("oidc_callback", provider=provider))
     principal, next_url = context.auth.oidc_finish(state, code, redirect_uri, client_address(request))
     if principal.provider != provider:
         raise AuthenticationError("the sign-in came back to another provider's address; sign in again")
     response = RedirectResponse(safe_next(next_url), status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/auth/oidc")
     _start_session(response, context, principal)
     return response
 
