@@ -65,8 +65,8 @@ class AuditLog:
             query = query.where(AuditRecord.user_name == user)
         if address:
             query = query.where(AuditRecord.address == address)
-        if since:
-            query = query.where(AuditRecord.time >= since)
+        if since:  # a time without a zone is UTC, as every stored time
+            query = query.where(AuditRecord.time >= as_utc(since))
         with self.db.session() as session:
             return [AuditEvent(r.id, as_utc(r.time), r.event, r.user_name, r.address, r.kind, r.resource_id,
                                r.detail) for r in session.scalars(query)]
@@ -79,4 +79,4 @@ class AuditLog:
         query = query.where(AuditRecord.user_name == user) if user else query.where(AuditRecord.address == address)
         with self.db.session() as session:
             count, last = session.execute(query).one()
-        return int(count), as_utc(last) if last else None
+        return int(count), as_utc(last)

@@ -34,6 +34,14 @@ class ApiKey:
     revoked: datetime | None
     last_used: datetime | None
 
+    def to_dict(self) -> dict[str, str | None]:
+        """What clients see of a key (never the key itself)."""
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {"id": self.id, "owner": self.owner, "label": self.label, "status": self.status,
+                "created": iso(self.created), "expires": iso(self.expires), "last_used": iso(self.last_used)}
+
     @property
     def status(self) -> str:
         if self.revoked:
@@ -117,6 +125,4 @@ class ApiKeys:
 
 def _key(record: ApiKeyRecord) -> ApiKey:
     return ApiKey(record.id, record.owner, record.label, as_utc(record.created),
-                  as_utc(record.expires) if record.expires else None,
-                  as_utc(record.revoked) if record.revoked else None,
-                  as_utc(record.last_used) if record.last_used else None)
+                  as_utc(record.expires), as_utc(record.revoked), as_utc(record.last_used))

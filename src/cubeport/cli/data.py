@@ -85,7 +85,7 @@ def ingest(
     context.storage.check()
     plan = plan_ingest(
         context.cubes, sources, cube, append=append, replace=replace, time_pattern=time_pattern, time=time,
-        variables=[v.strip() for v in variables.split(",") if v.strip()] if variables else None,
+        variables=split(variables) or None,
     )
     out.print(plan.summary())
     if dry_run:

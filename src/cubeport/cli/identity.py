@@ -176,7 +176,7 @@ def keys_list(data_root: DataRoot = None, owner: Annotated[Optional[str], typer.
     """List API keys (ids and status, never the keys)."""
     keys = context_for(data_root).auth.keys.list(owner)
     if as_json:
-        out.print_json(json.dumps([{**asdict(k), "status": k.status} for k in keys], default=str))
+        out.print_json(json.dumps([k.to_dict() for k in keys]))
         return
     table = Table("id", "owner", "label", "status", "created", "expires", "last used")
     for k in keys:
@@ -277,9 +277,6 @@ def audit(
     as_json: AsJson = False,
 ) -> None:
     """Show the audit log: sign-ins, failures, keys, access changes, reads of restricted resources."""
-    from datetime import timezone
-
-    since = since.replace(tzinfo=timezone.utc) if since and since.tzinfo is None else since
     events = context_for(data_root).auth.audit.query(event=event, user=user, since=since, limit=limit)
     if as_json:
         out.print_json(json.dumps([e.to_dict() for e in events]))

@@ -82,6 +82,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def as_utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime | None) -> datetime | None:
     """A stored time as an aware UTC datetime (SQLite returns naive ones; every stored time is UTC)."""
+    if moment is None:
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

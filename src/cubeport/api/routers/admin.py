@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from cubeport.api.deps import get_context
-from cubeport.api.routers.auth import key_json
 from cubeport.api.security import ADMIN
 from cubeport.auth.audit import EVENTS
 from cubeport.auth.directory import User
@@ -22,6 +21,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 ContextDep = Annotated[Context, Depends(get_context)]
 Admin = Annotated[Principal, Depends(ADMIN)]
 Name = Annotated[str, Path(max_length=128)]
+Name128 = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -51,9 +51,9 @@ class NewGroup(BaseModel):
 
 class AccessChange(BaseModel):
     access: Literal["public", "restricted"]
-    groups: list[str] = Field(default_factory=list, description="groups or projects that may read")
-    users: list[str] = Field(default_factory=list, description="users that may read")
-    owner: str | None = Field(None, description="the project that owns the resource (its editors may write)")
+    groups: list[Name128] = Field(default_factory=list, description="groups or projects that may read")
+    users: list[Name128] = Field(default_factory=list, description="users that may read")
+    owner: Name128 | None = Field(None, description="the project that owns the resource (its editors may write)")
 
 
 class GrantChange(BaseModel):
@@ -136,7 +136,7 @@ def revoke(kind: Kind, resource_id: Name, subject_type: Literal["group", "user"]
 @router.get("/keys", summary="API keys of every user, or of one owner")
 def list_keys(context: ContextDep, _: Admin,
               owner: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
-    return {"keys": [key_json(k) for k in context.auth.keys.list(owner)]}
+    return {"keys": [k.to_dict() for k in context.auth.keys.list(owner)]}
 
 
 @router.get("/audit", summary="The audit log, newest first")

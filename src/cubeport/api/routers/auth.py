@@ -22,7 +22,6 @@ from cubeport.api.security import (
     client_address,
     same_origin,
 )
-from cubeport.auth.keys import ApiKey
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
@@ -147,15 +146,9 @@ class KeyRequest(BaseModel):
     expires_days: int | None = Field(None, ge=1, le=3650, description="days until the key expires; none: never")
 
 
-def key_json(key: ApiKey) -> dict[str, Any]:
-    return {"id": key.id, "owner": key.owner, "label": key.label, "status": key.status,
-            "created": key.created.isoformat(), "expires": key.expires.isoformat() if key.expires else None,
-            "last_used": key.last_used.isoformat() if key.last_used else None}
-
-
 @router.get("/keys", summary="The caller's API keys (never the keys themselves)")
 def my_keys(context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_IN)]) -> dict[str, Any]:
-    return {"keys": [key_json(k) for k in context.auth.keys.list(principal.name)]}
+    return {"keys": [k.to_dict() for k in context.auth.keys.list(principal.name)]}
 
 
 @router.post("/keys", summary="Create an API key for the caller; the key is in this response only", status_code=201)
@@ -167,7 +160,7 @@ def create_key(request: KeyRequest, context: ContextDep,
     except NotFoundError:  # an OIDC user known only from bearer tokens has no account record yet
         raise InputError("sign in once in the browser (/auth/login) so that your account is recorded, "
                          "then create keys") from None
-    return {**key_json(key), "key": secret, "header": "X-API-Key"}
+    return {**key.to_dict(), "key": secret, "header": "X-API-Key"}
 
 
 @router.delete("/keys/{key_id}", summary="Revoke one of the caller's API keys", status_code=204)
