@@ -122,6 +122,9 @@ def test_time_series_route_as_the_xcube_viewer_calls_it(client):
     ({"type": "Point", "coordinates": [45.87, 514.55]}, {}, 400, "longitude, latitude"),
     ({"type": "Point", "coordinates": [30.0, 10.0]}, {}, 404, "outside the dataset"),
     ({"type": "Point"}, {}, 400, "invalid Point"),
+    ({"type": "MultiPoint", "coordinates": [[30.0, 10.0]]}, {}, 400, "not supported"),
+    ({"type": "FeatureCollection", "features": 5}, {}, 400, "FeatureCollection"),
+    ({"type": "Point", "coordinates": [14.558, 45.870]}, {"startDate": "3000-01-01"}, 400, "between 1678 and 2261"),
     ({"type": "Point", "coordinates": [14.558, 45.870]}, {"aggMethods": "avg"}, 400, "aggregation 'avg'"),
     ({"type": "Point", "coordinates": [14.558, 45.870]}, {"startDate": "soon"}, 400, "startDate"),
 ])

@@ -74,6 +74,8 @@ def test_cookie_writes_need_the_csrf_token_from_this_site(browser):
     assert browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": "guess"}).status_code == 403
     cross = browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"})
     assert cross.status_code == 403
+    for odd in ({"X-CSRF-Token": token, "Origin": "http://[x"}, {"X-CSRF-Token": "t\u00e4".encode("latin-1")}):  # malformed: 403, not 500
+        assert browser.patch("/cubes/sst", json=edit, headers=odd).status_code == 403
     assert browser.get("/cubes/sst").json()["title"] != "Edited SST"  # nothing written
     done = browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://testserver"})
     assert done.status_code == 200 and done.json()["title"] == "Edited SST"

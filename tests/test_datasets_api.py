@@ -3,6 +3,8 @@
 
 import base64
 
+import numpy as np
+
 import pytest
 import xarray as xr
 from fastapi.testclient import TestClient
@@ -56,3 +58,10 @@ def test_coordinates_colorbars_and_errors(client):
     assert {"viridis", "thermal", "tab20", "RdYlBu"} <= names
     preview = base64.b64decode(bars[0][2][0][1])
     assert preview.startswith(b"\x89PNG")
+
+
+def test_attributes_are_plain_json():
+    from cubeport.cubes.cf import json_attrs
+
+    attrs = json_attrs({"valid_range": np.array([0.0, np.nan]), "scale": np.float32(2), "flags": (1, 2)}, nan="NaN")
+    assert attrs == {"valid_range": [0.0, "NaN"], "scale": 2.0, "flags": [1, 2]}

@@ -75,6 +75,8 @@ def test_edr_position_and_area_equal_xarray(client, data):
     ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": "nope"}, 404),
     ("/collections/sst/position", {"coords": "POINT(120 58.5)"}, 404),
     ("/collections/sst/position", {}, 422),
+    ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": ","}, 400),
+    ("/collections/sst/position", {"coords": "MULTIPOINT((20 58.5))"}, 400),
     ("/collections/nope", {}, 404),
 ])
 def test_bad_edr_queries(client, path, params, status):

@@ -51,5 +51,12 @@ def test_bad_place_groups_are_refused(context):
         "type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}]}
     with pytest.raises(InputError, match="not valid"):
         context.places.add("bowtie", json.dumps(bowtie).encode())
-    with pytest.raises(NotFoundError):
-        context.places.get("bowtie")  # nothing was written
+    for broken, says in (({"type": "Polygon", "coordinates": 5}, "invalid Polygon"),
+                         ({"type": "Blob", "coordinates": []}, "invalid Blob"),
+                         ({"type": "LineString", "coordinates": [[0, 0], [0, 100]]}, "longitude, latitude")):
+        bad = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": broken}]}
+        with pytest.raises(InputError, match=says):
+            context.places.add("broken", json.dumps(bad).encode())
+    for never_written in ("bowtie", "broken", "../etc"):
+        with pytest.raises(NotFoundError):
+            context.places.get(never_written)

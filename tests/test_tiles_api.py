@@ -46,6 +46,7 @@ def test_time_style_retina_and_empty_tiles(client):
                              for t in ("2017-01-16T10:09:22Z", "2017-01-28T09:58:11Z", "2017-01-30T10:46:34Z"))
     assert len({first, fourth, newest}) == 3
     assert client.get(TILE).content == newest  # without a time: the newest step (clouded here)
+    assert client.get(TILE, params={"time": ""}).content == newest
     assert client.get(TILE, params={"time": "2017-01-27T23:00:00Z"}).content == fourth  # the nearest step
     log = client.get(TILE, params={"norm": "log", "vmin": 0.1, "vmax": 50, "cmap": "thermal_r", "time": "2017-01-28"})
     assert log.status_code == 200 and log.content != fourth
@@ -64,6 +65,7 @@ def test_time_style_retina_and_empty_tiles(client):
     (TILE, {"vmin": 5, "vmax": 1}, 400, "vmin must be less"),
     (TILE, {"norm": "log", "vmin": 0, "vmax": 1}, 400, "log norm"),
     (TILE, {"time": "yesterday-ish"}, 400, "ISO 8601"),
+    (TILE, {"time": "3000-01-01"}, 400, "between 1678 and 2261"),
     (TILE, {"crs": "EPSG:9999"}, 400, "EPSG:3857 or CRS84"),
     ("/tiles/olci/conc_chl/8/300/129", {}, 400, "outside"),
     ("/tiles/olci/conc_chl/31/0/0", {}, 422, "z"),

@@ -73,11 +73,13 @@ class Context:
         return Administration(self.auth, self.policy)
 
     def refresh(self) -> None:
-        """Forget cached access rules and identities, e.g. after another process changed them."""
+        """Forget cached access rules, identities and cube pointers, e.g. after another process changed them."""
         if "policy" in self.__dict__:
             self.policy.refresh()
         if "auth" in self.__dict__:
             self.auth.forget_credentials()
+        if "open_cubes" in self.__dict__:
+            self.open_cubes.refresh()
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -122,7 +122,7 @@ def build_demo(context: Context, *, large: bool = False, days: int = 122, start:
     """Build the demo set into the context's data root; returns one line per thing written."""
     context.storage.check()
     written = [_write_cube(context, DEMO_CUBE, 0.05, _days(start, days), progress)]
-    written += _write_vectors(context, 0.05, _days(start, days))
+    written += _write_vectors(context, _days(start, days))
     if large:
         written.append(_write_cube(context, LARGE_CUBE, 0.01, _days("2024-01-01", 365), progress))
     return written
@@ -146,7 +146,7 @@ def _write_cube(context: Context, cube_id: str, resolution: float, days: pd.Date
     return f"cube {cube_id}: {info.dims['time']} days, {info.dims['lat']}x{info.dims['lon']} px, {info.levels} levels"
 
 
-def _write_vectors(context: Context, resolution: float, days: pd.DatetimeIndex) -> list[str]:
+def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
     """Stations with weekly in-situ series sampled from the synthetic truth, and water-body polygons."""
     cube = context.cubes.open(DEMO_CUBE)
     rng = np.random.default_rng(7)
@@ -160,7 +160,7 @@ def _write_vectors(context: Context, resolution: float, days: pd.DatetimeIndex) 
         values = point.sel(time=weekly, method="nearest").compute()
         for parameter, unit in (("chl", "mg m-3"), ("sst", "degC")):
             series = values[parameter].values
-            if np.all(np.isnan(series)):  # cloud-covered on that day: take the neighbourhood's mean
+            if np.all(np.isnan(series)):  # never seen (land pixel or always clouded): the cube's mean
                 series = np.full(series.shape, float(cube[parameter].mean()))
             for day, value in zip(weekly, series):
                 if np.isfinite(value):

@@ -11,7 +11,6 @@ from typing import Any
 import shapely
 from shapely.geometry import box, shape
 
-from cubeport.analysis.geometry import parse_geojson
 from cubeport.errors import InputError, NotFoundError
 from cubeport.storage import Storage
 
@@ -24,17 +23,17 @@ class Places:
         self.storage = storage
 
     def ids(self) -> list[str]:
-        try:
-            names = self.storage.fs.ls(self.storage.path(PLACES_DIR), detail=False)
-        except FileNotFoundError:
-            return []
-        return sorted(n.rsplit("/", 1)[-1].removesuffix(".geojson") for n in names if n.endswith(".geojson"))
+        return [n.removesuffix(".geojson") for n in self.storage.list_files(PLACES_DIR) if n.endswith(".geojson")]
 
     def get(self, group_id: str, *, within: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
         """The group as a FeatureCollection with `id` and `title`; only features that touch `within` if given."""
-        if group_id not in self.ids():
-            raise NotFoundError(f"place group {group_id!r} not found; groups: {', '.join(self.ids()) or 'none'}")
-        collection = json.loads(self.storage.read_bytes(PLACES_DIR, f"{group_id}.geojson"))
+        try:
+            if not _ID.match(group_id):
+                raise FileNotFoundError(group_id)
+            collection = json.loads(self.storage.read_bytes(PLACES_DIR, f"{group_id}.geojson"))
+        except FileNotFoundError:
+            raise NotFoundError(f"place group {group_id!r} not found; groups: {', '.join(self.ids()) or 'none'}") \
+                from None
         features = collection.get("features", [])
         if within is not None:
             area = box(*within)
@@ -56,11 +55,7 @@ class Places:
         for index, feature in enumerate(collection.get("features") or []):
             if not isinstance(feature, dict) or not isinstance(feature.get("geometry"), dict):
                 raise InputError(f"feature {index} has no geometry")
-            geometry = shape(feature["geometry"])
-            if feature["geometry"].get("type") in ("Point", "Polygon", "MultiPolygon", "MultiPoint"):
-                parse_geojson(feature["geometry"])  # lon/lat range and validity, with a clear message
-            elif not shapely.is_valid(geometry):
-                raise InputError(f"feature {index}: {shapely.is_valid_reason(geometry)}")
+            _check_geometry(index, feature["geometry"])
             features.append({**feature, "id": feature.get("id", index)})
         if not features:
             raise InputError("the FeatureCollection has no features")
@@ -68,3 +63,16 @@ class Places:
                   "features": features}
         self.storage.write_bytes_atomic(json.dumps(stored).encode(), PLACES_DIR, f"{group_id}.geojson")
         return self.get(group_id)
+
+
+def _check_geometry(index: int, geometry: dict[str, Any]) -> None:
+    """InputError saying what is wrong with a feature's geometry: its GeoJSON, its lon/lat range, its validity."""
+    try:
+        parsed = shape(geometry)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise InputError(f"feature {index}: invalid {geometry.get('type')} geometry: {exc}") from None
+    lon_lo, lat_lo, lon_hi, lat_hi = parsed.bounds if not parsed.is_empty else (0, 0, 0, 0)
+    if not (-180 <= lon_lo <= lon_hi <= 360 and -90 <= lat_lo <= lat_hi <= 90):
+        raise InputError(f"feature {index}: coordinates must be longitude, latitude in degrees")
+    if not parsed.is_valid:
+        raise InputError(f"feature {index} is not valid: {shapely.is_valid_reason(parsed)}")

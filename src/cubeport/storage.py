@@ -106,12 +106,18 @@ class Storage:
 
     def list_dirs(self, *parts: str) -> list[str]:
         """Names of the immediate sub-folders (common prefixes on S3) below `parts`."""
-        base = self.path(*parts)
+        return self._list(parts, "directory")
+
+    def list_files(self, *parts: str) -> list[str]:
+        """Names of the files (objects) directly below `parts`."""
+        return self._list(parts, "file")
+
+    def _list(self, parts: tuple[str, ...], kind: str) -> list[str]:
         try:
-            entries = self.fs.ls(base, detail=True, refresh=True)
+            entries = self.fs.ls(self.path(*parts), detail=True, refresh=True)  # not a cached listing
         except FileNotFoundError:
             return []
-        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory")
+        return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == kind)
 
     def delete_tree(self, *parts: str) -> None:
         target = self.path(*parts)

@@ -23,8 +23,9 @@ def parameter(variable: VariableEntry) -> dict[str, Any]:
 
 
 def series(geometry: BaseGeometry, records: dict[str, list[dict[str, Any]]],
-           variables: dict[str, VariableEntry], method: str = "mean") -> dict[str, Any]:
-    """A coverage with one range per variable; `records` are time_series() results keyed by variable."""
+           variables: dict[str, VariableEntry]) -> dict[str, Any]:
+    """A coverage with one range per variable of the means in `records`, time_series() results keyed by
+    variable."""
     times = [r["time"] for r in next(iter(records.values()))]
     if geometry.geom_type == "Point":
         axes: dict[str, Any] = {"x": {"values": [geometry.x]}, "y": {"values": [geometry.y]}, "t": {"values": times}}
@@ -40,5 +41,5 @@ def series(geometry: BaseGeometry, records: dict[str, list[dict[str, Any]]],
                                    {"coordinates": ["t"], "system": TIME}]},
         "parameters": {name: parameter(variables[name]) for name in records},
         "ranges": {name: {"type": "NdArray", "dataType": "float", "axisNames": ["t"], "shape": [len(times)],
-                          "values": [r[method] for r in rows]} for name, rows in records.items()},
+                          "values": [r["mean"] for r in rows]} for name, rows in records.items()},
     }

@@ -11,8 +11,6 @@ from shapely.geometry.base import BaseGeometry
 
 from cubeport.errors import InputError
 
-AREAL = ("Polygon", "MultiPolygon")
-
 
 def parse_geojson(body: bytes | str | dict[str, Any]) -> BaseGeometry:
     """A geometry from a GeoJSON geometry, Feature or FeatureCollection (features are united)."""
@@ -24,16 +22,17 @@ def parse_geojson(body: bytes | str | dict[str, Any]) -> BaseGeometry:
         raise InputError("expected a GeoJSON geometry, Feature or FeatureCollection with a 'type'")
     kind = data["type"]
     if kind == "FeatureCollection":
-        features = data.get("features") or []
-        if not features:
+        features = data.get("features")
+        if not isinstance(features, list) or not features:
             raise InputError("the FeatureCollection has no features")
         return shapely.union_all([parse_geojson(f) for f in features])
     if kind == "Feature":
         if not isinstance(data.get("geometry"), dict):
             raise InputError("the Feature has no geometry")
         return parse_geojson(data["geometry"])
-    if kind not in ("Point", "MultiPoint", "Polygon", "MultiPolygon"):
-        raise InputError(f"geometry type {kind!r} not supported; use Point or Polygon (or a Feature of one)")
+    if kind not in ("Point", "Polygon", "MultiPolygon"):
+        raise InputError(f"geometry type {kind!r} not supported; use a Point, Polygon or MultiPolygon "
+                         "(or a Feature of one; one request per point)")
     try:
         geometry = shape(data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:

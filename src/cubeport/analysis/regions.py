@@ -28,10 +28,6 @@ class Region:
     cols: slice
     mask: np.ndarray  # bool, window shape; True inside
 
-    @property
-    def pixels(self) -> int:
-        return int(self.mask.sum())
-
 
 @lru_cache(maxsize=32)
 def _to_cube(crs_wkt: str) -> Transformer:
@@ -48,22 +44,15 @@ def in_cube_crs(ds: xr.Dataset, geometry: BaseGeometry) -> BaseGeometry:
     return shapely.transform(geometry, _to_cube(crs.to_wkt()).transform, interleaved=False)
 
 
-def grid_transform(ds: xr.Dataset) -> Affine:
-    ydim, xdim = cf.spatial_dims(ds)
-    xs, ys = ds[xdim].values, ds[ydim].values
-    dx, dy = float(xs[1] - xs[0]), float(ys[1] - ys[0])
-    return Affine(dx, 0.0, float(xs[0]) - dx / 2, 0.0, dy, float(ys[0]) - dy / 2)
-
-
 def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) -> Region:
     """The pixels of `ds` inside `geometry` (lon/lat): centres inside, or every pixel touched."""
-    ydim, xdim = cf.spatial_dims(ds)
-    shape = (ds.sizes[ydim], ds.sizes[xdim])
+    grid = cf.Grid.of(ds)
     local = in_cube_crs(ds, geometry)
-    if isinstance(local, Point) or local.geom_type == "MultiPoint":
-        row, col = point_pixel(ds, geometry)
+    if isinstance(local, Point):
+        row, col = _pixel(grid, local, geometry)
         return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))
-    inverse = ~grid_transform(ds)
+    shape = (grid.ny, grid.nx)
+    inverse = ~grid.transform
     west, south, east, north = local.bounds
     cols = sorted(int(np.floor(c)) for c, _ in (inverse @ (west, north), inverse @ (east, south)))
     rows = sorted(int(np.floor(r)) for _, r in (inverse @ (west, north), inverse @ (east, south)))
@@ -71,7 +60,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     r0, r1 = max(rows[0] - 1, 0), min(rows[1] + 2, shape[0])
     if c0 >= c1 or r0 >= r1:
         raise NotFoundError("the polygon does not overlap the dataset")
-    window_transform = grid_transform(ds) @ Affine.translation(c0, r0)
+    window_transform = grid.transform @ Affine.translation(c0, r0)
     mask = geometry_mask([local], out_shape=(r1 - r0, c1 - c0), transform=window_transform,
                          all_touched=all_touched, invert=True)
     if not mask.any():
@@ -79,12 +68,10 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     return Region(slice(r0, r1), slice(c0, c1), mask)
 
 
-def point_pixel(ds: xr.Dataset, point: BaseGeometry) -> tuple[int, int]:
-    """The (row, col) of the pixel under a lon/lat point; NotFoundError outside the grid."""
-    local = in_cube_crs(ds, point if isinstance(point, Point) else point.centroid)
-    col, row = ~grid_transform(ds) @ (local.x, local.y)
-    ydim, xdim = cf.spatial_dims(ds)
+def _pixel(grid: cf.Grid, local: Point, point: BaseGeometry) -> tuple[int, int]:
+    """The (row, col) of the pixel under a point in the cube's CRS; NotFoundError outside the grid."""
+    col, row = ~grid.transform @ (local.x, local.y)
     r, c = int(np.floor(row)), int(np.floor(col))
-    if not (0 <= r < ds.sizes[ydim] and 0 <= c < ds.sizes[xdim]):
+    if not (0 <= r < grid.ny and 0 <= c < grid.nx):
         raise NotFoundError(f"the point ({point.x:g}, {point.y:g}) is outside the dataset")
     return r, c

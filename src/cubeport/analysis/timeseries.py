@@ -15,7 +15,7 @@ from cubeport.analysis.regions import Region, region
 from cubeport.cubes import cf
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
-from cubeport.errors import InputError, NotFoundError
+from cubeport.errors import InputError
 
 AGGREGATIONS = ("mean", "median", "std", "min", "max", "count")
 MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as float64)
@@ -32,9 +32,7 @@ def open_variable(store: CubeStore | OpenCubes, cube_id: str, variable: str, *, 
     """The cube without dask, as its time-chunked twin if asked for and built; NotFoundError naming the
     variables when `variable` is not one of them."""
     ds = store.open(cube_id, timeseries=twin and store.pointer(cube_id).timeseries, dask=False)
-    if variable not in ds.data_vars or "time" not in ds[variable].dims:
-        names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims]
-        raise NotFoundError(f"variable {variable!r} not in dataset {cube_id!r}; variables: {', '.join(names)}")
+    cf.check_variable(ds, variable, cube_id)
     return ds
 
 

@@ -26,6 +26,7 @@ from cubeport.api.deps import get_context
 from cubeport.auth.policy import Action, Kind
 from cubeport.auth.principal import ANONYMOUS, Principal
 from cubeport.context import Context
+from cubeport.cubes.catalogue import CubeEntry
 from cubeport.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 
 SESSION_COOKIE = "cubeport_session"
@@ -134,7 +135,15 @@ ADMIN = Guard("admin")
 
 
 def listing(kind: Kind) -> Guard:
+    """The route lists resources of `kind`; it shows only what `policy.visible` (or `visible_cubes`) keeps."""
     return Guard("listing", kind)
+
+
+def visible_cubes(context: Context, principal: Principal, *, published: bool = True) -> list[CubeEntry]:
+    """The catalogue entries the caller may see, in id order; with `published`, only cubes with data."""
+    entries = {e.id: e for e in context.catalogue.list()}
+    return [entries[i] for i in context.policy.visible(principal, "cube", entries)
+            if not published or context.open_cubes.exists(i)]
 
 
 def resource(kind: Kind, param: str, action: Action = "read", id_of: Callable[[str], str] | None = None) -> Guard:

@@ -7,14 +7,16 @@ not, and the time axis is strictly increasing without duplicates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from affine import Affine
 from pyproj import CRS, Transformer
 
-from cubeport.errors import InputError
+from cubeport.errors import InputError, NotFoundError
 
 GRID_MAPPING = "spatial_ref"
 _X_NAMES = ("x", "lon", "longitude")
@@ -171,37 +173,74 @@ def lonlat_bbox(ds: xr.Dataset) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in transformer.transform_bounds(*box, densify_pts=21))  # type: ignore[return-value]
 
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # how xcube writes times: whole seconds, UTC, with a Z
+NEWEST = ("", "current", "default")  # time values that mean the newest step (xcube, WMTS)
+
+
 def parse_time(text: str, what: str = "time") -> np.datetime64:
     """An ISO 8601 time from a request as UTC datetime64[ns]; InputError that shows the expected form."""
     try:
         stamp = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise InputError(f"{what} {text!r} is not an ISO 8601 time such as 2017-01-16T10:09:22Z") from None
-    return (stamp.tz_convert(None) if stamp.tzinfo else stamp).to_datetime64().astype("datetime64[ns]")
+        if pd.isna(stamp):
+            raise ValueError(text)
+        return (stamp.tz_convert(None) if stamp.tzinfo else stamp).as_unit("ns").to_datetime64()
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise InputError(f"{what} {text!r} is not an ISO 8601 time between 1678 and 2261, such as "
+                         "2017-01-16T10:09:22Z") from None
 
 
 def nearest_step(times: np.ndarray, text: str | None) -> int:
     """The index of the step nearest to `text`, or of the newest step when no time is given."""
-    if text is None or text == "current":
+    if text is None or text in NEWEST:
         return len(times) - 1
     return int(np.argmin(np.abs(times - parse_time(text))))
 
 
 def iso(time: np.datetime64 | pd.Timestamp) -> str:
     """A time as xcube writes it: whole seconds, UTC, with a Z."""
-    return pd.Timestamp(time).round("s").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pd.Timestamp(time).round("s").strftime(ISO_FORMAT)
+
+
+def check_variable(ds: xr.Dataset, name: str, cube_id: str) -> None:
+    """NotFoundError naming the cube's time-dependent variables unless `name` is one of them."""
+    if name not in ds.data_vars or "time" not in ds[name].dims:
+        names = [str(v) for v, da in ds.data_vars.items() if "time" in da.dims]
+        raise NotFoundError(f"variable {name!r} not in cube {cube_id!r}; variables: {', '.join(names)}")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid: the centre of the first pixel and the step along each axis."""
+
+    x0: float
+    dx: float
+    nx: int
+    y0: float
+    dy: float
+    ny: int
+
+    @classmethod
+    def of(cls, ds: xr.Dataset | xr.DataArray) -> "Grid":
+        ydim, xdim = spatial_dims(ds)
+        xs, ys = ds[xdim].values, ds[ydim].values
+        dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
+        dy = float(ys[1] - ys[0]) if len(ys) > 1 else -1.0
+        return cls(float(xs[0]), dx, len(xs), float(ys[0]), dy, len(ys))
+
+    @property
+    def transform(self) -> Affine:
+        """The affine transform from (col, row) of pixel corners to x, y."""
+        return Affine(self.dx, 0.0, self.x0 - self.dx / 2, 0.0, self.dy, self.y0 - self.dy / 2)
 
 
 def json_attrs(attrs: dict[Any, Any], nan: Any = None) -> dict[str, Any]:
     """Attributes as plain JSON values: numpy scalars and arrays become Python ones, NaN and infinities `nan`
     (None; xcube clients expect the string "NaN")."""
-    out: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if isinstance(value, np.ndarray):
+    def plain(value: Any) -> Any:
+        if isinstance(value, (np.ndarray, np.generic)):
             value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not np.isfinite(value):
-            value = nan
-        out[str(key)] = value
-    return out
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return nan if isinstance(value, float) and not np.isfinite(value) else value
+
+    return {str(key): plain(value) for key, value in attrs.items()}

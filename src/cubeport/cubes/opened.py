@@ -10,6 +10,7 @@ import xarray as xr
 
 from cubeport.caching import TtlCache
 from cubeport.cubes.store import CubeStore, Pointer
+from cubeport.errors import NotFoundError
 
 
 class OpenCubes:
@@ -29,6 +30,18 @@ class OpenCubes:
             pointer = self.store.pointer(cube_id)
             self._pointers.put(cube_id, pointer)
         return pointer
+
+    def refresh(self) -> None:
+        """Read pointers afresh on the next request (after another process published)."""
+        self._pointers.clear()
+
+    def exists(self, cube_id: str) -> bool:
+        """Whether the cube has a published version (answered from the pointer cache when it can)."""
+        try:
+            self.pointer(cube_id)
+        except NotFoundError:
+            return False
+        return True
 
     def open(self, cube_id: str, level: int = 0, timeseries: bool = False, dask: bool = False) -> xr.Dataset:
         if dask:

@@ -142,10 +142,11 @@ class CubeStore:
         store = self.storage.zarr_store(CUBES_DIR, cube_id, version, f"{name}.zarr", read_only=True)
         return xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
 
-    def published_object(self, cube_id: str, name: str, key: str) -> bytes:
+    def published_object(self, cube_id: str, name: str, key: str, pointer: Pointer | None = None) -> bytes:
         """An object of one of the cube's Zarr stores (`0.zarr`, `1.zarr`, ..., `timeseries.zarr`) as a remote
-        reader may see it: array metadata shows only the published time steps, as `open` does."""
-        pointer = self.pointer(cube_id)
+        reader may see it: array metadata shows only the published time steps, as `open` does. A server
+        passes the `pointer` it holds, so that chunk requests do not read it again."""
+        pointer = pointer or self.pointer(cube_id)
         stores = [f"{level}.zarr" for level in range(pointer.levels)] + ([f"{TIMESERIES}.zarr"] if pointer.timeseries
                                                                           else [])
         if name not in stores:

@@ -25,7 +25,6 @@ from cubeport.render.tms import TILE_SIZE, tile_matrix_set
 class RenderedTile:
     content: bytes
     etag: str
-    empty: bool
 
 
 class TileService:
@@ -49,14 +48,18 @@ class TileService:
                 self._opened[cube_id] = opened
         return opened[1]
 
-    def style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
-              vmax: float | None = None, norm: str | None = None) -> Style:
-        """The variable's catalogue style with the request's overrides (InputError for a bad one)."""
+    def entry(self, cube_id: str) -> CubeEntry:
+        """The cube's catalogue entry, read at most every few seconds (requests come often, edits rarely)."""
         entry = self._entries.get(cube_id)
         if entry is None:
             entry = self.catalogue.get(cube_id)
             self._entries.put(cube_id, entry)
-        base = entry.variable(variable).style
+        return entry
+
+    def style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
+              vmax: float | None = None, norm: str | None = None) -> Style:
+        """The variable's catalogue style with the request's overrides (InputError for a bad one)."""
+        base = self.entry(cube_id).variable(variable).style
         style = Style(colormap or base.colormap, base.vmin if vmin is None else vmin,
                       base.vmax if vmax is None else vmax, norm or base.norm)
         check_colormap(style.colormap)
@@ -66,7 +69,6 @@ class TileService:
              style: Style | None = None, resampling: Resampling = "nearest", retina: bool = False) -> RenderedTile:
         """An encoded PNG tile, from the cache when it was made before."""
         cube = self.levels(cube_id)
-        cube.check_variable(variable)
         style = style or self.style(cube_id, variable)
         index = cf.nearest_step(cube.times, time)
         tms = tile_matrix_set(tms_name)
@@ -75,7 +77,7 @@ class TileService:
         etag = '"' + hashlib.sha1(key.encode()).hexdigest()[:24] + '"'
         cached = self.cache.get(key)
         if cached is not None:
-            return RenderedTile(cached, etag, cached == png.empty(TILE_SIZE * (2 if retina else 1)))
+            return RenderedTile(cached, etag)
         if retina:  # 512 px: the four tiles of the next zoom level, side by side
             parts = [[render_values(cube, variable, index, tms, z + 1, 2 * x + dx, 2 * y + dy, resampling)
                       for dx in (0, 1)] for dy in (0, 1)]
@@ -85,9 +87,9 @@ class TileService:
             values = render_values(cube, variable, index, tms, z, x, y, resampling)
         size = TILE_SIZE * (2 if retina else 1)
         if values is None or not np.isfinite(values).any():
-            content, empty = png.empty(size), True
+            content = png.empty(size)
         else:
             indices = colour_indices(values, style.vmin, style.vmax, style.norm)  # type: ignore[arg-type]
-            content, empty = png.encode(indices, palette(style.colormap, style.norm)), False  # type: ignore[arg-type]
+            content = png.encode(indices, palette(style.colormap, style.norm))  # type: ignore[arg-type]
         self.cache.put(key, content)
-        return RenderedTile(content, etag, empty)
+        return RenderedTile(content, etag)

@@ -11,13 +11,10 @@ transformed point by point. Both cases end in the same fancy indexing, by broadc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import morecantile
 import numpy as np
-import xarray as xr
 from pyproj import CRS, Transformer
 
 from cubeport.cubes import cf
@@ -32,26 +29,6 @@ Norm = Literal["lin", "log", "cat"]
 MAX_WINDOW = 4096 * 4096  # source pixels one tile may read; a coarser level is used past it
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A level's regular grid: centre of the first pixel and the step along each axis."""
-
-    x0: float
-    dx: float
-    nx: int
-    y0: float
-    dy: float
-    ny: int
-
-    @classmethod
-    def of(cls, ds: xr.Dataset) -> "Grid":
-        ydim, xdim = cf.spatial_dims(ds)
-        xs, ys = ds[xdim].values, ds[ydim].values
-        dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
-        dy = float(ys[1] - ys[0]) if len(ys) > 1 else -1.0
-        return cls(float(xs[0]), dx, len(xs), float(ys[0]), dy, len(ys))
-
-
 class CubeLevels:
     """One version of a cube opened for rendering: every pyramid level, lazily indexed, with its grid."""
 
@@ -61,17 +38,25 @@ class CubeLevels:
         self.levels = [store.open(cube_id, level=level, dask=False) for level in range(pointer.levels)]
         base = self.levels[0]
         self.crs = cf.crs_of(base)
-        self.grids = [Grid.of(ds) for ds in self.levels]
+        self.grids = [cf.Grid.of(ds) for ds in self.levels]
         self.ydim, self.xdim = cf.spatial_dims(base)
         self.times = base["time"].values
         # a global lon/lat cube stored as 0..360 also answers for -180..0
         first = self.grids[0]
         self.wraps = self.crs.is_geographic and max(first.x0, first.x0 + first.dx * (first.nx - 1)) > 180.0
 
+        self._transformers: dict[str, tuple[Transformer, bool]] = {}
+
     def check_variable(self, name: str) -> None:
-        if name not in self.levels[0].data_vars or "time" not in self.levels[0][name].dims:
-            names = [str(v) for v, da in self.levels[0].data_vars.items() if "time" in da.dims]
-            raise NotFoundError(f"variable {name!r} not in cube {self.cube_id!r}; variables: {', '.join(names)}")
+        cf.check_variable(self.levels[0], name, self.cube_id)
+
+    def transformer(self, tms: morecantile.TileMatrixSet) -> tuple[Transformer, bool]:
+        """From the tiles' CRS to the cube's, and whether it is separable (x from columns, y from rows)."""
+        if tms.id not in self._transformers:
+            tms_crs = tms.crs._pyproj_crs
+            self._transformers[tms.id] = (Transformer.from_crs(tms_crs, self.crs, always_xy=True),
+                                          _separable(tms_crs) and _separable(self.crs))
+        return self._transformers[tms.id]
 
 
 def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecantile.TileMatrixSet,
@@ -81,7 +66,7 @@ def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecan
     if not 0 <= time_index < len(cube.times):
         raise NotFoundError(f"time index {time_index} not in cube {cube.cube_id!r} (0..{len(cube.times) - 1})")
     xs, ys = pixel_centres(tms, z, x, y)
-    cx, cy = _to_cube_crs(tms.crs._pyproj_crs, cube.crs, xs, ys)
+    cx, cy = _to_cube_crs(*cube.transformer(tms), xs, ys)
     if cube.wraps:
         cx = np.where(cx < 0, cx + 360.0, cx)
     level = _pick_level(cube, cx, cy)
@@ -110,11 +95,11 @@ def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecan
     return np.broadcast_to(values, (TILE_SIZE, TILE_SIZE))
 
 
-def _to_cube_crs(tms_crs: CRS, cube_crs: CRS, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _to_cube_crs(transformer: Transformer, separable: bool, xs: np.ndarray,
+                 ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres in the cube's CRS: a (1, 256) row of x and a (256, 1) column of y when the transform is
     separable, otherwise two (256, 256) arrays."""
-    transformer = _transformer(tms_crs.to_wkt(), cube_crs.to_wkt())
-    if _separable(tms_crs) and _separable(cube_crs):
+    if separable:
         cx, _ = transformer.transform(xs, np.full_like(xs, ys[len(ys) // 2]))
         _, cy = transformer.transform(np.full_like(ys, xs[len(xs) // 2]), ys)
         return np.asarray(cx)[None, :], np.asarray(cy)[:, None]
@@ -125,11 +110,6 @@ def _to_cube_crs(tms_crs: CRS, cube_crs: CRS, xs: np.ndarray, ys: np.ndarray) ->
 
 def _separable(crs: CRS) -> bool:
     return bool(crs.is_geographic) or crs.to_epsg() == 3857
-
-
-@lru_cache(maxsize=64)
-def _transformer(source_wkt: str, target_wkt: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_wkt(source_wkt), CRS.from_wkt(target_wkt), always_xy=True)
 
 
 def _pick_level(cube: CubeLevels, cx: np.ndarray, cy: np.ndarray) -> int:

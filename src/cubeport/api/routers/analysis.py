@@ -46,7 +46,7 @@ def post_time_series(
                                             "N: the newest N steps with a value")] = None,
     all_touched: AllTouched = False,
 ) -> dict[str, Any]:
-    context.catalogue.get(ds)
+    context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     methods = [m.strip() for m in agg_methods.split(",") if m.strip()]
     return {"result": time_series(context.open_cubes, ds, var, geometry, methods, start=start_date, end=end_date,
                                   max_valids=max_valids or None,
@@ -61,7 +61,7 @@ def get_statistics(
     time: Annotated[str | None, Query(max_length=64, description="ISO time; the nearest step (default: newest)")
                     ] = None,
 ) -> dict[str, Any]:
-    context.catalogue.get(ds)
+    context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     return {"result": statistics(context.open_cubes, ds, var, Point(lon, lat), time)}
 
 
@@ -73,5 +73,5 @@ def post_statistics(
     ds: DatasetId, var: VarName, context: ContextDep, geometry: Annotated[Any, Depends(geojson_body)],
     time: Annotated[str | None, Query(max_length=64)] = None, all_touched: AllTouched = False,
 ) -> dict[str, Any]:
-    context.catalogue.get(ds)
+    context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     return {"result": statistics(context.open_cubes, ds, var, geometry, time, all_touched=all_touched)}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import listing, resource
+from cubeport.api.security import listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
@@ -38,8 +38,7 @@ def _json(entry: CubeEntry, context: Context) -> dict[str, Any]:
 
 @router.get("", summary="Cubes in the catalogue that the caller may see")
 def list_cubes(context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
-    entries = {e.id: e for e in context.catalogue.list()}
-    return {"cubes": [_json(entries[i], context) for i in context.policy.visible(principal, "cube", entries)]}
+    return {"cubes": [_json(e, context) for e in visible_cubes(context, principal, published=False)]}
 
 
 @router.get("/{cube_id}", summary="One cube's catalogue entry", dependencies=[Depends(resource("cube", "cube_id"))])

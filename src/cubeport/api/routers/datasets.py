@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import OPEN, listing, resource
+from cubeport.api.security import OPEN, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes import cf
@@ -31,13 +31,12 @@ def iso_times(values: np.ndarray) -> list[str]:
     """Times as xcube lists them: whole seconds, UTC, the first floored and the last ceiled (so that a
     viewer's time range holds every step)."""
     times = pd.DatetimeIndex(values)
-    rounded = times.round("s")
+    rounded = list(times.round("s"))
     if len(times) > 1:
-        rounded = rounded.delete([0, len(times) - 1]).insert(0, times[0].floor("s")).insert(len(times) - 1,
-                                                                                          times[-1].ceil("s"))
-    elif len(times) == 1:
-        rounded = pd.DatetimeIndex([times[0].floor("s")])
-    return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in rounded]
+        rounded[-1] = times[-1].ceil("s")
+    if len(times):
+        rounded[0] = times[0].floor("s")
+    return [t.strftime(cf.ISO_FORMAT) for t in rounded]
 
 
 def coordinates(context: Context, cube_id: str, dim: str) -> dict[str, Any]:
@@ -99,9 +98,8 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
 def list_datasets(context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))],
                   details: Annotated[bool, Query(description="include variables and dimensions")] = False,
                   ) -> dict[str, Any]:
-    entries = {e.id: e for e in context.catalogue.list()}
-    visible = [entries[i] for i in context.policy.visible(principal, "cube", entries) if context.cubes.exists(i)]
-    return {"datasets": [dataset_details(context, e) if details else dataset_summary(e) for e in visible]}
+    return {"datasets": [dataset_details(context, e) if details else dataset_summary(e)
+                         for e in visible_cubes(context, principal)]}
 
 
 @router.get("/datasets/{ds}", summary="One dataset with its variables and dimensions",

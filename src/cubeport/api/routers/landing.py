@@ -50,7 +50,7 @@ def health(context: Annotated[Context, Depends(get_context)]) -> JSONResponse:
             check()
             checks[name] = "ok"
         except Exception as exc:  # a health route reports failures, it does not raise them
-            checks[name] = f"failing: {str(exc).splitlines()[0][:200]}"
+            checks[name] = f"failing: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if healthy else "failing", "version": __version__, "checks": checks},
                         status_code=200 if healthy else 503)

@@ -15,7 +15,7 @@ from cubeport.analysis.geometry import parse_geojson
 from cubeport.analysis.timeseries import time_series
 from cubeport.api.deps import get_context
 from cubeport.api.routers.tiles import png_response
-from cubeport.api.security import OPEN, listing, resource
+from cubeport.api.security import OPEN, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
@@ -80,9 +80,8 @@ def conformance() -> dict[str, Any]:
 @router.get("/collections", summary="Cubes as OGC API collections")
 def collections(request: Request, context: ContextDep,
                 principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
-    entries = {e.id: e for e in context.catalogue.list()}
     base = _base(request)
-    return {"collections": [collection_json(entries[i], base) for i in context.policy.visible(principal, "cube", entries)],
+    return {"collections": [collection_json(e, base) for e in visible_cubes(context, principal)],
             "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}]}
 
 
@@ -136,9 +135,10 @@ def map_tile(
     colormap: Annotated[str | None, Query(max_length=64)] = None,
     vmin: Annotated[float | None, Query()] = None, vmax: Annotated[float | None, Query()] = None,
 ) -> Response:
-    entry = context.catalogue.get(collection)
+    entry = context.tiles.entry(collection)
+    if not variable and not entry.variables:
+        raise InputError(f"collection {collection!r} has no variables to draw")
     name = variable or entry.variables[0].name
-    tile_matrix_set(tms)
     style = context.tiles.style(collection, name, colormap=colormap, vmin=vmin, vmax=vmax)
     tile = context.tiles.tile(collection, name, tms_name=tms, z=z, x=col, y=row, time=datetime, style=style)
     return png_response(request, context, collection, tile)
@@ -146,20 +146,24 @@ def map_tile(
 
 def _edr(context: Context, collection: str, coords: str, parameter_name: str | None, datetime: str | None,
          kind: str) -> dict[str, Any]:
-    entry = context.catalogue.get(collection)
+    entry = context.tiles.entry(collection)
     try:
         geometry = shapely.wkt.loads(coords)
     except (ShapelyError, ValueError, TypeError):
         raise InputError(f"coords {coords[:80]!r} is not WKT, e.g. POINT(20.5 60.1) or POLYGON((...))") from None
-    wanted = "Point" if kind == "position" else "Polygon"
-    if geometry.geom_type not in (wanted, f"Multi{wanted}"):
-        raise InputError(f"{kind} queries take a {wanted.upper()}, not a {geometry.geom_type.upper()}")
+    wanted = ("Point",) if kind == "position" else ("Polygon", "MultiPolygon")
+    if geometry.geom_type not in wanted:
+        raise InputError(f"{kind} queries take a {' or '.join(w.upper() for w in wanted)}, "
+                         f"not a {geometry.geom_type.upper()}")
     geometry = parse_geojson(shapely.geometry.mapping(geometry))  # lon/lat range and validity
     names = [n.strip() for n in (parameter_name or ",".join(v.name for v in entry.variables)).split(",") if n.strip()]
+    if not names:
+        raise InputError("parameter-name lists no parameter; give names from the collection's parameter_names")
+    variables = {name: entry.variable(name) for name in names}  # NotFoundError naming the variables
     start, end = _interval(datetime)
     records = {name: time_series(context.open_cubes, collection, name, geometry, ["mean"], start=start, end=end)
                for name in names}
-    return series(geometry, records, {v.name: v for v in entry.variables})
+    return series(geometry, records, variables)
 
 
 def _interval(datetime: str | None) -> tuple[str | None, str | None]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from cubeport.api.deps import get_context
 from cubeport.api.routers.datasets import iso_times
 from cubeport.api.routers.tiles import png_response
-from cubeport.api.security import authorize, client_address, listing, resource
+from cubeport.api.security import authorize, client_address, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
@@ -53,11 +53,8 @@ def capabilities(context: Context, principal: Principal, base: str) -> bytes:
                   xlink_href=f"{base}/wmts/kvp?")
         _el(_el(_el(get, "ows:Constraint", name="GetEncoding"), "ows:AllowedValues"), "ows:Value", "KVP")
     contents = _el(root, "Contents")
-    entries = {e.id: e for e in context.catalogue.list()}
-    for cube_id in context.policy.visible(principal, "cube", entries):
-        if not context.cubes.exists(cube_id):
-            continue
-        entry, cube = entries[cube_id], context.tiles.levels(cube_id)
+    for entry in visible_cubes(context, principal):
+        cube_id, cube = entry.id, context.tiles.levels(entry.id)
         times = iso_times(cube.times)
         for variable in entry.variables:
             layer = _el(contents, "Layer")
@@ -113,9 +110,8 @@ def _tile(request: Request, context: Context, layer: str, tms_name: str, zoom: i
           time: str | None) -> Response:
     """A tile of a layer whose cube the route's guard has let the caller read."""
     cube_id, variable = _layer(layer)
-    tile_matrix_set(tms_name)  # NotFoundError naming the sets
     tile = context.tiles.tile(cube_id, variable, tms_name=tms_name, z=zoom, x=col, y=row,
-                              time=None if time in (None, "", "current", "default") else time)
+                              time=time)
     return png_response(request, context, cube_id, tile)
 
 

@@ -23,7 +23,7 @@ def zarr_object(ds: Annotated[str, Path(max_length=128)],
                                                                        "timeseries.zarr")],
                 key: Annotated[str, Path(max_length=512)],
                 context: Annotated[Context, Depends(get_context)]) -> Response:
-    data = context.cubes.published_object(ds, store, key)
+    data = context.cubes.published_object(ds, store, key, context.open_cubes.pointer(ds))
     scope = "private" if context.policy.is_restricted("cube", ds) else "public"
     kind = "application/json" if key.rsplit("/", 1)[-1].startswith(".z") else "application/octet-stream"
     # metadata may change with an append; chunks of a published step never do
