@@ -2,7 +2,7 @@
 
 Map tiles: distinct Web Mercator tiles at zoom 4 to 9 over the cube, requested by `--clients` concurrent
 clients, first cold (each tile once) then warm (the same tiles again); tiles/s, p50/p95 latency, server
-RSS. Time series for the whole year: a point and a 50 km polygon mean, on the map-chunked cube and on its
+RSS. Time series for the whole year: a point and a 50 km polygon mean at a new place each time, on the map-chunked cube and on its
 time-chunked copy (Cubeport reads its twin by itself; xcube is given it as `TimeSeriesDataset`).
 
 Every server runs as its own process on loopback with the same cube files: Cubeport's published level 0
@@ -114,15 +114,34 @@ def load(urls: list[str], clients: int) -> dict[str, float]:
             "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95)}
 
 
-def time_series(post: Callable[[], httpx.Response], repeats: int) -> dict[str, float]:
-    post()  # warm-up: opening the dataset is not what we time
+def time_series(post: Callable[[dict[str, Any]], httpx.Response], geometries: list[dict[str, Any]]) -> dict[str, float]:
+    """The first geometry warms up (opening the dataset is not what we time); each other one is a new place,
+    so no server answers from chunks it decoded for the one before."""
+    post(geometries[0])
     times = []
-    for _ in range(repeats):
+    for geometry in geometries[1:]:
         started = time.perf_counter()
-        response = post()
+        response = post(geometry)
         times.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
     return {"median_ms": percentile(times, 50), "p95_ms": percentile(times, 95)}
+
+
+def places(bbox: tuple[float, float, float, float], count: int, seed: int) -> list[tuple[float, float]]:
+    """`count` places spread over the middle of the bbox, at least 0.7 degrees apart along x, in a repeatable
+    order."""
+    west, south, east, north = bbox
+    rng = random.Random(seed)
+    xs = [west + (east - west) * (0.2 + 0.6 * i / max(count - 1, 1)) for i in range(count)]
+    rng.shuffle(xs)
+    return [(x, south + (north - south) * rng.uniform(0.3, 0.7)) for x in xs]
+
+
+def square(lon: float, lat: float, km: float) -> dict[str, Any]:
+    half_lat, half_lon = km / 2 / 111.32, km / 2 / (111.32 * math.cos(math.radians(lat)))
+    ring = [[lon - half_lon, lat - half_lat], [lon + half_lon, lat - half_lat], [lon + half_lon, lat + half_lat],
+            [lon - half_lon, lat + half_lat], [lon - half_lon, lat - half_lat]]
+    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def xcube_config(folder: Path, level0: str, twin: str | None, variable: str, vmin: float, vmax: float) -> Path:
@@ -158,12 +177,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     servers: dict[str, Server] = {}
     results: dict[str, Any] = {"tiles": {}, "timeseries": {}, "rss_mb": {}}
     style_query = f"vmin={style.vmin}&vmax={style.vmax}&cmap=viridis&time={time_label}"
-    point = {"type": "Point", "coordinates": [(west + east) / 2 + 1.3, (south + north) / 2 + 0.7]}
-    lon, lat = point["coordinates"]
-    half_lat, half_lon = 25 / 111.32, 25 / (111.32 * math.cos(math.radians(lat)))  # a 50 km square
-    polygon = {"type": "Polygon", "coordinates": [[[lon - half_lon, lat - half_lat], [lon + half_lon, lat - half_lat],
-                                                   [lon + half_lon, lat + half_lat], [lon - half_lon, lat + half_lat],
-                                                   [lon - half_lon, lat - half_lat]]]}
+    spots = places((west, south, east, north), args.repeats + 1, args.seed)
+    shapes = {"point": [{"type": "Point", "coordinates": [lon, lat]} for lon, lat in spots],
+              "polygon 50 km": [square(lon, lat, 50) for lon, lat in spots]}
     try:
         servers["cubeport"] = Server(
             "cubeport", [sys.executable, "-m", "uvicorn", "--factory", "cubeport.api.app:create_app",
@@ -200,12 +216,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if name not in servers:
                 continue
             with httpx.Client(base_url=servers[name].url, timeout=300) as client:
-                for label, geometry in (("point", point), ("polygon 50 km", polygon)):
+                for label, geometries in shapes.items():
                     for chunking, ds_id in datasets:
-                        post = functools.partial(client.post, f"/timeseries/{ds_id}/{args.variable}?aggMethods=mean",
-                                                 content=json.dumps(geometry))
+                        url = f"/timeseries/{ds_id}/{args.variable}?aggMethods=mean"
+                        post = functools.partial(lambda url, g: client.post(url, content=json.dumps(g)), url)
                         results["timeseries"].setdefault(f"{label}, {chunking}", {})[name] = time_series(
-                            post, args.repeats)
+                            post, geometries)
             results["rss_mb"][name + " after time series"] = servers[name].rss_mb()
     finally:
         for server in servers.values():
@@ -242,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles-per-zoom", type=int, default=60)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="Cubeport's uvicorn workers (2 cores here)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions of each time series")
+    parser.add_argument("--repeats", type=int, default=9, help="timed time series of each kind, each at a new place")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cubeport-only", action="store_true", help="skip the anchors")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")

@@ -1,12 +1,12 @@
 """Small in-process caches: `TtlCache` for values that change rarely but are asked for often (access rules,
-who a credential belongs to; a few seconds of staleness across processes is fine), `ByteLru` for tiles."""
+who a credential belongs to; a few seconds of staleness across processes is fine), `ByteLru` for tiles and decoded chunks."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import OrderedDict
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -43,16 +43,16 @@ class TtlCache(Generic[K, V]):
             self._entries.clear()
 
 
-class ByteLru(Generic[K]):
-    """Least-recently-used bytes, bounded by their total size (for rendered tiles)."""
+class ByteLru(Generic[K, V]):
+    """Least-recently-used values, bounded by their total size (`len`, or `sizeof`): tiles, decoded chunks."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.bytes = max_bytes, 0
-        self._entries: OrderedDict[K, bytes] = OrderedDict()
+    def __init__(self, max_bytes: int, sizeof: Callable[[V], int] = len) -> None:  # type: ignore[assignment]
+        self.max_bytes, self.bytes, self.sizeof = max_bytes, 0, sizeof
+        self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: K) -> bytes | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
             value = self._entries.get(key)
             if value is None:
@@ -62,14 +62,15 @@ class ByteLru(Generic[K]):
             self.hits += 1
             return value
 
-    def put(self, key: K, value: bytes) -> None:
-        if len(value) > self.max_bytes:
+    def put(self, key: K, value: V) -> None:
+        size = self.sizeof(value)
+        if size > self.max_bytes:
             return
         with self._lock:
             old = self._entries.pop(key, None)
-            self.bytes -= len(old) if old is not None else 0
+            self.bytes -= self.sizeof(old) if old is not None else 0
             self._entries[key] = value
-            self.bytes += len(value)
+            self.bytes += size
             while self.bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self.bytes -= len(evicted)
+                self.bytes -= self.sizeof(evicted)

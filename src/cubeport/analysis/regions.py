@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from threading import Lock
 
 import numpy as np
 import shapely
@@ -29,25 +30,49 @@ class Region:
     mask: np.ndarray  # bool, window shape; True inside
 
 
-@lru_cache(maxsize=32)
-def _to_cube(crs_wkt: str) -> Transformer:
-    return Transformer.from_crs(LONLAT, CRS.from_wkt(crs_wkt), always_xy=True)
+@dataclass(frozen=True)
+class _Layout:
+    grid: cf.Grid
+    crs: CRS
+    wraps: bool  # a lon/lat grid stored as 0..360
+    to_cube: Transformer | None  # from lon/lat, for grids in other CRSs
 
 
-def in_cube_crs(ds: xr.Dataset, geometry: BaseGeometry) -> BaseGeometry:
-    crs = cf.crs_of(ds)
-    if crs.is_geographic:
-        xs = ds[cf.spatial_dims(ds)[1]].values
-        if xs.max() > 180 and geometry.bounds[0] < 0:  # a 0..360 cube: shift western longitudes
-            return shapely.transform(geometry, lambda x, y: (np.where(x < 0, x + 360, x), y), interleaved=False)
-        return geometry
-    return shapely.transform(geometry, _to_cube(crs.to_wkt()).transform, interleaved=False)
+_layouts: OrderedDict[int, tuple[xr.Dataset, _Layout]] = OrderedDict()
+_layouts_lock = Lock()
+
+
+def _layout(ds: xr.Dataset) -> _Layout:
+    """The dataset's grid and CRS, worked out once per opened dataset (a millisecond a request otherwise).
+    Entries hold their dataset, so an id is never reused while it is a key."""
+    with _layouts_lock:
+        cached = _layouts.get(id(ds))
+    if cached is not None and cached[0] is ds:
+        return cached[1]
+    grid, crs = cf.Grid.of(ds), cf.crs_of(ds)
+    wraps = bool(crs.is_geographic and max(grid.x0, grid.x0 + grid.dx * (grid.nx - 1)) > 180)
+    to_cube = None if crs.is_geographic else Transformer.from_crs(LONLAT, crs, always_xy=True)
+    layout = _Layout(grid, crs, wraps, to_cube)
+    with _layouts_lock:
+        _layouts[id(ds)] = (ds, layout)
+        while len(_layouts) > 64:
+            _layouts.popitem(last=False)
+    return layout
+
+
+def in_cube_crs(layout: _Layout, geometry: BaseGeometry) -> BaseGeometry:
+    if layout.to_cube is not None:
+        return shapely.transform(geometry, layout.to_cube.transform, interleaved=False)
+    if layout.wraps and geometry.bounds[0] < 0:  # a 0..360 cube: shift western longitudes
+        return shapely.transform(geometry, lambda x, y: (np.where(x < 0, x + 360, x), y), interleaved=False)
+    return geometry
 
 
 def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) -> Region:
     """The pixels of `ds` inside `geometry` (lon/lat): centres inside, or every pixel touched."""
-    grid = cf.Grid.of(ds)
-    local = in_cube_crs(ds, geometry)
+    layout = _layout(ds)
+    grid = layout.grid
+    local = in_cube_crs(layout, geometry)
     if isinstance(local, Point):
         row, col = _pixel(grid, local, geometry)
         return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))

@@ -27,7 +27,7 @@ def statistics(store: CubeStore | OpenCubes, cube_id: str, variable: str, geomet
     if isinstance(geometry, Point):
         value = float(values.ravel()[0])
         return {**result, "value": value if np.isfinite(value) else None}
-    inside = values[0][where.mask]
+    inside = values[0][where.mask].astype(np.float64)
     valid = inside[np.isfinite(inside)]
     result["count"] = int(valid.size)
     if valid.size:

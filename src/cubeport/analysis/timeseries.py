@@ -3,6 +3,7 @@ has one (one chunk per 128 steps instead of one per step), aggregated over the p
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -38,29 +39,36 @@ def open_variable(store: CubeStore | OpenCubes, cube_id: str, variable: str, *, 
 
 def read_region(ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: slice,
                 all_touched: bool = False) -> tuple[np.ndarray, Region]:
-    """The values in the geometry's window as a (time, rows, cols) float array, within the size budget."""
+    """The values in the geometry's window as a (time, rows, cols) array as stored, within the size budget."""
     where = region(ds, geometry, all_touched)
     count = len(range(*steps.indices(ds.sizes["time"]))) * where.mask.size
     if count > MAX_VALUES:
         raise InputError(f"the request would read {count:,} values (area x time steps); the limit is "
                          f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate")
     ydim, xdim = cf.spatial_dims(ds)
-    data = ds[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values
-    return np.asarray(data, dtype=np.float64), where
+    return ds[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values, where
 
 
 def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per time step over the masked pixels: each method as an array along time (NaN where nothing valid)."""
-    inside = values[:, mask]  # (time, pixels)
-    functions = {"mean": np.nanmean, "median": np.nanmedian, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax}
-    result: dict[str, np.ndarray] = {}
-    with warnings.catch_warnings():
+    """Per time step over the masked pixels of (time, rows, cols) values: each method as a float64 array along
+    time (NaN where nothing is valid). Sums run in float64 over the values as stored, without a float64 copy."""
+    valid = np.isfinite(values) & mask
+    count = valid.sum(axis=(1, 2))
+    result: dict[str, np.ndarray] = {"count": count.astype(np.float64)}
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN, which is what we want
-        for method in methods:
-            if method == "count":
-                result[method] = np.isfinite(inside).sum(axis=1).astype(np.float64)
-            else:
-                result[method] = functions[method](inside, axis=1)
+        if "mean" in methods or "std" in methods:
+            mean = np.where(valid, values, 0).sum(axis=(1, 2), dtype=np.float64) / count
+            result["mean"] = mean
+            if "std" in methods:
+                deviations = np.where(valid, values - mean[:, None, None], 0.0)
+                result["std"] = np.sqrt(np.square(deviations).sum(axis=(1, 2)) / count)
+        order_statistics = [m for m in ("median", "min", "max") if m in methods]
+        if order_statistics:
+            inside = values[:, mask]  # (time, pixels)
+            functions = {"median": np.nanmedian, "min": np.nanmin, "max": np.nanmax}
+            for method in order_statistics:
+                result[method] = functions[method](inside, axis=1).astype(np.float64)
     return result
 
 
@@ -76,13 +84,11 @@ def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geome
     hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
     values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
     stats = aggregate(values, where.mask, list(dict.fromkeys([*methods, "count"])))
+    columns = {m: [int(v) for v in stats[m]] if m == "count" else [v if math.isfinite(v) else None for v in
+                                                                    stats[m].tolist()] for m in methods}
     records = []
-    for i, time in enumerate(times[lo:hi]):
+    for i, time in enumerate(cf.iso_all(times[lo:hi])):
         if max_valids is not None and stats["count"][i] == 0:
             continue
-        record: dict[str, Any] = {"time": cf.iso(time)}
-        for method in methods:
-            value = float(stats[method][i])
-            record[method] = int(value) if method == "count" else (value if np.isfinite(value) else None)
-        records.append(record)
+        records.append({"time": time, **{m: column[i] for m, column in columns.items()}})
     return records[-max_valids:] if max_valids and max_valids > 0 else records

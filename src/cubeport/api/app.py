@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from cubeport import __version__
@@ -16,7 +20,15 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     """Build the app; `context` defaults to one made from the environment."""
     if not isinstance(context, Context):
         context = Context(context)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # each worker opens the cubes before it takes requests, so the first map does not wait for it
+        await run_in_threadpool(context.tiles.warm_up)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Cubeport",
         version=__version__,
         description="Earth-observation data platform: cubes, tiles, time series, features, processing.",

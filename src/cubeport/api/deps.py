@@ -7,5 +7,5 @@ from fastapi import Request
 from cubeport.context import Context
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:  # async: FastAPI runs sync dependencies in a thread
     return request.app.state.context

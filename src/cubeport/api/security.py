@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from cubeport.api.deps import get_context
@@ -56,14 +57,22 @@ BEARER = HTTPBearer(auto_error=False, description="an OIDC access token, or an A
 COOKIE = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="browser session (/auth/login)")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     context: Annotated[Context, Depends(get_context)],
     api_key: Annotated[str | None, Depends(API_KEY)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     cookie: Annotated[str | None, Depends(COOKIE)],
 ) -> Principal:
-    """The caller, from an API key, a bearer token or a session cookie; anonymous without credentials."""
+    """The caller, from an API key, a bearer token or a session cookie; anonymous without credentials.
+    Checking credentials may wait for the database or the OIDC provider, so it runs in a worker thread."""
+    if not (api_key or bearer or cookie or request.headers.get("authorization")):
+        return ANONYMOUS
+    return await run_in_threadpool(_principal, request, context, api_key, bearer, cookie)
+
+
+def _principal(request: Request, context: Context, api_key: str | None,
+               bearer: HTTPAuthorizationCredentials | None, cookie: str | None) -> Principal:
     address = client_address(request)
     if api_key:
         return context.auth.api_key(api_key.strip(), address)
@@ -96,8 +105,8 @@ class Guard:
     def __repr__(self) -> str:
         return f"Guard({self.rule!r}, {self.kind!r}, {self.param!r}, {self.action!r})"
 
-    def __call__(self, request: Request, principal: CurrentPrincipal,
-                 context: Annotated[Context, Depends(get_context)]) -> Principal:
+    async def __call__(self, request: Request, principal: CurrentPrincipal,
+                       context: Annotated[Context, Depends(get_context)]) -> Principal:
         if self.rule in ("signed-in", "admin") and principal.anonymous:
             raise AuthenticationError("sign in first: send an API key, a bearer token or a session cookie")
         if self.rule == "admin" and not principal.is_admin:
@@ -106,7 +115,10 @@ class Guard:
             assert self.kind and self.param
             value = request.path_params.get(self.param) or request.query_params.get(self.param, "")
             resource_id = self.id_of(value) if self.id_of else value
-            authorize(context, principal, self.kind, resource_id, self.action, client_address(request))
+            # reads of public resources whose rules are cached need no thread (tiles come by the dozen)
+            if self.action != "read" or not context.policy.known_public(self.kind, resource_id):
+                await run_in_threadpool(authorize, context, principal, self.kind, resource_id, self.action,
+                                        client_address(request))
         return principal
 
 
@@ -125,7 +137,7 @@ def authorize(context: Context, principal: Principal, kind: Kind, resource_id: s
 class _Open(Guard):
     """The guard of routes that return nothing protected: it does not even look at credentials."""
 
-    def __call__(self) -> None:  # type: ignore[override]
+    async def __call__(self) -> None:  # type: ignore[override]
         return None
 
 

@@ -80,6 +80,12 @@ class Policy:
         """The ids among `resource_ids` that `principal` may read, in the given order."""
         return [r for r in resource_ids if self.allows(principal, "read", kind, r)]
 
+    def known_public(self, kind: str, resource_id: str) -> bool:
+        """Whether the cached rules already say the resource is public: a check that never waits for the
+        database (False when they are not cached; `allows` then tells)."""
+        access = self._cache.get((kind, resource_id))
+        return access is not None and access.public
+
     def is_restricted(self, kind: str, resource_id: str) -> bool:
         return not self.access(kind, resource_id).public
 

@@ -33,6 +33,7 @@ import zarr
 
 from cubeport.config import CubeLayoutSettings
 from cubeport.cubes import cf
+from cubeport.cubes.chunks import fast_reads
 from cubeport.cubes.pyramid import build_levels, level_count
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.storage import Storage
@@ -127,7 +128,8 @@ class CubeStore:
         """The cube as a lazy xarray Dataset at pyramid `level` or as its time-chunked twin.
 
         With `dask=False` variables are lazily indexed arrays instead: slicing one reads just the chunks it
-        needs, without building a task graph (what map tiles and point reads want).
+        needs, without building a task graph and straight from the chunk files (`chunks.fast_reads`), which
+        is what map tiles and time series want.
         """
         pointer = self.pointer(cube_id)
         if timeseries and not pointer.timeseries:
@@ -139,8 +141,10 @@ class CubeStore:
         return ds.isel(time=slice(0, pointer.steps))
 
     def _open_zarr(self, cube_id: str, version: str, name: str, dask: bool = True) -> xr.Dataset:
-        store = self.storage.zarr_store(CUBES_DIR, cube_id, version, f"{name}.zarr", read_only=True)
-        return xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
+        parts = (CUBES_DIR, cube_id, version, f"{name}.zarr")
+        store = self.storage.zarr_store(*parts, read_only=True)
+        ds = xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
+        return ds if dask else fast_reads(ds, store, self.storage.url(*parts) + "/")
 
     def published_object(self, cube_id: str, name: str, key: str, pointer: Pointer | None = None) -> bytes:
         """An object of one of the cube's Zarr stores (`0.zarr`, `1.zarr`, ..., `timeseries.zarr`) as a remote

@@ -4,6 +4,8 @@ encoded tiles, ETags. The HTTP routes (xcube, WMTS, OGC API Tiles) are thin face
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
 from threading import Lock
 
@@ -15,10 +17,13 @@ from cubeport.cubes.catalogue import Catalogue, CubeEntry
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import Pointer
 from cubeport.cubes.styles import Style
+from cubeport.errors import CubeportError
 from cubeport.render import png
 from cubeport.render.colormaps import check_colormap
 from cubeport.render.tiles import CubeLevels, Resampling, colour_indices, palette, render_values
 from cubeport.render.tms import TILE_SIZE, tile_matrix_set
+
+log = logging.getLogger("cubeport.render")
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class TileService:
 
     def __init__(self, cubes: OpenCubes, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
         self.cubes, self.catalogue = cubes, catalogue
-        self.cache: ByteLru[str] = ByteLru(cache_bytes)
+        self.cache: ByteLru[str, bytes] = ByteLru(cache_bytes)
         self._entries: TtlCache[str, CubeEntry] = TtlCache(self.STYLE_SECONDS)
         self._opened: dict[str, tuple[Pointer, CubeLevels]] = {}
         self._lock = Lock()
@@ -47,6 +52,36 @@ class TileService:
             with self._lock:
                 self._opened[cube_id] = opened
         return opened[1]
+
+    def warm_up(self, seconds: float = 10.0) -> list[str]:
+        """Open the published cubes and their time-series twins, and render one tile (which loads the
+        rendering code), before the first request would, for at most about `seconds`; returns the cubes
+        opened. Best effort: whatever fails is logged and skipped, and its requests will say why."""
+        deadline, opened = time.monotonic() + seconds, []
+        try:
+            cube_ids = self.cubes.store.list()
+        except CubeportError as exc:
+            log.warning("warm-up skipped: %s", exc)
+            return []
+        for cube_id in cube_ids:
+            if time.monotonic() > deadline:
+                break
+            try:
+                self.levels(cube_id)
+                if self.cubes.pointer(cube_id).timeseries:
+                    self.cubes.open(cube_id, timeseries=True)
+                entry = self.entry(cube_id)
+                if not opened and entry.variables:
+                    west, south, east, north = entry.bbox
+                    lat = max(min((south + north) / 2, 85.0), -85.0)
+                    centre = tile_matrix_set("WebMercatorQuad").tile((west + east) / 2, lat, 3)
+                    self.tile(cube_id, entry.variables[0].name, tms_name="WebMercatorQuad", z=3, x=centre.x,
+                              y=centre.y)
+            except Exception as exc:  # noqa: BLE001 - a warm-up must never keep the server from starting
+                log.warning("warm-up skipped cube %s: %s", cube_id, exc)
+                continue
+            opened.append(cube_id)
+        return opened
 
     def entry(self, cube_id: str) -> CubeEntry:
         """The cube's catalogue entry, read at most every few seconds (requests come often, edits rarely)."""

@@ -31,12 +31,12 @@ def iso_times(values: np.ndarray) -> list[str]:
     """Times as xcube lists them: whole seconds, UTC, the first floored and the last ceiled (so that a
     viewer's time range holds every step)."""
     times = pd.DatetimeIndex(values)
-    rounded = list(times.round("s"))
+    texts = cf.iso_all(times)
     if len(times) > 1:
-        rounded[-1] = times[-1].ceil("s")
+        texts[-1] = cf.iso(times[-1].ceil("s"))
     if len(times):
-        rounded[0] = times[0].floor("s")
-    return [t.strftime(cf.ISO_FORMAT) for t in rounded]
+        texts[0] = cf.iso(times[0].floor("s"))
+    return texts
 
 
 def coordinates(context: Context, cube_id: str, dim: str) -> dict[str, Any]:

@@ -1,0 +1,134 @@
+"""Reading the Zarr arrays Cubeport writes straight from their chunks, for map tiles and time series.
+
+zarr-python 3 sends every read through its event-loop thread, which for the small windows a tile or a time
+series reads costs more than decoding: a 50 km polygon over a year took 22.7 ms through zarr and 10.7 ms here,
+a point 3.6 and 1.4 ms. Cubeport writes plain Zarr v2 arrays (one numcodecs compressor, no filters, C order),
+so reading them is short: fetch a chunk's bytes, decode, copy the overlap. Decoded chunks stay in a
+size-bounded LRU shared by the process, so neighbouring tiles and nearby points decode a chunk once (a
+version's chunks never change: a new version is a new folder).
+
+`fast_reads` swaps such variables of an opened (dask-free) dataset for this reader through xarray's backend
+array interface, so callers index them as usual; any other layout keeps zarr-python's reader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+import zarr
+from xarray.backends import BackendArray
+from xarray.core import indexing
+
+from cubeport.caching import ByteLru
+
+DECODED_BYTES = 512 << 20  # decoded chunks kept per process
+PARALLEL_FROM = 4  # chunks to decode before a read uses the thread pool
+
+decoded: ByteLru[str, np.ndarray] = ByteLru(DECODED_BYTES, sizeof=lambda array: array.nbytes)
+_pool = ThreadPoolExecutor(2, thread_name_prefix="cubeport-chunks")  # numcodecs decodes without the GIL
+
+
+class ChunkedArray(BackendArray):
+    """One Zarr v2 array, read chunk by chunk without zarr-python's event loop."""
+
+    def __init__(self, array: zarr.Array, fetch: Callable[[str], bytes], source: str) -> None:
+        meta = array.metadata
+        self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
+        self.chunks: tuple[int, ...] = tuple(meta.chunks)
+        self.compressor, self.fill_value = meta.compressor, meta.fill_value
+        self.separator = meta.dimension_separator or "."
+        self.fetch, self.source, self.prefix = fetch, source, f"{array.path}/"
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self.read)
+
+    def read(self, key: tuple[int | slice, ...]) -> np.ndarray:
+        """The window of integer and step-1 slice keys (one per dimension), as a new array."""
+        windows = [range(*k.indices(n)) if isinstance(k, slice) else range(k, k + 1) for k, n in zip(key, self.shape)]
+        if any(w.step != 1 for w in windows):  # xarray's BASIC indexing can pass strided slices
+            whole = self.read(tuple(slice(w.start, w.stop) if w else slice(0, 0) for w in windows))
+            return whole[tuple(0 if isinstance(k, int) else slice(None, None, w.step) for k, w in zip(key, windows))]
+        out = np.empty([len(w) for w in windows], self.dtype)
+        if out.size:
+            chunk_ranges = [range(w.start // c, (w.stop - 1) // c + 1) for w, c in zip(windows, self.chunks)]
+            indices = list(itertools.product(*chunk_ranges))
+            if len(indices) >= PARALLEL_FROM:
+                list(_pool.map(lambda i: self._copy(i, windows, out), indices))
+            else:
+                for index in indices:
+                    self._copy(index, windows, out)
+        return out[tuple(0 if isinstance(k, int) else slice(None) for k in key)]
+
+    def _copy(self, index: tuple[int, ...], windows: list[range], out: np.ndarray) -> None:
+        source, target = [], []
+        for i, chunk, window in zip(index, self.chunks, windows):
+            lo, hi = max(window.start, i * chunk), min(window.stop, (i + 1) * chunk)
+            source.append(slice(lo - i * chunk, hi - i * chunk))
+            target.append(slice(lo - window.start, hi - window.start))
+        out[tuple(target)] = self.chunk(index)[tuple(source)]
+
+    def chunk(self, index: tuple[int, ...]) -> np.ndarray:
+        """A decoded chunk (read-only), from the cache when it was decoded before."""
+        name = self.prefix + self.separator.join(map(str, index))
+        cached = decoded.get(self.source + name)
+        if cached is not None:
+            return cached
+        try:
+            raw = self.fetch(name)
+        except FileNotFoundError:  # Zarr leaves chunks of only fill values unwritten
+            array = np.full(self.chunks, self.fill_value, self.dtype)
+        else:
+            data = self.compressor.decode(raw) if self.compressor is not None else raw
+            array = np.frombuffer(data, self.dtype).reshape(self.chunks)
+        array.flags.writeable = False
+        decoded.put(self.source + name, array)
+        return array
+
+
+def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str) -> xr.Dataset:
+    """`ds` (opened from `store` without dask) with every variable that has the plain layout read by
+    `ChunkedArray`; the others, and every variable of other kinds of stores, unchanged. `source` names the
+    store uniquely (for the cache of decoded chunks)."""
+    fetch = _fetcher(store)
+    if fetch is None:
+        return ds
+    group = zarr.open_group(store, mode="r")
+    replaced = {}
+    for name, variable in ds.variables.items():
+        if name in ds.indexes:
+            continue
+        array = group.get(str(name))
+        if isinstance(array, zarr.Array) and _plain(array, variable):
+            lazy = indexing.LazilyIndexedArray(ChunkedArray(array, fetch, source))
+            replaced[name] = xr.Variable(variable.dims, lazy, variable.attrs, variable.encoding)
+    return ds.assign(replaced) if replaced else ds
+
+
+def _plain(array: zarr.Array, variable: xr.Variable) -> bool:
+    """Whether the chunks decode to exactly what xarray would give: Zarr v2, C order, no filters, and no
+    scaling or masking by xarray (a float array whose fill value is NaN, or none)."""
+    meta = array.metadata
+    if array.metadata.zarr_format != 2 or meta.order != "C" or meta.filters:
+        return False
+    if any(k in variable.encoding for k in ("scale_factor", "add_offset")) or np.dtype(array.dtype) != variable.dtype:
+        return False
+    fill = variable.encoding.get("_FillValue")
+    return fill is None or (isinstance(fill, (float, np.floating)) and math.isnan(fill))
+
+
+def _fetcher(store: zarr.abc.store.Store) -> Callable[[str], bytes] | None:
+    """A synchronous `key -> bytes` for the store (FileNotFoundError for a missing key), or None."""
+    if isinstance(store, zarr.storage.LocalStore):
+        root = Path(store.root)
+        return lambda key: (root / key).read_bytes()
+    if isinstance(store, zarr.storage.ObjectStore):
+        import obstore
+
+        return lambda key: obstore.get(store.store, key).bytes()
+    return None
