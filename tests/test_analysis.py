@@ -9,9 +9,13 @@ import xarray as xr
 from pyproj import Transformer
 from shapely.geometry import Point, shape
 
+from fastapi.testclient import TestClient
+
 from cubeport.analysis import timeseries
 from cubeport.analysis.statistics import statistics
 from cubeport.analysis.timeseries import time_series
+from cubeport.api.app import create_app
+from cubeport.context import Context
 
 from helpers import SAMPLE_CUBES, context_with
 
@@ -135,8 +139,28 @@ def test_bad_geometries_and_parameters(client, body, params, status, says):
     assert says in response.json()["detail"]
 
 
-def test_size_budget_is_a_clear_400(client, monkeypatch):
+def test_size_budget_is_a_clear_422(client, monkeypatch):
     monkeypatch.setattr(timeseries, "MAX_VALUES", 1000)
     response = client.post("/timeseries/ndvi/ndvi", json=NDVI_POLYGON)
-    assert response.status_code == 400 and "the limit is 1,000" in response.json()["detail"]
+    assert response.status_code == 422 and "the limit is 1,000" in response.json()["detail"]
+    assert response.json()["limit"] == "values" and response.json()["maximum"] == 1000
     assert client.get("/statistics/ndvi/nope", params={"lon": 14.558, "lat": 45.870}).status_code == 404
+
+
+def test_time_budget_is_a_clear_422(context):
+    """A request that outlives its time budget ends between two chunk reads with a problem naming the limit;
+    the same requests pass with the default budget."""
+    hurried = Context(context.settings.model_copy(update={"request_seconds": 1e-9}))
+    generous = Context(context.settings)
+    try:
+        for ctx, expected in ((hurried, 422), (generous, 200)):
+            with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+                responses = [client.post("/timeseries/sst/analysed_sst", json=SST_POLYGON),
+                             client.get("/tiles/sst/analysed_sst/4/4/8")]
+            for response in responses:
+                assert response.status_code == expected, response.text
+                if expected == 422:
+                    assert response.json()["limit"] == "seconds" and "1e-09 s" in response.json()["detail"]
+    finally:
+        hurried.close()
+        generous.close()

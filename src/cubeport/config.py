@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     layout: CubeLayoutSettings = Field(default_factory=CubeLayoutSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    request_seconds: float = Field(30.0, gt=0, description="time budget of one API request; past it the request "
+                                   "ends with 422 problem JSON that names the limit")
 
     @classmethod
     def settings_customise_sources(

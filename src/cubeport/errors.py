@@ -14,6 +14,15 @@ class InputError(CubeportError):
     """The caller's input is wrong: a bad file, option or value. CLI exit code 2, HTTP 400."""
 
 
+class LimitError(InputError):
+    """The request asks for more work than one request may do: `limit` names the budget ("values",
+    "seconds"), `maximum` its size. HTTP 422."""
+
+    def __init__(self, message: str, limit: str, maximum: float) -> None:
+        super().__init__(message)
+        self.limit, self.maximum = limit, maximum
+
+
 class NotFoundError(CubeportError):
     """A named thing (cube, variable, file) does not exist. CLI exit code 2, HTTP 404."""
 

@@ -16,7 +16,7 @@ from cubeport.analysis.regions import Region, region
 from cubeport.cubes import cf
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
-from cubeport.errors import InputError
+from cubeport.errors import InputError, LimitError
 
 AGGREGATIONS = ("mean", "median", "std", "min", "max", "count")
 MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as float64)
@@ -43,8 +43,8 @@ def read_region(ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: sl
     where = region(ds, geometry, all_touched)
     count = len(range(*steps.indices(ds.sizes["time"]))) * where.mask.size
     if count > MAX_VALUES:
-        raise InputError(f"the request would read {count:,} values (area x time steps); the limit is "
-                         f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate")
+        raise LimitError(f"the request would read {count:,} values (area x time steps); the limit is "
+                         f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate", "values", MAX_VALUES)
     ydim, xdim = cf.spatial_dims(ds)
     return ds[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values, where
 

@@ -8,12 +8,28 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cubeport import __version__
 from cubeport.api import problems
 from cubeport.api.routers import admin, analysis, auth, cubes, datasets, landing, ogc, places, tiles, wmts, zarr
 from cubeport.config import Settings
 from cubeport.context import Context
+from cubeport.deadline import time_budget
+
+
+class TimeBudget:
+    """ASGI middleware: every HTTP request runs within `deadline.time_budget(seconds)`."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with time_budget(self.seconds):
+            await self.app(scope, receive, send)
 
 
 def create_app(context: Context | Settings | None = None) -> FastAPI:
@@ -43,6 +59,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     problems.install(app)
     # Any site may read the API, as xcube server and TiTiler allow (viewers on other origins, notebooks):
     # without credentials, so a browser never sends its session cookie cross-site; keys go in headers.
+    app.add_middleware(TimeBudget, seconds=context.settings.request_seconds)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
                        allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
                        expose_headers=["ETag"], max_age=3600)

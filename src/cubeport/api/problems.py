@@ -21,6 +21,7 @@ from cubeport.errors import (
     ConflictError,
     CubeportError,
     InputError,
+    LimitError,
     NotFoundError,
     PermissionDeniedError,
     StorageError,
@@ -31,7 +32,8 @@ from cubeport.errors import (
 log = logging.getLogger("cubeport.api")
 PROBLEM_TYPE = "application/problem+json"
 
-STATUS_OF: dict[type[CubeportError], int] = {
+STATUS_OF: dict[type[CubeportError], int] = {  # the first class that matches counts
+    LimitError: 422,
     InputError: 400,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
@@ -67,7 +69,8 @@ def install(app: FastAPI) -> None:
         status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        response = problem(status, str(exc))
+        extra = {"limit": exc.limit, "maximum": exc.maximum} if isinstance(exc, LimitError) else {}
+        response = problem(status, str(exc), **extra)
         response.headers.update(_headers(exc))
         return response
 

@@ -25,10 +25,11 @@ import zarr
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from cubeport import deadline
 from cubeport.caching import ByteLru
 
 DECODED_BYTES = 512 << 20  # decoded chunks kept per process
-PARALLEL_FROM = 4  # chunks to decode before a read uses the thread pool
+PARALLEL_FROM = 2  # chunks to decode before a read uses the thread pool
 
 decoded: ByteLru[str, np.ndarray] = ByteLru(DECODED_BYTES, sizeof=lambda array: array.nbytes)
 _pool = ThreadPoolExecutor(2, thread_name_prefix="cubeport-chunks")  # numcodecs decodes without the GIL
@@ -59,9 +60,11 @@ class ChunkedArray(BackendArray):
             chunk_ranges = [range(w.start // c, (w.stop - 1) // c + 1) for w, c in zip(windows, self.chunks)]
             indices = list(itertools.product(*chunk_ranges))
             if len(indices) >= PARALLEL_FROM:
-                list(_pool.map(lambda i: self._copy(i, windows, out), indices))
+                for _ in _pool.map(lambda i: self._copy(i, windows, out), indices):
+                    deadline.check("reading the data")
             else:
                 for index in indices:
+                    deadline.check("reading the data")
                     self._copy(index, windows, out)
         return out[tuple(0 if isinstance(k, int) else slice(None) for k in key)]
 
