@@ -32,17 +32,23 @@ def write_sample(storage, name: str) -> None:
     ds.to_zarr(storage.zarr_store(name), mode="w", zarr_format=2, consolidated=True, encoding=encoding)
 
 
-@pytest.fixture
-def opened(storage):
+def open_both(storage, keep: bool = True):
     write_sample(storage, "sample.zarr")
     store = storage.zarr_store("sample.zarr", read_only=True)
     plain = xr.open_zarr(store, consolidated=True, chunks=None)
-    fast = fast_reads(xr.open_zarr(store, consolidated=True, chunks=None), store, storage.url("sample.zarr") + "/")
+    fast = fast_reads(xr.open_zarr(store, consolidated=True, chunks=None), store, storage.url("sample.zarr") + "/",
+                      keep)
     return plain, fast
 
 
-def test_fast_reads_equal_zarr(opened):
-    plain, fast = opened
+@pytest.fixture
+def opened(storage):
+    return open_both(storage)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["cached", "scratch"])
+def test_fast_reads_equal_zarr(storage, keep):
+    plain, fast = open_both(storage, keep)
     assert isinstance(fast["v"].variable._data.array, ChunkedArray)  # the plain layout is read directly
     for selection in SELECTIONS:
         expected, got = plain["v"].isel(selection).values, fast["v"].isel(selection).values

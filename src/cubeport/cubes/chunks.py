@@ -14,6 +14,7 @@ array interface, so callers index them as usual; any other layout keeps zarr-pyt
 from __future__ import annotations
 
 import itertools
+import threading
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,18 +34,19 @@ PARALLEL_FROM = 2  # chunks to decode before a read uses the thread pool
 
 decoded: ByteLru[str, np.ndarray] = ByteLru(DECODED_BYTES, sizeof=lambda array: array.nbytes)
 _pool = ThreadPoolExecutor(2, thread_name_prefix="cubeport-chunks")  # numcodecs decodes without the GIL
+_scratch_buffers = threading.local()
 
 
 class ChunkedArray(BackendArray):
     """One Zarr v2 array, read chunk by chunk without zarr-python's event loop."""
 
-    def __init__(self, array: zarr.Array, fetch: Callable[[str], bytes], source: str) -> None:
+    def __init__(self, array: zarr.Array, fetch: Callable[[str], bytes], source: str, keep: bool = True) -> None:
         meta = array.metadata
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
         self.chunks: tuple[int, ...] = tuple(meta.chunks)
         self.compressor, self.fill_value = meta.compressor, meta.fill_value
         self.separator = meta.dimension_separator or "."
-        self.fetch, self.source, self.prefix = fetch, source, f"{array.path}/"
+        self.fetch, self.source, self.prefix, self.keep = fetch, source, f"{array.path}/", keep
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self.read)
@@ -77,9 +79,12 @@ class ChunkedArray(BackendArray):
         out[tuple(target)] = self.chunk(index)[tuple(source)]
 
     def chunk(self, index: tuple[int, ...]) -> np.ndarray:
-        """A decoded chunk (read-only), from the cache when it was decoded before."""
+        """A decoded chunk (read-only), from the cache when it was decoded before. Without `keep` it is
+        decoded into this thread's scratch buffer, valid until the thread's next decode: fresh memory for
+        every chunk costs page faults (0.65 instead of 0.24 ms a 512 kB chunk here), which is not worth
+        it where chunks are rarely read twice."""
         name = self.prefix + self.separator.join(map(str, index))
-        cached = decoded.get(self.source + name)
+        cached = decoded.get(self.source + name) if self.keep else None
         if cached is not None:
             return cached
         try:
@@ -87,17 +92,29 @@ class ChunkedArray(BackendArray):
         except FileNotFoundError:  # Zarr leaves chunks of only fill values unwritten
             array = np.full(self.chunks, self.fill_value, self.dtype)
         else:
-            data = self.compressor.decode(raw) if self.compressor is not None else raw
-            array = np.frombuffer(data, self.dtype).reshape(self.chunks)
-        array.flags.writeable = False
-        decoded.put(self.source + name, array)
+            if self.compressor is None:
+                array = np.frombuffer(raw, self.dtype).reshape(self.chunks)
+            else:
+                out = None if self.keep else _scratch(math.prod(self.chunks) * self.dtype.itemsize)
+                array = np.frombuffer(self.compressor.decode(raw, out=out), self.dtype).reshape(self.chunks)
+        if self.keep:
+            array.flags.writeable = False
+            decoded.put(self.source + name, array)
         return array
 
 
-def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str) -> xr.Dataset:
+def _scratch(size: int) -> np.ndarray:
+    """This thread's reusable decode buffer of at least `size` bytes."""
+    buffer = getattr(_scratch_buffers, "buffer", None)
+    if buffer is None or buffer.nbytes < size:
+        buffer = _scratch_buffers.buffer = np.empty(size, np.uint8)
+    return buffer[:size]
+
+
+def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str, keep: bool = True) -> xr.Dataset:
     """`ds` (opened from `store` without dask) with every variable that has the plain layout read by
     `ChunkedArray`; the others, and every variable of other kinds of stores, unchanged. `source` names the
-    store uniquely (for the cache of decoded chunks)."""
+    store uniquely (for the cache of decoded chunks); `keep` says whether to cache them."""
     fetch = _fetcher(store)
     if fetch is None:
         return ds
@@ -108,7 +125,7 @@ def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str) -> xr.D
             continue
         array = group.get(str(name))
         if isinstance(array, zarr.Array) and _plain(array, variable):
-            lazy = indexing.LazilyIndexedArray(ChunkedArray(array, fetch, source))
+            lazy = indexing.LazilyIndexedArray(ChunkedArray(array, fetch, source, keep))
             replaced[name] = xr.Variable(variable.dims, lazy, variable.attrs, variable.encoding)
     return ds.assign(replaced) if replaced else ds
 

@@ -144,7 +144,8 @@ class CubeStore:
         parts = (CUBES_DIR, cube_id, version, f"{name}.zarr")
         store = self.storage.zarr_store(*parts, read_only=True)
         ds = xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
-        return ds if dask else fast_reads(ds, store, self.storage.url(*parts) + "/")
+        # map tiles share chunks with their neighbours; a time series at a new place rarely reads one again
+        return ds if dask else fast_reads(ds, store, self.storage.url(*parts) + "/", keep=name != TIMESERIES)
 
     def published_object(self, cube_id: str, name: str, key: str, pointer: Pointer | None = None) -> bytes:
         """An object of one of the cube's Zarr stores (`0.zarr`, `1.zarr`, ..., `timeseries.zarr`) as a remote
