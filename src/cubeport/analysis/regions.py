@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from threading import Lock
 
 import numpy as np
 import shapely
@@ -38,26 +36,13 @@ class _Layout:
     to_cube: Transformer | None  # from lon/lat, for grids in other CRSs
 
 
-_layouts: OrderedDict[int, tuple[xr.Dataset, _Layout]] = OrderedDict()
-_layouts_lock = Lock()
-
-
+@cf.per_dataset
 def _layout(ds: xr.Dataset) -> _Layout:
-    """The dataset's grid and CRS, worked out once per opened dataset (a millisecond a request otherwise).
-    Entries hold their dataset, so an id is never reused while it is a key."""
-    with _layouts_lock:
-        cached = _layouts.get(id(ds))
-    if cached is not None and cached[0] is ds:
-        return cached[1]
+    """The dataset's grid and CRS, worked out once per opened dataset (a millisecond a request otherwise)."""
     grid, crs = cf.Grid.of(ds), cf.crs_of(ds)
     wraps = bool(crs.is_geographic and max(grid.x0, grid.x0 + grid.dx * (grid.nx - 1)) > 180)
     to_cube = None if crs.is_geographic else Transformer.from_crs(LONLAT, crs, always_xy=True)
-    layout = _Layout(grid, crs, wraps, to_cube)
-    with _layouts_lock:
-        _layouts[id(ds)] = (ds, layout)
-        while len(_layouts) > 64:
-            _layouts.popitem(last=False)
-    return layout
+    return _Layout(grid, crs, wraps, to_cube)
 
 
 def in_cube_crs(layout: _Layout, geometry: BaseGeometry) -> BaseGeometry:

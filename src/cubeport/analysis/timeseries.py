@@ -84,11 +84,10 @@ def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geome
     hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
     values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
     stats = aggregate(values, where.mask, list(dict.fromkeys([*methods, "count"])))
-    columns = {m: [int(v) for v in stats[m]] if m == "count" else [v if math.isfinite(v) else None for v in
-                                                                    stats[m].tolist()] for m in methods}
-    records = []
-    for i, time in enumerate(cf.iso_all(times[lo:hi])):
-        if max_valids is not None and stats["count"][i] == 0:
-            continue
-        records.append({"time": time, **{m: column[i] for m, column in columns.items()}})
+    counts = stats["count"].astype(np.int64).tolist()
+    columns = {m: counts if m == "count" else [v if math.isfinite(v) else None for v in stats[m].tolist()]
+               for m in methods}
+    names, rows = list(columns), zip(cf.times_iso(ds)[lo:hi], *columns.values())
+    records = [{"time": row[0], **dict(zip(names, row[1:]))} for row, count in zip(rows, counts)
+               if max_valids is None or count]
     return records[-max_valids:] if max_valids and max_valids > 0 else records

@@ -7,8 +7,11 @@ not, and the time axis is strictly increasing without duplicates.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from threading import Lock
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,8 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from cubeport.errors import InputError, NotFoundError
+
+T = TypeVar("T")
 
 GRID_MAPPING = "spatial_ref"
 _X_NAMES = ("x", "lon", "longitude")
@@ -199,6 +204,34 @@ def nearest_step(times: np.ndarray, text: str | None) -> int:
 def iso(time: np.datetime64 | pd.Timestamp) -> str:
     """A time as xcube writes it: whole seconds, UTC, with a Z."""
     return iso_all(pd.DatetimeIndex([time]))[0]
+
+
+def per_dataset(compute: Callable[[xr.Dataset], T]) -> Callable[[xr.Dataset], T]:
+    """`compute(ds)` worked out once per dataset object (datasets are unhashable, so by identity) for the
+    64 most recent ones: for what servers derive from the cubes they keep open. Entries hold their
+    dataset, so an id is never reused while it is a key."""
+    cache: OrderedDict[int, tuple[xr.Dataset, T]] = OrderedDict()
+    lock = Lock()
+
+    def cached(ds: xr.Dataset) -> T:
+        with lock:
+            hit = cache.get(id(ds))
+        if hit is not None and hit[0] is ds:
+            return hit[1]
+        value = compute(ds)
+        with lock:
+            cache[id(ds)] = (ds, value)
+            while len(cache) > 64:
+                cache.popitem(last=False)
+        return value
+
+    return cached
+
+
+@per_dataset
+def times_iso(ds: xr.Dataset) -> list[str]:
+    """`iso` of every time step of the dataset (do not change the list)."""
+    return iso_all(ds["time"].values)
 
 
 def iso_all(times: np.ndarray | pd.DatetimeIndex) -> list[str]:
