@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles-per-zoom", type=int, default=60)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="Cubeport's uvicorn workers (2 cores here)")
-    parser.add_argument("--repeats", type=int, default=9, help="timed time series of each kind, each at a new place")
+    parser.add_argument("--repeats", type=int, default=25, help="timed time series of each kind, each at a new place")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cubeport-only", action="store_true", help="skip the anchors")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")

@@ -87,7 +87,7 @@ def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geome
     counts = stats["count"].astype(np.int64).tolist()
     columns = {m: counts if m == "count" else [v if math.isfinite(v) else None for v in stats[m].tolist()]
                for m in methods}
-    names, rows = list(columns), zip(cf.times_iso(ds)[lo:hi], *columns.values())
-    records = [{"time": row[0], **dict(zip(names, row[1:]))} for row, count in zip(rows, counts)
-               if max_valids is None or count]
+    keys = ("time", *columns)
+    rows = zip(cf.times_iso(ds)[lo:hi], *columns.values())
+    records = [dict(zip(keys, row)) for row, count in zip(rows, counts) if max_valids is None or count]
     return records[-max_valids:] if max_valids and max_valids > 0 else records

@@ -30,7 +30,7 @@ from cubeport import deadline
 from cubeport.caching import ByteLru
 
 DECODED_BYTES = 512 << 20  # decoded chunks kept per process
-PARALLEL_FROM = 2  # chunks to decode before a read uses the thread pool
+PARALLEL_FROM = 4  # chunks to decode before a read uses the thread pool (a point reads 3)
 
 decoded: ByteLru[str, np.ndarray] = ByteLru(DECODED_BYTES, sizeof=lambda array: array.nbytes)
 _pool = ThreadPoolExecutor(2, thread_name_prefix="cubeport-chunks")  # numcodecs decodes without the GIL
