@@ -10,7 +10,10 @@ OIDC_PROVIDER := tests/oidc/node_modules/.installed
 XCUBE_VERSION := 1.14.1
 XCUBE_VIEWER := tests/e2e/xcube-viewer/index.html
 
-.PHONY: demo test install install-test system-deps serve bench clean
+VIEWER := src/cubeport/web/static/viewer.js
+WEB_SOURCES := $(wildcard web/src/*) web/index.html web/build.mjs web/package-lock.json
+
+.PHONY: demo test install install-test system-deps node web serve bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,28 +25,38 @@ install: $(PY)
 install-test: $(PY)
 	$(PIP) install -q -e ".[test]"
 
-# Debian packages the tests start themselves (PostgreSQL + PostGIS, Node.js for the test OIDC provider);
-# installed only when missing.
-system-deps:
+# Node.js and npm build the viewer and run the test OIDC provider; installed from Debian when missing.
+node:
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+
+# Debian packages the tests start themselves (PostgreSQL + PostGIS, Chromium); installed only when missing.
+system-deps: node
 	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v node >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+
+# The browser viewer (web/, TypeScript), bundled into the package with its npm dependencies (pinned by
+# web/package-lock.json): nothing comes from a CDN at run time.
+web: $(VIEWER)
+
+$(VIEWER): $(WEB_SOURCES) | node
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	npm run --prefix web --silent build
 
 # The OIDC provider the tests start (npm oauth2-mock-server, pinned by tests/oidc/package-lock.json).
 $(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: install
+demo: install $(VIEWER)
 	$(VENV)/bin/cubeport demo --data-root $(DATA_ROOT)
 	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT) --host 127.0.0.1 --port 8080
 
-serve: install
+serve: install $(VIEWER)
 	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT)
 
 # The real xcube viewer for the end-to-end test: its built files, taken from the xcube-core wheel.
@@ -52,7 +65,7 @@ $(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
 	$(PIP) download --no-deps -q -d build/xcube-wheel "xcube-core==$(XCUBE_VERSION)"
 	$(PY) tests/e2e/get_xcube_viewer.py build/xcube-wheel/xcube_core-$(XCUBE_VERSION)-py3-none-any.whl tests/e2e/xcube-viewer
 
-test: system-deps install-test $(OIDC_PROVIDER) $(XCUBE_VIEWER)
+test: system-deps install-test $(VIEWER) $(OIDC_PROVIDER) $(XCUBE_VIEWER)
 	$(PY) -m pytest
 
 BENCH_DATA ?= ../bench-data
@@ -66,4 +79,4 @@ bench: install-test
 	$(PY) benchmarks/cube_server.py --data-root $(BENCH_DATA)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache src/cubeport/web/static web/node_modules

@@ -9,14 +9,18 @@ from fastapi.responses import JSONResponse
 
 from cubeport import __version__
 from cubeport.api.deps import get_context
+from cubeport.api.routers.viewer import file_response, wants_page
 from cubeport.api.security import OPEN
 from cubeport.context import Context
 
 router = APIRouter(tags=["platform"])
 
 
-@router.get("/", summary="Landing page with links to the API", dependencies=[Depends(OPEN)])
-def landing(request: Request) -> dict[str, Any]:
+@router.get("/", summary="Landing page with links to the API (browsers get the viewer)",
+            dependencies=[Depends(OPEN)])
+def landing(request: Request) -> Any:
+    if wants_page(request):
+        return file_response(request, "index.html")
     base = str(request.base_url).rstrip("/")
     return {
         "title": "Cubeport",

@@ -1,0 +1,40 @@
+"""The browser viewer: its page at / for browsers (API clients asking for JSON keep the landing document) and
+its built files under /viewer/."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from cubeport.api.security import OPEN
+from cubeport.errors import NotFoundError
+from cubeport.web import asset
+
+router = APIRouter(tags=["viewer"])
+
+
+def wants_page(request: Request) -> bool:
+    """A browser navigating to the site (its Accept lists text/html), with the viewer built."""
+    return "text/html" in request.headers.get("accept", "") and asset("index.html") is not None
+
+
+def file_response(request: Request, name: str) -> Response:
+    path = asset(name)
+    if path is None:
+        raise NotFoundError(f"no viewer file {name!r}; build the viewer with `make web`")
+    content = path.read_bytes()
+    etag = '"' + hashlib.sha1(content).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}  # names are not hashed: revalidate, cheaply
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(content, media_type=media_type, headers=headers)
+
+
+@router.get("/viewer/{name}", summary="A file of the browser viewer", include_in_schema=False,
+            dependencies=[Depends(OPEN)])
+def viewer_file(request: Request, name: Annotated[str, Path(max_length=64)]) -> Response:
+    return file_response(request, name)

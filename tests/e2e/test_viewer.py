@@ -1,0 +1,145 @@
+"""Cubeport's own viewer (web/, built by `make web`) in headless Chromium against a Cubeport server with two
+real sample cubes: the catalogue by theme, tiles drawn on the data layer's canvas, the time slider asking for
+tiles of the new time, a click charting a time series with one point per step, CSV export, permalinks.
+Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from cubeport.api.app import create_app
+from cubeport.config import load_settings
+from cubeport.context import Context
+from cubeport.cubes.ingest import ingest
+from cubeport.web import asset
+from services import AppServer
+from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+OLCI_STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def cubeport_url(tmp_path_factory, data):
+    if asset("index.html") is None:
+        pytest.fail("the viewer is not built: run `make web` (`make test` does)")
+    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("own-viewer"))))
+    for cube_id, sample, variables in (("olci", "olci-north-sea-chl-5steps.zarr", ["conc_chl"]),
+                                       ("sst", "ostia-sst-baltic-3steps.zarr", ["analysed_sst"])):
+        info = ingest(context.cubes, [str(data / "cubes" / sample)], cube_id, variables=variables)
+        context.catalogue.register(info, context.cubes)
+    context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality"])
+    context.catalogue.update("sst", title="OSTIA sea surface temperature", themes=["Ocean"])
+    server = AppServer(create_app(context))
+    yield server.url
+    server.stop()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, cubeport_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(f"page error: {error}"))
+    page.on("response", lambda r: r.status >= 500 and failures.append(f"{r.status} {r.url}"))
+    yield page
+    page.close()
+    assert not failures, failures
+
+
+def data_pixels(page) -> int:
+    """Non-transparent pixels on the data layers' canvases."""
+    return page.evaluate("""() => [...document.querySelectorAll('.data-layer canvas')].reduce((sum, canvas) => {
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let count = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count++;
+        return sum + count;
+    }, 0)""")
+
+
+def tile_times(requests: list[str]) -> set[str]:
+    return {parse_qs(urlsplit(url).query)["time"][0] for url in requests
+            if "/tiles/olci/conc_chl/" in url and "/legend" not in url}
+
+
+def test_layers_tiles_time_and_series(page, cubeport_url):
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(cubeport_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    catalogue = page.locator("#catalogue")
+    assert catalogue.locator("summary", has_text="Water quality").count() == 1
+    assert catalogue.locator("summary", has_text="Ocean").count() == 1
+
+    page.check("input[data-layer='olci.conc_chl']")
+    page.wait_for_function("() => document.querySelectorAll('.data-layer canvas').length > 0")
+    page.wait_for_timeout(1500)  # the tiles load and draw
+    page.screenshot(path=str(ARTIFACTS / "viewer-layer.png"))
+    assert data_pixels(page) > 3000
+    first = tile_times(requests)
+    assert len(first) == 1 and page.locator("#time-label").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "viewer-layer.png"))
+
+    page.click("#time-back")  # the step before: every tile asked for again at that time
+    page.wait_for_timeout(1200)
+    assert len(tile_times(requests) - first) == 1
+    assert data_pixels(page) > 3000
+
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#chart-panel:not([hidden])")
+    assert page.get_attribute("#chart", "data-points") == str(OLCI_STEPS)  # one point per time step
+    series = [u for u in requests if "/timeseries/olci/conc_chl" in u]
+    assert len(series) == 1
+    with page.expect_download() as download:
+        page.click("#chart-csv")
+    rows = Path(download.value.path()).read_text().strip().splitlines()
+    assert rows[0].startswith("time,") and len(rows) == 1 + OLCI_STEPS
+    assert all(re.match(r"\d{4}-\d\d-\d\dT", row) for row in rows[1:])
+    page.screenshot(path=str(ARTIFACTS / "viewer-series.png"))
+
+
+def test_permalink_restores_the_view(page, browser, cubeport_url):
+    page.goto(cubeport_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.check("input[data-layer='sst.analysed_sst']")
+    page.select_option(".layer select.cmap", "thermal")
+    page.wait_for_timeout(300)
+    link = page.url
+    assert "sst.analysed_sst" in unquote(link) and "thermal" in link
+
+    again = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        again.goto(link)
+        again.wait_for_selector("body[data-ready=true]")
+        assert again.is_checked("input[data-layer='sst.analysed_sst']")
+        assert again.locator(".layer select.cmap").input_value() == "thermal"
+        again.wait_for_timeout(1500)
+        assert data_pixels(again) > 1000
+    finally:
+        again.close()
+
+
+def test_api_clients_still_get_the_landing_document(cubeport_url):
+    import httpx
+
+    landing = httpx.get(cubeport_url + "/", headers={"Accept": "application/json"})
+    assert landing.headers["content-type"].startswith("application/json") and landing.json()["title"] == "Cubeport"
+    page = httpx.get(cubeport_url + "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.headers["content-type"].startswith("text/html") and "viewer/viewer.js" in page.text
+    assert httpx.get(cubeport_url + "/viewer/../cubeport.db").status_code == 404
+    assert httpx.get(cubeport_url + "/viewer/nothing.js").status_code == 404

@@ -1,0 +1,97 @@
+// The server's routes the viewer uses, typed. Same origin; the session cookie signs requests in.
+
+export interface Variable {
+  id: string;
+  name: string;
+  title: string;
+  units: string;
+  dims: string[];
+  colorBarName: string;
+  colorBarMin: number;
+  colorBarMax: number;
+  colorBarNorm: "lin" | "log" | "cat";
+  tileLevelMax: number;
+}
+
+export interface Dimension {
+  name: string;
+  coordinates: (string | number)[];
+}
+
+export interface Dataset {
+  id: string;
+  title: string;
+  description?: string;
+  bbox: [number, number, number, number];
+  variables: Variable[];
+  dimensions: Dimension[];
+  themes: string[];
+}
+
+export interface SeriesPoint {
+  time: string;
+  mean: number | null;
+  std?: number | null;
+  count?: number;
+}
+
+export class ApiError extends Error {}
+
+async function json<T>(response: Response): Promise<T> {
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      message = body.detail ?? body.error?.message ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(message);
+  }
+  return (await response.json()) as T;
+}
+
+export async function datasets(): Promise<Dataset[]> {
+  const body = await json<{ datasets: Dataset[] }>(await fetch("datasets?details=1"));
+  return body.datasets;
+}
+
+export async function colormaps(): Promise<string[]> {
+  const groups = await json<[string, string, [string, string][]][]>(await fetch("colorbars"));
+  return groups.flatMap(([, , maps]) => maps.map(([name]) => name));
+}
+
+export async function timeSeries(dataset: string, variable: string, geometry: object,
+                                 methods = "mean,std"): Promise<SeriesPoint[]> {
+  const response = await fetch(`timeseries/${dataset}/${variable}?aggMethods=${methods}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
+  });
+  return (await json<{ result: SeriesPoint[] }>(response)).result;
+}
+
+export async function valueAt(dataset: string, variable: string, lon: number, lat: number,
+                              time: string): Promise<number | null> {
+  const query = new URLSearchParams({ lon: String(lon), lat: String(lat), time });
+  const response = await fetch(`statistics/${dataset}/${variable}?${query}`);
+  if (response.status === 404) return null; // outside the cube
+  return (await json<{ result: { value: number | null } }>(response)).result.value;
+}
+
+export interface TileStyle {
+  colormap: string;
+  vmin: number;
+  vmax: number;
+  norm: "lin" | "log" | "cat";
+}
+
+export function tileUrl(dataset: string, variable: string, time: string, style: TileStyle): string {
+  const query = new URLSearchParams({
+    time, cmap: style.colormap, vmin: String(style.vmin), vmax: String(style.vmax), norm: style.norm,
+  });
+  return `tiles/${dataset}/${variable}/{z}/{y}/{x}?${query}`;
+}
+
+export function legendUrl(dataset: string, variable: string, style: TileStyle): string {
+  const query = new URLSearchParams({ cmap: style.colormap, norm: style.norm, width: "256", height: "12" });
+  return `tiles/${dataset}/${variable}/legend?${query}`;
+}

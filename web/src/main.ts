@@ -1,0 +1,275 @@
+// Cubeport viewer: the catalogue by theme, layers with opacity, order and style, a time slider, the value under
+// the cursor, time series at a clicked point, permalinks.
+
+import "ol/ol.css";
+import "./style.css";
+
+import * as api from "./api";
+import { SeriesChart, download } from "./chart";
+import { DataMap } from "./map";
+import { readHash, writeHash, type LayerState, type ViewState } from "./state";
+import { TimeControl } from "./time";
+
+const state: ViewState = readHash(location.hash);
+const datasets = new Map<string, api.Dataset>();
+let colormaps: string[] = ["viridis"];
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+document.documentElement.dataset.theme = state.theme;
+const dataMap = new DataMap($("map"), state);
+const time = new TimeControl($("time-bar"), (t) => {
+  state.time = t;
+  refresh();
+});
+const chart = new SeriesChart($<HTMLCanvasElement>("chart"));
+
+function status(message: string, error = false): void {
+  const bar = $("status");
+  bar.textContent = message;
+  bar.classList.toggle("error", error);
+}
+
+/** Redraw everything that depends on the state and write the permalink. */
+function refresh(): void {
+  const t = time.time;
+  if (t) dataMap.show(state.layers, t, datasets);
+  renderLayers();
+  history.replaceState(null, "", writeHash(state));
+}
+
+function stepsOf(layers: LayerState[]): string[] {
+  const steps = new Set<string>();
+  for (const layer of layers) {
+    const dims = datasets.get(layer.dataset)?.dimensions ?? [];
+    for (const t of dims.find((d) => d.name === "time")?.coordinates ?? []) steps.add(String(t));
+  }
+  return [...steps].sort();
+}
+
+function updateTimes(): void {
+  time.setTimes(stepsOf(state.layers), state.time);
+  state.time = time.time;
+}
+
+function toggleLayer(dataset: api.Dataset, variable: api.Variable, on: boolean): void {
+  state.layers = state.layers.filter((l) => !(l.dataset === dataset.id && l.variable === variable.name));
+  if (on) {
+    state.layers.push({
+      dataset: dataset.id, variable: variable.name, opacity: 1,
+      style: { colormap: variable.colorBarName, vmin: variable.colorBarMin, vmax: variable.colorBarMax,
+               norm: variable.colorBarNorm },
+    });
+    dataMap.reveal(dataset);
+  }
+  updateTimes();
+  refresh();
+}
+
+function renderCatalogue(): void {
+  const root = $("catalogue");
+  root.replaceChildren();
+  const byTheme = new Map<string, api.Dataset[]>();
+  for (const dataset of datasets.values()) {
+    for (const theme of dataset.themes.length ? dataset.themes : ["Other"]) {
+      byTheme.set(theme, [...(byTheme.get(theme) ?? []), dataset]);
+    }
+  }
+  for (const [theme, members] of [...byTheme].sort(([a], [b]) => a.localeCompare(b))) {
+    const group = el("details", { className: "theme", open: true });
+    group.append(el("summary", { textContent: theme }));
+    for (const dataset of members) {
+      const box = el("div", { className: "dataset" });
+      const title = el("div", { className: "dataset-title", textContent: dataset.title || dataset.id });
+      const info = el("button", { className: "info", textContent: "i", title: "about this dataset" });
+      info.addEventListener("click", () => showInfo(dataset));
+      title.append(info);
+      box.append(title);
+      for (const variable of dataset.variables) {
+        const id = `layer-${dataset.id}-${variable.name}`;
+        const check = el("input", { type: "checkbox", id });
+        check.dataset.layer = `${dataset.id}.${variable.name}`;
+        check.checked = state.layers.some((l) => l.dataset === dataset.id && l.variable === variable.name);
+        check.addEventListener("change", () => toggleLayer(dataset, variable, check.checked));
+        const label = el("label", { htmlFor: id, textContent: ` ${variable.title}${variable.units ? ` (${variable.units})` : ""}` });
+        box.append(el("div", { className: "variable" }, [check, label]));
+      }
+      group.append(box);
+    }
+    root.append(group);
+  }
+}
+
+function renderLayers(): void {
+  const root = $("layers");
+  root.replaceChildren();
+  if (!state.layers.length) {
+    root.append(el("p", { className: "hint", textContent: "Switch on a variable in the catalogue." }));
+    return;
+  }
+  [...state.layers].reverse().forEach((layer) => {
+    const index = state.layers.indexOf(layer);
+    const variable = datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable);
+    const box = el("div", { className: "layer" });
+    box.dataset.layer = `${layer.dataset}.${layer.variable}`;
+    const up = el("button", { className: "icon", textContent: "▲", title: "move up" });
+    up.disabled = index === state.layers.length - 1;
+    up.addEventListener("click", () => move(index, 1));
+    const down = el("button", { className: "icon", textContent: "▼", title: "move down" });
+    down.disabled = index === 0;
+    down.addEventListener("click", () => move(index, -1));
+    box.append(el("div", { className: "layer-title" }, [
+      el("span", { textContent: `${variable?.title ?? layer.variable} · ${layer.dataset}` }), up, down]));
+
+    const opacity = el("input", { type: "range", min: "0", max: "1", step: "0.05", value: String(layer.opacity),
+                                  title: "opacity", className: "opacity" });
+    opacity.addEventListener("input", () => { layer.opacity = Number(opacity.value); refresh(); });
+
+    const cmap = el("select", { title: "colour map", className: "cmap" });
+    for (const name of colormaps) cmap.append(el("option", { value: name, textContent: name }));
+    if (!colormaps.includes(layer.style.colormap)) cmap.append(el("option", { value: layer.style.colormap, textContent: layer.style.colormap }));
+    cmap.value = layer.style.colormap;
+    cmap.addEventListener("change", () => { layer.style.colormap = cmap.value; refresh(); });
+
+    const norm = el("select", { title: "scale", className: "norm" });
+    for (const n of ["lin", "log", "cat"]) norm.append(el("option", { value: n, textContent: n }));
+    norm.value = layer.style.norm;
+    norm.addEventListener("change", () => { layer.style.norm = norm.value as api.TileStyle["norm"]; refresh(); });
+
+    const range = (which: "vmin" | "vmax") => {
+      const input = el("input", { type: "number", step: "any", value: String(layer.style[which]), title: which,
+                                  className: which });
+      input.addEventListener("change", () => {
+        const value = Number(input.value);
+        const other = which === "vmin" ? layer.style.vmax : layer.style.vmin;
+        if (!Number.isFinite(value) || (which === "vmin" ? value >= other : value <= other)) {
+          status("the value range needs vmin < vmax", true);
+          input.value = String(layer.style[which]);
+          return;
+        }
+        layer.style[which] = value;
+        refresh();
+      });
+      return input;
+    };
+    const legend = el("img", { className: "legend", alt: "legend", src: api.legendUrl(layer.dataset, layer.variable, layer.style) });
+    box.append(el("div", { className: "layer-row" }, [el("span", { textContent: "opacity" }), opacity]),
+               el("div", { className: "layer-row" }, [cmap, norm]),
+               legend,
+               el("div", { className: "layer-row" }, [range("vmin"), range("vmax")]));
+    root.append(box);
+  });
+}
+
+function move(index: number, by: number): void {
+  const [layer] = state.layers.splice(index, 1);
+  state.layers.splice(index + by, 0, layer);
+  refresh();
+}
+
+function showInfo(dataset: api.Dataset): void {
+  const base = location.href.split("#")[0].replace(/\/$/, "");
+  const snippet = [
+    "from cubeport.client import open_cube",
+    "",
+    `cube = open_cube("${base}", "${dataset.id}")  # api_key="..." for restricted cubes`,
+    dataset.variables.length ? `cube["${dataset.variables[0].name}"].isel(time=-1).plot()` : "cube",
+  ].join("\n");
+  $("info-title").textContent = dataset.title || dataset.id;
+  $("info-description").textContent = dataset.description ?? "";
+  $("info-snippet").textContent = snippet;
+  $<HTMLDialogElement>("info").showModal();
+}
+
+async function seriesAt(lon: number, lat: number): Promise<void> {
+  const top = [...state.layers].reverse();
+  if (!top.length) return;
+  status(`time series at ${lon.toFixed(4)}, ${lat.toFixed(4)} …`);
+  const point = { type: "Point", coordinates: [lon, lat] };
+  for (const layer of top) {
+    const variable = datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable);
+    try {
+      const points = await api.timeSeries(layer.dataset, layer.variable, point);
+      chart.add({ label: `${variable?.title ?? layer.variable} at ${lon.toFixed(3)}, ${lat.toFixed(3)}`,
+                  units: variable?.units ?? "", points });
+    } catch (error) {
+      status(String((error as Error).message), true);
+      return;
+    }
+  }
+  $("chart-panel").hidden = false;
+  status(`${chart.series.length} series in the chart`);
+}
+
+let hoverTimer: number | undefined;
+function showValueAt(pixel: number[]): void {
+  window.clearTimeout(hoverTimer);
+  hoverTimer = window.setTimeout(async () => {
+    const where = dataMap.lonLatAt(pixel);
+    const layer = state.layers[state.layers.length - 1];
+    const t = time.time;
+    if (!where || !layer || !t) return;
+    const value = await api.valueAt(layer.dataset, layer.variable, where[0], where[1], t).catch(() => null);
+    const units = datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable)?.units ?? "";
+    $("cursor").textContent = `${where[0].toFixed(4)}, ${where[1].toFixed(4)}` +
+      (value == null ? "" : ` · ${layer.variable} ${Number(value.toPrecision(5))} ${units}`);
+  }, 120);
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
+                                                   children: (Node | string)[] = []): HTMLElementTagNameMap[K] {
+  const element = Object.assign(document.createElement(tag), props);
+  element.append(...children);
+  return element;
+}
+
+function wireControls(): void {
+  dataMap.map.on("singleclick", (event) => {
+    const where = dataMap.lonLatAt(event.pixel);
+    if (where) void seriesAt(...where);
+  });
+  dataMap.map.on("pointermove", (event) => { if (!event.dragging) showValueAt(event.pixel); });
+  dataMap.map.on("moveend", () => {
+    state.center = dataMap.centerLonLat();
+    state.zoom = dataMap.map.getView().getZoom() ?? state.zoom;
+    history.replaceState(null, "", writeHash(state));
+  });
+  const projection = $<HTMLSelectElement>("projection");
+  projection.value = state.projection;
+  projection.addEventListener("change", () => {
+    state.center = dataMap.centerLonLat();
+    state.projection = projection.value as ViewState["projection"];
+    dataMap.setProjection(state);
+    refresh();
+  });
+  $("theme-toggle").addEventListener("click", () => {
+    state.theme = state.theme === "light" ? "dark" : "light";
+    document.documentElement.dataset.theme = state.theme;
+    refresh();
+  });
+  $("chart-csv").addEventListener("click", () =>
+    download("timeseries.csv", URL.createObjectURL(new Blob([chart.csv()], { type: "text/csv" }))));
+  $("chart-png").addEventListener("click", () => download("timeseries.png", chart.png()));
+  $("chart-clear").addEventListener("click", () => { chart.clear(); $("chart-panel").hidden = true; });
+  $("info-close").addEventListener("click", () => $<HTMLDialogElement>("info").close());
+}
+
+async function start(): Promise<void> {
+  wireControls();
+  try {
+    const [found, maps] = await Promise.all([api.datasets(), api.colormaps()]);
+    colormaps = maps;
+    for (const dataset of found) datasets.set(dataset.id, dataset);
+  } catch (error) {
+    status(`the server did not answer: ${(error as Error).message}`, true);
+    return;
+  }
+  state.layers = state.layers.filter((l) => datasets.get(l.dataset)?.variables.some((v) => v.name === l.variable));
+  renderCatalogue();
+  updateTimes();
+  refresh();
+  status(`${datasets.size} datasets`);
+  document.body.dataset.ready = "true";
+}
+
+void start();
