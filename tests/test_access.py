@@ -44,6 +44,12 @@ SAMPLES = {
     ("GET", "/places"): {},
     ("GET", "/places/{group}"): {},
     ("GET", "/datasets/{ds}/places/{group}"): {"path": {"group": "open-cube"}},
+    ("GET", "/places/{group}/{place}/observations"): {"path": {"place": "0"}},
+    ("GET", "/dashboards/{ds}/{var}/places/{group}/{place}"): {
+        "path": {"var": "analysed_sst", "group": "open-cube", "place": "0"}, "params": {"limits": "271,275,280,285"}},
+    ("POST", "/dashboards/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "params": {"limits": "271,275,280,285"},
+                                         "json": {"type": "Polygon", "coordinates": [
+                                             [[18, 57], [22, 57], [22, 60], [18, 60], [18, 57]]]}},
     ("GET", "/collections"): {},
     ("GET", "/collections/{collection}"): {},
     ("GET", "/collections/{collection}/map/tiles"): {},

@@ -178,6 +178,6 @@ def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
                        "Water bodies (synthetic)")
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
-    context.storage.write_bytes_atomic(buffer.getvalue().encode(), "demo", "observations.csv")
+    context.places.add_observations("stations", buffer.getvalue().encode())
     return [f"stations: {len(stations)} with {len(rows)} observations (places/stations.geojson, "
-            "demo/observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)"]
+            "places/stations.observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)"]

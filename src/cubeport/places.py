@@ -1,12 +1,16 @@
 """Place groups: named GeoJSON feature collections (stations, water bodies, regions of interest) that
 viewers show on the map and use for time series. Each is one file `places/{id}.geojson` below the data
-root; access to a group is that of the feature collection of the same id."""
+root; access to a group is that of the feature collection of the same id. A group of stations may have
+in-situ observations beside it, `places/{id}.observations.csv` (station, time, parameter, value, unit)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
+
+import pandas as pd
 
 import shapely
 from shapely.geometry import box, shape
@@ -63,6 +67,56 @@ class Places:
                   "features": features}
         self.storage.write_bytes_atomic(json.dumps(stored).encode(), PLACES_DIR, f"{group_id}.geojson")
         return self.get(group_id)
+
+
+    def feature(self, group_id: str, place_id: str) -> dict[str, Any]:
+        """One feature of a group, by its id; NotFoundError naming the ids there are."""
+        features = self.get(group_id)["features"]
+        found = [f for f in features if str(f.get("id")) == place_id]
+        if not found:
+            ids = ", ".join(str(f.get("id")) for f in features[:20])
+            raise NotFoundError(f"place {place_id!r} not in group {group_id!r}; places: {ids}")
+        return found[0]
+
+    def add_observations(self, group_id: str, content: bytes) -> int:
+        """Store in-situ observations of the group's places (CSV with station, time, parameter, value and
+        optional unit, quality); checked first, replaced atomically. Returns the number of rows."""
+        self.get(group_id)  # the group must exist
+        try:
+            table = pd.read_csv(io.BytesIO(content))
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise InputError(f"not a CSV table: {exc}") from None
+        missing = [c for c in OBSERVATION_COLUMNS if c not in table.columns]
+        if missing:
+            raise InputError(f"the observations lack columns {', '.join(missing)}; "
+                             f"needed: {', '.join(OBSERVATION_COLUMNS)}")
+        times = pd.to_datetime(table["time"], errors="coerce", utc=True)
+        values = pd.to_numeric(table["value"], errors="coerce")
+        bad = table.index[times.isna() | values.isna()]
+        if len(bad):
+            raise InputError(f"row {int(bad[0]) + 2}: time must be ISO 8601 and value a number")
+        self.storage.write_bytes_atomic(content, PLACES_DIR, f"{group_id}.observations.csv")
+        return len(table)
+
+    def observations(self, group_id: str, place_id: str, parameter: str | None = None) -> list[dict[str, Any]]:
+        """The in-situ observations of one place, oldest first: time (ISO, UTC), parameter, value, unit."""
+        self.feature(group_id, place_id)
+        try:
+            raw = self.storage.read_bytes(PLACES_DIR, f"{group_id}.observations.csv")
+        except FileNotFoundError:
+            return []
+        table = pd.read_csv(io.BytesIO(raw), dtype={"station": str})
+        rows = table[table["station"] == place_id]
+        if parameter:
+            rows = rows[rows["parameter"] == parameter]
+        times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(None)
+        rows = rows.assign(time=[t + "Z" for t in times.dt.strftime("%Y-%m-%dT%H:%M:%S")]).sort_values("time")
+        unit = rows["unit"] if "unit" in rows else [""] * len(rows)
+        return [{"time": t, "parameter": p, "value": float(v), "unit": "" if pd.isna(u) else str(u)}
+                for t, p, v, u in zip(rows["time"], rows["parameter"], rows["value"], unit)]
+
+
+OBSERVATION_COLUMNS = ("station", "time", "parameter", "value")
 
 
 def _check_geometry(index: int, geometry: dict[str, Any]) -> None:

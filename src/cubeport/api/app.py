@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import (admin, analysis, auth, cubes, datasets, landing, ogc, places, tiles, viewer, wmts,
-                                  zarr)
+from cubeport.api.routers import (admin, analysis, auth, cubes, dashboard, datasets, landing, ogc, places, tiles,
+                                  viewer, wmts, zarr)
 from cubeport.config import Settings
 from cubeport.context import Context
 from cubeport.deadline import time_budget
@@ -72,6 +72,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(places.router)
     app.include_router(tiles.router)
     app.include_router(analysis.router)
+    app.include_router(dashboard.router)
     app.include_router(ogc.router)
     app.include_router(wmts.router)
     app.include_router(zarr.router)

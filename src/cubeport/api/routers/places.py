@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from cubeport.api.deps import get_context
 from cubeport.api.security import CurrentPrincipal, authorize, listing, resource
@@ -37,3 +37,11 @@ def dataset_places(ds: Annotated[str, Path(max_length=128)], group: GroupId, con
     """Two resources: the dataset (the route's guard) and the place group (authorised here)."""
     authorize(context, principal, "collection", group, "read", None)
     return context.places.get(group, within=context.catalogue.get(ds).bbox)
+
+
+@router.get("/places/{group}/{place}/observations", summary="In-situ observations of one place (a station)",
+            tags=["viewer"], dependencies=[Depends(resource("collection", "group"))])
+def place_observations(group: GroupId, place: Annotated[str, Path(max_length=128)], context: ContextDep,
+                       parameter: Annotated[str | None, Query(max_length=64, description="e.g. chl")] = None,
+                       ) -> dict[str, Any]:
+    return {"place": place, "observations": context.places.observations(group, place, parameter)}
