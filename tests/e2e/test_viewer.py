@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -143,3 +144,75 @@ def test_api_clients_still_get_the_landing_document(cubeport_url):
     assert page.headers["content-type"].startswith("text/html") and "viewer/viewer.js" in page.text
     assert httpx.get(cubeport_url + "/viewer/../cubeport.db").status_code == 404
     assert httpx.get(cubeport_url + "/viewer/nothing.js").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    from cubeport.demo import build_demo
+
+    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer-demo"))))
+    build_demo(context, days=DEMO_DAYS)
+    server = AppServer(create_app(context))
+    yield server.url
+    server.stop()
+    context.close()
+
+
+DEMO_DAYS = 20
+CHL = "baltic-demo.chl~1.00~viridis~0.3~30~log"
+
+
+def open_at(page, url: str, lon: float, lat: float, zoom: float, groups: tuple[str, ...] = ()) -> None:
+    page.goto(f"{url}/#proj=EPSG%3A3857&c={lon},{lat}&z={zoom}&l={CHL}")
+    page.wait_for_selector("body[data-ready=true]")
+    for group in groups:
+        page.wait_for_selector(f"input[data-group='{group}']")
+        page.check(f"input[data-group='{group}']")
+    page.wait_for_timeout(1200)
+
+
+def click_centre(page) -> None:
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_water_body_dashboard_shows_the_servers_classes(page, demo_url):
+    import httpx
+
+    open_at(page, demo_url, 26.5, 60.1, 6, ("water-bodies", "stations"))
+    click_centre(page)  # inside the Gulf of Finland
+    page.wait_for_selector("#dashboard:not([hidden])")
+    page.wait_for_timeout(500)
+    shown = page.get_attribute("#dashboard", "data-classes")
+    report = httpx.get(f"{demo_url}/dashboards/baltic-demo/chl/places/water-bodies/1").json()
+    assert json.loads(shown) == {c["name"]: c["count"] for c in report["classes"]}
+    assert page.locator("#dashboard tbody tr").count() == DEMO_DAYS
+    assert "LL7" in page.locator("#dashboard tbody").inner_text()  # the station inside, beside the EO values
+    page.screenshot(path=str(ARTIFACTS / "viewer-dashboard.png"))
+
+
+def test_a_station_charts_eo_beside_in_situ(page, demo_url):
+    open_at(page, demo_url, 24.83, 59.85, 8, ("stations",))
+    click_centre(page)  # on station LL7
+    page.wait_for_selector("#chart-panel:not([hidden])")
+    page.wait_for_function("() => Number(document.querySelector('#chart').dataset.points) > 20")
+    import httpx
+
+    measured = httpx.get(f"{demo_url}/places/stations/LL7/observations", params={"parameter": "chl"}).json()
+    assert len(measured["observations"]) >= 2
+    assert int(page.get_attribute("#chart", "data-points")) == DEMO_DAYS + len(measured["observations"])
+    page.screenshot(path=str(ARTIFACTS / "viewer-station.png"))
+
+
+def test_a_drawn_polygon_gives_area_statistics(page, demo_url):
+    open_at(page, demo_url, 20.0, 58.0, 7)
+    page.click("#draw-polygon")
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-80, -60), (80, -60), (80, 60), (-80, 60)):
+        page.mouse.click(cx + dx, cy + dy)
+    page.mouse.dblclick(cx - 80, cy + 60)
+    page.wait_for_selector("#area-stats[data-count]")
+    assert int(page.get_attribute("#area-stats", "data-count")) > 100
+    assert "mean" in page.locator("#area-stats").inner_text()
+    page.wait_for_selector("#chart-panel:not([hidden])")

@@ -95,3 +95,36 @@ export function legendUrl(dataset: string, variable: string, style: TileStyle): 
   const query = new URLSearchParams({ cmap: style.colormap, norm: style.norm, width: "256", height: "12" });
   return `tiles/${dataset}/${variable}/legend?${query}`;
 }
+
+export interface PlaceGroup {
+  id: string;
+  title: string;
+}
+
+export async function placeGroups(): Promise<PlaceGroup[]> {
+  return (await json<{ placeGroups: PlaceGroup[] }>(await fetch("places"))).placeGroups;
+}
+
+export async function places(group: string): Promise<object> {
+  return json<object>(await fetch(`places/${group}`));
+}
+
+export async function observations(group: string, place: string, parameter: string
+                                   ): Promise<{ time: string; value: number; unit: string }[]> {
+  const response = await fetch(`places/${group}/${encodeURIComponent(place)}/observations?parameter=${parameter}`);
+  return (await json<{ observations: { time: string; value: number; unit: string }[] }>(response)).observations;
+}
+
+export async function placeDashboard(dataset: string, variable: string, group: string, place: string
+                                     ): Promise<import("./dashboard").ClassReport> {
+  return json(await fetch(`dashboards/${dataset}/${variable}/places/${group}/${encodeURIComponent(place)}`));
+}
+
+export async function areaStatistics(dataset: string, variable: string, geometry: object, time: string
+                                     ): Promise<{ count: number; minimum?: number; maximum?: number; mean?: number;
+                                                  deviation?: number }> {
+  const response = await fetch(`statistics/${dataset}/${variable}?time=${encodeURIComponent(time)}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
+  });
+  return (await json<{ result: { count: number } }>(response)).result;
+}

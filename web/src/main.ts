@@ -6,8 +6,11 @@ import "./style.css";
 
 import * as api from "./api";
 import { SeriesChart, download } from "./chart";
+import { Dashboard } from "./dashboard";
 import { DataMap } from "./map";
 import { readHash, writeHash, type LayerState, type ViewState } from "./state";
+import GeoJSON from "ol/format/GeoJSON";
+import type Feature from "ol/Feature";
 import { TimeControl } from "./time";
 
 const state: ViewState = readHash(location.hash);
@@ -23,6 +26,7 @@ const time = new TimeControl($("time-bar"), (t) => {
   refresh();
 });
 const chart = new SeriesChart($<HTMLCanvasElement>("chart"));
+const dashboard = new Dashboard($("dashboard"));
 
 function status(message: string, error = false): void {
   const bar = $("status");
@@ -86,7 +90,7 @@ function renderCatalogue(): void {
       title.append(info);
       box.append(title);
       for (const variable of dataset.variables) {
-        const id = `layer-${dataset.id}-${variable.name}`;
+        const id = `layer-${theme}-${dataset.id}-${variable.name}`.replace(/\s+/g, "_");
         const check = el("input", { type: "checkbox", id });
         check.dataset.layer = `${dataset.id}.${variable.name}`;
         check.checked = state.layers.some((l) => l.dataset === dataset.id && l.variable === variable.name);
@@ -201,6 +205,82 @@ async function seriesAt(lon: number, lat: number): Promise<void> {
   status(`${chart.series.length} series in the chart`);
 }
 
+function topLayer(): { layer: LayerState; variable?: api.Variable } | null {
+  const layer = state.layers[state.layers.length - 1];
+  if (!layer) return null;
+  return { layer, variable: datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable) };
+}
+
+async function renderPlaceGroups(): Promise<void> {
+  const root = $("place-groups");
+  root.replaceChildren();
+  for (const group of await api.placeGroups().catch(() => [])) {
+    const id = `places-${group.id}`;
+    const check = el("input", { type: "checkbox", id });
+    check.dataset.group = group.id;
+    check.addEventListener("change", async () => {
+      dataMap.showPlaces(group.id, check.checked ? await api.places(group.id) : null);
+    });
+    root.append(el("div", {}, [check, el("label", { htmlFor: id, textContent: ` ${group.title}` })]));
+  }
+}
+
+/** A clicked station: the EO series there and the station's in-situ series of the same parameter. */
+async function stationSeries(group: string, id: string, name: string, lon: number, lat: number): Promise<void> {
+  await seriesAt(lon, lat);
+  const top = topLayer();
+  if (!top) return;
+  const measured = await api.observations(group, id, top.layer.variable).catch(() => []);
+  if (measured.length) {
+    chart.add({ label: `${name} in situ`, units: measured[0].unit,
+                points: measured.map((o) => ({ time: o.time, mean: o.value })) });
+  }
+}
+
+/** A clicked region (water body): the dashboard of the top layer's variable there. */
+async function openDashboard(group: string, id: string, name: string, geometry: object): Promise<void> {
+  const top = topLayer();
+  if (!top) {
+    status("switch on a variable first", true);
+    return;
+  }
+  status(`dashboard of ${name} …`);
+  try {
+    const report = await api.placeDashboard(top.layer.dataset, top.layer.variable, group, id);
+    const inSitu = (await Promise.all(dataMap.stationsIn(geometry).map(async (s) =>
+      (await api.observations(s.group, s.id, top.layer.variable).catch(() => []))
+        .map((o) => ({ time: o.time, value: o.value, station: s.name }))))).flat();
+    dashboard.show(`${top.variable?.title ?? top.layer.variable} in ${name}`, top.variable?.units ?? "", report, inSitu);
+    status(`dashboard of ${name}: ${report.count} observations`);
+  } catch (error) {
+    status((error as Error).message, true);
+  }
+}
+
+/** A drawn polygon: the area series (mean and spread) and the statistics at the current time. */
+async function areaAnalysis(geometry: object): Promise<void> {
+  const top = topLayer();
+  const t = time.time;
+  if (!top || !t) {
+    status("switch on a variable first", true);
+    return;
+  }
+  try {
+    const points = await api.timeSeries(top.layer.dataset, top.layer.variable, geometry);
+    chart.add({ label: `${top.variable?.title ?? top.layer.variable} over the polygon`, units: top.variable?.units ?? "",
+                points });
+    $("chart-panel").hidden = false;
+    const s = await api.areaStatistics(top.layer.dataset, top.layer.variable, geometry, t);
+    $("area-stats").textContent = s.count
+      ? `${t.slice(0, 10)}: ${s.count} pixels, mean ${s.mean?.toPrecision(4)}, std ${s.deviation?.toPrecision(3)}, ` +
+        `min ${s.minimum?.toPrecision(4)}, max ${s.maximum?.toPrecision(4)}`
+      : `${t.slice(0, 10)}: no valid pixel in the polygon`;
+    $("area-stats").dataset.count = String(s.count);
+  } catch (error) {
+    status((error as Error).message, true);
+  }
+}
+
 let hoverTimer: number | undefined;
 function showValueAt(pixel: number[]): void {
   window.clearTimeout(hoverTimer);
@@ -226,8 +306,22 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
 function wireControls(): void {
   dataMap.map.on("singleclick", (event) => {
     const where = dataMap.lonLatAt(event.pixel);
-    if (where) void seriesAt(...where);
+    const place = dataMap.placeAt(event.pixel);
+    if (place && where) {
+      const { group, feature } = place;
+      const id = String(feature.getId());
+      const name = String(feature.get("name") ?? id);
+      if (feature.getGeometry()?.getType() === "Point") void stationSeries(group, id, name, ...where);
+      else void openDashboard(group, id, name, placeGeometry(feature));
+    } else if (where) {
+      void seriesAt(...where);
+    }
   });
+  $("draw-polygon").addEventListener("click", () => {
+    status("draw the polygon: click its corners, double-click to finish");
+    dataMap.drawPolygon((geometry) => void areaAnalysis(geometry));
+  });
+  $("dashboard-close").addEventListener("click", () => { $("dashboard").hidden = true; dashboard.clear(); });
   dataMap.map.on("pointermove", (event) => { if (!event.dragging) showValueAt(event.pixel); });
   dataMap.map.on("moveend", () => {
     state.center = dataMap.centerLonLat();
@@ -266,6 +360,7 @@ async function start(): Promise<void> {
   }
   state.layers = state.layers.filter((l) => datasets.get(l.dataset)?.variables.some((v) => v.name === l.variable));
   renderCatalogue();
+  void renderPlaceGroups();
   updateTimes();
   refresh();
   status(`${datasets.size} datasets`);
@@ -273,3 +368,8 @@ async function start(): Promise<void> {
 }
 
 void start();
+
+function placeGeometry(feature: Feature): object {
+  return new GeoJSON().writeGeometryObject(feature.getGeometry()!, {
+    dataProjection: "EPSG:4326", featureProjection: dataMap.map.getView().getProjection() });
+}

@@ -10,6 +10,12 @@ import { defaults as defaultControls } from "ol/control/defaults";
 import { register } from "ol/proj/proj4";
 import { fromLonLat, toLonLat, transformExtent, get as getProjection } from "ol/proj";
 import { containsExtent } from "ol/extent";
+import GeoJSON from "ol/format/GeoJSON";
+import Draw from "ol/interaction/Draw";
+import VectorLayer from "ol/layer/Vector";
+import VectorSource from "ol/source/Vector";
+import { Circle, Fill, Stroke, Style, Text } from "ol/style";
+import type Feature from "ol/Feature";
 import proj4 from "proj4";
 
 import { tileUrl, type Dataset } from "./api";
@@ -22,6 +28,7 @@ getProjection("EPSG:3067")?.setExtent([-548576, 6291456, 1548576, 8388608]);
 export class DataMap {
   readonly map: OlMap;
   private readonly layers = new Map<string, TileLayer<XYZ>>();
+  private readonly places = new Map<string, VectorLayer>();
 
   constructor(target: HTMLElement, state: ViewState) {
     this.map = new OlMap({
@@ -75,6 +82,71 @@ export class DataMap {
       layer.setOpacity(state.opacity);
       layer.setZIndex(index + 1);
     });
+  }
+
+  /** A place group as a vector layer above the data (points as stations, polygons as outlined regions). */
+  showPlaces(group: string, collection: object | null): void {
+    const old = this.places.get(group);
+    if (old) this.map.removeLayer(old);
+    this.places.delete(group);
+    if (!collection) return;
+    const projection = this.map.getView().getProjection();
+    const source = new VectorSource({
+      features: new GeoJSON().readFeatures(collection, { dataProjection: "EPSG:4326", featureProjection: projection }),
+    });
+    const layer = new VectorLayer({
+      source, zIndex: 1000, className: "places-layer",
+      style: (feature) => new Style({
+        stroke: new Stroke({ color: "#1f2d3d", width: 1.5 }), fill: new Fill({ color: "rgba(255,255,255,0.08)" }),
+        image: new Circle({ radius: 5, fill: new Fill({ color: "#d62728" }), stroke: new Stroke({ color: "#fff" }) }),
+        text: new Text({ text: String(feature.get("name") ?? ""), offsetY: -12, font: "11px system-ui" }),
+      }),
+    });
+    layer.set("group", group);
+    this.places.set(group, layer);
+    this.map.addLayer(layer);
+  }
+
+  /** The place under a pixel, top group first. */
+  placeAt(pixel: number[]): { group: string; feature: Feature } | null {
+    let found: { group: string; feature: Feature } | null = null;
+    this.map.forEachFeatureAtPixel(pixel, (feature, layer) => {
+      found = { group: layer.get("group"), feature: feature as Feature };
+      return true;
+    }, { layerFilter: (layer) => layer.get("group") !== undefined, hitTolerance: 4 });
+    return found;
+  }
+
+  /** The features of the shown point groups (stations) inside a lon/lat polygon. */
+  stationsIn(polygon: object): { group: string; id: string; name: string }[] {
+    const projection = this.map.getView().getProjection();
+    const area = new GeoJSON().readGeometry(polygon, { dataProjection: "EPSG:4326", featureProjection: projection });
+    const found = [];
+    for (const [group, layer] of this.places) {
+      for (const feature of layer.getSource()?.getFeatures() ?? []) {
+        const geometry = feature.getGeometry();
+        if (area && geometry?.getType() === "Point" && area.intersectsExtent(geometry.getExtent())) {
+          found.push({ group, id: String(feature.getId()), name: String(feature.get("name") ?? feature.getId()) });
+        }
+      }
+    }
+    return found;
+  }
+
+  /** Let the user draw one polygon; `done` gets it as lon/lat GeoJSON. */
+  drawPolygon(done: (geometry: object) => void): void {
+    const source = new VectorSource();
+    const layer = new VectorLayer({ source, zIndex: 1001 });
+    this.map.addLayer(layer);
+    const draw = new Draw({ source, type: "Polygon" });
+    draw.on("drawend", (event) => {
+      this.map.removeInteraction(draw);
+      window.setTimeout(() => this.map.removeLayer(layer), 1500);
+      const projection = this.map.getView().getProjection();
+      done(new GeoJSON().writeGeometryObject(event.feature.getGeometry()!, {
+        dataProjection: "EPSG:4326", featureProjection: projection }));
+    });
+    this.map.addInteraction(draw);
   }
 
   /** Fit the view to the dataset, unless the view already looks at a part of it. */
