@@ -52,8 +52,14 @@ $(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	touch $@
 
+SAMPLE_DATA ?= ../shared/data
+LAND := $(SAMPLE_DATA)/land/naturalearth_lowres/naturalearth_lowres.shp \
+        $(SAMPLE_DATA)/land/gshhg_full_baltic_9-31E_53-66.5N.gpkg
+
 demo: install $(VIEWER)
 	$(VENV)/bin/cubeport demo --data-root $(DATA_ROOT)
+	@if [ -f "$(word 2,$(LAND))" ]; then $(VENV)/bin/cubeport basemap $(LAND) --data-root $(DATA_ROOT); \
+	else echo "no land data under $(SAMPLE_DATA): the viewer's offline base map stays empty"; fi
 	$(VENV)/bin/cubeport serve --data-root $(DATA_ROOT) --host 127.0.0.1 --port 8080
 
 serve: install $(VIEWER)

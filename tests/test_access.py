@@ -16,7 +16,7 @@ OPEN_ROUTES = {
     ("GET", "/"), ("GET", "/health"), ("GET", "/auth/login"), ("POST", "/auth/login"), ("POST", "/auth/logout"),
     ("GET", "/auth/oidc/{provider}/login"), ("GET", "/auth/oidc/{provider}/callback"), ("GET", "/auth/me"),
     ("GET", "/colorbars"), ("GET", "/expressions/capabilities"), ("GET", "/conformance"), ("GET", "/tileMatrixSets"),
-    ("GET", "/tileMatrixSets/{tms}"), ("GET", "/viewer/{name}"),
+    ("GET", "/tileMatrixSets/{tms}"), ("GET", "/viewer/{name}"), ("GET", "/basemaps/{name}.geojson"),
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.

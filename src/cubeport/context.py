@@ -16,6 +16,7 @@ from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
+from cubeport.basemap import Basemaps
 from cubeport.places import Places
 from cubeport.storage import Storage
 
@@ -53,6 +54,10 @@ class Context:
     @cached_property
     def places(self) -> Places:
         return Places(self.storage)
+
+    @cached_property
+    def basemaps(self) -> Basemaps:
+        return Basemaps(self.storage)
 
     @cached_property
     def tiles(self) -> "TileService":

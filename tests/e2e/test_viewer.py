@@ -62,14 +62,14 @@ def page(browser, cubeport_url):
     assert not failures, failures
 
 
-def data_pixels(page) -> int:
-    """Non-transparent pixels on the data layers' canvases."""
-    return page.evaluate("""() => [...document.querySelectorAll('.data-layer canvas')].reduce((sum, canvas) => {
+def data_pixels(page, layer: str = "data-layer") -> int:
+    """Non-transparent pixels on the canvases of the layers of a class (the data layers by default)."""
+    return page.evaluate("""(layer) => [...document.querySelectorAll(`.${layer} canvas`)].reduce((sum, canvas) => {
         const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let count = 0;
         for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count++;
         return sum + count;
-    }, 0)""")
+    }, 0)""", layer)
 
 
 def tile_times(requests: list[str]) -> set[str]:
@@ -147,11 +147,13 @@ def test_api_clients_still_get_the_landing_document(cubeport_url):
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory):
+def demo_url(tmp_path_factory, data):
+    from cubeport.basemap import simplified_land
     from cubeport.demo import build_demo
 
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer-demo"))))
     build_demo(context, days=DEMO_DAYS)
+    context.basemaps.put("land", simplified_land([data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"]))
     server = AppServer(create_app(context))
     yield server.url
     server.stop()
@@ -216,3 +218,5 @@ def test_a_drawn_polygon_gives_area_statistics(page, demo_url):
     assert int(page.get_attribute("#area-stats", "data-count")) > 100
     assert "mean" in page.locator("#area-stats").inner_text()
     page.wait_for_selector("#chart-panel:not([hidden])")
+    assert data_pixels(page, "basemap-land") > 1000  # Gotland and the Baltic states' coast, offline
+    page.screenshot(path=str(ARTIFACTS / "viewer-polygon.png"))

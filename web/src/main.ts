@@ -328,6 +328,14 @@ function wireControls(): void {
     state.zoom = dataMap.map.getView().getZoom() ?? state.zoom;
     history.replaceState(null, "", writeHash(state));
   });
+  const basemap = $<HTMLSelectElement>("basemap");
+  basemap.value = state.basemap;
+  dataMap.setBasemap(state.basemap);
+  basemap.addEventListener("change", () => {
+    state.basemap = basemap.value as ViewState["basemap"];
+    dataMap.setBasemap(state.basemap);
+    refresh();
+  });
   const projection = $<HTMLSelectElement>("projection");
   projection.value = state.projection;
   projection.addEventListener("change", () => {

@@ -16,6 +16,7 @@ import VectorLayer from "ol/layer/Vector";
 import VectorSource from "ol/source/Vector";
 import { Circle, Fill, Stroke, Style, Text } from "ol/style";
 import type Feature from "ol/Feature";
+import OSM from "ol/source/OSM";
 import proj4 from "proj4";
 
 import { tileUrl, type Dataset } from "./api";
@@ -30,12 +31,27 @@ export class DataMap {
   private readonly layers = new Map<string, TileLayer<XYZ>>();
   private readonly places = new Map<string, VectorLayer>();
 
+  /** Land drawn from the server's vector data (works offline; the sea is the map's background). */
+  private readonly land = new VectorLayer({
+    className: "basemap-land", zIndex: -2,
+    source: new VectorSource({ url: "basemaps/land.geojson", format: new GeoJSON() }),
+    style: new Style({ fill: new Fill({ color: "#e8e4d8" }), stroke: new Stroke({ color: "#9a9482", width: 0.5 }) }),
+  });
+  /** OpenStreetMap, only when chosen: it needs the internet. */
+  private readonly online = new TileLayer({ source: new OSM(), zIndex: -1, visible: false });
+
   constructor(target: HTMLElement, state: ViewState) {
     this.map = new OlMap({
       target,
       controls: defaultControls().extend([new ScaleLine({ units: "metric" })]),
+      layers: [this.land, this.online],
       view: this.view(state),
     });
+  }
+
+  setBasemap(name: "land" | "osm" | "none"): void {
+    this.land.setVisible(name === "land");
+    this.online.setVisible(name === "osm");
   }
 
   private view(state: ViewState): View {
@@ -46,6 +62,7 @@ export class DataMap {
 
   setProjection(state: ViewState): void {
     this.map.setView(this.view(state));
+    this.land.getSource()?.refresh(); // re-read in the new projection
     for (const layer of this.layers.values()) layer.getSource()?.refresh();
   }
 

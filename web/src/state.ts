@@ -16,10 +16,11 @@ export interface ViewState {
   time: string | null; // ISO; null: the newest step
   layers: LayerState[]; // bottom first
   theme: "light" | "dark";
+  basemap: "land" | "osm" | "none";
 }
 
 export const initialState: ViewState = {
-  projection: "EPSG:3857", center: [20, 59], zoom: 4, time: null, layers: [], theme: "light",
+  projection: "EPSG:3857", center: [20, 59], zoom: 4, time: null, layers: [], theme: "light", basemap: "land",
 };
 
 export function readHash(hash: string): ViewState {
@@ -33,6 +34,8 @@ export function readHash(hash: string): ViewState {
   if (params.has("z") && Number.isFinite(zoom)) state.zoom = zoom;
   state.time = params.get("t");
   if (params.get("theme") === "dark") state.theme = "dark";
+  const basemap = params.get("base");
+  if (basemap === "osm" || basemap === "none") state.basemap = basemap;
   for (const text of params.getAll("l")) {
     // dataset.variable~opacity~colormap~vmin~vmax~norm
     const [id, opacity, colormap, vmin, vmax, norm] = text.split("~");
@@ -54,6 +57,7 @@ export function writeHash(state: ViewState): string {
   params.set("z", state.zoom.toFixed(2));
   if (state.time) params.set("t", state.time);
   if (state.theme !== "light") params.set("theme", state.theme);
+  if (state.basemap !== "land") params.set("base", state.basemap);
   for (const layer of state.layers) {
     const s = layer.style;
     params.append("l", [`${layer.dataset}.${layer.variable}`, layer.opacity.toFixed(2), s.colormap, s.vmin, s.vmax,

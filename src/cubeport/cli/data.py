@@ -213,6 +213,28 @@ def places_list(data_root: DataRoot = None) -> None:
         out.print(group_id)
 
 
+@app.command()
+def basemap(
+    sources: Annotated[list[str], typer.Argument(metavar="FILE...", help="Vector files in lon/lat (Shapefile, "
+                                                 "GeoPackage, GeoJSON), e.g. Natural Earth and GSHHG land")],
+    name: Annotated[str, typer.Option(help="Base map layer name")] = "land",
+    tolerance: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Simplification, in degrees")] = 0.005,
+    data_root: DataRoot = None,
+) -> None:
+    """Make the offline base map the viewer draws under the data (land polygons, simplified)."""
+    from pathlib import Path
+
+    from cubeport.basemap import simplified_land
+
+    paths = [Path(s) for s in sources]
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+    collection = simplified_land(paths, tolerance)
+    size = context_for(data_root).basemaps.put(name, collection)
+    out.print(f"base map {name}: {len(collection['features'])} polygons, {size / 1e6:.1f} MB")
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_root: DataRoot = None) -> None:
     """Create or migrate the database schema to the newest version."""

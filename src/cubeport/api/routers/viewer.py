@@ -9,7 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from cubeport.api.deps import get_context
 from cubeport.api.security import OPEN
+from cubeport.context import Context
 from cubeport.errors import NotFoundError
 from cubeport.web import asset
 
@@ -38,3 +40,11 @@ def file_response(request: Request, name: str) -> Response:
             dependencies=[Depends(OPEN)])
 def viewer_file(request: Request, name: Annotated[str, Path(max_length=64)]) -> Response:
     return file_response(request, name)
+
+
+@router.get("/basemaps/{name}.geojson", summary="An offline base map layer (land polygons) as GeoJSON",
+            dependencies=[Depends(OPEN)], response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}}})
+def basemap(name: Annotated[str, Path(max_length=32)], context: Annotated[Context, Depends(get_context)]) -> Response:
+    return Response(context.basemaps.get(name), media_type="application/geo+json",
+                    headers={"Cache-Control": "public, max-age=86400"})
