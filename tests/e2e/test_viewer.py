@@ -22,6 +22,7 @@ from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OLCI_STEPS = 5
+PASSWORD = "a long test password 7"  # a test account of a throwaway data root
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,11 @@ def cubeport_url(tmp_path_factory, data):
         context.catalogue.register(info, context.cubes)
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality"])
     context.catalogue.update("sst", title="OSTIA sea surface temperature", themes=["Ocean"])
+    context.policy.set_access("cube", "sst", public=False, groups=["syke"])  # appears after signing in
+    directory = context.auth.directory
+    directory.create_user("mia", password=PASSWORD)
+    directory.create_group("syke")
+    directory.add_member("syke", "mia")
     server = AppServer(create_app(context))
     yield server.url
     server.stop()
@@ -84,7 +90,7 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
     page.wait_for_selector("body[data-ready=true]")
     catalogue = page.locator("#catalogue")
     assert catalogue.locator("summary", has_text="Water quality").count() == 1
-    assert catalogue.locator("summary", has_text="Ocean").count() == 1
+    assert catalogue.locator("summary", has_text="Ocean").count() == 0  # its only cube is restricted
 
     page.check("input[data-layer='olci.conc_chl']")
     page.wait_for_function("() => document.querySelectorAll('.data-layer canvas').length > 0")
@@ -114,16 +120,44 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
     page.screenshot(path=str(ARTIFACTS / "viewer-series.png"))
 
 
-def test_permalink_restores_the_view(page, browser, cubeport_url):
+def sign_in(page, url: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("#sign-in")
+    page.fill("input[name=username]", "mia")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form [type=submit]")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def test_sign_in_shows_the_restricted_layer_and_sign_out_hides_it(page, cubeport_url):
     page.goto(cubeport_url + "/")
     page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("input[data-layer='sst.analysed_sst']").count() == 0
+    assert page.locator("input[data-layer='olci.conc_chl']").count() == 1
+    sign_in(page, cubeport_url)
+    page.wait_for_selector("#user")
+    assert page.locator("#user").inner_text() == "mia"
+    assert page.locator("input[data-layer='sst.analysed_sst']").count() == 1
+    page.check("input[data-layer='sst.analysed_sst']")
+    page.wait_for_timeout(1500)
+    assert data_pixels(page) > 1000  # its tiles come with the session cookie
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("input[data-layer='sst.analysed_sst']").count() == 0
+
+
+def test_permalink_restores_the_view(page, browser, cubeport_url):
+    sign_in(page, cubeport_url)
     page.check("input[data-layer='sst.analysed_sst']")
     page.select_option(".layer select.cmap", "thermal")
     page.wait_for_timeout(300)
     link = page.url
     assert "sst.analysed_sst" in unquote(link) and "thermal" in link
 
-    again = browser.new_page(viewport={"width": 1280, "height": 800})
+    again = page.context.browser.new_page(viewport={"width": 1280, "height": 800})
+    again.context.add_cookies(page.context.cookies())  # the same signed-in browser
     try:
         again.goto(link)
         again.wait_for_selector("body[data-ready=true]")

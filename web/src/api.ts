@@ -128,3 +128,21 @@ export async function areaStatistics(dataset: string, variable: string, geometry
   });
   return (await json<{ result: { count: number } }>(response)).result;
 }
+
+export interface Me {
+  name: string | null;
+  signed_in: boolean;
+  csrf_token?: string;
+  csrf_header?: string;
+}
+
+export async function me(): Promise<Me> {
+  return json<Me>(await fetch("auth/me"));
+}
+
+export async function signOut(who: Me): Promise<void> {
+  const headers: Record<string, string> = {};
+  if (who.csrf_header && who.csrf_token) headers[who.csrf_header] = who.csrf_token;
+  const response = await fetch("auth/logout", { method: "POST", headers });
+  if (!response.ok && response.status !== 204) await json(response);
+}

@@ -303,6 +303,18 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
   return element;
 }
 
+/** Who is signed in, with a sign-out button; restricted datasets come with the session cookie. */
+async function renderAccount(): Promise<void> {
+  const who = await api.me().catch(() => null);
+  if (!who?.signed_in) return;
+  const out = el("button", { id: "sign-out", textContent: "sign out" });
+  out.addEventListener("click", async () => {
+    await api.signOut(who).catch((error) => status((error as Error).message, true));
+    location.reload();
+  });
+  $("account").replaceChildren(el("span", { id: "user", textContent: who.name ?? "" }), " ", out);
+}
+
 function wireControls(): void {
   dataMap.map.on("singleclick", (event) => {
     const where = dataMap.lonLatAt(event.pixel);
@@ -369,6 +381,7 @@ async function start(): Promise<void> {
   state.layers = state.layers.filter((l) => datasets.get(l.dataset)?.variables.some((v) => v.name === l.variable));
   renderCatalogue();
   void renderPlaceGroups();
+  void renderAccount();
   updateTimes();
   refresh();
   status(`${datasets.size} datasets`);
