@@ -34,7 +34,7 @@ def cubeport_url(tmp_path_factory, data):
                                        ("sst", "ostia-sst-baltic-3steps.zarr", ["analysed_sst"])):
         info = ingest(context.cubes, [str(data / "cubes" / sample)], cube_id, variables=variables)
         context.catalogue.register(info, context.cubes)
-    context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality"])
+    context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality/Chlorophyll"])
     context.catalogue.update("sst", title="OSTIA sea surface temperature", themes=["Ocean"])
     context.policy.set_access("cube", "sst", public=False, groups=["syke"])  # appears after signing in
     directory = context.auth.directory
@@ -89,7 +89,8 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
     page.goto(cubeport_url + "/")
     page.wait_for_selector("body[data-ready=true]")
     catalogue = page.locator("#catalogue")
-    assert catalogue.locator("summary", has_text="Water quality").count() == 1
+    assert catalogue.locator(".theme > summary", has_text="Water quality").count() == 1
+    assert catalogue.locator(".theme .category > summary", has_text="Chlorophyll").count() == 1  # a category
     assert catalogue.locator("summary", has_text="Ocean").count() == 0  # its only cube is restricted
 
     page.check("input[data-layer='olci.conc_chl']")
@@ -104,6 +105,9 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
     page.click("#time-back")  # the step before: every tile asked for again at that time
     page.wait_for_timeout(1200)
     assert len(tile_times(requests) - first) == 1
+    page.locator("#time-slider").fill("0")  # the slider to the first step
+    page.wait_for_timeout(1200)
+    assert len(tile_times(requests) - first) == 2
     assert data_pixels(page) > 3000
 
     box = page.locator("#map").bounding_box()
@@ -252,5 +256,59 @@ def test_a_drawn_polygon_gives_area_statistics(page, demo_url):
     assert int(page.get_attribute("#area-stats", "data-count")) > 100
     assert "mean" in page.locator("#area-stats").inner_text()
     page.wait_for_selector("#chart-panel:not([hidden])")
+    assert int(page.get_attribute("#area-histogram", "data-bins")) > 10  # the statistics' histogram
     assert data_pixels(page, "basemap-land") > 1000  # Gotland and the Baltic states' coast, offline
     page.screenshot(path=str(ARTIFACTS / "viewer-polygon.png"))
+
+
+def test_style_info_theme_and_a_tablet_layout(browser, demo_url):
+    tablet = browser.new_page(viewport={"width": 820, "height": 1180})
+    requests: list[str] = []
+    tablet.on("request", lambda r: requests.append(r.url))
+    try:
+        open_at(tablet, demo_url, 20.0, 59.0, 5)
+        map_box, sidebar_box = tablet.locator("#map").bounding_box(), tablet.locator("#sidebar").bounding_box()
+        assert map_box["width"] > 450 and map_box["height"] > 600 and sidebar_box["width"] > 150
+        slider = tablet.locator(".layer .vmax-slider")
+        slider.fill("20")  # slide the top of the value range: tiles come again with it
+        slider.dispatch_event("change")
+        tablet.wait_for_timeout(800)
+        assert any("vmax=20" in url for url in requests if "/tiles/baltic-demo/chl/" in url)
+        tablet.fill(".layer input.vmin", "25")  # above vmax: refused, said, and nothing asked for
+        tablet.locator(".layer input.vmin").dispatch_event("change")
+        assert "vmin < vmax" in tablet.locator("#status").inner_text()
+        assert tablet.locator(".layer input.vmin").input_value() == "0.3"
+        tablet.click("#theme-toggle")
+        assert tablet.get_attribute("html", "data-theme") == "dark" and "theme=dark" in tablet.url
+        tablet.locator(".dataset button.info").first.click()
+        snippet = tablet.locator("#info-snippet").inner_text()
+        assert 'open_cube("' in snippet and '"baltic-demo")' in snippet
+        tablet.screenshot(path=str(ARTIFACTS / "viewer-tablet-dark.png"))
+    finally:
+        tablet.close()
+
+
+def test_tm35fin_hover_value_and_play(page, demo_url):
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    open_at(page, demo_url, 25.5, 59.8, 5)  # the Gulf of Finland
+    page.select_option("#projection", "EPSG:3067")  # the Finnish grid: tiles reprojected in the browser
+    page.wait_for_timeout(1500)
+    assert "proj=EPSG%3A3067" in page.url and data_pixels(page) > 3000
+    box = page.locator("#map").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2 - 5, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+    page.wait_for_function("() => document.querySelector('#cursor').textContent.includes('chl')")
+    assert "mg m-3" in page.locator("#cursor").inner_text()  # the value under the cursor, with its unit
+    before = page.locator("#time-label").inner_text()
+    page.fill("#time-speed", "10")
+    page.click("#time-play")
+    page.wait_for_timeout(700)
+    page.click("#time-play")  # pause
+    assert page.locator("#time-label").inner_text() != before
+    assert page.get_attribute("#time-play", "aria-label") == "play"
+    page.fill("#time-date", "2024-06-05")
+    page.locator("#time-date").dispatch_event("change")
+    assert page.locator("#time-label").inner_text().startswith("2024-06-05")
+    page.wait_for_timeout(800)
+    assert any("time=2024-06-05" in url for url in requests if "/tiles/baltic-demo/chl/" in url)

@@ -122,7 +122,8 @@ export async function placeDashboard(dataset: string, variable: string, group: s
 
 export async function areaStatistics(dataset: string, variable: string, geometry: object, time: string
                                      ): Promise<{ count: number; minimum?: number; maximum?: number; mean?: number;
-                                                  deviation?: number }> {
+                                                  deviation?: number;
+                                                  histogram?: { values: number[]; edges: number[] } }> {
   const response = await fetch(`statistics/${dataset}/${variable}?time=${encodeURIComponent(time)}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
   });

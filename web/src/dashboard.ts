@@ -136,3 +136,27 @@ export class Dashboard {
     this.charts = [];
   }
 }
+
+/** A histogram (counts between edges) in a small chart, e.g. of a drawn polygon's values at one time. */
+export class Histogram {
+  private chart: Chart | null = null;
+
+  constructor(private readonly canvas: HTMLCanvasElement) {}
+
+  show(histogram: { values: number[]; edges: number[] } | null, units: string): void {
+    this.chart?.destroy();
+    this.chart = null;
+    this.canvas.hidden = !histogram;
+    if (!histogram) return;
+    const { values, edges } = histogram;
+    this.chart = new Chart(this.canvas, {
+      type: "bar",
+      data: { datasets: [{ label: `pixels per value (${units})`, backgroundColor: "#1f77b4",
+                           data: values.map((n, i) => ({ x: (edges[i] + edges[i + 1]) / 2, y: n })),
+                           barPercentage: 1, categoryPercentage: 1 }] },
+      options: { animation: false, maintainAspectRatio: false, parsing: false,
+                 scales: { x: { type: "linear", min: edges[0], max: edges[edges.length - 1] } } },
+    });
+    this.canvas.dataset.bins = String(values.length);
+  }
+}

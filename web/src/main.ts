@@ -6,7 +6,7 @@ import "./style.css";
 
 import * as api from "./api";
 import { SeriesChart, download } from "./chart";
-import { Dashboard } from "./dashboard";
+import { Dashboard, Histogram } from "./dashboard";
 import { DataMap } from "./map";
 import { readHash, writeHash, type LayerState, type ViewState } from "./state";
 import GeoJSON from "ol/format/GeoJSON";
@@ -27,6 +27,7 @@ const time = new TimeControl($("time-bar"), (t) => {
 });
 const chart = new SeriesChart($<HTMLCanvasElement>("chart"));
 const dashboard = new Dashboard($("dashboard"));
+const areaHistogram = new Histogram($<HTMLCanvasElement>("area-histogram"));
 
 function status(message: string, error = false): void {
   const bar = $("status");
@@ -66,42 +67,61 @@ function toggleLayer(dataset: api.Dataset, variable: api.Variable, on: boolean):
     });
     dataMap.reveal(dataset);
   }
+  for (const box of document.querySelectorAll<HTMLInputElement>(`input[data-layer="${dataset.id}.${variable.name}"]`)) {
+    box.checked = on; // the same layer listed under another theme
+  }
   updateTimes();
   refresh();
 }
 
+/** Themes, each with its categories: a cube's theme "MSP/Shipping" puts it in category Shipping of theme MSP. */
 function renderCatalogue(): void {
   const root = $("catalogue");
   root.replaceChildren();
-  const byTheme = new Map<string, api.Dataset[]>();
+  const tree = new Map<string, Map<string, api.Dataset[]>>();
   for (const dataset of datasets.values()) {
-    for (const theme of dataset.themes.length ? dataset.themes : ["Other"]) {
-      byTheme.set(theme, [...(byTheme.get(theme) ?? []), dataset]);
+    for (const path of dataset.themes.length ? dataset.themes : ["Other"]) {
+      const [theme, category = ""] = path.split("/", 2).map((part) => part.trim());
+      const categories = tree.get(theme) ?? new Map<string, api.Dataset[]>();
+      categories.set(category, [...(categories.get(category) ?? []), dataset]);
+      tree.set(theme, categories);
     }
   }
-  for (const [theme, members] of [...byTheme].sort(([a], [b]) => a.localeCompare(b))) {
+  const byName = <T,>(entries: Iterable<[string, T]>) => [...entries].sort(([a], [b]) => a.localeCompare(b));
+  for (const [theme, categories] of byName(tree)) {
     const group = el("details", { className: "theme", open: true });
     group.append(el("summary", { textContent: theme }));
-    for (const dataset of members) {
-      const box = el("div", { className: "dataset" });
-      const title = el("div", { className: "dataset-title", textContent: dataset.title || dataset.id });
-      const info = el("button", { className: "info", textContent: "i", title: "about this dataset" });
-      info.addEventListener("click", () => showInfo(dataset));
-      title.append(info);
-      box.append(title);
-      for (const variable of dataset.variables) {
-        const id = `layer-${theme}-${dataset.id}-${variable.name}`.replace(/\s+/g, "_");
-        const check = el("input", { type: "checkbox", id });
-        check.dataset.layer = `${dataset.id}.${variable.name}`;
-        check.checked = state.layers.some((l) => l.dataset === dataset.id && l.variable === variable.name);
-        check.addEventListener("change", () => toggleLayer(dataset, variable, check.checked));
-        const label = el("label", { htmlFor: id, textContent: ` ${variable.title}${variable.units ? ` (${variable.units})` : ""}` });
-        box.append(el("div", { className: "variable" }, [check, label]));
+    for (const [category, members] of byName(categories)) {
+      let parent: HTMLElement = group;
+      if (category) {
+        parent = el("details", { className: "category", open: true });
+        parent.append(el("summary", { textContent: category }));
+        group.append(parent);
       }
-      group.append(box);
+      for (const dataset of members) parent.append(datasetEntry(dataset, `${theme}-${category}`));
     }
     root.append(group);
   }
+}
+
+function datasetEntry(dataset: api.Dataset, where: string): HTMLElement {
+  const box = el("div", { className: "dataset" });
+  const title = el("div", { className: "dataset-title", textContent: dataset.title || dataset.id });
+  const info = el("button", { className: "info", textContent: "i", title: "about this dataset" });
+  info.addEventListener("click", () => showInfo(dataset));
+  title.append(info);
+  box.append(title);
+  for (const variable of dataset.variables) {
+    const id = `layer-${where}-${dataset.id}-${variable.name}`.replace(/\s+/g, "_");
+    const check = el("input", { type: "checkbox", id });
+    check.dataset.layer = `${dataset.id}.${variable.name}`;
+    check.checked = state.layers.some((l) => l.dataset === dataset.id && l.variable === variable.name);
+    check.addEventListener("change", () => toggleLayer(dataset, variable, check.checked));
+    const label = el("label", { htmlFor: id,
+                                textContent: ` ${variable.title}${variable.units ? ` (${variable.units})` : ""}` });
+    box.append(el("div", { className: "variable" }, [check, label]));
+  }
+  return box;
 }
 
 function renderLayers(): void {
@@ -140,19 +160,32 @@ function renderLayers(): void {
     norm.value = layer.style.norm;
     norm.addEventListener("change", () => { layer.style.norm = norm.value as api.TileStyle["norm"]; refresh(); });
 
+    // typed, or slid over 0..2x the variable's default maximum
+    const top = Math.max(2 * (variable?.colorBarMax ?? layer.style.vmax), layer.style.vmax);
+    const setRange = (which: "vmin" | "vmax", value: number): boolean => {
+      const other = which === "vmin" ? layer.style.vmax : layer.style.vmin;
+      if (!Number.isFinite(value) || (which === "vmin" ? value >= other : value <= other)) {
+        status("the value range needs vmin < vmax", true);
+        return false;
+      }
+      layer.style[which] = value;
+      refresh();
+      return true;
+    };
     const range = (which: "vmin" | "vmax") => {
       const input = el("input", { type: "number", step: "any", value: String(layer.style[which]), title: which,
                                   className: which });
       input.addEventListener("change", () => {
-        const value = Number(input.value);
-        const other = which === "vmin" ? layer.style.vmax : layer.style.vmin;
-        if (!Number.isFinite(value) || (which === "vmin" ? value >= other : value <= other)) {
-          status("the value range needs vmin < vmax", true);
-          input.value = String(layer.style[which]);
-          return;
-        }
-        layer.style[which] = value;
-        refresh();
+        if (!setRange(which, Number(input.value))) input.value = String(layer.style[which]);
+      });
+      return input;
+    };
+    const slider = (which: "vmin" | "vmax") => {
+      const input = el("input", { type: "range", min: "0", max: String(top), step: String(top / 200),
+                                  value: String(layer.style[which]), title: `${which} (slide)`,
+                                  className: `${which}-slider` });
+      input.addEventListener("change", () => {
+        if (!setRange(which, Number(input.value))) input.value = String(layer.style[which]);
       });
       return input;
     };
@@ -160,7 +193,8 @@ function renderLayers(): void {
     box.append(el("div", { className: "layer-row" }, [el("span", { textContent: "opacity" }), opacity]),
                el("div", { className: "layer-row" }, [cmap, norm]),
                legend,
-               el("div", { className: "layer-row" }, [range("vmin"), range("vmax")]));
+               el("div", { className: "layer-row" }, [range("vmin"), range("vmax")]),
+               el("div", { className: "layer-row" }, [slider("vmin"), slider("vmax")]));
     root.append(box);
   });
 }
@@ -276,6 +310,7 @@ async function areaAnalysis(geometry: object): Promise<void> {
         `min ${s.minimum?.toPrecision(4)}, max ${s.maximum?.toPrecision(4)}`
       : `${t.slice(0, 10)}: no valid pixel in the polygon`;
     $("area-stats").dataset.count = String(s.count);
+    areaHistogram.show(s.histogram ?? null, top.variable?.units ?? "");
   } catch (error) {
     status((error as Error).message, true);
   }

@@ -60,10 +60,13 @@ export class DataMap {
     });
   }
 
+  /** A new view in another projection; layers whose extent or features are in map units start afresh. */
   setProjection(state: ViewState): void {
     this.map.setView(this.view(state));
     this.land.getSource()?.refresh(); // re-read in the new projection
-    for (const layer of this.layers.values()) layer.getSource()?.refresh();
+    for (const layer of this.layers.values()) this.map.removeLayer(layer);
+    this.layers.clear(); // `show` makes them again, with extents in the new projection
+    for (const [group, layer] of [...this.places]) this.showPlaces(group, layer.get("collection"));
   }
 
   /** The layers shown, bottom first, each with its tiles for `time`. */
@@ -120,6 +123,7 @@ export class DataMap {
       }),
     });
     layer.set("group", group);
+    layer.set("collection", collection);
     this.places.set(group, layer);
     this.map.addLayer(layer);
   }
