@@ -121,6 +121,9 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
     rows = Path(download.value.path()).read_text().strip().splitlines()
     assert rows[0].startswith("time,") and len(rows) == 1 + OLCI_STEPS
     assert all(re.match(r"\d{4}-\d\d-\d\dT", row) for row in rows[1:])
+    with page.expect_download() as download:
+        page.click("#chart-png")
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page.screenshot(path=str(ARTIFACTS / "viewer-series.png"))
 
 
@@ -312,3 +315,16 @@ def test_tm35fin_hover_value_and_play(page, demo_url):
     assert page.locator("#time-label").inner_text().startswith("2024-06-05")
     page.wait_for_timeout(800)
     assert any("time=2024-06-05" in url for url in requests if "/tiles/baltic-demo/chl/" in url)
+
+
+def test_layer_order_follows_the_arrows(page, demo_url):
+    sst = "baltic-demo.sst~0.60~RdYlBu_r~4~22~lin"
+    page.goto(f"{demo_url}/#c=20,59&z=5&l={CHL}&l={sst}")  # sst on top
+    page.wait_for_selector("body[data-ready=true]")
+    panels = page.locator("#layers .layer")
+    assert [panels.nth(i).get_attribute("data-layer") for i in range(2)] == ["baltic-demo.sst", "baltic-demo.chl"]
+    assert page.locator("#layers .layer").first.locator("input.opacity").input_value() == "0.6"
+    page.locator("#layers .layer").first.locator("button[title='move down']").click()
+    assert page.locator("#layers .layer").first.get_attribute("data-layer") == "baltic-demo.chl"
+    layers = [part for part in unquote(page.url).split("&") if part.startswith("l=")]
+    assert [part.split("~")[0] for part in layers] == ["l=baltic-demo.sst", "l=baltic-demo.chl"]  # bottom first
