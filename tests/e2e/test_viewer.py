@@ -185,6 +185,14 @@ def test_api_clients_still_get_the_landing_document(cubeport_url):
     assert page.headers["content-type"].startswith("text/html") and "viewer/viewer.js" in page.text
     assert httpx.get(cubeport_url + "/viewer/../cubeport.db").status_code == 404
     assert httpx.get(cubeport_url + "/viewer/nothing.js").status_code == 404
+    assert httpx.get(cubeport_url + "/viewer/viewer.js.gz").status_code == 404
+    plain = httpx.get(cubeport_url + "/viewer/viewer.js", headers={"Accept-Encoding": "identity"})
+    packed = httpx.get(cubeport_url + "/viewer/viewer.js", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert packed.content == plain.content and int(packed.headers["content-length"]) < len(plain.content) / 2
+    again = httpx.get(cubeport_url + "/viewer/viewer.js", headers={"If-None-Match": plain.headers["etag"],
+                                                                  "Accept-Encoding": "identity"})
+    assert again.status_code == 304
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,17 @@ def wants_page(request: Request) -> bool:
 
 
 def file_response(request: Request, name: str) -> Response:
+    """The file, gzipped when the build made a .gz beside it and the browser takes gzip; ETag and 304."""
     path = asset(name)
-    if path is None:
+    if path is None or name.endswith(".gz"):
         raise NotFoundError(f"no viewer file {name!r}; build the viewer with `make web`")
-    content = path.read_bytes()
+    packed = asset(name + ".gz") if "gzip" in request.headers.get("accept-encoding", "") else None
+    content = (packed or path).read_bytes()
     etag = '"' + hashlib.sha1(content).hexdigest()[:20] + '"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}  # names are not hashed: revalidate, cheaply
+    # names are not hashed: browsers revalidate, cheaply
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if packed:
+        headers["Content-Encoding"] = "gzip"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
