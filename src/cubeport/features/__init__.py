@@ -1,0 +1,1 @@
+"""Feature store: geoDB-style vector collections (issue 6)."""

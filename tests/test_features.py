@@ -1,0 +1,99 @@
+"""The feature store on real data: Natural Earth countries and cities, the 31,363 GSHHG Baltic land polygons.
+Bounding-box queries equal a brute-force shapely computation; bad input is refused with nothing written.
+(SQLite backend; the PostGIS backend will run the same cases.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyogrio
+import pytest
+import shapely
+
+from cubeport.db import Database
+from cubeport.errors import ConflictError, InputError, NotFoundError
+from cubeport.features.schema import CollectionSpec
+from cubeport.features.store import FeatureStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'features.db'}")
+    db.upgrade()
+    yield FeatureStore(db)
+    db.engine.dispose()
+
+
+def read(path):
+    """Features and geometries of a vector file, with pyogrio."""
+    meta, _, wkb, fields = pyogrio.raw.read(path)
+    geometries = shapely.from_wkb(wkb)
+    names = list(meta["fields"])
+    rows = [{n: (v.item() if hasattr(v, "item") else v) for n, v in zip(names, values)} for values in zip(*fields)]
+    return geometries, rows
+
+
+def test_countries_and_bbox_queries_equal_shapely(store, data):
+    geometries, rows = read(data / "land/naturalearth_lowres/naturalearth_lowres.shp")
+    store.create(CollectionSpec("ne", "countries", {"name": "string", "pop_est": "number", "iso_a3": "string"},
+                                geometry_type="Polygon", title="Natural Earth countries", licence="public domain"))
+    features = [{"geometry": g, "properties": {k: r[k] for k in ("name", "pop_est", "iso_a3")}}
+                for g, r in zip(geometries, rows)]
+    assert store.insert("ne", "countries", features, chunk=50) == len(features) == 177
+    assert store.count("ne", "countries") == 177
+    baltic = (9.0, 53.0, 31.0, 66.5)
+    expected = [i + 1 for i, g in enumerate(geometries) if g.intersects(shapely.box(*baltic))]
+    got = [f["id"] for f in store.query("ne", "countries", bbox=baltic)]
+    assert got == expected and len(got) >= 8
+    names = {f["properties"]["name"] for f in store.query("ne", "countries", bbox=baltic, properties=["name"])}
+    assert {"Finland", "Sweden", "Estonia"} <= names
+    page = [f["id"] for f in store.query("ne", "countries", bbox=baltic, offset=2, limit=3)]
+    assert page == expected[2:5]
+    assert store.count("ne", "countries", bbox=baltic) == len(expected)
+    assert store.count("ne", "countries", bbox=baltic, exact=False) >= len(expected)  # index candidates
+    # the same area in Web Mercator metres
+    from pyproj import Transformer
+
+    to_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+    x0, y0 = to_3857.transform(baltic[0], baltic[1])
+    x1, y1 = to_3857.transform(baltic[2], baltic[3])
+    assert [f["id"] for f in store.query("ne", "countries", bbox=(x0, y0, x1, y1), bbox_crs="EPSG:3857")] == expected
+
+
+def test_gshhg_streams_in_chunks(store, data):
+    geometries, _ = read(data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg")
+    store.create(CollectionSpec("helcom", "land", {}, geometry_type="Polygon"))
+    added = store.insert("helcom", "land", ({"geometry": g} for g in geometries))
+    assert added == len(geometries) == 31_363
+    area = (24.5, 59.9, 25.5, 60.3)  # Helsinki's archipelago
+    expected = int(shapely.intersects(geometries, shapely.box(*area)).sum())
+    assert store.count("helcom", "land", bbox=area) == expected > 100
+
+
+def test_bad_input_is_refused_and_nothing_is_written(store):
+    store.create(CollectionSpec("ne", "cities", {"name": "string", "population": "integer"}, geometry_type="Point"))
+    good = {"geometry": {"type": "Point", "coordinates": [24.9, 60.2]}, "properties": {"name": "Helsinki"}}
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    cases = [
+        ({"geometry": {"type": "Point", "coordinates": []}}, "feature 1"),
+        ({"geometry": bowtie}, "Self-intersection"),
+        ({"geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}, "holds Point geometries"),
+        ({**good, "properties": {"population": "many"}}, "must be integer"),
+        ({**good, "properties": {"mayor": "x"}}, "unknown properties mayor"),
+    ]
+    for bad, says in cases:
+        with pytest.raises(InputError, match=says):
+            store.insert("ne", "cities", [good, bad])
+        assert store.count("ne", "cities") == 0
+    for spec, says in ((CollectionSpec("ne", "Robert'); DROP TABLE users;--"), "collection name"),
+                       (CollectionSpec("ne", "x", {"geometry": "string"}), "reserved"),
+                       (CollectionSpec("ne", "x", {"a": "varchar"}), "types: string"),
+                       (CollectionSpec("ne", "x", crs="EPSG:99999"), "not an EPSG CRS")):
+        with pytest.raises(InputError, match=says):
+            store.create(spec)
+    with pytest.raises(ConflictError):
+        store.create(CollectionSpec("ne", "cities"))
+    with pytest.raises(InputError, match="unknown properties"):
+        list(store.query("ne", "cities", properties=["name; DROP TABLE x"]))
+    store.drop("ne", "cities")
+    with pytest.raises(NotFoundError, match="collections of ne: none"):
+        store.get("ne", "cities")
