@@ -1,6 +1,6 @@
 """The feature store on real data: Natural Earth countries and cities, the 31,363 GSHHG Baltic land polygons.
 Bounding-box queries equal a brute-force shapely computation; bad input is refused with nothing written.
-(SQLite backend; the PostGIS backend will run the same cases.)"""
+Every case runs on SQLite and on PostgreSQL + PostGIS."""
 
 from __future__ import annotations
 
@@ -9,18 +9,15 @@ import pyogrio
 import pytest
 import shapely
 
-from cubeport.db import Database
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.features.schema import CollectionSpec
-from cubeport.features.store import FeatureStore
+from cubeport.features.store import feature_store
 
 
 @pytest.fixture
-def store(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'features.db'}")
-    db.upgrade()
-    yield FeatureStore(db)
-    db.engine.dispose()
+def store(database):
+    """The same cases on SQLite and on PostgreSQL + PostGIS (`database` is parametrised in conftest)."""
+    return feature_store(database)
 
 
 def read(path):

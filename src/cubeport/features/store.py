@@ -1,9 +1,9 @@
-"""Feature collections in the platform's database, one table each (`f_{database}__{collection}`): the
-geometry as WKB with its bounding box, one typed column per property.
+"""Feature collections in the platform's database, one table each (`f_{database}__{collection}`) with the
+geometry and one typed column per property. Two backends behind one interface (`feature_store(db)`):
 
-This first backend is SQLite's, the embedded default: bounding boxes go to an R*Tree index and the exact
-intersection test runs in shapely. The PostGIS backend (native geometry, GiST index, ST_Intersects) will
-share this interface and its tests.
+- SQLite, the embedded default: geometry as WKB, bounding boxes in an R*Tree index, the exact intersection
+  test in shapely;
+- PostGIS: a native geometry column with its SRID and a GiST index; the bbox test runs in the database.
 
 Inserts stream: features are checked and written in chunks inside one transaction, so millions of rows
 never sit in memory and a bad feature leaves nothing written.
@@ -44,12 +44,17 @@ def table_name(database: str, name: str) -> str:
     return f"f_{database}__{name}"
 
 
+def feature_store(db: Database) -> "FeatureStore":
+    """The store for the database's kind: SQLite or PostgreSQL with PostGIS."""
+    return PostgisFeatureStore(db) if db.engine.dialect.name == "postgresql" else SqliteFeatureStore(db)
+
+
 class FeatureStore:
-    """Create, fill, query and drop feature collections."""
+    """Create, fill, query and drop feature collections. Subclasses keep the geometry and its index."""
+
+    exact_in_database = False  # whether `_within` already tests true intersection, not just bounding boxes
 
     def __init__(self, db: Database) -> None:
-        if db.engine.dialect.name != "sqlite":
-            raise NotImplementedError("feature collections on PostgreSQL come with the PostGIS backend")
         self.db = db
         self.engine = db.engine
 
@@ -63,8 +68,7 @@ class FeatureStore:
                 raise ConflictError(f"collection {spec.id!r} exists")
             connection.execute(_REGISTRY.insert().values(**{k: v for k, v in asdict(spec).items()},
                                                         created=datetime.now(timezone.utc)))
-            data.create(connection)
-            connection.exec_driver_sql(f'CREATE VIRTUAL TABLE "{data.name}_rtree" USING rtree(id, minx, maxx, miny, maxy)')
+            self._create_table(connection, spec, data)
         return spec
 
     def get(self, database: str, name: str) -> CollectionSpec:
@@ -85,8 +89,7 @@ class FeatureStore:
     def drop(self, database: str, name: str) -> None:
         spec = self.get(database, name)
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(f'DROP TABLE "{table_name(spec.database, spec.name)}_rtree"')
-            self._table(spec).drop(connection)
+            self._drop_table(connection, spec, self._table(spec))
             connection.execute(_REGISTRY.delete().where(
                 (_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name)))
 
@@ -96,7 +99,6 @@ class FeatureStore:
         the collection's CRS); all or nothing. Returns how many were added."""
         spec = self.get(database, name)
         data = self._table(spec)
-        rtree = sa.table(f"{data.name}_rtree", *(sa.column(c) for c in ("id", "minx", "maxx", "miny", "maxy")))
         added = 0
         stream = iter(features)
         with self.engine.begin() as connection:
@@ -105,9 +107,7 @@ class FeatureStore:
                 rows = [_row_of(spec, feature, added + i) for i, feature in enumerate(batch)]
                 for i, row in enumerate(rows):
                     row["id"] = next_id + added + i
-                connection.execute(rtree.insert(), [{k: r.pop(k) for k in ("minx", "maxx", "miny", "maxy")}
-                                                    | {"id": r["id"]} for r in rows])
-                connection.execute(data.insert(), rows)
+                self._insert_rows(connection, spec, data, rows)
                 added += len(rows)
         return added
 
@@ -122,19 +122,18 @@ class FeatureStore:
         unknown = [p for p in chosen if p not in spec.properties]
         if unknown:
             raise InputError(f"unknown properties {', '.join(unknown)}; properties: {', '.join(spec.properties)}")
-        columns = [data.c.id, data.c.geometry, *(data.c[p] for p in chosen)]
-        query = sa.select(*columns).order_by(data.c.id)
+        query = sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in chosen)).order_by(data.c.id)
         area = None
         if bbox is not None:
             area = _bbox_in(spec, bbox, bbox_crs)
-            rtree = sa.table(f"{data.name}_rtree", *(sa.column(c) for c in ("id", "minx", "maxx", "miny", "maxy")))
-            west, south, east, north = area.bounds
-            query = query.join(rtree, rtree.c.id == data.c.id).where(
-                rtree.c.minx <= east, rtree.c.maxx >= west, rtree.c.miny <= north, rtree.c.maxy >= south)
+            query = self._within(query, spec, data, area, exact=True)
+        if self.exact_in_database or area is None:  # paging in SQL
+            query = query.offset(offset).limit(limit)
+            offset, limit, area = 0, None, None
         skipped = returned = 0
         with self.engine.connect() as connection:
-            for row in connection.execution_options(stream_results=True).execute(query):
-                geometry = shapely.from_wkb(row.geometry)
+            for row in connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query):
+                geometry = shapely.from_wkb(row.wkb)
                 if area is not None and not area.intersects(geometry):
                     continue
                 if skipped < offset:
@@ -153,13 +152,12 @@ class FeatureStore:
         if bbox is None:
             with self.engine.connect() as connection:
                 return int(connection.execute(sa.select(sa.func.count()).select_from(data)).scalar_one())
-        if exact:
+        if exact and not self.exact_in_database:
             return sum(1 for _ in self.query(database, name, bbox=bbox, bbox_crs=bbox_crs, properties=[]))
-        west, south, east, north = _bbox_in(spec, bbox, bbox_crs).bounds
+        area = _bbox_in(spec, bbox, bbox_crs)
+        query = self._within(sa.select(sa.func.count()).select_from(data), spec, data, area, exact=exact)
         with self.engine.connect() as connection:
-            return int(connection.exec_driver_sql(
-                f'SELECT count(*) FROM "{data.name}_rtree" WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?',
-                (east, west, north, south)).scalar_one())
+            return int(connection.execute(query).scalar_one())
 
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
@@ -167,13 +165,110 @@ class FeatureStore:
         return connection.execute(sa.select(_REGISTRY).where(
             (_REGISTRY.c.database == database) & (_REGISTRY.c.name == name))).mappings().first()
 
-    @staticmethod
-    def _table(spec: CollectionSpec) -> sa.Table:
+    def _table(self, spec: CollectionSpec) -> sa.Table:
         return sa.Table(
             table_name(spec.database, spec.name), sa.MetaData(),
             sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-            sa.Column("geometry", sa.LargeBinary, nullable=False),
+            sa.Column("geometry", self._geometry_type(spec), nullable=False),
             *(sa.Column(p, _SQL_TYPES[kind]) for p, kind in spec.properties.items()))
+
+    # -- what a backend provides ---------------------------------------------------------------------------
+    def _geometry_type(self, spec: CollectionSpec) -> Any:
+        raise NotImplementedError
+
+    def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        raise NotImplementedError
+
+    def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        raise NotImplementedError
+
+    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
+                     rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def _wkb(self, data: sa.Table) -> Any:
+        """The geometry column as WKB, labelled `wkb`."""
+        raise NotImplementedError
+
+    def _within(self, query: sa.Select, spec: CollectionSpec, data: sa.Table, area: BaseGeometry,
+                exact: bool) -> sa.Select:
+        """`query` narrowed to features whose bbox (or, where the backend can, geometry) meets `area`."""
+        raise NotImplementedError
+
+
+class SqliteFeatureStore(FeatureStore):
+    """WKB blobs; bounding boxes in an R*Tree virtual table `{table}_rtree`."""
+
+    def _geometry_type(self, spec: CollectionSpec) -> Any:
+        return sa.LargeBinary
+
+    @staticmethod
+    def _rtree(data: sa.Table) -> sa.TableClause:
+        return sa.table(f"{data.name}_rtree", *(sa.column(c) for c in ("id", "minx", "maxx", "miny", "maxy")))
+
+    def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        data.create(connection)  # the names are checked identifiers (schema.check_name)
+        connection.exec_driver_sql(f'CREATE VIRTUAL TABLE "{data.name}_rtree" USING rtree(id, minx, maxx, miny, maxy)')
+
+    def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        connection.exec_driver_sql(f'DROP TABLE "{data.name}_rtree"')
+        data.drop(connection)
+
+    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
+                     rows: list[dict[str, Any]]) -> None:
+        boxes = [{"id": r["id"], **dict(zip(("minx", "miny", "maxx", "maxy"), r["geometry"].bounds))} for r in rows]
+        connection.execute(self._rtree(data).insert(), boxes)
+        connection.execute(data.insert(), [{**r, "geometry": shapely.to_wkb(r["geometry"])} for r in rows])
+
+    def _wkb(self, data: sa.Table) -> Any:
+        return data.c.geometry.label("wkb")
+
+    def _within(self, query: sa.Select, spec: CollectionSpec, data: sa.Table, area: BaseGeometry,
+                exact: bool) -> sa.Select:
+        rtree = self._rtree(data)
+        west, south, east, north = area.bounds
+        return query.join(rtree, rtree.c.id == data.c.id).where(
+            rtree.c.minx <= east, rtree.c.maxx >= west, rtree.c.miny <= north, rtree.c.maxy >= south)
+
+
+class PostgisFeatureStore(FeatureStore):
+    """A native geometry column with the collection's SRID and a GiST index; ST_Intersects in the database."""
+
+    exact_in_database = True
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+
+    def _geometry_type(self, spec: CollectionSpec) -> Any:
+        from geoalchemy2 import Geometry
+
+        # any type in the column (a Polygon collection also takes MultiPolygons; `_row_of` checks the family)
+        return Geometry("GEOMETRY", srid=spec.crs, spatial_index=False)
+
+    def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        data.create(connection)
+        connection.exec_driver_sql(f'CREATE INDEX "{data.name}_gix" ON "{data.name}" USING GIST (geometry)')
+
+    def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
+        data.drop(connection)
+
+    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
+                     rows: list[dict[str, Any]]) -> None:
+        from geoalchemy2.shape import from_shape
+
+        connection.execute(data.insert(), [{**r, "geometry": from_shape(r["geometry"], srid=spec.crs)}
+                                           for r in rows])
+
+    def _wkb(self, data: sa.Table) -> Any:
+        return sa.func.ST_AsBinary(data.c.geometry).label("wkb")
+
+    def _within(self, query: sa.Select, spec: CollectionSpec, data: sa.Table, area: BaseGeometry,
+                exact: bool) -> sa.Select:
+        envelope = sa.func.ST_MakeEnvelope(*area.bounds, spec.crs)
+        test = sa.func.ST_Intersects(data.c.geometry, envelope) if exact else data.c.geometry.op("&&")(envelope)
+        return query.where(test)
 
 
 def _spec(row: Any) -> CollectionSpec:
@@ -199,8 +294,7 @@ def _row_of(spec: CollectionSpec, feature: dict[str, Any], index: int) -> dict[s
     if unknown:
         raise InputError(f"feature {index}: unknown properties {', '.join(map(str, unknown))}; "
                          f"properties: {', '.join(spec.properties) or 'none'}")
-    west, south, east, north = geometry.bounds
-    row = {"geometry": shapely.to_wkb(geometry), "minx": west, "miny": south, "maxx": east, "maxy": north}
+    row: dict[str, Any] = {"geometry": geometry}
     for name, kind in spec.properties.items():
         row[name] = _value(values.get(name), kind, index, name)
     return row
