@@ -4,7 +4,6 @@ Every case runs on SQLite and on PostgreSQL + PostGIS."""
 
 from __future__ import annotations
 
-import numpy as np
 import pyogrio
 import pytest
 import shapely
