@@ -93,3 +93,51 @@ def test_bad_input_is_refused_and_nothing_is_written(store):
     store.drop("ne", "cities")
     with pytest.raises(NotFoundError, match="collections of ne: none"):
         store.get("ne", "cities")
+
+
+def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
+    import json
+
+    from test_cli import cli
+
+    root = str(tmp_path / "root")
+    cities = data / "land/naturalearth_cities/naturalearth_cities.shp"
+    geometries, rows = read(cities)
+    csv = tmp_path / "stations.csv"  # monitoring data: coordinates in columns
+    csv.write_text("Station Name,lon,lat,depth\n" + "".join(
+        f'"{r["name"]}",{g.x},{g.y},{i % 7}\n' for i, (g, r) in enumerate(zip(geometries, rows))))
+    geojson = tmp_path / "cities.geojson"
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": r}
+        for g, r in zip(geometries, rows)]}))
+    for source, extra, expected in ((cities, [], 243), (data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg", [], 31_363),
+                                    (geojson, ["-c", "cities_json"], 243), (csv, ["--x", "lon", "--y", "lat"], 243)):
+        result = cli("features", "import", str(source), "-d", "ne", *extra, "--data-root", root)
+        assert result.returncode == 0, result.stderr
+        assert f": {expected} features" in result.stdout
+    listed = cli("features", "list", "--data-root", root).stdout
+    import re
+
+    assert re.search(r"ne\.naturalearth_cities\s+243 features\s+EPSG:4326", listed)
+    assert re.search(r"ne\.gshhg_full_baltic_9_31e_53_66_5n\s+31363 features", listed) and "ne.stations" in listed
+    from cubeport.config import load_settings
+    from cubeport.context import Context
+
+    context = Context(load_settings(data_root=root))
+    try:
+        spec = context.features.get("ne", "stations")
+        assert spec.properties == {"station_name": "string", "depth": "integer"}
+        helsinki = [f for f in context.features.query("ne", "stations", bbox=(24.8, 60.1, 25.1, 60.3))]
+        assert [f["properties"]["station_name"] for f in helsinki] == ["Helsinki"]
+    finally:
+        context.close()
+    again = cli("features", "import", str(cities), "-d", "ne", "--data-root", root)
+    assert again.returncode == 2 and "exists" in again.stderr
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {"n": 1}},
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
+         "properties": {"n": 2}}]}))
+    failed = cli("features", "import", str(bad), "-d", "ne", "--data-root", root)
+    assert failed.returncode == 2 and "nothing was imported" in failed.stderr and "Traceback" not in failed.stderr
+    assert "ne.bad" not in cli("features", "list", "--data-root", root).stdout

@@ -21,6 +21,7 @@ from cubeport.places import Places
 from cubeport.storage import Storage
 
 if TYPE_CHECKING:
+    from cubeport.features.store import FeatureStore
     from cubeport.render.service import TileService
 
 
@@ -54,6 +55,12 @@ class Context:
     @cached_property
     def places(self) -> Places:
         return Places(self.storage)
+
+    @cached_property
+    def features(self) -> "FeatureStore":
+        from cubeport.features.store import feature_store
+
+        return feature_store(self.db)
 
     @cached_property
     def basemaps(self) -> Basemaps:

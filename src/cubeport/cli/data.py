@@ -18,6 +18,9 @@ places_app = typer.Typer(help="Place groups: stations, water bodies, regions of 
                          no_args_is_help=True)
 app.add_typer(cubes_app, name="cubes")
 app.add_typer(places_app, name="places")
+features_app = typer.Typer(help="Feature collections: vector data in the platform's database.",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
 app.add_typer(db_app, name="db")
 
 
@@ -233,6 +236,52 @@ def basemap(
     collection = simplified_land(paths, tolerance)
     size = context_for(data_root).basemaps.put(name, collection)
     out.print(f"base map {name}: {len(collection['features'])} polygons, {size / 1e6:.1f} MB")
+
+
+@features_app.command("import")
+def features_import(
+    source: Annotated[str, typer.Argument(metavar="FILE", help="GeoPackage, Shapefile, GeoJSON, GeoParquet, or CSV "
+                                          "with --x/--y")],
+    database: Annotated[str, typer.Option("--database", "-d", help="Database (namespace) of the collection")],
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c",
+                                                      help="Collection name [default: from the file name]")] = None,
+    layer: Annotated[Optional[str], typer.Option(help="Layer of a multi-layer file")] = None,
+    x: Annotated[Optional[str], typer.Option("--x", help="CSV column of x (longitude)")] = None,
+    y: Annotated[Optional[str], typer.Option("--y", help="CSV column of y (latitude)")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="CRS of the data when the file does not say [default: "
+                                                    "the file's, else EPSG:4326]")] = None,
+    title: Annotated[str, typer.Option(help="Title shown to users")] = "",
+    data_root: DataRoot = None,
+) -> None:
+    """Import a vector file into a new collection (streamed in chunks; all or nothing)."""
+    from pathlib import Path
+
+    from cubeport.features.importer import import_file
+
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{source}: no such file")
+    store = context_for(data_root).features
+    with progress_bar() as progress:
+        task = progress.add_task(f"import {path.name}", total=None)
+        spec, count = import_file(store, path, database, collection, layer=layer, x=x, y=y, crs=crs, title=title,
+                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
+    out.print(f"collection {spec.id}: {count} features, EPSG:{spec.crs}, properties "
+              f"{', '.join(f'{k} ({v})' for k, v in spec.properties.items()) or 'none'}")
+
+
+@features_app.command("list")
+def features_list(
+    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Only this database")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """List the feature collections with their feature counts."""
+    store = context_for(data_root).features
+    specs = store.list(database)
+    for spec in specs:
+        out.print(f"{spec.id}\t{store.count(spec.database, spec.name)} features\tEPSG:{spec.crs}\t{spec.title}")
+    if not specs:
+        out.print("no feature collections")
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,89 @@
+"""Import vector files into a new collection: anything GDAL reads through pyogrio (GeoPackage, Shapefile,
+GeoJSON, GeoParquet, CSV with coordinate columns). Field names become checked property names, field types
+property types, the file's CRS the collection's. Features stream in chunks; if any is bad the collection
+is dropped again, so a failed import leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from cubeport.errors import CubeportError, InputError
+from cubeport.features.schema import RESERVED, CollectionSpec, check_name
+from cubeport.features.store import CHUNK, FeatureStore
+
+Progress = Callable[[int, int], None]  # (features done, features in all)
+_TYPES = {"i": "integer", "u": "integer", "f": "number", "b": "boolean", "M": "datetime"}
+
+
+def property_name(field: str) -> str:
+    """A field name as a property name: lower case, other characters as single underscores."""
+    name = re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", field.strip().lower())).strip("_") or "field"
+    name = name if name[0].isalpha() else f"f_{name}"
+    return f"{name[:47]}_" if name in RESERVED else name[:48]
+
+
+def import_file(store: FeatureStore, path: Path, database: str, name: str | None = None, *,
+                layer: str | None = None, x: str | None = None, y: str | None = None, crs: str | None = None,
+                title: str = "", chunk: int = CHUNK, progress: Progress | None = None) -> tuple[CollectionSpec, int]:
+    """A new collection `database.name` (default: the file's name) with the file's features; returns it and
+    the number of features."""
+    import pyogrio
+
+    options: dict[str, Any] = {"layer": layer}
+    if x or y:  # a CSV with coordinates
+        if not (x and y):
+            raise InputError("give both the x (longitude) and y (latitude) columns")
+        options.update(X_POSSIBLE_NAMES=x, Y_POSSIBLE_NAMES=y, KEEP_GEOM_COLUMNS="NO", AUTODETECT_TYPE="YES")
+    try:
+        info = pyogrio.read_info(path, **options)
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors vary; all mean "cannot read this file"
+        raise InputError(f"{path}: not a vector file GDAL reads ({str(exc).splitlines()[0]})") from None
+    if info["geometry_type"] is None:
+        raise InputError(f"{path}: no geometries; for a CSV give the coordinate columns with --x and --y")
+    fields = [str(f) for f in info["fields"]]
+    properties = {property_name(f): _TYPES.get(np.dtype(t).kind, "string") for f, t in zip(fields, info["dtypes"])}
+    if len(properties) != len(fields):
+        raise InputError(f"{path}: field names {fields} collide once made property names")
+    geometry_type = str(info["geometry_type"]).removeprefix("Multi").removesuffix(" Z")
+    spec = store.create(CollectionSpec(
+        check_name(database, "database"), check_name(name or property_name(Path(path).stem), "collection"),
+        properties, crs=crs or info["crs"] or 4326,
+        geometry_type=geometry_type if geometry_type in ("Point", "LineString", "Polygon") else "Geometry",
+        title=title or Path(path).stem, provenance=f"imported from {Path(path).name}"))
+    total = int(info["features"]) if info["features"] >= 0 else 0
+
+    def features() -> Iterator[dict[str, Any]]:
+        done = 0
+        while True:
+            _, _, wkb, values = pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)
+            if not len(wkb):
+                return
+            geometries = shapely.from_wkb(wkb)
+            for i, geometry in enumerate(geometries):
+                yield {"geometry": geometry,
+                       "properties": {p: _plain(v[i]) for p, v in zip(properties, values)}}
+            done += len(wkb)
+            if progress:
+                progress(done, max(total, done))
+
+    try:
+        count = store.insert(spec.database, spec.name, features(), chunk=chunk)
+    except (CubeportError, ValueError) as exc:
+        store.drop(spec.database, spec.name)
+        raise InputError(f"{path}: {exc}; nothing was imported") from None
+    return spec, count
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as a plain Python value; NaN and NaT as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
