@@ -96,3 +96,37 @@ def test_observations_are_checked_before_they_replace_the_old(context):
         with pytest.raises(InputError, match=says):
             context.places.add_observations("stations", content)
     assert context.storage.read_bytes("places", "stations.observations.csv") == before
+
+
+def test_what_the_review_found_gives_4xx(client, context):
+    """Malformed limits on a feature, an empty geometry, a huge limit, a broken observations file: 4xx, not 500."""
+    import json
+
+    from cubeport.errors import InputError
+
+    bodies = json.loads(context.storage.read_bytes("places", "water-bodies.geojson"))
+    ring = bodies["features"][0]["geometry"]
+    odd = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": str(i), "geometry": ring, "properties": {"chl_class_limits": limits}}
+        for i, limits in enumerate(["2,3,6,10", ["a", "b", "c", "d"], 5, [1, None, 3, 4], {}])]}
+    context.places.add("odd", json.dumps(odd).encode())
+    for i in range(5):
+        response = client.get(f"/dashboards/{DEMO_CUBE}/chl/places/odd/{i}")
+        assert response.status_code == 400 and "class limits" in response.json()["detail"], (i, response.text)
+    huge = client.get(f"/dashboards/{DEMO_CUBE}/chl/places/water-bodies/1", params={"limits": "1,2,3,1.5e308"})
+    assert huge.status_code == 400
+    with pytest.raises(InputError, match="empty"):
+        context.places.add("empty", json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}, "properties": {}}]}).encode())
+    negative = client.get(f"/dashboards/{DEMO_CUBE}/chl/places/water-bodies/1", params={"limits": "-40,-30,-20,-8"})
+    edges = negative.json()["histogram"]["edges"]
+    assert edges[0] < -40 and edges[-1] > negative.json()["summer"][0]["mean"]  # limits and data both shown
+    before = context.storage.read_bytes("places", "stations.observations.csv")
+    try:
+        context.storage.write_bytes_atomic(b"station,time\nLL7,notatime\n", "places", "stations.observations.csv")
+        broken = client.get("/places/stations/LL7/observations")
+        assert broken.status_code == 400 and "cannot be read" in broken.json()["detail"]
+    finally:
+        context.storage.write_bytes_atomic(before, "places", "stations.observations.csv")
+    hidden = client.get("/places/nope")
+    assert hidden.status_code == 404 and "stations" not in hidden.json()["detail"]  # no list of (hidden) groups

@@ -39,7 +39,7 @@ def test_place_groups_over_the_xcube_routes(context, data):
     assert len(client.get("/datasets/olci/places/inside-cube").json()["features"]) == len(source["features"])
     assert client.get("/datasets/olci/places/outside-cube").json()["features"] == []
     missing = client.get("/places/nope")
-    assert missing.status_code == 404 and "inside-cube" in missing.json()["detail"]
+    assert missing.status_code == 404 and "GET /places lists" in missing.json()["detail"]  # no names: some may be hidden
 
 
 def test_bad_place_groups_are_refused(context):

@@ -36,8 +36,8 @@ class Places:
                 raise FileNotFoundError(group_id)
             collection = json.loads(self.storage.read_bytes(PLACES_DIR, f"{group_id}.geojson"))
         except FileNotFoundError:
-            raise NotFoundError(f"place group {group_id!r} not found; groups: {', '.join(self.ids()) or 'none'}") \
-                from None
+            # no list of the groups: some may be hidden from the caller (`/places` lists the visible ones)
+            raise NotFoundError(f"place group {group_id!r} not found; GET /places lists the groups") from None
         features = collection.get("features", [])
         if within is not None:
             area = box(*within)
@@ -105,11 +105,17 @@ class Places:
             raw = self.storage.read_bytes(PLACES_DIR, f"{group_id}.observations.csv")
         except FileNotFoundError:
             return []
-        table = pd.read_csv(io.BytesIO(raw), dtype={"station": str})
-        rows = table[table["station"] == place_id]
-        if parameter:
-            rows = rows[rows["parameter"] == parameter]
-        times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(None)
+        try:
+            table = pd.read_csv(io.BytesIO(raw), dtype={"station": str})
+            rows = table[table["station"] == place_id]
+            if parameter:
+                rows = rows[rows["parameter"] == parameter]
+            times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(None)
+            values = pd.to_numeric(rows["value"])
+        except (ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"the observations of place group {group_id!r} cannot be read ({exc}); "
+                             "replace them with `Places.add_observations`") from None
+        rows = rows.assign(value=values)
         rows = rows.assign(time=[t + "Z" for t in times.dt.strftime("%Y-%m-%dT%H:%M:%S")]).sort_values("time")
         unit = rows["unit"] if "unit" in rows else [""] * len(rows)
         return [{"time": t, "parameter": p, "value": float(v), "unit": "" if pd.isna(u) else str(u)}
@@ -125,7 +131,9 @@ def _check_geometry(index: int, geometry: dict[str, Any]) -> None:
         parsed = shape(geometry)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, shapely.errors.ShapelyError) as exc:
         raise InputError(f"feature {index}: invalid {geometry.get('type')} geometry: {exc}") from None
-    lon_lo, lat_lo, lon_hi, lat_hi = parsed.bounds if not parsed.is_empty else (0, 0, 0, 0)
+    if parsed.is_empty:
+        raise InputError(f"feature {index}: the {geometry.get('type')} geometry is empty")
+    lon_lo, lat_lo, lon_hi, lat_hi = parsed.bounds
     if not (-180 <= lon_lo <= lon_hi <= 360 and -90 <= lat_lo <= lat_hi <= 90):
         raise InputError(f"feature {index}: coordinates must be longitude, latitude in degrees")
     if not parsed.is_valid:

@@ -125,6 +125,9 @@ def test_layers_tiles_time_and_series(page, cubeport_url):
         page.click("#chart-png")
     assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page.screenshot(path=str(ARTIFACTS / "viewer-series.png"))
+    page.uncheck("input[data-layer='olci.conc_chl']")  # the last layer off: the map shows no data
+    page.wait_for_timeout(500)
+    assert data_pixels(page) == 0
 
 
 def sign_in(page, url: str) -> None:
@@ -161,7 +164,7 @@ def test_permalink_restores_the_view(page, browser, cubeport_url):
     page.select_option(".layer select.cmap", "thermal")
     page.wait_for_timeout(300)
     link = page.url
-    assert "sst.analysed_sst" in unquote(link) and "thermal" in link
+    assert "sst/analysed_sst" in unquote(link) and "thermal" in link
 
     again = page.context.browser.new_page(viewport={"width": 1280, "height": 800})
     again.context.add_cookies(page.context.cookies())  # the same signed-in browser
@@ -210,7 +213,7 @@ def demo_url(tmp_path_factory, data):
 
 
 DEMO_DAYS = 20
-CHL = "baltic-demo.chl~1.00~viridis~0.3~30~log"
+CHL = "baltic-demo/chl~1.00~viridis~0.3~30~log"
 
 
 def open_at(page, url: str, lon: float, lat: float, zoom: float, groups: tuple[str, ...] = ()) -> None:
@@ -326,7 +329,7 @@ def test_tm35fin_hover_value_and_play(page, demo_url):
 
 
 def test_layer_order_follows_the_arrows(page, demo_url):
-    sst = "baltic-demo.sst~0.60~RdYlBu_r~4~22~lin"
+    sst = "baltic-demo/sst~0.60~RdYlBu_r~4~22~lin"
     page.goto(f"{demo_url}/#c=20,59&z=5&l={CHL}&l={sst}")  # sst on top
     page.wait_for_selector("body[data-ready=true]")
     panels = page.locator("#layers .layer")
@@ -335,4 +338,4 @@ def test_layer_order_follows_the_arrows(page, demo_url):
     page.locator("#layers .layer").first.locator("button[title='move down']").click()
     assert page.locator("#layers .layer").first.get_attribute("data-layer") == "baltic-demo.chl"
     layers = [part for part in unquote(page.url).split("&") if part.startswith("l=")]
-    assert [part.split("~")[0] for part in layers] == ["l=baltic-demo.sst", "l=baltic-demo.chl"]  # bottom first
+    assert [part.split("~")[0] for part in layers] == ["l=baltic-demo/sst", "l=baltic-demo/chl"]  # bottom first

@@ -37,6 +37,8 @@ export interface SeriesPoint {
 
 export class ApiError extends Error {}
 
+const enc = encodeURIComponent;
+
 async function json<T>(response: Response): Promise<T> {
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
@@ -63,7 +65,7 @@ export async function colormaps(): Promise<string[]> {
 
 export async function timeSeries(dataset: string, variable: string, geometry: object,
                                  methods = "mean,std"): Promise<SeriesPoint[]> {
-  const response = await fetch(`timeseries/${dataset}/${variable}?aggMethods=${methods}`, {
+  const response = await fetch(`timeseries/${enc(dataset)}/${enc(variable)}?aggMethods=${methods}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
   });
   return (await json<{ result: SeriesPoint[] }>(response)).result;
@@ -72,7 +74,7 @@ export async function timeSeries(dataset: string, variable: string, geometry: ob
 export async function valueAt(dataset: string, variable: string, lon: number, lat: number,
                               time: string): Promise<number | null> {
   const query = new URLSearchParams({ lon: String(lon), lat: String(lat), time });
-  const response = await fetch(`statistics/${dataset}/${variable}?${query}`);
+  const response = await fetch(`statistics/${enc(dataset)}/${enc(variable)}?${query}`);
   if (response.status === 404) return null; // outside the cube
   return (await json<{ result: { value: number | null } }>(response)).result.value;
 }
@@ -88,12 +90,12 @@ export function tileUrl(dataset: string, variable: string, time: string, style: 
   const query = new URLSearchParams({
     time, cmap: style.colormap, vmin: String(style.vmin), vmax: String(style.vmax), norm: style.norm,
   });
-  return `tiles/${dataset}/${variable}/{z}/{y}/{x}?${query}`;
+  return `tiles/${enc(dataset)}/${enc(variable)}/{z}/{y}/{x}?${query}`;
 }
 
 export function legendUrl(dataset: string, variable: string, style: TileStyle): string {
   const query = new URLSearchParams({ cmap: style.colormap, norm: style.norm, width: "256", height: "12" });
-  return `tiles/${dataset}/${variable}/legend?${query}`;
+  return `tiles/${enc(dataset)}/${enc(variable)}/legend?${query}`;
 }
 
 export interface PlaceGroup {
@@ -106,25 +108,25 @@ export async function placeGroups(): Promise<PlaceGroup[]> {
 }
 
 export async function places(group: string): Promise<object> {
-  return json<object>(await fetch(`places/${group}`));
+  return json<object>(await fetch(`places/${enc(group)}`));
 }
 
 export async function observations(group: string, place: string, parameter: string
                                    ): Promise<{ time: string; value: number; unit: string }[]> {
-  const response = await fetch(`places/${group}/${encodeURIComponent(place)}/observations?parameter=${parameter}`);
+  const response = await fetch(`places/${enc(group)}/${enc(place)}/observations?parameter=${enc(parameter)}`);
   return (await json<{ observations: { time: string; value: number; unit: string }[] }>(response)).observations;
 }
 
 export async function placeDashboard(dataset: string, variable: string, group: string, place: string
                                      ): Promise<import("./dashboard").ClassReport> {
-  return json(await fetch(`dashboards/${dataset}/${variable}/places/${group}/${encodeURIComponent(place)}`));
+  return json(await fetch(`dashboards/${enc(dataset)}/${enc(variable)}/places/${enc(group)}/${enc(place)}`));
 }
 
 export async function areaStatistics(dataset: string, variable: string, geometry: object, time: string
                                      ): Promise<{ count: number; minimum?: number; maximum?: number; mean?: number;
                                                   deviation?: number;
                                                   histogram?: { values: number[]; edges: number[] } }> {
-  const response = await fetch(`statistics/${dataset}/${variable}?time=${encodeURIComponent(time)}`, {
+  const response = await fetch(`statistics/${enc(dataset)}/${enc(variable)}?time=${enc(time)}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
   });
   return (await json<{ result: { count: number } }>(response)).result;

@@ -37,8 +37,7 @@ function status(message: string, error = false): void {
 
 /** Redraw everything that depends on the state and write the permalink. */
 function refresh(): void {
-  const t = time.time;
-  if (t) dataMap.show(state.layers, t, datasets);
+  dataMap.show(state.layers, time.time ?? "", datasets); // with no layer left (and so no time) it clears the map
   renderLayers();
   history.replaceState(null, "", writeHash(state));
 }
@@ -67,7 +66,7 @@ function toggleLayer(dataset: api.Dataset, variable: api.Variable, on: boolean):
     });
     dataMap.reveal(dataset);
   }
-  for (const box of document.querySelectorAll<HTMLInputElement>(`input[data-layer="${dataset.id}.${variable.name}"]`)) {
+  for (const box of document.querySelectorAll<HTMLInputElement>(`input[data-layer="${CSS.escape(`${dataset.id}.${variable.name}`)}"]`)) {
     box.checked = on; // the same layer listed under another theme
   }
   updateTimes();
@@ -413,7 +412,19 @@ async function start(): Promise<void> {
     status(`the server did not answer: ${(error as Error).message}`, true);
     return;
   }
-  state.layers = state.layers.filter((l) => datasets.get(l.dataset)?.variables.some((v) => v.name === l.variable));
+  // layers of the permalink that exist, once each, with the variable's defaults for a missing or bad style
+  const seen = new Set<string>();
+  state.layers = state.layers.flatMap((layer) => {
+    const variable = datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable);
+    const key = `${layer.dataset}/${layer.variable}`;
+    if (!variable || seen.has(key)) return [];
+    seen.add(key);
+    const { vmin, vmax } = layer.style;
+    if (!(Number.isFinite(vmin) && Number.isFinite(vmax) && vmin < vmax)) {
+      layer.style = { ...layer.style, vmin: variable.colorBarMin, vmax: variable.colorBarMax };
+    }
+    return [layer];
+  });
   renderCatalogue();
   void renderPlaceGroups();
   void renderAccount();

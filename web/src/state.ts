@@ -37,12 +37,12 @@ export function readHash(hash: string): ViewState {
   const basemap = params.get("base");
   if (basemap === "osm" || basemap === "none") state.basemap = basemap;
   for (const text of params.getAll("l")) {
-    // dataset.variable~opacity~colormap~vmin~vmax~norm
+    // dataset/variable~opacity~colormap~vmin~vmax~norm (cube ids may hold dots, never slashes)
     const [id, opacity, colormap, vmin, vmax, norm] = text.split("~");
-    const dot = id?.indexOf(".") ?? -1;
-    if (dot < 1) continue;
+    const slash = id?.lastIndexOf("/") ?? -1;
+    if (slash < 1) continue;
     state.layers.push({
-      dataset: id.slice(0, dot), variable: id.slice(dot + 1), opacity: clamp(Number(opacity ?? 1), 0, 1),
+      dataset: id.slice(0, slash), variable: id.slice(slash + 1), opacity: clamp(Number(opacity || 1), 0, 1),
       style: { colormap: colormap || "viridis", vmin: Number(vmin), vmax: Number(vmax),
                norm: norm === "log" || norm === "cat" ? norm : "lin" },
     });
@@ -60,7 +60,7 @@ export function writeHash(state: ViewState): string {
   if (state.basemap !== "land") params.set("base", state.basemap);
   for (const layer of state.layers) {
     const s = layer.style;
-    params.append("l", [`${layer.dataset}.${layer.variable}`, layer.opacity.toFixed(2), s.colormap, s.vmin, s.vmax,
+    params.append("l", [`${layer.dataset}/${layer.variable}`, layer.opacity.toFixed(2), s.colormap, s.vmin, s.vmax,
                         s.norm].join("~"));
   }
   return "#" + params.toString();

@@ -28,8 +28,11 @@ HISTOGRAM_BINS = 60
 
 def check_limits(limits: Sequence[float]) -> list[float]:
     """Four finite, strictly increasing class limits; InputError saying what is wrong otherwise."""
-    values = [float(v) for v in limits]
-    if len(values) != len(CLASSES) - 1 or not all(np.isfinite(values)):
+    try:
+        values = [float(v) for v in limits] if isinstance(limits, (list, tuple)) else []
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != len(CLASSES) - 1 or not all(np.isfinite(values)) or max(map(abs, values)) > 1e300:
         raise InputError(f"give {len(CLASSES) - 1} class limits (between {', '.join(CLASSES)}), as numbers")
     if any(b <= a for a, b in zip(values, values[1:])):
         raise InputError(f"class limits must increase: {values}")
@@ -68,8 +71,9 @@ def class_report(store: CubeStore | OpenCubes, cube_id: str, variable: str, geom
                        "class": CLASSES[int(classify(summer_values.mean(), limits))] if summer_values.size else None})
     histogram = None
     if observed.size:
-        top = max(float(observed.max()), limits[-1] * 1.25)
-        counts_h, edges = np.histogram(observed, bins=HISTOGRAM_BINS, range=(min(float(observed.min()), 0.0), top))
+        low, high = min(float(observed.min()), limits[0]), max(float(observed.max()), limits[-1])
+        margin = 0.05 * (high - low) or 1.0  # the data and every limit, with room on both sides
+        counts_h, edges = np.histogram(observed, bins=HISTOGRAM_BINS, range=(low - margin, high + margin))
         histogram = {"values": counts_h.tolist(), "edges": edges.tolist()}
     total = int(counts.sum())
     return {

@@ -55,6 +55,8 @@ def in_cube_crs(layout: _Layout, geometry: BaseGeometry) -> BaseGeometry:
 
 def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) -> Region:
     """The pixels of `ds` inside `geometry` (lon/lat): centres inside, or every pixel touched."""
+    if geometry.is_empty:
+        raise NotFoundError("the geometry is empty")
     layout = _layout(ds)
     grid = layout.grid
     local = in_cube_crs(layout, geometry)

@@ -90,7 +90,7 @@ class ChunkedArray(BackendArray):
         try:
             raw = self.fetch(name)
         except FileNotFoundError:  # Zarr leaves chunks of only fill values unwritten
-            array = np.full(self.chunks, self.fill_value, self.dtype)
+            array = np.full(self.chunks, 0 if self.fill_value is None else self.fill_value, self.dtype)  # as zarr
         else:
             if self.compressor is None:
                 array = np.frombuffer(raw, self.dtype).reshape(self.chunks)

@@ -43,6 +43,8 @@ def place_dashboard(ds: DatasetId, var: VarName, group: Annotated[str, Path(max_
     authorize(context, principal, "collection", group, "read", None)
     context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     feature = context.places.feature(group, place)
+    if not isinstance(feature.get("geometry"), dict):
+        raise InputError(f"place {place!r} of group {group!r} has no geometry")
     chosen = parse_limits(limits) or (feature.get("properties") or {}).get(f"{var}_class_limits")
     if chosen is None:
         raise InputError(f"place {place!r} has no {var}_class_limits property: give limits=")
