@@ -7,6 +7,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from cubeport.api.security import Guard
+from cubeport.features.schema import CollectionSpec
 
 from helpers import context_with
 
@@ -17,6 +18,7 @@ OPEN_ROUTES = {
     ("GET", "/auth/oidc/{provider}/login"), ("GET", "/auth/oidc/{provider}/callback"), ("GET", "/auth/me"),
     ("GET", "/colorbars"), ("GET", "/expressions/capabilities"), ("GET", "/conformance"), ("GET", "/tileMatrixSets"),
     ("GET", "/tileMatrixSets/{tms}"), ("GET", "/viewer/{name}"), ("GET", "/basemaps/{name}.geojson"),
+    ("GET", "/features"), ("GET", "/features/conformance"),
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.
@@ -50,6 +52,11 @@ SAMPLES = {
     ("POST", "/dashboards/{ds}/{var}"): {"path": {"var": "analysed_sst"}, "params": {"limits": "271,275,280,285"},
                                          "json": {"type": "Polygon", "coordinates": [
                                              [[18, 57], [22, 57], [22, 60], [18, 60], [18, 57]]]}},
+    ("GET", "/features/collections"): {},
+    ("GET", "/features/collections/{collectionId}"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
+    ("GET", "/features/collections/{collectionId}/items"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
+    ("GET", "/features/collections/{collectionId}/items/{featureId}"): {
+        "path": {"collectionId": f"sec.{RESTRICTED}", "featureId": 1}},
     ("GET", "/collections"): {},
     ("GET", "/collections/{collection}"): {},
     ("GET", "/collections/{collection}/map/tiles"): {},
@@ -85,6 +92,10 @@ def context(tmp_path_factory, data):
     for group in ("open-cube", RESTRICTED):  # place groups, with the access of collections of those ids
         context.places.add(group, json.dumps(station).encode())
     context.policy.set_access("collection", RESTRICTED, public=False, groups=["syke"])
+    for name in ("open-cube", RESTRICTED):  # feature collections, the restricted one for syke only
+        context.features.create(CollectionSpec("sec", name))
+        context.features.insert("sec", name, [{"geometry": {"type": "Point", "coordinates": [20.0, 58.5]}}])
+    context.policy.set_access("collection", f"sec.{RESTRICTED}", public=False, groups=["syke"])
     directory = context.auth.directory
     for name, role, group in (("leo", "editor", "fmi"), ("mia", "viewer", "syke"), ("eva", "editor", "syke")):
         directory.create_user(name, role=role)

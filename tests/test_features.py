@@ -4,6 +4,10 @@ Every case runs on SQLite and on PostgreSQL + PostGIS."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pyogrio
 import pytest
 import shapely
@@ -141,3 +145,46 @@ def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
     failed = cli("features", "import", str(bad), "-d", "ne", "--data-root", root)
     assert failed.returncode == 2 and "nothing was imported" in failed.stderr and "Traceback" not in failed.stderr
     assert "ne.bad" not in cli("features", "list", "--data-root", root).stdout
+
+
+def test_real_ogc_api_features_clients_read_collections(tmp_path, data):
+    """OWSLib's OGC API Features client and GDAL's OAPIF driver (through pyogrio) against a running server."""
+    from owslib.ogcapi.features import Features
+
+    from cubeport.api.app import create_app
+    from cubeport.config import load_settings
+    from cubeport.context import Context
+    from services import AppServer
+
+    context = Context(load_settings(data_root=str(tmp_path / "root")))
+    geometries, rows = read(data / "land/naturalearth_lowres/naturalearth_lowres.shp")
+    context.features.create(CollectionSpec("ne", "countries", {"name": "string", "pop_est": "number"},
+                                           title="Natural Earth countries", licence="public domain"))
+    context.features.insert("ne", "countries", [{"geometry": g, "properties": {"name": r["name"],
+                                                                                "pop_est": r["pop_est"]}}
+                                                for g, r in zip(geometries, rows)])
+    server = AppServer(create_app(context))
+    try:
+        api = Features(f"{server.url}/features")
+        assert "ne.countries" in [c["id"] for c in api.collections()["collections"]]
+        baltic = [9.0, 53.0, 31.0, 66.5]
+        page = api.collection_items("ne.countries", bbox=baltic, limit=5)
+        expected = [i + 1 for i, g in enumerate(geometries) if g.intersects(shapely.box(*baltic))]
+        assert page["numberMatched"] == len(expected) and [f["id"] for f in page["features"]] == expected[:5]
+        assert any(link["rel"] == "next" for link in page["links"])
+        finland = [f for f in api.collection_items("ne.countries", bbox=baltic, limit=100)["features"]
+                   if f["properties"]["name"] == "Finland"][0]
+        assert shapely.geometry.shape(finland["geometry"]).equals_exact(geometries[expected[0] - 1], 1e-9) or \
+            shapely.geometry.shape(finland["geometry"]).area > 30
+        # pyogrio keeps the GIL while GDAL fetches, so it reads from another process than the server's.
+        script = ("import json, sys, pyogrio; meta, _, wkb, fields = pyogrio.raw.read(sys.argv[1], layer='ne.countries');"
+                  "names = list(fields[list(meta['fields']).index('name')]);"
+                  "print(json.dumps({'count': len(wkb), 'crs': meta['crs'], 'names': names}))")
+        run = subprocess.run([sys.executable, "-c", script, f"OAPIF:{server.url}/features"],
+                             capture_output=True, text=True, timeout=60, check=True)
+        gdal = json.loads(run.stdout)
+        assert gdal["count"] == 177 and gdal["crs"] == "EPSG:4326"
+        assert sorted(gdal["names"]) == sorted(r["name"] for r in rows)
+    finally:
+        server.stop()
+        context.close()

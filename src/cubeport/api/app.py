@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import (admin, analysis, auth, cubes, dashboard, datasets, landing, ogc, places, tiles,
-                                  viewer, wmts, zarr)
+from cubeport.api.routers import (admin, analysis, auth, cubes, dashboard, datasets, features, landing, ogc, places,
+                                  tiles, viewer, wmts, zarr)
 from cubeport.config import Settings
 from cubeport.context import Context
 from cubeport.deadline import time_budget
@@ -74,6 +74,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(dashboard.router)
     app.include_router(ogc.router)
+    app.include_router(features.router)
     app.include_router(wmts.router)
     app.include_router(zarr.router)
     app.include_router(viewer.router)

@@ -16,15 +16,15 @@ PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "js
 PROPERTY_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "datetime", "json")
 GEOMETRY_TYPES = ("Geometry", "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
 RESERVED = frozenset({"id", "geometry", "fid", "bbox", "minx", "maxx", "miny", "maxy"})
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 
 
 def check_name(name: str, what: str) -> str:
-    """A database, collection or property name: lower-case letters, digits and single underscores, from a
-    letter, at most 48 characters (names become SQL identifiers; nothing else ever does)."""
+    """A database, collection or property name: lower-case letters, digits, hyphens and single underscores,
+    from a letter, at most 48 characters (names become quoted SQL identifiers; nothing else ever does)."""
     if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
-        raise InputError(f"{what} name {name!r} is not valid: lower-case letters, digits and single underscores, "
-                         "starting with a letter, at most 48 characters")
+        raise InputError(f"{what} name {name!r} is not valid: lower-case letters, digits, hyphens and single "
+                         "underscores, starting with a letter, at most 48 characters")
     return name
 
 

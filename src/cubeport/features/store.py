@@ -144,6 +144,19 @@ class FeatureStore:
                 returned += 1
                 yield {"id": row.id, "geometry": geometry, "properties": {p: row._mapping[p] for p in chosen}}
 
+    def feature(self, database: str, name: str, feature_id: int) -> dict[str, Any]:
+        """One feature by id; NotFoundError if there is none."""
+        spec = self.get(database, name)
+        data = self._table(spec)
+        query = sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in spec.properties)).where(
+            data.c.id == feature_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"feature {feature_id} not in collection {spec.id}")
+        return {"id": row.id, "geometry": shapely.from_wkb(row.wkb),
+                "properties": {p: row._mapping[p] for p in spec.properties}}
+
     def count(self, database: str, name: str, *, bbox: tuple[float, float, float, float] | None = None,
               bbox_crs: int | str | None = None, exact: bool = True) -> int:
         """How many features (intersect the bbox); `exact=False` counts index candidates, which is quicker."""
