@@ -15,7 +15,7 @@ def test_migrations_create_schema_and_are_idempotent(database):
             "resource_access", "audit_log", "feature_collections", "alembic_version"} <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0003"
+    assert database.revision() == "0004"
 
 
 @pytest.fixture

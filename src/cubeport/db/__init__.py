@@ -79,7 +79,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA case_sensitive_like=ON")  # as in PostgreSQL and CQL2
     cursor.close()
+    from cubeport.db.sqlite_spatial import register
+
+    register(dbapi_connection)
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

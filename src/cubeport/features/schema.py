@@ -67,14 +67,20 @@ class CollectionSpec:
     provenance: str = ""
     metadata_url: str = ""  # an ISO 19139 or STAC record describing the collection
     owner: str | None = None  # the user, group or project that owns the database
+    time_property: str = ""  # the datetime property that OGC API `datetime` queries filter on
 
     def checked(self) -> "CollectionSpec":
         check_name(self.database, "database")
         check_name(self.name, "collection")
         if self.geometry_type not in GEOMETRY_TYPES:
             raise InputError(f"geometry type {self.geometry_type!r}; types: {', '.join(GEOMETRY_TYPES)}")
-        return CollectionSpec(**{**asdict(self), "properties": check_properties(self.properties),
-                                 "crs": check_crs(self.crs)})
+        properties = check_properties(self.properties)
+        times = [p for p, kind in properties.items() if kind == "datetime"]
+        if self.time_property and self.time_property not in times:
+            raise InputError(f"time property {self.time_property!r} is not a datetime property; "
+                             f"datetime properties: {', '.join(times) or 'none'}")
+        return CollectionSpec(**{**asdict(self), "properties": properties, "crs": check_crs(self.crs),
+                                 "time_property": self.time_property or (times[0] if times else "")})
 
     @property
     def id(self) -> str:

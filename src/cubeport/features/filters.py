@@ -1,0 +1,222 @@
+"""CQL2 filters (text or JSON) as SQL conditions on a collection's table.
+
+The `cql2` library parses and validates both encodings; this module walks the resulting CQL2 JSON tree and
+builds SQLAlchemy expressions. Property names are checked against the collection's queryables and literal
+types against the property types, so a filter never becomes SQL text and a wrong one is an InputError that
+says what is wrong, not a database error.
+
+Supported: and, or, not; =, <>, <, <=, >, >=, like, between, in, isNull; casei; + - * /; the spatial
+predicates s_intersects, s_disjoint, s_contains, s_within, s_touches, s_crosses, s_overlaps, s_equals (geometry
+literals in CRS84 unless a filter-crs is given); the temporal predicates t_after, t_before, t_during,
+t_equals, t_intersects, t_disjoint on instants (a datetime property against a timestamp, a date or an interval).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+import shapely
+import sqlalchemy as sa
+from pyproj import Transformer
+from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
+
+from cubeport.errors import InputError
+from cubeport.features.schema import CollectionSpec
+
+Filter = dict[str, Any]  # CQL2 JSON
+LANGUAGES = ("cql2-text", "cql2-json")
+SPATIAL = {f"s_{p}": f"ST_{p.capitalize()}" for p in
+           ("intersects", "disjoint", "contains", "within", "touches", "crosses", "overlaps", "equals")}
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
+_KIND = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
+         "datetime": "datetime", "json": "json"}
+
+
+def parse_filter(text: str | dict[str, Any], lang: str | None = None) -> Filter:
+    """A filter as CQL2 JSON, from CQL2 text or JSON (a string or an already parsed object)."""
+    import cql2
+
+    lang = lang or ("cql2-json" if isinstance(text, dict) or str(text).lstrip().startswith("{") else "cql2-text")
+    if lang not in LANGUAGES:
+        raise InputError(f"filter-lang {lang!r}: use one of {', '.join(LANGUAGES)}")
+    try:
+        if lang == "cql2-text":
+            expression = cql2.parse_text(str(text))
+        else:
+            expression = cql2.Expr(text if isinstance(text, dict) else json.loads(text))
+        expression.validate()
+    except Exception as exc:  # noqa: BLE001 - cql2 raises its own ValidationError, ParseError and ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"filter is not valid {lang}: {first[:300]}") from None
+    return expression.to_json()
+
+
+GeometryLiteral = Callable[[BaseGeometry], Any]  # a shapely geometry (in the collection's CRS) as SQL
+
+
+class FilterCompiler:
+    """Turns CQL2 JSON into a SQLAlchemy condition on one collection's table.
+
+    `columns` maps queryable names to columns; `geometry_literal` makes a backend's SQL geometry value;
+    `filter_crs` is the CRS of geometry literals (default CRS84)."""
+
+    def __init__(self, spec: CollectionSpec, columns: dict[str, Any], geometry: Any,
+                 geometry_literal: GeometryLiteral, filter_crs: int = 4326) -> None:
+        self.spec, self.columns, self.geometry, self.geometry_literal = spec, columns, geometry, geometry_literal
+        self.kinds = {"id": "number", **{p: _KIND[k] for p, k in spec.properties.items()}}
+        self.to_storage = None if filter_crs == spec.crs else Transformer.from_crs(
+            filter_crs, spec.crs, always_xy=True).transform
+
+    def condition(self, node: Filter) -> Any:
+        """A boolean SQL expression for a CQL2 JSON boolean expression."""
+        if isinstance(node, bool):
+            return sa.true() if node else sa.false()
+        op, args = _op(node)
+        if op in ("and", "or"):
+            return (sa.and_ if op == "and" else sa.or_)(*(self.condition(a) for a in args))
+        if op == "not":
+            return sa.not_(self.condition(args[0]))
+        if op in COMPARISONS:
+            (left, kind), (right, other) = self.value(args[0]), self.value(args[1])
+            self._same(op, kind, other)
+            result = COMPARISONS[op](left, right)
+            return sa.literal(result) if isinstance(result, bool) else result
+        if op == "like":
+            (left, kind), (pattern, other) = self.value(args[0]), self.value(args[1])
+            self._same(op, kind, other, "string")
+            return left.like(pattern) if hasattr(left, "like") else sa.literal(left).like(pattern)
+        if op == "between":
+            (value, kind), (low, k1), (high, k2) = (self.value(a) for a in args)
+            self._same(op, kind, k1, "number")
+            self._same(op, kind, k2, "number")
+            return sa.between(value, low, high)
+        if op == "in":
+            value, kind = self.value(args[0])
+            options = [self.value(a) for a in args[1]]
+            for _, other in options:
+                self._same(op, kind, other)
+            return sa.literal(value).in_([o for o, _ in options]) if not hasattr(value, "in_") else \
+                value.in_([o for o, _ in options])
+        if op == "isnull":
+            value, _ = self.value(args[0])
+            return value.is_(None) if hasattr(value, "is_") else sa.literal(value is None)
+        if op in SPATIAL:
+            return self._spatial(op, args)
+        if op.startswith("t_"):
+            return self._temporal(op, args)
+        raise InputError(f"filter: {op!r} is not supported here; supported: and, or, not, comparisons, like, "
+                         f"between, in, isNull, casei, + - * /, {', '.join(SPATIAL)}, t_after, t_before, t_during, "
+                         "t_equals, t_intersects, t_disjoint")
+
+    def value(self, node: Any) -> tuple[Any, str]:
+        """A scalar expression and its kind (string, number, boolean, datetime, geometry)."""
+        if isinstance(node, bool):
+            return node, "boolean"
+        if isinstance(node, (int, float)):
+            return node, "number"
+        if isinstance(node, str):
+            return node, "string"
+        if isinstance(node, dict) and "property" in node:
+            name = node["property"]
+            if name == "geometry":
+                return self.geometry, "geometry"
+            if name not in self.kinds:
+                raise InputError(f"filter: unknown property {name!r}; queryables: "
+                                 f"{', '.join(['geometry', *self.kinds])}")
+            return self.columns[name], self.kinds[name]
+        if isinstance(node, dict) and ("timestamp" in node or "date" in node):
+            return _instant(node.get("timestamp") or node["date"]), "datetime"
+        if isinstance(node, dict) and ("type" in node or "bbox" in node):
+            return self._geometry(node), "geometry"
+        if isinstance(node, dict) and "op" in node:
+            op, args = _op(node)
+            if op == "casei":
+                value, kind = self.value(args[0])
+                self._same(op, kind, "string", "string")
+                return sa.func.lower(value), "string"
+            if op in ARITHMETIC:
+                (left, kind), (right, other) = self.value(args[0]), self.value(args[1])
+                self._same(op, kind, other, "number")
+                return ARITHMETIC[op](left, right), "number"
+            if op in COMPARISONS or op in ("and", "or", "not", "like", "between", "in", "isnull"):
+                return self.condition(node), "boolean"
+        raise InputError(f"filter: cannot use {json.dumps(node)[:200]} as a value here")
+
+    def _geometry(self, node: dict[str, Any]) -> BaseGeometry:
+        try:
+            geometry = box(*node["bbox"][:2], *node["bbox"][-2:]) if "bbox" in node else shape(node)
+        except (TypeError, ValueError, KeyError, IndexError, shapely.errors.ShapelyError) as exc:
+            raise InputError(f"filter: invalid geometry literal ({exc})") from None
+        if self.to_storage is not None:
+            geometry = shapely.transform(geometry, self.to_storage, interleaved=False)
+        return geometry
+
+    def _spatial(self, op: str, args: list[Any]) -> Any:
+        (left, kind), (right, other) = self.value(args[0]), self.value(args[1])
+        if kind != "geometry" or other != "geometry":
+            raise InputError(f"filter: {op} compares geometries, e.g. {op.upper()}(geometry, POINT(24.9 60.2))")
+        left, right = (self.geometry_literal(v) if isinstance(v, BaseGeometry) else v for v in (left, right))
+        return getattr(sa.func, SPATIAL[op])(left, right)
+
+    def _temporal(self, op: str, args: list[Any]) -> Any:
+        value, kind = self.value(args[0])
+        if kind != "datetime":
+            raise InputError(f"filter: {op} needs a datetime property, e.g. {op.upper()}(time, TIMESTAMP(...)); "
+                             f"datetime properties: {', '.join(k for k, v in self.kinds.items() if v == 'datetime')}")
+        other = args[1]
+        if isinstance(other, dict) and "interval" in other:
+            start, end = (None if v in ("..", None) else _instant(v) for v in other["interval"])
+        else:
+            start = end = self.value(other)[0]
+        within = sa.and_(value >= start if start is not None else sa.true(),
+                         value <= end if end is not None else sa.true())
+        conditions = {"t_after": lambda: value > end if end is not None else sa.false(),
+                      "t_before": lambda: value < start if start is not None else sa.false(),
+                      "t_during": lambda: within, "t_intersects": lambda: within, "t_equals": lambda: within,
+                      "t_disjoint": lambda: sa.not_(within)}
+        if op not in conditions:
+            raise InputError(f"filter: {op} is not supported on instants; use {', '.join(conditions)}")
+        return conditions[op]()
+
+    def _same(self, op: str, kind: str, other: str, required: str | None = None) -> None:
+        if kind != other or (required and kind != required):
+            raise InputError(f"filter: {op} compares a {kind} with a {other}"
+                             + (f"; it needs {required}s" if required else "; give values of the property's type"))
+
+
+def _op(node: Any) -> tuple[str, list[Any]]:
+    if not isinstance(node, dict) or "op" not in node:
+        raise InputError(f"filter: expected a boolean expression, not {json.dumps(node)[:200]}")
+    return str(node["op"]).lower(), list(node.get("args", []))
+
+
+def _instant(text: str) -> datetime:
+    """A CQL2 timestamp or date as an aware UTC datetime (dates as their midnight)."""
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = datetime.combine(date.fromisoformat(str(text)), time())
+        except ValueError:
+            raise InputError(f"{text!r} is not an RFC 3339 timestamp or date") from None
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
+    """The OGC API `datetime` parameter (an instant, or an interval start/end with `..` open ends) as a range."""
+    parts = text.split("/")
+    if len(parts) > 2 or not all(parts) and len(parts) == 1:
+        raise InputError(f"datetime {text!r}: give an RFC 3339 instant or an interval start/end ('..' for open)")
+    ends = [None if p in ("..", "") else _instant(p) for p in parts]
+    start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
+    if start is not None and end is not None and start > end:
+        raise InputError(f"datetime {text!r}: the interval ends before it starts")
+    return start, end
