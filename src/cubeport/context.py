@@ -21,6 +21,7 @@ from cubeport.places import Places
 from cubeport.storage import Storage
 
 if TYPE_CHECKING:
+    from cubeport.features.sharing import FeatureSharing
     from cubeport.features.store import FeatureStore
     from cubeport.render.service import TileService
 
@@ -61,6 +62,12 @@ class Context:
         from cubeport.features.store import feature_store
 
         return feature_store(self.db)
+
+    @cached_property
+    def sharing(self) -> "FeatureSharing":
+        from cubeport.features.sharing import FeatureSharing
+
+        return FeatureSharing(self.features, self.policy)
 
     @cached_property
     def basemaps(self) -> Basemaps:

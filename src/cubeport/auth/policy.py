@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from cubeport.auth.principal import Principal
 from cubeport.caching import TtlCache
@@ -119,6 +119,19 @@ class Policy:
                                               subject=subject, permission="read"))
         return self._changed(kind, resource_id)
 
+    def set_public(self, kind: str, resource_id: str, public: bool) -> Access:
+        """Publish a resource or take it back, keeping its grants and owner."""
+        access = self.access(kind, resource_id)
+        if not public and not (access.readers or access.writers or access.owner):
+            raise InputError("grant access to a user or group before restricting the resource to them")
+        with self.db.session() as session:
+            record = session.get(ResourceAccessRecord, (access.kind, resource_id))
+            if record is None:
+                session.add(ResourceAccessRecord(kind=access.kind, resource_id=resource_id, public=public))
+            else:
+                record.public = public
+        return self._changed(access.kind, resource_id)
+
     def grant(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str,
               permission: Action = "read") -> Access:
         """Give a group or user read or write permission on a resource (keeping its public flag)."""
@@ -147,6 +160,16 @@ class Policy:
             for table in (GrantRecord, ResourceAccessRecord):
                 session.execute(delete(table).where(table.kind == kind, table.resource_id == resource_id))
         self._changed(kind, resource_id)
+
+    def move(self, kind: str, old_id: str, new_id: str) -> None:
+        """Carry a renamed resource's rules over to its new id."""
+        kind = check_kind(kind)
+        with self.db.session() as session:
+            for table in (GrantRecord, ResourceAccessRecord):
+                session.execute(update(table).where(table.kind == kind, table.resource_id == old_id)
+                                .values(resource_id=new_id))
+        self._changed(kind, old_id)
+        self._changed(kind, new_id)
 
     def refresh(self) -> None:
         """Forget cached rules, e.g. after another process changed them."""

@@ -87,5 +87,17 @@ class CollectionSpec:
         """The collection's id across databases (OGC API collection id, access-control resource id)."""
         return f"{self.database}.{self.name}"
 
+    def queryables(self) -> dict[str, Any]:
+        """What a filter may name, as the JSON Schema of OGC API Features Part 3."""
+        types = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+                 "boolean": {"type": "boolean"}, "datetime": {"type": "string", "format": "date-time"},
+                 "json": {"type": "object"}}
+        geometry = {"Geometry": "geometry-any"}.get(self.geometry_type, f"geometry-{self.geometry_type.lower()}")
+        return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+                "title": self.title or self.name, "additionalProperties": False,
+                "properties": {"geometry": {"format": geometry, "title": "geometry"},
+                               "id": {"type": "integer", "title": "feature id"},
+                               **{p: {**types[k], "title": p} for p, k in self.properties.items()}}}
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **asdict(self)}

@@ -1,23 +1,31 @@
-"""OGC API Features (Part 1, core and GeoJSON) over the feature store, rooted at `/features` so that feature
-collections (ids `database.name`) never share a namespace with the cubes of `/collections`. Each collection
-has the access of the resource ("collection", its id). Geometries come out in CRS84 (lon/lat)."""
+"""OGC API Features over the feature store, rooted at `/features` so that feature collections (ids
+`database.name`) never share a namespace with the cubes of `/collections`: Part 1 (core, GeoJSON), Part 3
+(queryables, CQL2 `filter` in text and JSON), sorting, and the write routes the Python client uses (create,
+insert or upsert, replace, update and delete by filter, rename, copy, export, sharing).
+
+Each collection has the access of the resource ("collection", its id): reads need read access, changes
+write access; creating needs a signed-in editor who owns the database (`features/sharing.py`).
+Geometries come out in CRS84 (lon/lat); features sent in are in the collection's CRS."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-import shapely
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pyproj import Transformer
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import OPEN, listing, resource
+from cubeport.api.security import OPEN, SIGNED_IN, listing, resource
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
+from cubeport.features.export import FORMATS, export, geojson_features
+from cubeport.features.filters import parse_datetime, parse_filter
 from cubeport.features.schema import CollectionSpec
+from cubeport.features.store import Selection
 
 router = APIRouter(prefix="/features", tags=["features"])
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -29,7 +37,22 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 ]
+READ = resource("collection", "collectionId")
+WRITE = resource("collection", "collectionId", action="write")
 
 
 def split_id(collection_id: str) -> tuple[str, str]:
@@ -46,7 +69,9 @@ def _base(request: Request) -> str:
 def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
     url = f"{base}/collections/{spec.id}"
     links = [{"rel": "self", "href": url, "type": "application/json"},
-             {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "features"}]
+             {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "features"},
+             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "href": f"{url}/queryables",
+              "type": "application/schema+json", "title": "queryables"}]
     if spec.metadata_url:
         links.append({"rel": "describedby", "href": spec.metadata_url, "title": "metadata record"})
     if spec.licence:
@@ -54,7 +79,9 @@ def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
                       "title": spec.licence})
     return {"id": spec.id, "title": spec.title or spec.name, "description": spec.description,
             "keywords": spec.keywords, "itemType": "feature", "crs": [CRS84],
-            "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{spec.crs}", "links": links}
+            "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{spec.crs}", "licence": spec.licence,
+            "provenance": spec.provenance, "owner": spec.owner, "properties": spec.properties,
+            "geometryType": spec.geometry_type, "timeProperty": spec.time_property or None, "links": links}
 
 
 @router.get("", summary="OGC API Features landing page", dependencies=[Depends(OPEN)])
@@ -75,46 +102,63 @@ def conformance() -> dict[str, Any]:
 
 @router.get("/collections", summary="The feature collections the caller may see")
 def collections(request: Request, context: ContextDep,
-                principal: Annotated[Principal, Depends(listing("collection"))]) -> dict[str, Any]:
+                principal: Annotated[Principal, Depends(listing("collection"))],
+                database: Annotated[str | None, Query(max_length=48, description="only this database's")] = None
+                ) -> dict[str, Any]:
     base = _base(request)
-    specs = {s.id: s for s in context.features.list()}
-    visible = context.policy.visible(principal, "collection", list(specs))
-    return {"collections": [collection_json(specs[i], base) for i in visible],
+    return {"collections": [collection_json(spec, base) for spec in context.sharing.collections(principal, database)],
             "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}]}
 
 
-@router.get("/collections/{collectionId}", summary="One feature collection",
-            dependencies=[Depends(resource("collection", "collectionId"))])
+@router.get("/collections/{collectionId}", summary="One feature collection", dependencies=[Depends(READ)])
 def collection(request: Request, collection_id: CollectionId, context: ContextDep) -> dict[str, Any]:
     return collection_json(context.features.get(*split_id(collection_id)), _base(request))
 
 
-@router.get("/collections/{collectionId}/items", summary="Features, by bbox, page by page (GeoJSON)",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}},
-            dependencies=[Depends(resource("collection", "collectionId"))])
-def items(
-    request: Request, collection_id: CollectionId, context: ContextDep,
+@router.get("/collections/{collectionId}/queryables", summary="What filters may name (JSON Schema)",
+            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}},
+            dependencies=[Depends(READ)])
+def queryables(request: Request, collection_id: CollectionId, context: ContextDep) -> Response:
+    spec = context.features.get(*split_id(collection_id))
+    body = {**spec.queryables(), "$id": f"{_base(request)}/collections/{spec.id}/queryables"}
+    return Response(json.dumps(body), media_type="application/schema+json")
+
+
+def selection(
     bbox: Annotated[str | None, Query(max_length=200, description="west,south,east,north (CRS84 by default)")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+    datetime: Annotated[str | None, Query(max_length=100, description="an instant or start/end ('..' open)")] = None,
+    filter: Annotated[str | None, Query(max_length=20_000, description="a CQL2 filter")] = None,  # noqa: A002
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
+) -> Selection:
+    """The query parameters that select features, shared by items, export, update and delete."""
+    box = _bbox(bbox)
+    return Selection(bbox=box, bbox_crs=_crs(bbox_crs) if box else None,
+                     filter=parse_filter(filter, filter_lang) if filter else None,
+                     filter_crs=_crs(filter_crs), datetime=parse_datetime(datetime) if datetime else None)
+
+
+SelectionDep = Annotated[Selection, Depends(selection)]
+SortBy = Annotated[str | None, Query(max_length=500, description="properties to sort by, e.g. -pop_est,name")]
+
+
+@router.get("/collections/{collectionId}/items", summary="Features: by bbox, time, CQL2 filter; sorted, paged",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}}, dependencies=[Depends(READ)])
+def items(
+    request: Request, collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     properties: Annotated[str | None, Query(max_length=2000, description="comma-separated property names")] = None,
+    sortby: SortBy = None,
 ) -> Response:
     database, name = split_id(collection_id)
     store = context.features
     spec = store.get(database, name)
-    box = _bbox(bbox)
-    crs = _crs(bbox_crs) if box else None
-    chosen = [p for p in properties.split(",") if p] if properties is not None else None
-    found = list(store.query(database, name, bbox=box, bbox_crs=crs, limit=limit, offset=offset, properties=chosen))
-    matched = store.count(database, name, bbox=box, bbox_crs=crs)
-    to_lonlat = None if spec.crs == 4326 else Transformer.from_crs(spec.crs, 4326, always_xy=True).transform
-    geometries = [f["geometry"] if to_lonlat is None else shapely.transform(f["geometry"], to_lonlat,
-                                                                             interleaved=False) for f in found]
-    texts = shapely.to_geojson(geometries) if geometries else []
-    features = ",".join(
-        f'{{"type":"Feature","id":{f["id"]},"geometry":{g},"properties":{json.dumps(f["properties"], default=str)}}}'
-        for f, g in zip(found, texts))
+    names = [p for p in properties.split(",") if p] if properties is not None else None
+    found = list(store.query(database, name, chosen, sortby=_list(sortby), limit=limit, offset=offset,
+                             properties=names))
+    matched = store.count(database, name, chosen)
     url = f"{_base(request)}/collections/{spec.id}/items"
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if offset + len(found) < matched:
@@ -123,25 +167,174 @@ def items(
         links.append({"rel": "prev", "type": GEOJSON, "href": _page(request, url, max(offset - limit, 0))})
     head = json.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(found),
                        "links": links})
-    return Response(head[:-1] + f',"features":[{features}]}}', media_type=GEOJSON)
+    return Response(head[:-1] + f',"features":[{",".join(geojson_features(spec.crs, found))}]}}',
+                    media_type=GEOJSON)
+
+
+FeatureId = Annotated[int, Path(alias="featureId", ge=1)]
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature (GeoJSON)",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}},
-            dependencies=[Depends(resource("collection", "collectionId"))])
-def item(collection_id: CollectionId, feature_id: Annotated[int, Path(alias="featureId", ge=1)],
-         context: ContextDep) -> Response:
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}}, dependencies=[Depends(READ)])
+def item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep) -> Response:
     database, name = split_id(collection_id)
-    store = context.features
-    spec = store.get(database, name)
-    found = store.feature(database, name, feature_id)
-    geometry = found["geometry"]
-    if spec.crs != 4326:
-        geometry = shapely.transform(geometry, Transformer.from_crs(spec.crs, 4326, always_xy=True).transform,
-                                     interleaved=False)
-    body = {"type": "Feature", "id": found["id"], "geometry": json.loads(shapely.to_geojson(geometry)),
-            "properties": found["properties"]}
-    return Response(json.dumps(body, default=str), media_type=GEOJSON)
+    spec = context.features.get(database, name)
+    return Response(geojson_features(spec.crs, [context.features.feature(database, name, feature_id)])[0],
+                    media_type=GEOJSON)
+
+
+@router.get("/collections/{collectionId}/export", summary="The selected features as a GeoJSON, GeoPackage or "
+            "GeoParquet file", response_class=StreamingResponse, dependencies=[Depends(READ)])
+def export_features(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
+                    format: Annotated[str, Query(description=", ".join(FORMATS))] = "geojson",  # noqa: A002
+                    sortby: SortBy = None) -> StreamingResponse:
+    database, name = split_id(collection_id)
+    spec = context.features.get(database, name)
+    if format not in FORMATS:
+        raise InputError(f"format {format!r}: use one of {', '.join(FORMATS)}")
+    media_type, suffix = FORMATS[format]
+    chunks = export(context.features, spec, chosen, format, sortby=_list(sortby))
+    return StreamingResponse(chunks, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{spec.id}{suffix}"'})
+
+
+# -- writes (the Python client's routes) ----------------------------------------------------------------------
+class NewCollection(BaseModel):
+    database: str = Field(max_length=48)
+    name: str = Field(max_length=48)
+    properties: dict[str, str] = Field(default_factory=dict, description="name: string|integer|number|boolean|"
+                                       "datetime|json")
+    crs: int | str = 4326
+    geometry_type: str = "Geometry"
+    title: str = Field("", max_length=256)
+    description: str = Field("", max_length=20_000)
+    licence: str = Field("", max_length=256)
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+    provenance: str = Field("", max_length=20_000)
+    metadata_url: str = Field("", max_length=1024)
+    time_property: str = ""
+    group: str | None = Field(None, description="a group of yours to own the database (default: you)")
+
+
+@router.get("/databases", summary="Your feature databases")
+def databases(context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_IN)]) -> list[dict[str, str]]:
+    return context.sharing.databases(principal)
+
+
+@router.post("/collections", status_code=201, summary="Create a collection (private to you or your group)")
+def create_collection(request: Request, body: NewCollection, context: ContextDep,
+                      principal: Annotated[Principal, Depends(SIGNED_IN)]) -> dict[str, Any]:
+    fields = body.model_dump()
+    group = fields.pop("group")
+    spec = context.sharing.create(principal, CollectionSpec(**fields), group)
+    return collection_json(spec, _base(request))
+
+
+@router.delete("/collections/{collectionId}", summary="Drop a collection and its features",
+               dependencies=[Depends(WRITE)])
+def drop_collection(collection_id: CollectionId, context: ContextDep) -> dict[str, str]:
+    context.sharing.drop(*split_id(collection_id))
+    return {"dropped": collection_id}
+
+
+@router.post("/collections/{collectionId}/rename", summary="Rename a collection within its database",
+             dependencies=[Depends(WRITE)])
+def rename_collection(request: Request, collection_id: CollectionId, context: ContextDep,
+                      name: Annotated[str, Body(embed=True, max_length=48)]) -> dict[str, Any]:
+    return collection_json(context.sharing.rename(*split_id(collection_id), name), _base(request))
+
+
+@router.post("/collections/{collectionId}/copy", status_code=201, summary="Copy a collection into a database of yours")
+def copy_collection(request: Request, collection_id: CollectionId, context: ContextDep,
+                    principal: Annotated[Principal, Depends(READ)],
+                    database: Annotated[str, Body(max_length=48)],
+                    name: Annotated[str, Body(max_length=48)]) -> dict[str, Any]:
+    copied = context.sharing.copy(principal, *split_id(collection_id), database, name)
+    return collection_json(copied, _base(request))
+
+
+@router.post("/collections/{collectionId}/items", status_code=201, summary="Add features (a GeoJSON "
+             "FeatureCollection or Feature in the collection's CRS); with upsert, features with an id replace theirs",
+             dependencies=[Depends(WRITE)])
+def add_items(collection_id: CollectionId, context: ContextDep, body: Annotated[dict[str, Any], Body()],
+              upsert: bool = False) -> dict[str, int]:
+    features = body.get("features") if body.get("type") == "FeatureCollection" else [body]
+    if not isinstance(features, list) or body.get("type") not in ("FeatureCollection", "Feature"):
+        raise InputError("send a GeoJSON FeatureCollection or Feature")
+    return {"written": context.features.insert(*split_id(collection_id), features, upsert=upsert)}
+
+
+@router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature",
+            dependencies=[Depends(WRITE)])
+def replace_item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep,
+                 body: Annotated[dict[str, Any], Body()]) -> dict[str, int]:
+    if body.get("type") != "Feature":
+        raise InputError("send a GeoJSON Feature")
+    context.features.replace(*split_id(collection_id), feature_id, body)
+    return {"replaced": feature_id}
+
+
+@router.delete("/collections/{collectionId}/items/{featureId}", summary="Delete a feature",
+               dependencies=[Depends(WRITE)])
+def delete_item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep) -> dict[str, int]:
+    context.features.delete_feature(*split_id(collection_id), feature_id)
+    return {"deleted": 1}
+
+
+@router.patch("/collections/{collectionId}/items", summary="Set properties of the selected features",
+              dependencies=[Depends(WRITE)])
+def update_items(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
+                 properties: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, int]:
+    return {"updated": context.features.update(*split_id(collection_id), _some(chosen), properties)}
+
+
+@router.delete("/collections/{collectionId}/items", summary="Delete the selected features",
+               dependencies=[Depends(WRITE)])
+def delete_items(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep) -> dict[str, int]:
+    return {"deleted": context.features.delete(*split_id(collection_id), _some(chosen))}
+
+
+class Grant(BaseModel):
+    subject_type: Literal["user", "group"]
+    subject: str = Field(min_length=1, max_length=128)
+    permission: Literal["read", "write"] = "read"
+
+
+@router.get("/collections/{collectionId}/access", summary="Who may read and change the collection",
+            dependencies=[Depends(WRITE)])
+def access(collection_id: CollectionId, context: ContextDep) -> dict[str, object]:
+    return context.policy.access("collection", collection_id).to_dict()
+
+
+@router.put("/collections/{collectionId}/access", summary="Publish (public read) or unpublish",
+            dependencies=[Depends(WRITE)])
+def publish(collection_id: CollectionId, context: ContextDep,
+            public: Annotated[bool, Body(embed=True)]) -> dict[str, object]:
+    return context.sharing.publish(collection_id, public).to_dict()
+
+
+@router.post("/collections/{collectionId}/access/grants", summary="Grant read or write to a user or group",
+             dependencies=[Depends(WRITE)])
+def grant(collection_id: CollectionId, context: ContextDep, body: Grant) -> dict[str, object]:
+    return context.sharing.grant(collection_id, body.subject_type, body.subject, body.permission).to_dict()
+
+
+@router.delete("/collections/{collectionId}/access/grants/{subjectType}/{subject}", summary="Revoke a grant",
+               dependencies=[Depends(WRITE)])
+def revoke(collection_id: CollectionId, context: ContextDep,
+           subject_type: Annotated[Literal["user", "group"], Path(alias="subjectType")],
+           subject: Annotated[str, Path(max_length=128)]) -> dict[str, object]:
+    return context.sharing.revoke(collection_id, subject_type, subject).to_dict()
+
+
+def _some(chosen: Selection) -> Selection:
+    if chosen == Selection():
+        raise InputError("select the features with filter, bbox or datetime (for all of them, filter=id > 0)")
+    return chosen
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
 def _page(request: Request, url: str, offset: int) -> str:

@@ -1,0 +1,127 @@
+"""Ownership and sharing of feature collections, as geoDB users know them.
+
+Collections live in databases (namespaces). A database is owned by the user who created it, or by a group
+or project they belong to; its owners create, drop, rename and share the collections in it. A new
+collection is private to its owner: restricted, readable and writable by the owning user or group. Its
+owners may publish it (public read), grant read or write to a user or group, and revoke. The rules are
+the identity layer's (`Policy`, resource kind "collection", id "database.name"), so every route that
+guards a collection enforces them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from cubeport.auth.policy import Access, Action, Policy, SubjectType
+from cubeport.auth.principal import Principal
+from cubeport.errors import ConflictError, InputError, PermissionDeniedError
+from cubeport.features.schema import CollectionSpec, check_name
+from cubeport.features.store import FeatureStore
+
+KIND = "collection"
+_DATABASES = sa.Table(  # as migration 0004 makes it
+    "feature_databases", sa.MetaData(),
+    sa.Column("name", sa.String(48), primary_key=True), sa.Column("owner_type", sa.String(8)),
+    sa.Column("owner", sa.String(128)), sa.Column("created", sa.DateTime(timezone=True)))
+
+
+class FeatureSharing:
+    """The feature store as seen by one platform: databases with owners, collections with access rules."""
+
+    def __init__(self, store: FeatureStore, policy: Policy) -> None:
+        self.store, self.policy = store, policy
+
+    # -- databases -----------------------------------------------------------------------------------------
+    def owner(self, database: str) -> tuple[str, str] | None:
+        """("user" or "group", name) of the database's owner; None while nobody has claimed it."""
+        with self.store.engine.connect() as connection:
+            row = connection.execute(sa.select(_DATABASES.c.owner_type, _DATABASES.c.owner).where(
+                _DATABASES.c.name == check_name(database, "database"))).first()
+        return (row.owner_type, row.owner) if row else None
+
+    def owns(self, principal: Principal, database: str) -> bool:
+        owner = self.owner(database)
+        return principal.is_admin or owner is not None and (
+            owner == ("user", principal.name) or owner[0] == "group" and owner[1] in principal.groups)
+
+    def claim(self, principal: Principal, database: str, group: str | None = None) -> tuple[str, str]:
+        """Make `database` the caller's (or, with `group`, one of the caller's groups'); owners may re-claim."""
+        if principal.anonymous or not principal.has_role("editor"):
+            raise PermissionDeniedError("creating feature databases and collections needs the editor role")
+        if group is not None and group not in principal.groups and not principal.is_admin:
+            raise PermissionDeniedError(f"you are not a member of group {group!r}")
+        current = self.owner(database)
+        if current is not None:
+            if not self.owns(principal, database):
+                raise ConflictError(f"database {database!r} belongs to {current[0]} {current[1]}; choose another name")
+            return current
+        owner = ("group", group) if group else ("user", str(principal.name))
+        with self.store.engine.begin() as connection:
+            connection.execute(_DATABASES.insert().values(name=database, owner_type=owner[0], owner=owner[1],
+                                                          created=datetime.now(timezone.utc)))
+        return owner
+
+    def databases(self, principal: Principal) -> list[dict[str, str]]:
+        """The databases the caller owns (all, for admins)."""
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(sa.select(_DATABASES).order_by(_DATABASES.c.name)).mappings().all()
+        return [{"name": r["name"], "owner": f"{r['owner_type']}:{r['owner']}"} for r in rows
+                if self.owns(principal, r["name"])]
+
+    # -- collections ---------------------------------------------------------------------------------------
+    def collections(self, principal: Principal, database: str | None = None) -> list[CollectionSpec]:
+        """The collections the caller may read (theirs, shared with them, public)."""
+        specs = {s.id: s for s in self.store.list(database)}
+        return [specs[i] for i in self.policy.visible(principal, KIND, list(specs))]
+
+    def create(self, principal: Principal, spec: CollectionSpec, group: str | None = None) -> CollectionSpec:
+        """A new collection, private to the database's owner (claiming the database if it is new)."""
+        spec = spec.checked()
+        owner_type, owner = self.claim(principal, spec.database, group)
+        created = self.store.create(replace(spec, owner=f"{owner_type}:{owner}"))
+        self._private(created.id, owner_type, owner)
+        return created
+
+    def drop(self, database: str, name: str) -> None:
+        spec = self.store.get(database, name)
+        self.store.drop(database, name)
+        self.policy.forget(KIND, spec.id)
+
+    def rename(self, database: str, name: str, new_name: str) -> CollectionSpec:
+        renamed = self.store.rename(database, name, new_name)
+        self.policy.move(KIND, f"{database}.{name}", renamed.id)
+        return renamed
+
+    def copy(self, principal: Principal, database: str, name: str, to_database: str, to_name: str) -> CollectionSpec:
+        """A copy in a database of the caller's, private to its owner."""
+        owner_type, owner = self.claim(principal, to_database)
+        copied = self.store.copy(database, name, to_database, to_name)
+        self._private(copied.id, owner_type, owner)
+        return copied
+
+    def may_write(self, principal: Principal, collection_id: str) -> bool:
+        return self.policy.allows(principal, "write", KIND, collection_id)
+
+    # -- sharing -------------------------------------------------------------------------------------------
+    def publish(self, collection_id: str, public: bool = True) -> Access:
+        """Make the collection readable by everyone (or take that back), keeping its grants."""
+        return self.policy.set_public(KIND, collection_id, public)
+
+    def grant(self, collection_id: str, subject_type: SubjectType, subject: str, permission: Action = "read") -> Access:
+        if not subject:
+            raise InputError("grant to a named user or group")
+        return self.policy.grant(KIND, collection_id, subject_type, subject, permission)
+
+    def revoke(self, collection_id: str, subject_type: SubjectType, subject: str) -> Access:
+        return self.policy.revoke(KIND, collection_id, subject_type, subject)
+
+    def _private(self, collection_id: str, owner_type: str, owner: str) -> None:
+        if owner_type == "group":  # members with the editor role write (the policy's owning project)
+            self.policy.set_access(KIND, collection_id, public=False, groups=[owner], owner=owner)
+        else:
+            self.policy.set_access(KIND, collection_id, public=False, users=[owner])
+            self.policy.grant(KIND, collection_id, "user", owner, "write")
+
