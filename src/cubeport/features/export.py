@@ -61,26 +61,36 @@ def _write(spec: CollectionSpec, chunks: Iterator[list[dict[str, Any]]], path: P
     import pyogrio
 
     writer = None
-    frames = (_frame(spec, part) for part in chunks)
     try:
-        for i, frame in enumerate(frames):
+        for i, part in enumerate(chunks):
             if format == "gpkg":
-                pyogrio.write_dataframe(frame, path, layer=spec.name, driver="GPKG", append=i > 0)
+                pyogrio.write_dataframe(_frame(spec, part), path, layer=spec.name, driver="GPKG", append=i > 0)
             else:
-                import pyarrow as pa
-
-                table = pa.table(frame.to_arrow(index=False, geometry_encoding="WKB"))
+                table = _table(spec, part)
                 writer = writer or pq.ParquetWriter(path, table.schema)
                 writer.write_table(table)
-        if writer is None and format == "gpkg" and not path.exists():
-            pyogrio.write_dataframe(_frame(spec, []), path, layer=spec.name, driver="GPKG")
-        elif writer is None and format == "parquet":
-            import pyarrow as pa
-
-            pq.write_table(pa.table(_frame(spec, []).to_arrow(index=False, geometry_encoding="WKB")), path)
+        if not path.exists() and writer is None:  # nothing selected: an empty file of the format
+            if format == "gpkg":
+                pyogrio.write_dataframe(_frame(spec, []), path, layer=spec.name, driver="GPKG")
+            else:
+                pq.write_table(_table(spec, []), path)
     finally:
         if writer is not None:
             writer.close()
+
+
+def _table(spec: CollectionSpec, features: list[dict[str, Any]]) -> Any:
+    """A GeoParquet table: the properties, WKB geometries, and the `geo` metadata of the GeoParquet 1.1
+    specification (written here: pyarrow does not know it, and geopandas only writes whole frames)."""
+    import pyarrow as pa
+    from pyproj import CRS
+
+    frame = _frame(spec, features)
+    table = pa.Table.from_pandas(frame.drop(columns="geometry"), preserve_index=False).append_column(
+        "geometry", pa.array(shapely.to_wkb(frame.geometry.values), pa.binary()))
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {
+        "encoding": "WKB", "geometry_types": [], "crs": CRS.from_epsg(spec.crs).to_json_dict()}}}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()})
 
 
 def _frame(spec: CollectionSpec, features: list[dict[str, Any]]) -> Any:

@@ -1,0 +1,207 @@
+"""The feature API over HTTP, on SQLite and on PostGIS: a geoDB-style life of a collection (create, fill,
+query with CQL2, share, change, export, drop), and bad input that gets a 4xx saying what is wrong while
+nothing is written."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pyogrio
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+GSHHG = "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def context(request, tmp_path_factory):
+    from cubeport.config import load_settings
+    from cubeport.context import Context
+
+    root = tmp_path_factory.mktemp("features-api")
+    url = None if request.param == "sqlite" else \
+        request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
+    context = Context(load_settings(data_root=str(root), database_url=url))
+    directory = context.auth.directory
+    for name, role, group in (("eva", "editor", "syke"), ("leo", "editor", "fmi"), ("mia", "viewer", "syke")):
+        directory.create_user(name, role=role)
+        if group not in {g.name for g in directory.groups()}:
+            directory.create_group(group)
+        directory.add_member(group, name)
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def as_user(client, context):
+    keys = {name: context.auth.create_key(name)[1] for name in ("eva", "leo", "mia")}
+
+    def call(name: str | None) -> TestClient:
+        client.headers.clear()
+        if name:
+            client.headers["X-API-Key"] = keys[name]
+        return client
+    return call
+
+
+def cities(data):
+    meta, _, wkb, fields = pyogrio.raw.read(data / "land/naturalearth_cities/naturalearth_cities.shp")
+    return [{"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": {"name": n, "rank": i % 10}}
+            for i, (g, n) in enumerate(zip(shapely.from_wkb(wkb), fields[0]))]
+
+
+def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
+    eva = as_user("eva")
+    created = eva.post("/features/collections", json={
+        "database": "eva", "name": "cities", "properties": {"name": "string", "rank": "integer"},
+        "geometry_type": "Point", "title": "Cities", "licence": "CC-BY-4.0", "keywords": ["towns"],
+        "provenance": "Natural Earth", "metadata_url": "https://example.org/records/cities.xml"})
+    assert created.status_code == 201, created.text
+    assert created.json()["owner"] == "user:eva" and created.json()["licence"] == "CC-BY-4.0"
+    assert any(link["rel"] == "describedby" for link in created.json()["links"])
+    features = cities(data)
+    assert eva.post("/features/collections/eva.cities/items",
+                    json={"type": "FeatureCollection", "features": features}).json() == {"written": 243}
+    assert [d["name"] for d in eva.get("/features/databases").json()] == ["eva"]
+    # private until shared: others do not see it at all
+    for other in (None, "leo", "mia"):
+        assert as_user(other).get("/features/collections/eva.cities").status_code == 404
+        assert "eva.cities" not in as_user(other).get("/features/collections").text
+    assert as_user("leo").post("/features/collections", json={"database": "eva", "name": "mine"}).status_code == 409
+    assert as_user("mia").post("/features/collections", json={"database": "mia", "name": "x"}).status_code == 403
+    # CQL2 text and JSON, sorting, paging, queryables
+    eva = as_user("eva")
+    queryables = eva.get("/features/collections/eva.cities/queryables").json()
+    assert queryables["properties"]["rank"] == {"type": "integer", "title": "rank"}
+    page = eva.get("/features/collections/eva.cities/items", params={
+        "filter": "rank >= 8 AND S_INTERSECTS(geometry, POLYGON((-30 30, 45 30, 45 75, -30 75, -30 30)))",
+        "sortby": "-rank,name", "limit": 5}).json()
+    expected = sorted((f for f in features if f["properties"]["rank"] >= 8
+                       and shapely.geometry.shape(f["geometry"]).within(shapely.box(-30, 30, 45, 75))),
+                      key=lambda f: (-f["properties"]["rank"], f["properties"]["name"]))
+    assert page["numberMatched"] == len(expected) > 5
+    assert [f["properties"]["name"] for f in page["features"]] == [f["properties"]["name"] for f in expected[:5]]
+    assert page["links"][-1]["rel"] == "next" and "offset=5" in page["links"][-1]["href"]
+    as_json = eva.get("/features/collections/eva.cities/items", params={
+        "filter-lang": "cql2-json", "filter": '{"op": "=", "args": [{"property": "name"}, "Helsinki"]}'}).json()
+    assert [f["properties"]["name"] for f in as_json["features"]] == ["Helsinki"]
+    # sharing: grant leo read, publish, revoke
+    assert eva.post("/features/collections/eva.cities/access/grants",
+                    json={"subject_type": "user", "subject": "leo"}).status_code == 200
+    assert as_user("leo").get("/features/collections/eva.cities/items", params={"limit": 1}).status_code == 200
+    assert as_user("leo").delete("/features/collections/eva.cities/items",
+                                 params={"filter": "id > 0"}).status_code == 403  # read, not write
+    eva = as_user("eva")
+    assert eva.put("/features/collections/eva.cities/access", json={"public": True}).json()["access"] == "public"
+    assert as_user(None).get("/features/collections/eva.cities").status_code == 200
+    eva = as_user("eva")
+    eva.put("/features/collections/eva.cities/access", json={"public": False})
+    eva.delete("/features/collections/eva.cities/access/grants/user/leo")
+    assert as_user("leo").get("/features/collections/eva.cities").status_code == 404
+    # changes by selection
+    eva = as_user("eva")
+    assert eva.patch("/features/collections/eva.cities/items", params={"filter": "rank = 0"},
+                     json={"properties": {"rank": 100}}).json()["updated"] == sum(
+        f["properties"]["rank"] == 0 for f in features)
+    assert eva.delete("/features/collections/eva.cities/items", params={"bbox": "-180,-90,0,90"}).json()["deleted"] \
+        == sum(shapely.geometry.shape(f["geometry"]).x <= 0 for f in features)
+    left = eva.get("/features/collections/eva.cities/items", params={"limit": 1}).json()["numberMatched"]
+    # export: every format reads back with the same features
+    for format, suffix in (("geojson", ".geojson"), ("gpkg", ".gpkg"), ("parquet", ".parquet")):
+        response = eva.get("/features/collections/eva.cities/export", params={"format": format, "sortby": "name"})
+        assert response.status_code == 200 and suffix in response.headers["content-disposition"]
+        if format == "parquet":
+            import geopandas
+
+            frame = geopandas.read_parquet(io.BytesIO(response.content))
+            assert frame.crs.to_epsg() == 4326
+        else:
+            frame = pyogrio.read_dataframe(io.BytesIO(response.content))
+        assert len(frame) == left and list(frame["name"]) == sorted(frame["name"])
+        assert set(frame["rank"]) <= set(range(1, 10)) | {100}
+    # rename and copy keep the access rules with the collection
+    assert eva.post("/features/collections/eva.cities/rename", json={"name": "towns"}).status_code == 200
+    assert as_user("leo").get("/features/collections/eva.towns").status_code == 404
+    eva = as_user("eva")
+    assert eva.get("/features/collections/eva.towns/items", params={"limit": 1}).json()["numberMatched"] == left
+    copied = eva.post("/features/collections/eva.towns/copy", json={"database": "eva", "name": "towns-copy"})
+    assert copied.status_code == 201 and copied.json()["id"] == "eva.towns-copy"
+    assert eva.delete("/features/collections/eva.towns").status_code == 200
+    assert eva.get("/features/collections/eva.towns").status_code == 404
+    assert eva.get("/features/collections/eva.towns-copy/items").json()["numberMatched"] == left
+
+
+def test_group_databases_are_shared_by_their_members(as_user):
+    eva = as_user("eva")
+    created = eva.post("/features/collections", json={"database": "syke-shared", "name": "stations",
+                                                       "properties": {"code": "string"}, "group": "syke"})
+    assert created.status_code == 201 and created.json()["owner"] == "group:syke"
+    assert as_user("mia").get("/features/collections/syke-shared.stations").status_code == 200  # a member reads
+    assert as_user("mia").post("/features/collections/syke-shared.stations/items", json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}).status_code == 403  # a viewer
+    assert as_user("leo").get("/features/collections/syke-shared.stations").status_code == 404
+    assert as_user("eva").post("/features/collections", json={
+        "database": "fmi-db", "name": "x", "group": "fmi"}).status_code == 403  # not her group
+
+
+def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
+    eva = as_user("eva")
+    assert eva.post("/features/collections", json={"database": "eva", "name": "lakes", "crs": 3067,
+                                                   "properties": {"name": "string", "depth": "number"},
+                                                   "geometry_type": "Polygon"}).status_code == 201
+    url = "/features/collections/eva.lakes/items"
+    square = {"type": "Polygon", "coordinates": [[[380000, 6670000], [381000, 6670000], [381000, 6671000],
+                                                   [380000, 6671000], [380000, 6670000]]]}
+    good = {"type": "Feature", "geometry": square, "properties": {"name": "Lake", "depth": 3.5}}
+    assert eva.post(url, json=good).status_code == 201
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    posts = [
+        ({**good, "geometry": bowtie}, "Self-intersection"),
+        ({**good, "geometry": {"type": "Polygon", "coordinates": [[[0, 0]]]}}, "no valid GeoJSON geometry"),
+        ({**good, "properties": {"depth": "deep"}}, "must be number"),
+        ({**good, "properties": {"colour": "blue"}}, "unknown properties colour"),
+        ({**good, "properties": {"name; DROP TABLE users": 1}}, "unknown properties"),
+        ({"type": "FeatureCollection", "features": [good, {**good, "geometry": {"type": "Point",
+                                                                               "coordinates": [1, 2]}}]},
+         "holds Polygon geometries"),
+        ({"type": "Topology"}, "FeatureCollection or Feature"),
+    ]
+    for body, says in posts:
+        response = eva.post(url, json=body)
+        assert 400 <= response.status_code < 500 and says in response.json()["detail"], (says, response.text)
+    gets = [
+        ({"filter": "name = 'x' OR 1=1; DROP TABLE users"}, "not valid cql2-text"),
+        ({"filter": "colour = 'blue'"}, "unknown property 'colour'"),
+        ({"filter": "depth > 'deep'"}, "compares a number with a string"),
+        ({"filter": "name = 'x'", "filter-lang": "sql"}, "filter-lang"),
+        ({"bbox": "1,2,3"}, "west,south,east,north"),
+        ({"bbox": "3,2,1,4"}, "west <= east"),
+        ({"bbox": "20,60,21,61", "bbox-crs": "EPSG:4326; DROP TABLE users"}, "bbox-crs"),
+        ({"bbox": "20,60,21,61", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/999999"}, "not an EPSG CRS"),
+        ({"sortby": "-colour"}, "unknown sort property colour"),
+        ({"properties": "name,colour"}, "unknown properties colour"),
+        ({"datetime": "2020-01-01T00:00:00Z"}, "no time property"),
+        ({"limit": 100_000}, "less than or equal to 10000"),
+    ]
+    for params, says in gets:
+        response = eva.get(url, params=params)
+        assert 400 <= response.status_code < 500 and says in response.text, (params, response.text)
+    creates = [
+        ({"database": "eva", "name": "Robert'); DROP TABLE users;--"}, "collection name"),
+        ({"database": "eva", "name": "x", "properties": {"a b": "string"}}, "property name"),
+        ({"database": "eva", "name": "x", "properties": {"a": "varchar"}}, "types: string"),
+        ({"database": "eva", "name": "x", "crs": "EPSG:99999"}, "not an EPSG CRS"),
+        ({"database": "eva", "name": "x", "geometry_type": "Blob"}, "geometry type"),
+        ({"database": "eva", "name": "lakes"}, "exists"),
+    ]
+    for body, says in creates:
+        response = eva.post("/features/collections", json=body)
+        assert 400 <= response.status_code < 500 and says in response.json()["detail"], (body, response.text)
+    assert eva.delete(url).status_code == 400  # deleting needs a selection
+    assert eva.patch(url, params={"filter": "id > 0"}, json={"properties": {"depth": "x"}}).status_code == 400
+    assert eva.get(url).json()["numberMatched"] == 1
+    assert eva.get(url).json()["features"][0]["properties"] == {"name": "Lake", "depth": 3.5}
+    assert [c["id"] for c in eva.get("/features/collections", params={"database": "eva"}).json()["collections"]
+            if c["id"] == "eva.x"] == []
