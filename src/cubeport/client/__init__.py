@@ -5,6 +5,7 @@
     >>> ds["chl"].sel(lat=60.2, lon=24.9, method="nearest").plot()
 
 Only the chunks a computation touches are fetched; access is checked by the server on every request.
+Feature collections: `FeatureClient` (geoDB-like calls, GeoDataFrames).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import xarray as xr
 import zarr
 
-__all__ = ["open_cube"]
+from cubeport.client.features import FeatureClient, FeatureClientError
+
+__all__ = ["FeatureClient", "FeatureClientError", "open_cube"]
 
 
 def open_cube(server: str, cube_id: str, *, api_key: str | None = None, token: str | None = None,
