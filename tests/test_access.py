@@ -58,6 +58,8 @@ SAMPLES = {
     ("GET", "/features/collections/{collectionId}/items"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
     ("GET", "/features/collections/{collectionId}/items/{featureId}"): {
         "path": {"collectionId": f"sec.{RESTRICTED}", "featureId": 1}},
+    ("GET", "/features/collections/{collectionId}/items/{featureId}/observations"): {
+        "path": {"collectionId": f"sec.{RESTRICTED}", "featureId": 1}},
     ("GET", "/features/collections/{collectionId}/queryables"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
     ("GET", "/features/collections/{collectionId}/export"): {"path": {"collectionId": f"sec.{RESTRICTED}"},
                                                              "params": {"format": "gpkg"}},

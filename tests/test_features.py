@@ -342,3 +342,45 @@ def test_upsert_update_delete_rename_and_copy(store, data):
     store.create(CollectionSpec("ne", "countries"))  # the old name (and its index names) are free again
     with pytest.raises(ConflictError):
         store.rename("ne", "nations", "countries")
+
+
+def test_observations_at_stations(store, tmp_path, data):
+    from datetime import datetime, timedelta, timezone
+
+    from cubeport.features.observations import Observations
+
+    geometries, rows = read(data / "land/naturalearth_cities/naturalearth_cities.shp")
+    store.create(CollectionSpec("syke", "stations", {"code": "string"}, geometry_type="Point"))
+    baltic = [(g, r["name"]) for g, r in zip(geometries, rows) if r["name"] in ("Helsinki", "Stockholm", "Tallinn")]
+    store.insert("syke", "stations", [{"geometry": g, "properties": {"code": name[:3].upper()}} for g, name in baltic])
+    start = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    lines = ["station,time,parameter,value,unit,quality"] + [
+        f"{code},{(start + timedelta(days=d)).isoformat()},chl,{1 + d * 0.5 + i},mg m-3,{'ok' if d % 3 else 'suspect'}"
+        for i, code in enumerate(("HEL", "STO", "TAL")) for d in range(10)]
+    lines.append(f"HEL,{start.isoformat()},temp,12.5,degC,ok")
+    path = tmp_path / "monitoring.csv"
+    path.write_text("\n".join(lines))
+    found = Observations(store)
+    assert found.import_csv("syke", "stations", path, station_property="code") == 31
+    helsinki = next(f["id"] for f in store.query("syke", "stations", properties=["code"])
+                    if f["properties"]["code"] == "HEL")
+    series = found.series("syke", "stations", helsinki, "chl")
+    assert [o["value"] for o in series] == [1 + d * 0.5 for d in range(10)]
+    assert series[0]["time"] == start and series[0]["quality"] == "suspect" and series[0]["unit"] == "mg m-3"
+    assert [p["parameter"] for p in found.parameters("syke", "stations", helsinki)] == ["chl", "temp"]
+    window = found.series("syke", "stations", helsinki, "chl", "2024-05-03T00:00:00Z/2024-05-05T00:00:00Z")
+    assert [o["time"].day for o in window] == [3, 4, 5]
+    # a corrected delivery replaces the stored values of the same station, parameter and time
+    path.write_text(f"station,time,parameter,value\nHEL,{start.isoformat()},chl,9.0\n")
+    assert found.import_csv("syke", "stations", path, station_property="code") == 1
+    assert found.series("syke", "stations", helsinki, "chl")[0]["value"] == 9.0
+    for text, says in ((f"station,time,parameter,value\nOSL,{start.isoformat()},chl,1\n", "unknown station 'OSL'"),
+                       ("station,time,parameter,value\nHEL,yesterday,chl,1\n", "not an ISO 8601 time"),
+                       (f"station,time,parameter,value\nHEL,{start.isoformat()},chl,high\n", "not a number"),
+                       ("station,when,parameter,value\n", "missing columns time")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=says):
+            found.import_csv("syke", "stations", path, station_property="code")
+    assert len(found.series("syke", "stations", helsinki, "chl")) == 10
+    with pytest.raises(InputError, match="parameters: chl, temp"):
+        found.series("syke", "stations", helsinki, "oxygen")

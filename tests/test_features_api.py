@@ -205,3 +205,25 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
     assert eva.get(url).json()["features"][0]["properties"] == {"name": "Lake", "depth": 3.5}
     assert [c["id"] for c in eva.get("/features/collections", params={"database": "eva"}).json()["collections"]
             if c["id"] == "eva.x"] == []
+
+
+def test_station_time_series_route(as_user, context, tmp_path):
+    from cubeport.features.observations import Observations
+
+    eva = as_user("eva")
+    eva.post("/features/collections", json={"database": "eva", "name": "stations", "properties": {"code": "string"}})
+    eva.post("/features/collections/eva.stations/items", json={"type": "Feature", "properties": {"code": "LL7"},
+                                                               "geometry": {"type": "Point", "coordinates": [24.8, 59.9]}})
+    csv = tmp_path / "ll7.csv"
+    csv.write_text("station,time,parameter,value,unit,quality\n" + "".join(
+        f"LL7,2024-06-{d:02d}T08:00:00Z,chl,{d / 2},mg m-3,ok\n" for d in range(1, 8)))
+    Observations(context.features).import_csv("eva", "stations", csv, station_property="code")
+    url = "/features/collections/eva.stations/items/1/observations"
+    assert eva.get(url).json()["parameters"][0] | {"first": None, "last": None} == {
+        "parameter": "chl", "unit": "mg m-3", "count": 7, "first": None, "last": None}
+    series = eva.get(url, params={"parameter": "chl", "datetime": "2024-06-03T00:00:00Z/.."}).json()
+    assert series["unit"] == "mg m-3" and [o["value"] for o in series["observations"]] == [d / 2 for d in range(3, 8)]
+    assert series["observations"][0]["time"].startswith("2024-06-03T08:00:00")
+    assert eva.get(url, params={"parameter": "oxygen"}).status_code == 400
+    assert eva.get("/features/collections/eva.stations/items/99/observations").status_code == 404
+    assert as_user("leo").get(url).status_code == 404

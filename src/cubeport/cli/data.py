@@ -270,6 +270,26 @@ def features_import(
               f"{', '.join(f'{k} ({v})' for k, v in spec.properties.items()) or 'none'}")
 
 
+@features_app.command("observations")
+def features_observations(
+    source: Annotated[str, typer.Argument(metavar="CSV", help="columns station,time,parameter,value[,unit,quality]")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="The station collection, database.name")],
+    station_property: Annotated[Optional[str], typer.Option(
+        help="Property naming the stations in the CSV's station column [default: feature ids]")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Import in-situ monitoring data (CSV) at the stations of a station collection (all or nothing)."""
+    from pathlib import Path
+
+    from cubeport.features.observations import Observations
+
+    database, _, name = collection.partition(".")
+    if not Path(source).exists():
+        raise InputError(f"{source}: no such file")
+    count = Observations(context_for(data_root).features).import_csv(database, name, Path(source), station_property)
+    out.print(f"{count} observations at the stations of {collection}")
+
+
 @features_app.command("list")
 def features_list(
     database: Annotated[Optional[str], typer.Option("--database", "-d", help="Only this database")] = None,

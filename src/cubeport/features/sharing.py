@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from cubeport.auth.policy import Access, Action, Policy, SubjectType
 from cubeport.auth.principal import Principal
 from cubeport.errors import ConflictError, InputError, PermissionDeniedError
+from cubeport.features.observations import Observations
 from cubeport.features.schema import CollectionSpec, check_name
 from cubeport.features.store import FeatureStore
 
@@ -88,11 +89,13 @@ class FeatureSharing:
     def drop(self, database: str, name: str) -> None:
         spec = self.store.get(database, name)
         self.store.drop(database, name)
+        Observations(self.store).drop(spec.id)
         self.policy.forget(KIND, spec.id)
 
     def rename(self, database: str, name: str, new_name: str) -> CollectionSpec:
         renamed = self.store.rename(database, name, new_name)
         self.policy.move(KIND, f"{database}.{name}", renamed.id)
+        Observations(self.store).move(f"{database}.{name}", renamed.id)
         return renamed
 
     def copy(self, principal: Principal, database: str, name: str, to_database: str, to_name: str) -> CollectionSpec:

@@ -183,6 +183,23 @@ def item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep
                     media_type=GEOJSON)
 
 
+@router.get("/collections/{collectionId}/items/{featureId}/observations", summary="In-situ observations at a "
+            "station: its parameters, or one parameter's time series", dependencies=[Depends(READ)])
+def observations(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep,
+                 parameter: Annotated[str | None, Query(max_length=64)] = None,
+                 datetime: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
+    from cubeport.features.observations import Observations
+
+    found = Observations(context.features)
+    database, name = split_id(collection_id)
+    if parameter is None:
+        context.features.feature(database, name, feature_id)
+        return {"station": feature_id, "parameters": found.parameters(database, name, feature_id)}
+    series = found.series(database, name, feature_id, parameter, datetime)
+    return {"station": feature_id, "parameter": parameter, "unit": series[0]["unit"] if series else "",
+            "observations": [{k: v for k, v in o.items() if k != "unit"} for o in series]}
+
+
 @router.get("/collections/{collectionId}/export", summary="The selected features as a GeoJSON, GeoPackage or "
             "GeoParquet file", response_class=StreamingResponse, dependencies=[Depends(READ)])
 def export_features(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
