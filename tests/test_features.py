@@ -117,7 +117,12 @@ def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
     geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": r}
         for g, r in zip(geometries, rows)]}))
-    for source, extra, expected in ((cities, [], 243), (data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg", [], 31_363),
+    parquet = tmp_path / "cities.parquet"
+    import geopandas
+
+    geopandas.read_file(cities).to_crs(3035).to_parquet(parquet)
+    for source, extra, expected in ((cities, [], 243), (parquet, ["-c", "cities_laea"], 243),
+                                    (data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg", [], 31_363),
                                     (geojson, ["-c", "cities_json"], 243), (csv, ["--x", "lon", "--y", "lat"], 243)):
         result = cli("features", "import", str(source), "-d", "ne", *extra, "--data-root", root)
         assert result.returncode == 0, result.stderr
@@ -126,6 +131,7 @@ def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
     import re
 
     assert re.search(r"ne\.naturalearth_cities\s+243 features\s+EPSG:4326", listed)
+    assert re.search(r"ne\.cities_laea\s+243 features\s+EPSG:3035", listed)
     assert re.search(r"ne\.gshhg_full_baltic_9_31e_53_66_5n\s+31363 features", listed) and "ne.stations" in listed
     from cubeport.config import load_settings
     from cubeport.context import Context

@@ -18,6 +18,7 @@ from cubeport.features.schema import RESERVED, CollectionSpec, check_name
 from cubeport.features.store import CHUNK, FeatureStore
 
 Progress = Callable[[int, int], None]  # (features done, features in all)
+PARQUET = (".parquet", ".geoparquet")
 _TYPES = {"i": "integer", "u": "integer", "f": "number", "b": "boolean", "M": "datetime"}
 
 
@@ -41,7 +42,7 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
             raise InputError("give both the x (longitude) and y (latitude) columns")
         options.update(X_POSSIBLE_NAMES=x, Y_POSSIBLE_NAMES=y, KEEP_GEOM_COLUMNS="NO", AUTODETECT_TYPE="YES")
     try:
-        info = pyogrio.read_info(path, **options)
+        info = _parquet_info(path) if Path(path).suffix in PARQUET else pyogrio.read_info(path, **options)
     except Exception as exc:  # noqa: BLE001 - GDAL's errors vary; all mean "cannot read this file"
         raise InputError(f"{path}: not a vector file GDAL reads ({str(exc).splitlines()[0]})") from None
     if info["geometry_type"] is None:
@@ -60,8 +61,9 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
 
     def features() -> Iterator[dict[str, Any]]:
         done = 0
-        while True:
-            _, _, wkb, values = pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)
+        batches = _parquet_batches(path, chunk) if Path(path).suffix in PARQUET else iter(
+            lambda: pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)[2:], None)
+        for wkb, values in batches:
             if not len(wkb):
                 return
             geometries = shapely.from_wkb(wkb)
@@ -78,6 +80,45 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
         store.drop(spec.database, spec.name)
         raise InputError(f"{path}: {exc}; nothing was imported") from None
     return spec, count
+
+
+def _parquet_info(path: Path) -> dict[str, Any]:
+    """What pyogrio's read_info says of a file, for GeoParquet (the GDAL in pyogrio's wheels has no Parquet
+    driver), from the file's schema and its `geo` metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+    from pyproj import CRS
+
+    file = pq.ParquetFile(path)
+    schema = file.schema_arrow
+    geo = json.loads((schema.metadata or {}).get(b"geo", b"null"))
+    if not geo:
+        raise InputError(f"{path}: a Parquet file without GeoParquet metadata")
+    column = geo["primary_column"]
+    crs = geo["columns"][column].get("crs", "OGC:CRS84")
+    types = geo["columns"][column].get("geometry_types") or []
+    fields = [n for n in schema.names if n != column]
+    return {"fields": fields, "dtypes": [_numpy_dtype(schema.field(n).type) for n in fields],
+            "crs": None if crs is None else CRS.from_user_input(crs).to_epsg() or 4326,
+            "geometry_type": types[0] if len(types) == 1 else "Unknown", "features": file.metadata.num_rows,
+            "geometry_column": column}
+
+
+def _parquet_batches(path: Path, chunk: int) -> Iterator[tuple[Any, list[Any]]]:
+    import pyarrow.parquet as pq
+
+    info = _parquet_info(path)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk):
+        yield (batch.column(info["geometry_column"]).to_numpy(zero_copy_only=False),
+               [batch.column(n).to_numpy(zero_copy_only=False) for n in info["fields"]])
+
+
+def _numpy_dtype(arrow_type: Any) -> Any:
+    try:
+        return np.dtype(arrow_type.to_pandas_dtype())
+    except (NotImplementedError, TypeError):
+        return np.dtype(object)
 
 
 def _plain(value: Any) -> Any:
