@@ -3,7 +3,7 @@ GeoJSON through the HTTP API against the same query run directly through psycopg
 
 Insert: `store.insert` of all 31,363 GSHHG "full" polygons of the Baltic (the importer's path: shapely
 geometries plus two properties) into a fresh collection, on SQLite and on PostGIS; features/s. On PostGIS
-a psycopg `COPY` of the same rows (WKB) into a table of the same shape, GiST index included, is the floor.
+a psycopg `COPY` of the same rows (hex EWKB) into a table of the same shape, GiST index included, is the floor.
 
 Query: a bbox over the Archipelago Sea that selects about 10,000 polygons (found by counting, 2:1 in
 degrees, the count is reported). `GET /features/collections/bench.gshhg/items?bbox=...&limit=10000` is
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import pstats
 import shutil
 import sys
@@ -54,6 +55,9 @@ DATABASE, COLLECTION = "bench", "gshhg"
 PROPERTIES = {"gshhg_id": "integer", "area_km2": "number"}
 GOAL = 1.5
 LIMIT = 10_000  # the API's largest page
+RAW = "raw psycopg, GeoJSON from SQL (floor)"
+RAW_JSON_AGG = "raw psycopg, json_agg(ST_AsGeoJSON(t.*))"
+RAW_WKB = "raw psycopg, rows with ST_AsBinary"
 
 
 # -- data ---------------------------------------------------------------------------------------------------------
@@ -130,11 +134,20 @@ def raw_queries(table: str, bbox: tuple[float, float, float, float]) -> dict[str
     envelope = f"ST_MakeEnvelope({', '.join(map(repr, bbox))}, 4326)"
     selected = (f'SELECT id, geometry, gshhg_id, area_km2 FROM "{table}" WHERE ST_Intersects(geometry, {envelope}) '
                 f"ORDER BY id LIMIT {LIMIT}")
+    properties = ", ".join(f"'{p}', {p}" for p in PROPERTIES)
+    feature = ("""'{"type":"Feature","id":' || id || ',"geometry":' || ST_AsGeoJSON(geometry) || """
+               f"""',"properties":' || json_build_object({properties})::text || '}}'""")
     return {
-        # the whole FeatureCollection made in the database, fetched as one text value
-        "geojson": ("SELECT json_build_object('type', 'FeatureCollection', 'features', "
-                    "coalesce(json_agg(ST_AsGeoJSON(t.*)::json), '[]'::json))::text "
-                    f"FROM ({selected}) t"),
+        # the floor: the whole FeatureCollection made in the database as text (features shaped as Cubeport's:
+        # id, geometry, properties) and fetched as one value; the cheapest of the forms tried
+        "geojson": ("""SELECT '{"type":"FeatureCollection","features":[' || """
+                    f"""coalesce(string_agg({feature}, ',' ORDER BY id), '') || ']}}' FROM ({selected}) t"""),
+        # the same feature texts, one row each (for the profile's suggestions)
+        "feature_rows": f"SELECT {feature} FROM ({selected}) t ORDER BY id",
+        # the usual textbook form: json_agg of ST_AsGeoJSON(record) (the id lands among the properties)
+        "geojson_json_agg": ("SELECT json_build_object('type', 'FeatureCollection', 'features', "
+                             "coalesce(json_agg(ST_AsGeoJSON(t.*)::json ORDER BY id), '[]'::json))::text "
+                             f"FROM ({selected}) t"),
         "wkb": selected.replace("SELECT id, geometry,", "SELECT id, ST_AsBinary(geometry),", 1),
     }
 
@@ -197,19 +210,45 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
         head = f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{len(found)},"links":[]'
         return head + f',"features":[{",".join(geojson_features(s.crs, found))}]}}'
 
+    geojson_query = sa.select(data.c.id, sa.func.ST_AsGeoJSON(data.c.geometry, 15).label("geojson"),
+                              *(data.c[p] for p in chosen)).where(
+        *store._where(spec, data, selection)).order_by(data.c.id).limit(LIMIT)
+
+    def geojson_in_sql() -> str:
+        """A suggestion, for a collection in EPSG:4326: the geometry as GeoJSON text from the database,
+        the feature text assembled in Python, no shapely at all."""
+        with store.engine.connect() as connection:
+            rows = connection.execute(geojson_query).all()
+        return ",".join(f'{{"type":"Feature","id":{r[0]},"geometry":{r[1]},"properties":'
+                        f'{json.dumps(dict(zip(chosen, r[2:])))}}}' for r in rows)
+
+    texts_query = raw_queries(data.name, selection.bbox)["feature_rows"]  # type: ignore[arg-type]
+
+    def texts_in_sql() -> str:
+        """A suggestion: each feature's whole text made in the SELECT, the page joined in Python."""
+        with store.engine.connect() as connection:
+            return ",".join(r[0] for r in connection.exec_driver_sql(texts_query))
+
     found = list(store.query(DATABASE, COLLECTION, selection, limit=LIMIT))
     texts = geojson_features(spec.crs, found)
+    rows = rows_only()
+    wkbs = [r.wkb for r in rows]
     steps: dict[str, Callable[[], Any]] = {
         "store.get (collection spec)": lambda: store.get(DATABASE, COLLECTION),
         "store.query, listed (SQL + shapely.from_wkb + dicts)": lambda: list(
             store.query(DATABASE, COLLECTION, selection, limit=LIMIT)),
-        "  of which: the same SELECT, rows only (SQLAlchemy fetchall)": rows_only,
-        "  of which: shapely.from_wkb of the rows, one by one": lambda: [shapely.from_wkb(f["geometry"].wkb)
-                                                                        for f in found],
-        "store.count (numberMatched)": lambda: store.count(DATABASE, COLLECTION, selection),
-        "geojson_features (shapely.to_geojson + json.dumps)": lambda: geojson_features(spec.crs, found),
+        "  of which: the same SELECT, rows only (fetchall, no server cursor)": rows_only,
+        "  of which: shapely.from_wkb of the rows, one call per row": lambda: [shapely.from_wkb(w) for w in wkbs],
+        "store.count (numberMatched, a second ST_Intersects query)": lambda: store.count(
+            DATABASE, COLLECTION, selection),
+        "geojson_features (shapely.to_geojson + json.dumps per feature)": lambda: geojson_features(spec.crs, found),
+        "  of which: shapely.to_geojson of the geometries (one call)": lambda: shapely.to_geojson(
+            [f["geometry"] for f in found]),
         "joining the response text": lambda: ",".join(texts),
         "the whole handler body": handler,
+        "alternative: shapely.from_wkb, one call for all rows": lambda: shapely.from_wkb(wkbs),
+        "alternative: ST_AsGeoJSON in the SELECT, text joined in Python": geojson_in_sql,
+        "alternative: each feature's text made in the SELECT, joined in Python": texts_in_sql,
     }
     times, _ = measure(steps, repeats)
     profiler = cProfile.Profile()
@@ -219,8 +258,28 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
-    return {"median_ms": {name: median(t) for name, t in times.items()},
-            "cprofile_tottime_top": out.getvalue().split("\n", 5)[-1].strip()}
+    return {"median_ms": {name: median(t) for name, t in times.items()}, "cprofile_tottime_top": _top(out)}
+
+
+def insert_profile(store: FeatureStore, features: list[dict[str, Any]]) -> str:
+    """cProfile of one `store.insert` of the features into a fresh collection (dropped after): top by tottime."""
+    store.create(CollectionSpec(database=DATABASE, name="profile", properties=PROPERTIES, geometry_type="Polygon"))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    store.insert(DATABASE, "profile", features)
+    profiler.disable()
+    store.drop(DATABASE, "profile")
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    return _top(out)
+
+
+def _top(out: io.StringIO) -> str:
+    """The table of pstats output, with shorter file names."""
+    text = out.getvalue().split("\n", 5)[-1].strip()
+    for folder in (REPO / "src", Path(sa.__file__).parents[1], Path(json.__file__).parents[1]):
+        text = text.replace(f"{folder}/", "")
+    return text
 
 
 # -- the run ------------------------------------------------------------------------------------------------------
@@ -231,6 +290,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         features = features[: len(features) // 4]
     bbox = find_bbox(geometries, (args.center_lon, args.center_lat), args.target)
     hits = shapely.STRtree(geometries).query(shapely.box(*bbox), predicate="intersects")
+    hits = hits[hits < len(features)]  # with --quick, only the inserted ones
     print(f"read {len(geometries)} polygons, bbox {bbox} meets {len(hits)} ({time.perf_counter() - t0:.1f} s)",
           flush=True)
     work = Path(tempfile.mkdtemp(prefix="cubeport-features-bench-", dir=args.tmp))
@@ -262,10 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         selection = Selection(bbox=bbox)
         counts = {backend: store.count(DATABASE, COLLECTION, selection) for backend, store in stores.items()}
-        if args.quick:  # a quarter of the features: the bbox selects fewer
-            expected = len(set(hits.tolist()) & set(range(len(features))))
-        else:
-            expected = len(hits)
+        expected = len(hits)
         assert counts == {"postgis": expected, "sqlite": expected}, (counts, expected)
 
         # query: Cubeport over HTTP on PostGIS, interleaved with the raw psycopg queries on the same database
@@ -278,21 +335,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with httpx.Client(base_url=server.url, timeout=120) as client, psycopg.connect(conninfo) as connection:
             versions = connection.execute("SELECT version(), postgis_lib_version()").fetchone()
             cases = {"cubeport HTTP, PostGIS": lambda: get_items(client, path),
-                     "raw psycopg, GeoJSON from SQL": lambda: fetch_geojson(connection, sqls["geojson"]),
-                     "raw psycopg, rows with ST_AsBinary": lambda: fetch_rows(connection, sqls["wkb"])}
+                     RAW: lambda: fetch_geojson(connection, sqls["geojson"]),
+                     RAW_JSON_AGG: lambda: fetch_geojson(connection, sqls["geojson_json_agg"]),
+                     RAW_WKB: lambda: fetch_rows(connection, sqls["wkb"])}
             times, answers = measure(cases, args.repeats)
         server.stop()
         servers.remove(server)
 
-        import json
-
         body = json.loads(answers["cubeport HTTP, PostGIS"])
-        raw = json.loads(answers["raw psycopg, GeoJSON from SQL"])
-        assert body["numberReturned"] == len(raw["features"]) == len(answers["raw psycopg, rows with ST_AsBinary"]) \
-            == expected, (body["numberReturned"], len(raw["features"]), expected)
-        assert [f["id"] for f in body["features"]] == [f["properties"]["id"] for f in raw["features"]]
+        raw = json.loads(answers[RAW])
+        textbook = json.loads(answers[RAW_JSON_AGG])
+        ids = [f["id"] for f in body["features"]]
+        assert len(ids) == body["numberReturned"] == body["numberMatched"] == expected, (len(ids), expected)
+        assert ids == [f["id"] for f in raw["features"]] == [f["properties"]["id"] for f in textbook["features"]]
+        assert ids == [row[0] for row in answers[RAW_WKB]]
+        assert body["features"][0]["properties"] == raw["features"][0]["properties"]
         sizes = {"cubeport HTTP, PostGIS": len(answers["cubeport HTTP, PostGIS"]),
-                 "raw psycopg, GeoJSON from SQL": len(answers["raw psycopg, GeoJSON from SQL"].encode())}
+                 RAW: len(answers[RAW].encode()), RAW_JSON_AGG: len(answers[RAW_JSON_AGG].encode())}
 
         server = start_cubeport(sqlite_ctx.settings.effective_database_url, work / "sqlite-root",
                                 work / "cubeport-sqlite.log")
@@ -306,7 +365,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         times.update(sqlite_times)
         sizes["cubeport HTTP, SQLite"] = len(sqlite_answers["cubeport HTTP, SQLite"])
 
-        floor = median(times["raw psycopg, GeoJSON from SQL"])
+        floor = median(times[RAW])
         for case, ms in times.items():
             result["query"][case] = {"runs_ms": ms, "median_ms": median(ms), "min_ms": min(ms),
                                      "x_raw_geojson": median(ms) / floor, "bytes": sizes.get(case)}
@@ -316,6 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if ratio > GOAL or args.profile:
             print(f"ratio {ratio:.2f} > {GOAL}: profiling the handler's steps in process", flush=True)
             result["profile_postgis"] = handler_steps(stores["postgis"], selection, args.repeats)
+            result["profile_postgis"]["insert_cprofile_tottime_top"] = insert_profile(stores["postgis"], features)
         pg_db.dispose()
         sqlite_ctx.db.dispose()
     finally:
@@ -336,8 +396,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(payload: dict[str, Any]) -> str:
     box = payload["bbox"]
     lines = [f"{payload['data']['inserted']} GSHHG polygons inserted; bbox {tuple(box['west_south_east_north'])} "
-             f"selects {box['features']} polygons, {box['vertices']} vertices (largest {box['largest_polygon_vertices']})",
-             ""]
+             f"selects {box['features']} polygons, {box['vertices']} vertices "
+             f"(largest {box['largest_polygon_vertices']})", ""]
     rows = [[case, r["features"], r["median_s"], r["features_per_s"]] for case, r in payload["insert"].items()]
     lines += [table(["insert", "features", "median s", "features/s"], rows), ""]
     rows = [[case, r["median_ms"], r["min_ms"], r["x_raw_geojson"], r["bytes"] or "-"]
@@ -348,25 +408,32 @@ def report(payload: dict[str, Any]) -> str:
                  f"{'met' if payload['goal_met'] else 'missed'})")
     if "profile_postgis" in payload:
         steps = payload["profile_postgis"]["median_ms"]
+        http = payload["query"]["cubeport HTTP, PostGIS"]["median_ms"]
         lines += ["", table(["items handler in process, PostGIS", "median ms"], [[k, v] for k, v in steps.items()]),
-                  "", payload["profile_postgis"]["cprofile_tottime_top"]]
+                  f"HTTP request minus the handler body in process: {http - steps['the whole handler body']:.0f} ms "
+                  "(FastAPI, uvicorn, 2 processes on 2 cores, reading the response; measured apart, so rough)",
+                  "", "cProfile of the handler body, 3 calls, by tottime:",
+                  payload["profile_postgis"]["cprofile_tottime_top"],
+                  "", "cProfile of store.insert on PostGIS, by tottime:",
+                  payload["profile_postgis"]["insert_cprofile_tottime_top"]]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed queries per case after one warm-up")
-    parser.add_argument("--insert-repeats", type=int, default=1, help="inserts per backend, each a fresh collection")
+    parser.add_argument("--insert-repeats", type=int, default=3, help="inserts per backend, each a fresh collection")
     parser.add_argument("--target", type=int, default=LIMIT, help="most features the bbox may select")
     parser.add_argument("--center-lon", type=float, default=21.0)
     parser.add_argument("--center-lat", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="a quarter of the polygons, 7 repeats (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the polygons, one insert, 7 repeats "
+                        "(a smoke test: the bbox then selects fewer features)")
     parser.add_argument("--profile", action="store_true", help="profile the handler even if the goal is met")
     parser.add_argument("--tmp", default=None, help="parent folder of the temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats = min(args.repeats, 7)
+        args.repeats, args.insert_repeats = min(args.repeats, 7), 1
     run_and_report("features", run, report, args)
 
 
