@@ -42,3 +42,16 @@ def context_with(root: Path, data: Path, cubes: dict[str, str], **ingest_options
                       **ingest_options)
         context.catalogue.register(info, context.cubes)
     return context
+
+
+TEAM = (("leo", "editor", "fmi"), ("mia", "viewer", "syke"), ("eva", "editor", "syke"))
+
+
+def add_users(context, users=TEAM) -> None:  # type: ignore[no-untyped-def]
+    """Users with a role, each in a group (created on first use): (name, role, group)."""
+    directory = context.auth.directory
+    for name, role, group in users:
+        directory.create_user(name, role=role)
+        if group not in {g.name for g in directory.groups()}:
+            directory.create_group(group)
+        directory.add_member(group, name)

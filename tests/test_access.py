@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from cubeport.api.security import Guard
 from cubeport.features.schema import CollectionSpec
 
-from helpers import context_with
+from helpers import add_users, context_with
 
 RESTRICTED = "secret-cube"
 POINT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [20.0, 58.5]}, "properties": {"name": "a"}}
@@ -129,12 +129,7 @@ def context(tmp_path_factory, data):
         if name != "open-cube":
             context.policy.set_access("collection", f"sec.{name}", public=False, groups=["syke"])
             context.policy.grant("collection", f"sec.{name}", "user", "eva", "write")
-    directory = context.auth.directory
-    for name, role, group in (("leo", "editor", "fmi"), ("mia", "viewer", "syke"), ("eva", "editor", "syke")):
-        directory.create_user(name, role=role)
-        if group not in {g.name for g in directory.groups()}:
-            directory.create_group(group)
-        directory.add_member(group, name)
+    add_users(context)
     yield context
     context.close()
 

@@ -35,7 +35,8 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / sa.func.nullif(b, 0)}  # NULL, not a database error, for a division by zero
 _KIND = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
          "datetime": "datetime", "json": "json"}
 
@@ -92,7 +93,7 @@ class FilterCompiler:
         if op == "like":
             (left, kind), (pattern, other) = self.value(args[0]), self.value(args[1])
             self._same(op, kind, other, "string")
-            return left.like(pattern) if hasattr(left, "like") else sa.literal(left).like(pattern)
+            return _sql(left).like(pattern)
         if op == "between":
             (value, kind), (low, k1), (high, k2) = (self.value(a) for a in args)
             self._same(op, kind, k1, "number")
@@ -103,11 +104,10 @@ class FilterCompiler:
             options = [self.value(a) for a in args[1]]
             for _, other in options:
                 self._same(op, kind, other)
-            return sa.literal(value).in_([o for o, _ in options]) if not hasattr(value, "in_") else \
-                value.in_([o for o, _ in options])
+            return _sql(value).in_([o for o, _ in options])
         if op == "isnull":
             value, _ = self.value(args[0])
-            return value.is_(None) if hasattr(value, "is_") else sa.literal(value is None)
+            return _sql(value).is_(None)
         if op in SPATIAL:
             return self._spatial(op, args)
         if op.startswith("t_"):
@@ -133,7 +133,7 @@ class FilterCompiler:
                                  f"{', '.join(['geometry', *self.kinds])}")
             return self.columns[name], self.kinds[name]
         if isinstance(node, dict) and ("timestamp" in node or "date" in node):
-            return _instant(node.get("timestamp") or node["date"]), "datetime"
+            return parse_instant(node.get("timestamp") or node["date"]), "datetime"
         if isinstance(node, dict) and ("type" in node or "bbox" in node):
             return self._geometry(node), "geometry"
         if isinstance(node, dict) and "op" in node:
@@ -155,6 +155,8 @@ class FilterCompiler:
             geometry = box(*node["bbox"][:2], *node["bbox"][-2:]) if "bbox" in node else shape(node)
         except (TypeError, ValueError, KeyError, IndexError, shapely.errors.ShapelyError) as exc:
             raise InputError(f"filter: invalid geometry literal ({exc})") from None
+        if geometry.is_empty or not geometry.is_valid:  # GEOS would fail on it inside the query
+            raise InputError(f"filter: invalid geometry literal: {shapely.is_valid_reason(geometry)}")
         if self.to_storage is not None:
             geometry = shapely.transform(geometry, self.to_storage, interleaved=False)
         return geometry
@@ -173,7 +175,7 @@ class FilterCompiler:
                              f"datetime properties: {', '.join(k for k, v in self.kinds.items() if v == 'datetime')}")
         other = args[1]
         if isinstance(other, dict) and "interval" in other:
-            start, end = (None if v in ("..", None) else _instant(v) for v in other["interval"])
+            start, end = (None if v in ("..", None) else parse_instant(v) for v in other["interval"])
         else:
             start = end = self.value(other)[0]
         within = sa.and_(value >= start if start is not None else sa.true(),
@@ -192,13 +194,18 @@ class FilterCompiler:
                              + (f"; it needs {required}s" if required else "; give values of the property's type"))
 
 
+def _sql(value: Any) -> Any:
+    """A column expression as is, a Python literal as an SQL literal (so both have .like, .in_, .is_)."""
+    return value if isinstance(value, sa.ColumnElement) else sa.literal(value)
+
+
 def _op(node: Any) -> tuple[str, list[Any]]:
     if not isinstance(node, dict) or "op" not in node:
         raise InputError(f"filter: expected a boolean expression, not {json.dumps(node)[:200]}")
     return str(node["op"]).lower(), list(node.get("args", []))
 
 
-def _instant(text: str) -> datetime:
+def parse_instant(text: str) -> datetime:
     """A CQL2 timestamp or date as an aware UTC datetime (dates as their midnight)."""
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
@@ -213,9 +220,9 @@ def _instant(text: str) -> datetime:
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
     """The OGC API `datetime` parameter (an instant, or an interval start/end with `..` open ends) as a range."""
     parts = text.split("/")
-    if len(parts) > 2 or not all(parts) and len(parts) == 1:
+    if len(parts) > 2 or not text:
         raise InputError(f"datetime {text!r}: give an RFC 3339 instant or an interval start/end ('..' for open)")
-    ends = [None if p in ("..", "") else _instant(p) for p in parts]
+    ends = [None if p in ("..", "") else parse_instant(p) for p in parts]
     start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
     if start is not None and end is not None and start > end:
         raise InputError(f"datetime {text!r}: the interval ends before it starts")

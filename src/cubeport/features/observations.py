@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from cubeport.errors import InputError
-from cubeport.features.filters import parse_datetime
+from cubeport.db import as_utc
+from cubeport.features.filters import parse_datetime, parse_instant
 from cubeport.features.store import CHUNK, FeatureStore
 
 COLUMNS = ("station", "time", "parameter", "value", "unit", "quality")
@@ -73,7 +73,7 @@ class Observations:
                           sa.func.max(_TABLE.c.time).label("last")).where(
             _TABLE.c.collection == spec.id, _TABLE.c.station == station).group_by(_TABLE.c.parameter)
         with self.store.engine.connect() as connection:
-            return [{**row._mapping, "first": _utc(row.first), "last": _utc(row.last)}
+            return [{**row._mapping, "first": as_utc(row.first), "last": as_utc(row.last)}
                     for row in connection.execute(query.order_by(_TABLE.c.parameter))]
 
     def series(self, database: str, name: str, station: int, parameter: str,
@@ -93,7 +93,7 @@ class Observations:
         if not rows and parameter not in {p["parameter"] for p in self.parameters(database, name, station)}:
             known = ", ".join(p["parameter"] for p in self.parameters(database, name, station)) or "none"
             raise InputError(f"no parameter {parameter!r} at station {station}; parameters: {known}")
-        return [{"time": _utc(r.time), "value": r.value, "unit": r.unit, "quality": r.quality} for r in rows]
+        return [{"time": as_utc(r.time), "value": r.value, "unit": r.unit, "quality": r.quality} for r in rows]
 
     def drop(self, collection_id: str) -> None:
         with self.store.engine.begin() as connection:
@@ -120,10 +120,9 @@ def _record(collection: str, row: dict[str, Any], stations: dict[str, int], line
     if station is None:
         raise InputError(f"row {line}: unknown station {row.get('station')!r}")
     try:
-        moment = datetime.fromisoformat(str(row["time"]).strip().replace("Z", "+00:00"))
-    except (KeyError, ValueError):
+        moment = parse_instant(str(row.get("time")).strip())
+    except InputError:
         raise InputError(f"row {line}: time {row.get('time')!r} is not an ISO 8601 time") from None
-    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     text = str(row.get("value") if row.get("value") is not None else "").strip()
     try:
         value = float(text) if text else None
@@ -136,7 +135,3 @@ def _record(collection: str, row: dict[str, Any], stations: dict[str, int], line
         raise InputError(f"row {line}: give a parameter name (at most 64 characters)")
     return {"collection": collection, "station": station, "time": moment, "parameter": parameter, "value": value,
             "unit": str(row.get("unit") or "").strip()[:32], "quality": str(row.get("quality") or "").strip()[:16]}
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -43,11 +43,6 @@ class FeatureSharing:
                 _DATABASES.c.name == check_name(database, "database"))).first()
         return (row.owner_type, row.owner) if row else None
 
-    def owns(self, principal: Principal, database: str) -> bool:
-        owner = self.owner(database)
-        return principal.is_admin or owner is not None and (
-            owner == ("user", principal.name) or owner[0] == "group" and owner[1] in principal.groups)
-
     def claim(self, principal: Principal, database: str, group: str | None = None) -> tuple[str, str]:
         """Make `database` the caller's (or, with `group`, one of the caller's groups'); owners may re-claim."""
         if principal.anonymous or not principal.has_role("editor"):
@@ -56,7 +51,7 @@ class FeatureSharing:
             raise PermissionDeniedError(f"you are not a member of group {group!r}")
         current = self.owner(database)
         if current is not None:
-            if not self.owns(principal, database):
+            if not _owned_by(principal, current):
                 raise ConflictError(f"database {database!r} belongs to {current[0]} {current[1]}; choose another name")
             return current
         owner = ("group", group) if group else ("user", str(principal.name))
@@ -70,7 +65,7 @@ class FeatureSharing:
         with self.store.engine.connect() as connection:
             rows = connection.execute(sa.select(_DATABASES).order_by(_DATABASES.c.name)).mappings().all()
         return [{"name": r["name"], "owner": f"{r['owner_type']}:{r['owner']}"} for r in rows
-                if self.owns(principal, r["name"])]
+                if _owned_by(principal, (r["owner_type"], r["owner"]))]
 
     # -- collections ---------------------------------------------------------------------------------------
     def collections(self, principal: Principal, database: str | None = None) -> list[CollectionSpec]:
@@ -128,3 +123,8 @@ class FeatureSharing:
             self.policy.set_access(KIND, collection_id, public=False, users=[owner])
             self.policy.grant(KIND, collection_id, "user", owner, "write")
 
+
+def _owned_by(principal: Principal, owner: tuple[str, str] | None) -> bool:
+    """Whether the caller is (or, for a group, belongs to) the owner; admins own everything."""
+    return principal.is_admin or owner is not None and (
+        owner == ("user", principal.name) or owner[0] == "group" and owner[1] in principal.groups)
