@@ -286,6 +286,7 @@ def test_bad_filters_say_what_is_wrong(store, data):
         ("name LIKE 5", "not valid cql2-text"),
         ("S_INTERSECTS(name, POINT(1 2))", "compares geometries"),
         ("T_AFTER(name, TIMESTAMP('2020-01-01T00:00:00Z'))", "needs a datetime property"),
+        ("S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))", "invalid geometry literal: Self-intersection"),
     ]
     for text, says in cases:
         with pytest.raises(InputError, match=says):
@@ -298,6 +299,10 @@ def test_bad_filters_say_what_is_wrong(store, data):
         ids(store, Selection(filter=parse_filter('{"op": "drop", "args": [{"property": "name"}]}', "cql2-json")))
     with pytest.raises(InputError, match="unknown sort property population"):
         ids(store, Selection(), sortby=["-population"])
+    assert ids(store, Selection(filter=parse_filter("pop_est / 0 > 1"))) == []  # NULL, not a database error
+    store.create(CollectionSpec("ne", "tagged", {"tags": "json"}))
+    with pytest.raises(InputError, match="a json property has no order"):
+        list(store.query("ne", "tagged", sortby=["tags"]))
     assert store.count("ne", "countries") == 177
     assert {t for t in store.engine.dialect.get_table_names(store.engine.connect())} >= {"users", "f_ne__countries"}
 
@@ -390,3 +395,37 @@ def test_observations_at_stations(store, tmp_path, data):
     assert len(found.series("syke", "stations", helsinki, "chl")) == 10
     with pytest.raises(InputError, match="parameters: chl, temp"):
         found.series("syke", "stations", helsinki, "oxygen")
+
+
+def test_geojson_texts_carry_every_type_and_reproject(store, data):
+    """The texts the API sends (made in SQL on PostGIS, in Python on SQLite) equal the stored features,
+    reprojected to CRS84, with every property type, NULLs and strings that need escaping."""
+    from datetime import datetime, timezone
+
+    from pyproj import Transformer
+
+    geometries, rows = read(data / "land/naturalearth_lowres/naturalearth_lowres.shp")
+    kinds = {"name": "string", "pop": "integer", "gdp": "number", "big": "boolean", "seen": "datetime",
+             "tags": "json"}
+    store.create(CollectionSpec("ne", "laea", kinds, geometry_type="Polygon", crs=3035))
+    to_laea = Transformer.from_crs(4326, 3035, always_xy=True).transform
+    europe = [(g, r) for g, r in zip(geometries, rows) if r["continent"] == "Europe" and r["name"] != "Russia"]
+    features = [{"geometry": shapely.transform(g, to_laea, interleaved=False), "properties": {
+        "name": f'{r["name"]} "quoted" \\ ä' if i == 0 else r["name"], "pop": int(r["pop_est"]),
+        "gdp": r["gdp_md_est"] if i else None, "big": r["pop_est"] > 1e7,
+        "seen": datetime(2024, 6, 1 + i % 28, 12, 30, tzinfo=timezone.utc), "tags": {"iso": r["iso_a3"], "n": [i]}}}
+        for i, (g, r) in enumerate(europe)]
+    store.insert("ne", "laea", features)
+    texts = list(store.geojson("ne", "laea", sortby=["-pop"], limit=5, offset=1))
+    order = sorted(range(len(features)), key=lambda i: -features[i]["properties"]["pop"])[1:6]
+    assert len(texts) == 5
+    for text, i in zip(texts, order):
+        feature = json.loads(text)
+        assert feature["type"] == "Feature" and feature["id"] == i + 1
+        expected = {**features[i]["properties"], "seen": features[i]["properties"]["seen"].isoformat()}
+        assert feature["properties"] == expected and list(feature["properties"]) == list(kinds)
+        lonlat = shapely.geometry.shape(feature["geometry"])
+        assert lonlat.equals_exact(europe[i][0], 1e-6), europe[i][1]["name"]
+    first = json.loads(next(store.geojson("ne", "laea", Selection(filter={"op": "=", "args": [
+        {"property": "id"}, 1]}), properties=["name", "gdp"])))
+    assert first["properties"] == {"name": features[0]["properties"]["name"], "gdp": None}

@@ -29,7 +29,9 @@ class Database:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # PostgreSQL sessions in UTC, so times it writes as text (feature GeoJSON) read as the Python side's
+        utc = {"options": "-c timezone=UTC"} if url.startswith("postgresql") else {}
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=utc)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

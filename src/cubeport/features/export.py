@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from pyproj import Transformer
 
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import CHUNK, FeatureStore, Selection
@@ -25,29 +24,20 @@ _DTYPES = {"string": "object", "integer": "Int64", "number": "float64", "boolean
            "datetime": "datetime64[ns, UTC]", "json": "object"}
 
 
-def geojson_features(crs: int, features: list[dict[str, Any]]) -> list[str]:
-    """Features as GeoJSON texts in CRS84, the geometries encoded in one call."""
-    to_lonlat = None if crs == 4326 else Transformer.from_crs(crs, 4326, always_xy=True).transform
-    geometries = [f["geometry"] if to_lonlat is None else shapely.transform(f["geometry"], to_lonlat,
-                                                                             interleaved=False) for f in features]
-    texts = shapely.to_geojson(geometries) if geometries else []
-    return [f'{{"type":"Feature","id":{f["id"]},"geometry":{g},"properties":{json.dumps(f["properties"], default=_iso)}}}'
-            for f, g in zip(features, texts)]
-
-
 def export(store: FeatureStore, spec: CollectionSpec, selection: Selection, format: str,  # noqa: A002
            sortby: list[str] | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
     """The selected features as the bytes of a file of `format` (a key of FORMATS)."""
-    features = store.query(spec.database, spec.name, selection, sortby=sortby)
-    chunks = iter(lambda: list(islice(features, chunk)), [])
     if format == "geojson":
+        texts = store.geojson(spec.database, spec.name, selection, sortby=sortby)
         yield b'{"type":"FeatureCollection","features":['
         first = True
-        for part in chunks:
-            yield (("" if first else ",") + ",".join(geojson_features(spec.crs, part))).encode()
+        for part in iter(lambda: list(islice(texts, chunk)), []):
+            yield (("" if first else ",") + ",".join(part)).encode()
             first = False
         yield b"]}"
         return
+    features = store.query(spec.database, spec.name, selection, sortby=sortby)
+    chunks = iter(lambda: list(islice(features, chunk)), [])
     with tempfile.TemporaryDirectory(prefix="cubeport-export-") as folder:
         path = Path(folder) / f"{spec.name}{FORMATS[format][1]}"
         _write(spec, chunks, path, format)
@@ -106,7 +96,3 @@ def _frame(spec: CollectionSpec, features: list[dict[str, Any]]) -> Any:
 
 def _cell(value: Any, kind: str) -> Any:
     return json.dumps(value) if kind == "json" and value is not None else value
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -22,7 +22,7 @@ from cubeport.api.security import OPEN, SIGNED_IN, listing, resource
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
-from cubeport.features.export import FORMATS, export, geojson_features
+from cubeport.features.export import FORMATS, export
 from cubeport.features.filters import parse_datetime, parse_filter
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import Selection
@@ -156,9 +156,12 @@ def items(
     store = context.features
     spec = store.get(database, name)
     names = [p for p in properties.split(",") if p] if properties is not None else None
-    found = list(store.query(database, name, chosen, sortby=_list(sortby), limit=limit, offset=offset,
-                             properties=names))
-    matched = store.count(database, name, chosen)
+    found = list(store.geojson(database, name, chosen, sortby=_list(sortby), limit=limit + 1, offset=offset,
+                               properties=names))
+    if len(found) <= limit and (found or offset == 0):  # the last page: no second query to count
+        matched = offset + len(found)
+    else:
+        found, matched = found[:limit], store.count(database, name, chosen)
     url = f"{_base(request)}/collections/{spec.id}/items"
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if offset + len(found) < matched:
@@ -167,8 +170,7 @@ def items(
         links.append({"rel": "prev", "type": GEOJSON, "href": _page(request, url, max(offset - limit, 0))})
     head = json.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(found),
                        "links": links})
-    return Response(head[:-1] + f',"features":[{",".join(geojson_features(spec.crs, found))}]}}',
-                    media_type=GEOJSON)
+    return Response(f'{head[:-1]},"features":[{",".join(found)}]}}', media_type=GEOJSON)
 
 
 FeatureId = Annotated[int, Path(alias="featureId", ge=1)]
@@ -178,9 +180,10 @@ FeatureId = Annotated[int, Path(alias="featureId", ge=1)]
             response_class=Response, responses={200: {"content": {GEOJSON: {}}}}, dependencies=[Depends(READ)])
 def item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep) -> Response:
     database, name = split_id(collection_id)
-    spec = context.features.get(database, name)
-    return Response(geojson_features(spec.crs, [context.features.feature(database, name, feature_id)])[0],
-                    media_type=GEOJSON)
+    one = Selection(filter={"op": "=", "args": [{"property": "id"}, feature_id]})
+    for text in context.features.geojson(database, name, one):
+        return Response(text, media_type=GEOJSON)
+    raise NotFoundError(f"feature {feature_id} not in collection {collection_id}")
 
 
 @router.get("/collections/{collectionId}/items/{featureId}/observations", summary="In-situ observations at a "
