@@ -77,6 +77,8 @@ SAMPLES = {
                                                               "json": {"properties": {"name": "changed"}}},
     ("DELETE", "/features/collections/{collectionId}/items"): {"path": {"collectionId": f"sec.{RESTRICTED}"},
                                                                "params": {"filter": "id > 1000"}},
+    ("PATCH", "/features/collections/{collectionId}"): {"path": {"collectionId": f"sec.{RESTRICTED}"},
+                                                         "json": {"title": "Renamed"}},
     ("DELETE", "/features/collections/{collectionId}"): {"path": {"collectionId": f"sec.{RESTRICTED}-drop"}},
     ("POST", "/features/collections/{collectionId}/rename"): {"path": {"collectionId": f"sec.{RESTRICTED}-old"},
                                                               "json": {"name": f"{RESTRICTED}-new"}},

@@ -100,6 +100,22 @@ def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
     assert as_user("leo").get("/features/collections/eva.cities/items", params={"limit": 1}).status_code == 200
     assert as_user("leo").delete("/features/collections/eva.cities/items",
                                  params={"filter": "id > 0"}).status_code == 403  # read, not write
+    assert as_user("leo").patch("/features/collections/eva.cities", json={"title": "x"}).status_code == 403
+    # metadata, changed after creation: the fields sent change, the others stay
+    eva = as_user("eva")
+    record = "https://metadata.example.org/records/cities.xml"
+    changed = eva.patch("/features/collections/eva.cities", json={
+        "title": "Populated places", "keywords": ["cities", "Natural Earth"], "metadata_url": record}).json()
+    assert changed["title"] == "Populated places" and changed["keywords"] == ["cities", "Natural Earth"]
+    assert {"rel": "describedby", "href": record, "title": "metadata record"} in changed["links"]
+    for bad, says in (({"metadata_url": "javascript:alert(1)"}, "http(s) URL"),
+                      ({"time_property": "name"}, "not a datetime property"), ({"crs": 3067}, "crs")):
+        response = eva.patch("/features/collections/eva.cities", json=bad)
+        assert response.status_code in (400, 422) and says in response.text, (bad, response.text)
+    kept = eva.get("/features/collections/eva.cities").json()
+    assert (kept["title"], kept["keywords"], kept["storageCrs"][-4:]) == (changed["title"], changed["keywords"],
+                                                                        "4326")
+    assert kept["provenance"] == "Natural Earth" and kept["licence"] == "CC-BY-4.0"  # not sent, so kept
     eva = as_user("eva")
     assert eva.put("/features/collections/eva.cities/access", json={"public": True}).json()["access"] == "public"
     assert as_user(None).get("/features/collections/eva.cities").status_code == 200

@@ -40,6 +40,12 @@ def test_a_notebook_session(served, data, tmp_path, monkeypatch):
     collections = geodb.get_my_collections("eva")
     assert list(collections.collection) == ["countries"] and collections.owner[0] == "user:eva"
     assert geodb.get_collection_info("countries")["storageCrs"].endswith("/3035")
+    geodb.update_collection_metadata("countries", description="Natural Earth 1:110m", keywords=["borders"])
+    info = geodb.get_collection_info("countries")
+    assert (info["description"], info["keywords"], info["title"]) == (
+        "Natural Earth 1:110m", ["borders"], "Countries (LAEA Europe)")
+    with pytest.raises(Exception, match="400: time property .name. is not a datetime property"):
+        geodb.update_collection_metadata("countries", time_property="name")
     # pages of 7: the client follows them up to the limit
     monkeypatch.setattr("cubeport.client.features.PAGE", 7)
     everything = geodb.get_collection("countries", sortby="name")

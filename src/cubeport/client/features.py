@@ -60,6 +60,10 @@ class FeatureClient:
                 "geometry_type": geometry_type, "group": group, **metadata}
         return self._call("POST", "/collections", json=body)
 
+    def update_collection_metadata(self, name: str, database: str | None = None, **metadata: Any) -> dict[str, Any]:
+        """Change title, description, licence, keywords, provenance, metadata_url or time_property."""
+        return self._call("PATCH", f"/collections/{self._id(name, database)}", json=metadata)
+
     def drop_collection(self, name: str, database: str | None = None) -> None:
         self._call("DELETE", f"/collections/{self._id(name, database)}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pyproj import CRS
 from pyproj.exceptions import CRSError
@@ -14,6 +15,7 @@ from cubeport.errors import InputError
 
 PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "json"]
 PROPERTY_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "datetime", "json")
+METADATA = ("title", "description", "licence", "keywords", "provenance", "metadata_url", "time_property")
 GEOMETRY_TYPES = ("Geometry", "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
 RESERVED = frozenset({"id", "geometry", "fid", "bbox", "minx", "maxx", "miny", "maxy"})
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
@@ -75,6 +77,10 @@ class CollectionSpec:
         if self.geometry_type not in GEOMETRY_TYPES:
             raise InputError(f"geometry type {self.geometry_type!r}; types: {', '.join(GEOMETRY_TYPES)}")
         properties = check_properties(self.properties)
+        if self.metadata_url and urlsplit(self.metadata_url).scheme not in ("http", "https"):
+            raise InputError(f"metadata_url {self.metadata_url!r}: give the http(s) URL of an ISO or STAC record")
+        if not isinstance(self.keywords, list) or not all(isinstance(k, str) for k in self.keywords):
+            raise InputError("keywords: give a list of words")
         times = [p for p, kind in properties.items() if kind == "datetime"]
         if self.time_property and self.time_property not in times:
             raise InputError(f"time property {self.time_property!r} is not a datetime property; "

@@ -31,7 +31,7 @@ from cubeport.db import Database, as_utc
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.features.filters import Filter, FilterCompiler
 from cubeport.features.geojson import geojson_features
-from cubeport.features.schema import CollectionSpec, check_crs, check_name
+from cubeport.features.schema import METADATA, CollectionSpec, check_crs, check_name
 
 CHUNK = 5_000
 _SQL_TYPES: dict[str, Any] = {"string": sa.Text, "integer": sa.BigInteger, "number": sa.Float,
@@ -104,6 +104,19 @@ class FeatureStore:
             query = query.where(_REGISTRY.c.database == database)
         with self.engine.connect() as connection:
             return [_spec(row) for row in connection.execute(query).mappings()]
+
+    def describe(self, database: str, name: str, **metadata: Any) -> CollectionSpec:
+        """The collection with new metadata (any of `schema.METADATA`); properties and features stay."""
+        spec = self.get(database, name)
+        unknown = sorted(set(metadata) - set(METADATA))
+        if unknown:
+            raise InputError(f"cannot change {', '.join(unknown)}; metadata: {', '.join(METADATA)}")
+        new = replace(spec, **metadata).checked()
+        with self.engine.begin() as connection:
+            connection.execute(_REGISTRY.update().where(
+                (_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name)).values(
+                **{k: getattr(new, k) for k in METADATA}))
+        return new
 
     def drop(self, database: str, name: str) -> None:
         spec = self.get(database, name)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cubeport.api.deps import get_context
 from cubeport.api.security import OPEN, SIGNED_IN, listing, resource
@@ -219,20 +219,27 @@ def export_features(collection_id: CollectionId, context: ContextDep, chosen: Se
 
 
 # -- writes (the Python client's routes) ----------------------------------------------------------------------
-class NewCollection(BaseModel):
+class Metadata(BaseModel):
+    """What users read about a collection; each may be changed later (PATCH)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
+
+    title: str = Field("", max_length=256)
+    description: str = Field("", max_length=20_000)
+    licence: str = Field("", max_length=256, description="an SPDX id, a name or a URL")
+    keywords: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    provenance: str = Field("", max_length=20_000, description="where the data come from, how they were made")
+    metadata_url: str = Field("", max_length=1024, description="an ISO 19139 or STAC record (http or https)")
+    time_property: str = Field("", description="the datetime property `datetime` filters on")
+
+
+class NewCollection(Metadata):
     database: str = Field(max_length=48)
     name: str = Field(max_length=48)
     properties: dict[str, str] = Field(default_factory=dict, description="name: string|integer|number|boolean|"
                                        "datetime|json")
     crs: int | str = 4326
     geometry_type: str = "Geometry"
-    title: str = Field("", max_length=256)
-    description: str = Field("", max_length=20_000)
-    licence: str = Field("", max_length=256)
-    keywords: list[str] = Field(default_factory=list, max_length=50)
-    provenance: str = Field("", max_length=20_000)
-    metadata_url: str = Field("", max_length=1024)
-    time_property: str = ""
     group: str | None = Field(None, description="a group of yours to own the database (default: you)")
 
 
@@ -255,6 +262,14 @@ def create_collection(request: Request, body: NewCollection, context: ContextDep
 def drop_collection(collection_id: CollectionId, context: ContextDep) -> dict[str, str]:
     context.sharing.drop(*split_id(collection_id))
     return {"dropped": collection_id}
+
+
+@router.patch("/collections/{collectionId}", summary="Change a collection's metadata (the fields sent)",
+              dependencies=[Depends(WRITE)])
+def describe_collection(request: Request, collection_id: CollectionId, context: ContextDep,
+                        body: Metadata) -> dict[str, Any]:
+    spec = context.features.describe(*split_id(collection_id), **body.model_dump(exclude_unset=True))
+    return collection_json(spec, _base(request))
 
 
 @router.post("/collections/{collectionId}/rename", summary="Rename a collection within its database",
