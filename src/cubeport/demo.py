@@ -180,4 +180,30 @@ def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
     pd.DataFrame(rows).to_csv(buffer, index=False)
     context.places.add_observations("stations", buffer.getvalue().encode())
     return [f"stations: {len(stations)} with {len(rows)} observations (places/stations.geojson, "
-            "places/stations.observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)"]
+            "places/stations.observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)",
+            _write_features(context, stations, bodies, rows)]
+
+
+def _write_features(context: Context, stations: list[dict], bodies: list[dict], rows: list[dict]) -> str:
+    """The same stations (with their observations) and water bodies as public collections of the feature
+    store's `demo` database, as an agency would keep its monitoring network."""
+    from cubeport.features.observations import Observations
+    from cubeport.features.schema import CollectionSpec
+
+    store = context.features
+    specs = {"stations": CollectionSpec("demo", "stations", {"code": "string", "name": "string"}, geometry_type="Point",
+                                        title="Monitoring stations (feature store, synthetic)", provenance=SYNTHETIC),
+             "water-bodies": CollectionSpec("demo", "water-bodies", {"name": "string", "chl_class_limits": "json"},
+                                            geometry_type="Polygon", title="Water bodies (feature store, synthetic)",
+                                            provenance=SYNTHETIC)}
+    for name, spec in specs.items():
+        if name in {c.name for c in store.list("demo")}:
+            context.sharing.drop("demo", name)
+        store.create(spec)
+        context.policy.set_access("collection", spec.id, public=True)
+    store.insert("demo", "stations", ({"geometry": f["geometry"], "properties": {
+        "code": f["id"], "name": f["properties"]["name"]}} for f in stations))
+    store.insert("demo", "water-bodies", ({"geometry": f["geometry"], "properties": {
+        k: f["properties"][k] for k in ("name", "chl_class_limits")}} for f in bodies))
+    added = Observations(store).add("demo", "stations", rows, station_property="code")
+    return f"feature store: demo.stations ({len(stations)}, {added} observations), demo.water-bodies ({len(bodies)})"

@@ -258,6 +258,36 @@ def test_a_station_charts_eo_beside_in_situ(page, demo_url):
     page.screenshot(path=str(ARTIFACTS / "viewer-station.png"))
 
 
+def test_feature_store_stations_and_water_bodies(page, demo_url):
+    """Collections of the feature store are overlays too: a station charts its observations beside the EO
+    series, a water body opens the dashboard with the limits of its feature."""
+    import httpx
+
+    stations, bodies = "features:demo.stations", "features:demo.water-bodies"
+    open_at(page, demo_url, 24.83, 59.85, 8, (stations,))
+    click_centre(page)  # on station LL7
+    page.wait_for_function("() => Number(document.querySelector('#chart')?.dataset.points) > 20")
+    ll7 = httpx.get(f"{demo_url}/features/collections/demo.stations/items", params={"filter": "code = 'LL7'"}).json()
+    station = ll7["features"][0]["id"]
+    measured = httpx.get(f"{demo_url}/features/collections/demo.stations/items/{station}/observations",
+                         params={"parameter": "chl"}).json()["observations"]
+    assert len(measured) >= 2
+    page.wait_for_function(f"() => Number(document.querySelector('#chart').dataset.points) === {DEMO_DAYS + len(measured)}")
+    page.goto("about:blank")  # a new hash alone would not reload the viewer
+    open_at(page, demo_url, 26.5, 60.1, 6, (bodies, stations))
+    click_centre(page)  # inside the Gulf of Finland
+    page.wait_for_selector("#dashboard:not([hidden])")
+    page.wait_for_timeout(500)
+    gulf = httpx.get(f"{demo_url}/features/collections/demo.water-bodies/items",
+                     params={"filter": "name = 'Gulf of Finland'"}).json()["features"][0]
+    report = httpx.post(f"{demo_url}/dashboards/baltic-demo/chl", json=gulf["geometry"], params={
+        "limits": ",".join(map(str, gulf["properties"]["chl_class_limits"]))}).json()
+    assert json.loads(page.get_attribute("#dashboard", "data-classes")) == {
+        c["name"]: c["count"] for c in report["classes"]}
+    assert "LL7" in page.locator("#dashboard tbody").inner_text()  # the feature-store station inside
+    page.screenshot(path=str(ARTIFACTS / "viewer-feature-store.png"))
+
+
 def test_a_drawn_polygon_gives_area_statistics(page, demo_url):
     open_at(page, demo_url, 20.0, 58.0, 7)
     page.click("#draw-polygon")

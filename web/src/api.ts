@@ -103,23 +103,61 @@ export interface PlaceGroup {
   title: string;
 }
 
+/** Place groups of the feature store have ids `features:{database}.{collection}`; the others are the server's
+ * place files. Both are GeoJSON overlays whose stations may have in-situ observations. */
+const FEATURES = "features:";
+const FEATURE_PAGE = 5000;
+
+function featureCollection(group: string): string | null {
+  return group.startsWith(FEATURES) ? `features/collections/${enc(group.slice(FEATURES.length))}` : null;
+}
+
 export async function placeGroups(): Promise<PlaceGroup[]> {
-  return (await json<{ placeGroups: PlaceGroup[] }>(await fetch("places"))).placeGroups;
+  const [files, store] = await Promise.all([
+    fetch("places").then((r) => json<{ placeGroups: PlaceGroup[] }>(r)).then((r) => r.placeGroups).catch(() => []),
+    fetch("features/collections").then((r) => json<{ collections: { id: string; title: string }[] }>(r))
+      .then((r) => r.collections).catch(() => []),
+  ]);
+  return [...files, ...store.map((c) => ({ id: FEATURES + c.id, title: c.title }))];
 }
 
-export async function places(group: string): Promise<object> {
-  return json<object>(await fetch(`places/${enc(group)}`));
+/** A group's features as GeoJSON (a feature collection's first FEATURE_PAGE features). */
+export async function places(group: string): Promise<{ features: object[]; numberMatched?: number }> {
+  const collection = featureCollection(group);
+  return json(await fetch(collection ? `${collection}/items?limit=${FEATURE_PAGE}` : `places/${enc(group)}`));
 }
 
-export async function observations(group: string, place: string, parameter: string
-                                   ): Promise<{ time: string; value: number; unit: string }[]> {
+export interface Observation {
+  time: string;
+  value: number;
+  unit: string;
+}
+
+export async function observations(group: string, place: string, parameter: string): Promise<Observation[]> {
+  const collection = featureCollection(group);
+  if (collection) {
+    const response = await fetch(`${collection}/items/${enc(place)}/observations?parameter=${enc(parameter)}`);
+    const series = await json<{ unit: string; observations: { time: string; value: number }[] }>(response);
+    return series.observations.map((o) => ({ ...o, unit: series.unit }));
+  }
   const response = await fetch(`places/${enc(group)}/${enc(place)}/observations?parameter=${enc(parameter)}`);
-  return (await json<{ observations: { time: string; value: number; unit: string }[] }>(response)).observations;
+  return (await json<{ observations: Observation[] }>(response)).observations;
 }
 
-export async function placeDashboard(dataset: string, variable: string, group: string, place: string
+/** The dashboard of a place: the server's place route, or for a feature the polygon route with the limits in
+ * the feature's `{variable}_class_limits` property. */
+export async function placeDashboard(dataset: string, variable: string, group: string, place: string,
+                                     geometry: object, properties: Record<string, unknown>
                                      ): Promise<import("./dashboard").ClassReport> {
-  return json(await fetch(`dashboards/${enc(dataset)}/${enc(variable)}/places/${enc(group)}/${enc(place)}`));
+  if (!featureCollection(group)) {
+    return json(await fetch(`dashboards/${enc(dataset)}/${enc(variable)}/places/${enc(group)}/${enc(place)}`));
+  }
+  const limits = properties[`${variable}_class_limits`];
+  if (limits == null) throw new ApiError(`this feature has no ${variable}_class_limits property`);
+  const text = Array.isArray(limits) ? limits.join(",") : String(limits);
+  return json(await fetch(`dashboards/${enc(dataset)}/${enc(variable)}?limits=${enc(text)}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(geometry),
+  }));
 }
 
 export async function areaStatistics(dataset: string, variable: string, geometry: object, time: string

@@ -252,7 +252,14 @@ async function renderPlaceGroups(): Promise<void> {
     const check = el("input", { type: "checkbox", id });
     check.dataset.group = group.id;
     check.addEventListener("change", async () => {
-      dataMap.showPlaces(group.id, check.checked ? await api.places(group.id) : null);
+      const found = check.checked ? await api.places(group.id).catch((error: Error) => {
+        status(error.message, true);
+        return null;
+      }) : null;
+      dataMap.showPlaces(group.id, found);
+      if (found && (found.numberMatched ?? 0) > found.features.length) {
+        status(`${group.title}: the first ${found.features.length} of ${found.numberMatched} features are shown`);
+      }
     });
     root.append(el("div", {}, [check, el("label", { htmlFor: id, textContent: ` ${group.title}` })]));
   }
@@ -271,7 +278,8 @@ async function stationSeries(group: string, id: string, name: string, lon: numbe
 }
 
 /** A clicked region (water body): the dashboard of the top layer's variable there. */
-async function openDashboard(group: string, id: string, name: string, geometry: object): Promise<void> {
+async function openDashboard(group: string, id: string, name: string, geometry: object,
+                             properties: Record<string, unknown>): Promise<void> {
   const top = topLayer();
   if (!top) {
     status("switch on a variable first", true);
@@ -279,7 +287,7 @@ async function openDashboard(group: string, id: string, name: string, geometry: 
   }
   status(`dashboard of ${name} …`);
   try {
-    const report = await api.placeDashboard(top.layer.dataset, top.layer.variable, group, id);
+    const report = await api.placeDashboard(top.layer.dataset, top.layer.variable, group, id, geometry, properties);
     const inSitu = (await Promise.all(dataMap.stationsIn(geometry).map(async (s) =>
       (await api.observations(s.group, s.id, top.layer.variable).catch(() => []))
         .map((o) => ({ time: o.time, value: o.value, station: s.name }))))).flat();
@@ -358,7 +366,7 @@ function wireControls(): void {
       const id = String(feature.getId());
       const name = String(feature.get("name") ?? id);
       if (feature.getGeometry()?.getType() === "Point") void stationSeries(group, id, name, ...where);
-      else void openDashboard(group, id, name, placeGeometry(feature));
+      else void openDashboard(group, id, name, placeGeometry(feature), feature.getProperties());
     } else if (where) {
       void seriesAt(...where);
     }
