@@ -61,6 +61,7 @@ SAMPLES = {
     ("GET", "/features/collections/{collectionId}/items/{featureId}/observations"): {
         "path": {"collectionId": f"sec.{RESTRICTED}", "featureId": 1}},
     ("GET", "/features/collections/{collectionId}/queryables"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
+    ("GET", "/features/collections/{collectionId}/count"): {"path": {"collectionId": f"sec.{RESTRICTED}"}},
     ("GET", "/features/collections/{collectionId}/export"): {"path": {"collectionId": f"sec.{RESTRICTED}"},
                                                              "params": {"format": "gpkg"}},
     ("POST", "/features/collections/{collectionId}/copy"): {"path": {"collectionId": f"sec.{RESTRICTED}"},

@@ -40,6 +40,9 @@ def test_a_notebook_session(served, data, tmp_path, monkeypatch):
     collections = geodb.get_my_collections("eva")
     assert list(collections.collection) == ["countries"] and collections.owner[0] == "user:eva"
     assert geodb.get_collection_info("countries")["storageCrs"].endswith("/3035")
+    assert geodb.count_collection_rows("countries") == len(europe)
+    assert geodb.count_collection_rows("countries", query="pop_est > 1e7") == int((europe.pop_est > 1e7).sum()) > 5
+    assert 0 < geodb.count_collection_rows("countries", exact=False) <= 2 * len(europe)
     geodb.update_collection_metadata("countries", description="Natural Earth 1:110m", keywords=["borders"])
     info = geodb.get_collection_info("countries")
     assert (info["description"], info["keywords"], info["title"]) == (

@@ -102,6 +102,12 @@ class FeatureClient:
                                limit: int | None = None, offset: int = 0) -> Any:
         return self.get_collection(name, database, query, bbox=bbox, bbox_crs=bbox_crs, limit=limit, offset=offset)
 
+    def count_collection_rows(self, name: str, database: str | None = None, query: str | None = None, *,
+                              exact: bool = True) -> int:
+        """How many features (those meeting the CQL2 `query`); `exact=False` asks for the quick estimate."""
+        params = {"exact": str(exact).lower(), **({"filter": query} if query else {})}
+        return int(self._call("GET", f"/collections/{self._id(name, database)}/count", params=params)["count"])
+
     def insert_into_collection(self, name: str, values: Any, database: str | None = None, *,
                                upsert: bool = False, chunk: int = 5_000) -> int:
         """Add the rows of a GeoDataFrame (reprojected to the collection's CRS); with `upsert`, rows whose

@@ -173,6 +173,14 @@ def items(
     return Response(f'{head[:-1]},"features":[{",".join(found)}]}}', media_type=GEOJSON)
 
 
+@router.get("/collections/{collectionId}/count", summary="How many features are selected: exact, or the "
+            "database's quick estimate", dependencies=[Depends(READ)])
+def count(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
+          exact: Annotated[bool, Query(description="false: the planner's estimate (PostGIS), quick on big "
+                                                   "collections")] = True) -> dict[str, Any]:
+    return {"count": context.features.count(*split_id(collection_id), chosen, exact=exact), "exact": exact}
+
+
 FeatureId = Annotated[int, Path(alias="featureId", ge=1)]
 
 
