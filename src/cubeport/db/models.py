@@ -179,3 +179,36 @@ class AuditRecord(Base):
     kind: Mapped[str | None] = mapped_column(String(16))
     resource_id: Mapped[str | None] = mapped_column(String(256))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# Data access (migration 0005): STAC items of ingested products and the remote STAC APIs searched with ours.
+
+
+class StacItemRecord(Base):
+    """An ingested product as a STAC item of its cube's collection; its files are kept beside the cube."""
+
+    __tablename__ = "stac_items"
+    __table_args__ = (Index("ix_stac_items_time", "collection", "datetime"),)
+
+    collection: Mapped[str] = mapped_column(String(128), primary_key=True)  # the cube id
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    datetime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    west: Mapped[float] = mapped_column(Float)
+    south: Mapped[float] = mapped_column(Float)
+    east: Mapped[float] = mapped_column(Float)
+    north: Mapped[float] = mapped_column(Float)
+    item: Mapped[dict[str, Any]] = mapped_column(JSON)  # the STAC item without links; asset hrefs are store keys
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class StacSourceRecord(Base):
+    """A remote STAC API searched beside the local one, with the headers (credentials) sent to it."""
+
+    __tablename__ = "stac_sources"
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    title: Mapped[str] = mapped_column(String(256), default="")
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
