@@ -12,10 +12,11 @@ from cubeport.storage import Storage
 
 def test_migrations_create_schema_and_are_idempotent(database):
     assert {"cubes", "cube_variables", "users", "groups", "memberships", "api_keys", "sessions", "grants",
-            "resource_access", "audit_log", "feature_collections", "alembic_version"} <= set(database.tables())
+            "resource_access", "audit_log", "feature_collections", "cache_entries", "cache_counters",
+            "alembic_version"} <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0004"
+    assert database.revision() == "0006"
 
 
 @pytest.fixture

@@ -48,6 +48,26 @@ class CubeLayoutSettings(BaseModel):
     )
 
 
+class CacheSettings(BaseModel):
+    """The rolling cache of remote data (whole objects or byte ranges), kept under a quota."""
+
+    root: str | None = Field(None, description="local folder or s3://bucket/prefix [default: cache/ under "
+                             "the data root]")
+    quota_bytes: int = Field(10 * 2**30, gt=0, description="most bytes the cache holds")
+    high_watermark: float = Field(0.9, gt=0, le=1, description="fraction of the quota that starts an eviction")
+    low_watermark: float = Field(0.7, gt=0, lt=1, description="fraction of the quota an eviction goes down to")
+    ttl_seconds: float = Field(7 * 86400, gt=0, description="older entries are fetched again, never served")
+    max_object_bytes: int = Field(2**30, gt=0, description="larger objects are refused (objects are held in "
+                                  "memory while they are checked): fetch them in byte ranges")
+    timeout_seconds: float = Field(30.0, gt=0, description="connect and read timeout of a download")
+
+    @model_validator(mode="after")
+    def _ordered_watermarks(self) -> "CacheSettings":
+        if self.low_watermark >= self.high_watermark:
+            raise ValueError("cache.low_watermark must be below cache.high_watermark")
+        return self
+
+
 class OidcProviderSettings(BaseModel):
     """A trusted OpenID Connect provider (Keycloak, Auth0, ...). Its keys are found through discovery."""
 
@@ -111,6 +131,7 @@ class Settings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings)
     layout: CubeLayoutSettings = Field(default_factory=CubeLayoutSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     request_seconds: float = Field(30.0, gt=0, description="time budget of one API request; past it the request "
                                    "ends with 422 problem JSON that names the limit")

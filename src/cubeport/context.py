@@ -23,6 +23,7 @@ from cubeport.storage import Storage
 if TYPE_CHECKING:
     from cubeport.features.sharing import FeatureSharing
     from cubeport.features.store import FeatureStore
+    from cubeport.platform.cache import RollingCache
     from cubeport.render.service import TileService
 
 
@@ -80,6 +81,13 @@ class Context:
         return TileService(self.open_cubes, self.catalogue)
 
     @cached_property
+    def cache(self) -> "RollingCache":
+        """The rolling cache of remote data (`cache/` under the data root unless `cache.root` says otherwise)."""
+        from cubeport.platform.cache import RollingCache
+
+        return RollingCache.from_settings(self.settings, self.storage, self.db)
+
+    @cached_property
     def auth(self) -> Authenticator:
         return Authenticator(self.db, self.settings.auth)
 
@@ -101,5 +109,7 @@ class Context:
             self.open_cubes.refresh()
 
     def close(self) -> None:
+        if "cache" in self.__dict__:
+            self.cache.close()
         if "db" in self.__dict__:
             self.db.dispose()

@@ -14,6 +14,8 @@ from cubeport import __version__
 from cubeport.api import problems
 from cubeport.api.routers import (admin, analysis, auth, cubes, dashboard, datasets, features, landing, ogc, places,
                                   tiles, viewer, wmts, zarr)
+from cubeport.api.routers import s3
+from cubeport.api.routers import cache as cache_routes
 from cubeport.config import Settings
 from cubeport.context import Context
 from cubeport.deadline import time_budget
@@ -67,6 +69,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(landing.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(cache_routes.router)
     app.include_router(cubes.router)
     app.include_router(datasets.router)
     app.include_router(places.router)
@@ -77,5 +80,6 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(wmts.router)
     app.include_router(zarr.router)
+    app.include_router(s3.router)
     app.include_router(viewer.router)
     return app

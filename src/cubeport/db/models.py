@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -212,3 +212,34 @@ class StacSourceRecord(Base):
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# Rolling cache (migration 0006): what the cache holds of remote data, and its counters.
+
+
+class CacheEntryRecord(Base):
+    """A remote object (or a byte range of one) in the rolling cache; its bytes sit in the cache's storage."""
+
+    __tablename__ = "cache_entries"
+    __table_args__ = (Index("ix_cache_entries_lru", "pinned", "last_used"),)
+
+    key: Mapped[str] = mapped_column(String(2048), primary_key=True)  # the URL, with #bytes=a-b for a range
+    url: Mapped[str] = mapped_column(String(2048))
+    range_start: Mapped[int | None] = mapped_column(BigInteger)
+    range_end: Mapped[int | None] = mapped_column(BigInteger)  # exclusive, as in Python slices
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)  # TTL counts from here
+    last_used: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CacheCounterRecord(Base):
+    """One counter of the rolling cache (hits, misses, bytes_fetched, bytes_served, evictions), shared by
+    every process that uses the same database."""
+
+    __tablename__ = "cache_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

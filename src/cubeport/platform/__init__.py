@@ -1,0 +1,1 @@
+"""Platform services beside the cube store: the rolling cache of remote data."""
