@@ -232,3 +232,21 @@ class AppServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class CubeportProcess:
+    """`cubeport serve` on a data root, in its own process (for clients that block the GIL, such as GDAL's
+    /vsicurl/ inside rasterio.open, which would deadlock against a server thread in the test process)."""
+
+    def __init__(self, data_root: Path, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        self.log = Path(data_root) / "serve.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cubeport", "serve", "--data-root", str(data_root), "--host", "127.0.0.1",
+             "--port", str(port)], stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})})
+        self.url = f"http://127.0.0.1:{port}"
+        _wait(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, 60, "cubeport serve", self.log)
+
+    def stop(self) -> None:
+        _stop(self.process, None)

@@ -158,7 +158,15 @@ def local_schema(url: str) -> bytes | None:
     candidate = (root / host / path.lstrip("/")).resolve()
     if candidate.is_relative_to(root / host) and candidate.is_file():
         return candidate.read_bytes()
+    if (host, path) in STAND_INS:
+        return local_schema(STAND_INS[(host, path)])
     return _bundled().get((host, path))
+
+
+#: Schemas with no local copy, answered by a compatible one. The datacube extension v2.2.0 refers to PROJJSON
+#: v0.4 in a oneOf beside "a WKT2 string" and "an EPSG code", so every branch is evaluated; the shared
+#: copies start at v0.5, which only adds members, and a string or integer fails both versions alike.
+STAND_INS = {("proj.org", "/schemas/v0.4/projjson.schema.json"): "https://proj.org/schemas/v0.5/projjson.schema.json"}
 
 
 def _is_local(host: str) -> bool:

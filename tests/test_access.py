@@ -1,17 +1,24 @@
 """Access on every route: each route declares one guard, and every data route shows a restricted cube only
 to a caller granted it (404 to the others, as if it did not exist)."""
 
+import contextlib
+import functools
+import http.server
 import json
+import threading
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from cubeport.api.security import Guard
+from cubeport.cubes.sources import open_fragment
 from cubeport.features.schema import CollectionSpec
+from cubeport.stac.federation import Source
 
 from helpers import add_users, context_with
 
 RESTRICTED = "secret-cube"
+PRODUCT = "20170605120000-UKMO-L4_GHRSST-SSTfnd-OSTIAanom-GLOB-v02.0-fv02.0"  # an OSTIA NetCDF in both cubes
 POINT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [20.0, 58.5]}, "properties": {"name": "a"}}
 # Routes that return nothing protected. Adding one here is a decision: say why in the route's docstring.
 OPEN_ROUTES = {
@@ -21,6 +28,7 @@ OPEN_ROUTES = {
     ("GET", "/tileMatrixSets/{tms}"), ("GET", "/viewer/{name}"), ("GET", "/basemaps/{name}.geojson"),
     ("GET", "/s3"), ("GET", "/s3/"), ("HEAD", "/s3/{bucket}"),  # the three constant bucket names
     ("GET", "/features"), ("GET", "/features/conformance"),
+    ("GET", "/stac/conformance"), ("GET", "/stac/queryables"),  # fixed documents
 }
 DOC_ROUTES = {"/api", "/api.html", "/docs/oauth2-redirect"}
 # A request for every route that reads or writes a cube; a new data route without one fails the test below.
@@ -96,6 +104,20 @@ SAMPLES = {
         "path": {"collectionId": f"sec.{RESTRICTED}"}, "json": {"subject_type": "user", "subject": "zoe"}},
     ("DELETE", "/features/collections/{collectionId}/access/grants/{subjectType}/{subject}"): {
         "path": {"collectionId": f"sec.{RESTRICTED}", "subjectType": "user", "subject": "zoe"}},
+    ("GET", "/stac"): {},
+    ("GET", "/stac/collections"): {},
+    ("GET", "/stac/collections/{collection}"): {},
+    ("GET", "/stac/collections/{collection}/queryables"): {},
+    ("GET", "/stac/collections/{collection}/items"): {},
+    ("GET", "/stac/collections/{collection}/items/{item}"): {"path": {"item": PRODUCT}},
+    ("GET", "/stac/collections/{collection}/items/{item}/files/{name}"): {"path": {
+        "item": PRODUCT, "name": f"{PRODUCT}.nc"}, "headers": {"Range": "bytes=0-99"}},
+    ("HEAD", "/stac/collections/{collection}/items/{item}/files/{name}"): {"path": {
+        "item": PRODUCT, "name": f"{PRODUCT}.nc"}},
+    ("GET", "/stac/search"): {},
+    ("POST", "/stac/search"): {"json": {"limit": 100}},
+    ("GET", "/stac/sources"): {},  # sources "open-cube" (public) and RESTRICTED (for syke)
+    ("GET", "/stac/sources/{name}/proxy"): {"path": {"name": RESTRICTED}, "params": {"href": "upstream"}},
     ("GET", "/collections"): {},
     ("GET", "/collections/{collection}"): {},
     ("GET", "/collections/{collection}/map/tiles"): {},
@@ -138,9 +160,30 @@ def context(tmp_path_factory, data):
         if name != "open-cube":
             context.policy.set_access("collection", f"sec.{name}", public=False, groups=["syke"])
             context.policy.grant("collection", f"sec.{name}", "user", "eva", "write")
+    product = open_fragment(str(data / "netcdf" / f"{PRODUCT}.nc"))
+    for cube in ("open-cube", RESTRICTED):
+        context.products.keep(cube, [product])
     add_users(context)
-    yield context
+    with upstream(data / "netcdf") as url:
+        for name in ("open-cube", RESTRICTED):  # STAC sources, the second for syke only
+            context.stac_sources.add(Source(name, url))
+        context.policy.set_access("service", f"stac-source:{RESTRICTED}", public=False, groups=["syke"])
+        context.upstream = f"{url}/{PRODUCT}.nc"
+        yield context
     context.close()
+
+
+@contextlib.contextmanager
+def upstream(folder):
+    """A plain HTTP server of a folder: the origin the proxy route fetches from."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +212,9 @@ def _call(client, method, path, headers):
     url = path
     for name, value in {**{p.strip("{}"): RESTRICTED for p in CUBE_PARAMS}, **sample.pop("path", {})}.items():
         url = url.replace("{" + name + "}", str(value))
-    return client.request(method, url, headers=headers, **sample)
+    if sample.get("params", {}).get("href") == "upstream":  # the proxy's origin, known once it runs
+        sample["params"] = {"href": client.app.state.context.upstream}
+    return client.request(method, url, headers={**headers, **sample.pop("headers", {})}, **sample)
 
 
 def test_only_granted_callers_see_the_restricted_cube_on_every_data_route(client, keys):

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from cubeport.features.store import FeatureStore
     from cubeport.platform.cache import RollingCache
     from cubeport.render.service import TileService
+    from cubeport.stac.federation import SourceRegistry
+    from cubeport.stac.products import ProductArchive
 
 
 class Context:
@@ -86,6 +88,19 @@ class Context:
         from cubeport.platform.cache import RollingCache
 
         return RollingCache.from_settings(self.settings, self.storage, self.db)
+
+    @cached_property
+    def products(self) -> "ProductArchive":
+        """The input files of ingestions, kept with their STAC items."""
+        from cubeport.stac.products import ProductArchive
+
+        return ProductArchive(self.storage, self.db)
+
+    @cached_property
+    def stac_sources(self) -> "SourceRegistry":
+        from cubeport.stac.federation import SourceRegistry
+
+        return SourceRegistry(self.db)
 
     @cached_property
     def auth(self) -> Authenticator:

@@ -5,16 +5,32 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cubeport import __version__
 from cubeport.api import problems
-from cubeport.api.routers import (admin, analysis, auth, cubes, dashboard, datasets, features, landing, ogc, places,
-                                  tiles, viewer, wmts, zarr)
-from cubeport.api.routers import s3
+from cubeport.api.routers import (
+    admin,
+    analysis,
+    auth,
+    cubes,
+    dashboard,
+    datasets,
+    features,
+    landing,
+    ogc,
+    places,
+    s3,
+    stac,
+    tiles,
+    viewer,
+    wmts,
+    zarr,
+)
 from cubeport.api.routers import cache as cache_routes
 from cubeport.config import Settings
 from cubeport.context import Context
@@ -33,6 +49,20 @@ class TimeBudget:
             return
         with time_budget(self.seconds):
             await self.app(scope, receive, send)
+
+
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+
+
+def _serve_openapi_as_openapi(app: FastAPI) -> None:
+    """/api answers with the OpenAPI media type its links announce (STAC and OGC validators compare them);
+    FastAPI's own route says application/json."""
+
+    async def openapi_document(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi(), media_type=OPENAPI_TYPE)
+
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]
+    app.add_route(app.openapi_url, openapi_document, include_in_schema=False)
 
 
 def create_app(context: Context | Settings | None = None) -> FastAPI:
@@ -55,6 +85,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
         docs_url="/api.html",
         redoc_url=None,
     )
+    _serve_openapi_as_openapi(app)
     app.state.context = context
     admin_password = context.settings.auth.admin_password
     if admin_password is not None:
@@ -81,5 +112,6 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(wmts.router)
     app.include_router(zarr.router)
     app.include_router(s3.router)
+    app.include_router(stac.router)
     app.include_router(viewer.router)
     return app

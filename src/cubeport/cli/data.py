@@ -103,8 +103,10 @@ def ingest(
     context.catalogue.register(info, context.cubes)
     if title:
         context.catalogue.update(cube, title=title)
+    products = context.products.keep(cube, plan.fragments, replace=plan.mode == "replace")
     out.print(f"published {cube}: {info.dims.get('time', 0)} time steps, {len(info.variables)} variables, "
-              f"{info.levels} levels{', time-series twin' if info.timeseries else ''}")
+              f"{info.levels} levels{', time-series twin' if info.timeseries else ''}"
+              f"{f', {len(products)} products in STAC' if products else ''}")
 
 
 @cubes_app.command("list")
@@ -152,10 +154,11 @@ def cubes_info(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root:
 
 @cubes_app.command("delete")
 def cubes_delete(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None) -> None:
-    """Delete a cube and its catalogue entry."""
+    """Delete a cube, its catalogue entry and its kept products."""
     context = context_for(data_root)
     context.cubes.delete(cube_id)
     context.catalogue.remove(cube_id)
+    context.products.forget(cube_id)
     context.policy.forget("cube", cube_id)
     out.print(f"deleted {cube_id}")
 

@@ -1,0 +1,295 @@
+"""STAC item search over the local items: bbox, intersects, datetime, ids, collections, CQL2 filter (text or
+JSON, evaluated on each item by the `cql2` library), sortby, fields, limit and token paging.
+
+The database narrows the candidates (collection, id, bbox, time); geometry, CQL2 and sorting run on the
+items themselves, which is enough for catalogues of products (thousands of items per cube, not millions).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import shapely
+from shapely.geometry import box, shape
+
+from cubeport.errors import InputError
+from cubeport.features.filters import parse_instant
+
+MAX_LIMIT = 10_000  # larger limits are lowered to it, as the STAC API allows
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+TOP_LEVEL = ("id", "collection", "geometry", "bbox", "type")
+
+
+@dataclass
+class SearchRequest:
+    """One search, from GET query parameters or a POST body (`from_body`)."""
+
+    collections: list[str] | None = None
+    ids: list[str] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    intersects: dict[str, Any] | None = None
+    datetime: str | None = None
+    filter: str | dict[str, Any] | None = None
+    filter_lang: str | None = None
+    sortby: list[tuple[str, bool]] = field(default_factory=list)  # (field, ascending)
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    limit: int = 10
+    token: str | None = None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> SearchRequest:
+        if not isinstance(body, dict):
+            raise InputError("the search body must be a JSON object")
+        unknown = set(body) - {"collections", "ids", "bbox", "intersects", "datetime", "filter", "filter-lang",
+                               "filter-crs", "sortby", "fields", "limit", "token", "sources", "conf"}
+        if unknown:
+            raise InputError(f"unknown search member(s) {', '.join(sorted(unknown))}")
+        sortby = body.get("sortby") or []
+        if not isinstance(sortby, list) or not all(isinstance(s, dict) and "field" in s for s in sortby):
+            raise InputError("sortby: give a list of {\"field\": ..., \"direction\": \"asc\"|\"desc\"}")
+        fields = body.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise InputError("fields: give {\"include\": [...], \"exclude\": [...]}")
+        return cls(collections=_strings(body.get("collections"), "collections"), ids=_strings(body.get("ids"), "ids"),
+                   bbox=_bbox_list(body["bbox"]) if body.get("bbox") is not None else None,
+                   intersects=body.get("intersects"), datetime=body.get("datetime"), filter=body.get("filter"),
+                   filter_lang=body.get("filter-lang"),
+                   sortby=[(s["field"], str(s.get("direction", "asc")).lower() != "desc") for s in sortby],
+                   include=_strings(fields.get("include"), "fields.include") or [],
+                   exclude=_strings(fields.get("exclude"), "fields.exclude") or [],
+                   limit=check_limit(body.get("limit", 10)), token=body.get("token")).checked()
+
+    @classmethod
+    def from_query(cls, *, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
+                   intersects: str | None = None, datetime: str | None = None, filter: str | None = None,
+                   filter_lang: str | None = None, sortby: str | None = None, fields: str | None = None,
+                   limit: int = 10, token: str | None = None) -> SearchRequest:
+        try:
+            geometry = json.loads(intersects) if intersects else None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"intersects is not GeoJSON: {exc}") from None
+        names = _split(fields)
+        return cls(collections=_split(collections) or None, ids=_split(ids) or None,
+                   bbox=parse_bbox(bbox) if bbox else None, intersects=geometry, datetime=datetime, filter=filter,
+                   filter_lang=filter_lang,
+                   sortby=[(s.lstrip("+-"), not s.startswith("-")) for s in _split(sortby)],
+                   include=[f.lstrip("+") for f in names if not f.startswith("-")],
+                   exclude=[f[1:] for f in names if f.startswith("-")], limit=check_limit(limit),
+                   token=token).checked()
+
+    def checked(self) -> SearchRequest:
+        """Parse what can be wrong once, so the search itself cannot fail on the caller's input."""
+        if self.bbox and self.intersects:
+            raise InputError("give bbox or intersects, not both")
+        self._geometry = _geometry(self.intersects) if self.intersects else (box(*self.bbox) if self.bbox else None)
+        self._interval = parse_interval(self.datetime) if self.datetime else (None, None)
+        self._filter = _cql2(self.filter, self.filter_lang) if self.filter not in (None, "") else None
+        self._offset = _offset(self.token)
+        return self
+
+    @property
+    def end(self) -> datetime | None:
+        return self._interval[1]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """The bbox of `bbox` or `intersects`, which the database can narrow by."""
+        return None if self._geometry is None else tuple(self._geometry.bounds)  # type: ignore[return-value]
+
+    def to_body(self) -> dict[str, Any]:
+        """The search as a STAC POST body (what a remote source is sent), without limit and token."""
+        body: dict[str, Any] = {"collections": self.collections, "ids": self.ids,
+                                "bbox": list(self.bbox) if self.bbox else None, "intersects": self.intersects,
+                                "datetime": self.datetime, "filter": self.filter}
+        if self.filter not in (None, ""):
+            body["filter-lang"] = self.filter_lang or ("cql2-json" if isinstance(self.filter, dict) else "cql2-text")
+        if self.sortby:
+            body["sortby"] = [{"field": f, "direction": "asc" if up else "desc"} for f, up in self.sortby]
+        if self.include or self.exclude:
+            body["fields"] = {"include": self.include, "exclude": self.exclude}
+        return {k: v for k, v in body.items() if v not in (None, "")}
+
+    def matches(self, item: dict[str, Any]) -> bool:
+        if self._geometry is not None and not shape(item["geometry"]).intersects(self._geometry):
+            return False
+        if self.datetime and not _in_interval(item["properties"], *self._interval):
+            return False
+        return self._filter is None or bool(self._filter.matches(item))
+
+    def page(self, items: list[dict[str, Any]], present: Callable[[dict[str, Any]], dict[str, Any]],
+             offset: int | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int | None, int]:
+        """The requested page (or the one at `offset`, of `limit` items) of the matching items, sorted:
+        (items as `present` makes them, with fields applied; next offset or None; number matched)."""
+        found = [i for i in items if self.matches(i)]
+        for name, ascending in reversed(self.sortby):  # stable sorts, last key first
+            found.sort(key=lambda i, n=name: _sort_key(_field(i, n)), reverse=not ascending)
+        start = self._offset if offset is None else offset
+        size = limit or self.limit
+        chosen = found[start:start + size]
+        following = start + size if start + size < len(found) else None
+        return [self.project(present(i)) for i in chosen], following, len(found)
+
+    def project(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The fields extension: only `include` (if given, with what every item needs), then without `exclude`."""
+        if self.include:
+            kept: dict[str, Any] = {k: item[k] for k in ("type", "stac_version", "id", "collection", "links")
+                                    if k in item}
+            for path in self.include:
+                _copy_path(item, kept, _path(path))
+            item = kept
+        if self.exclude:
+            item = json.loads(json.dumps(item))
+            for path in self.exclude:
+                _drop_path(item, _path(path))
+        return item
+
+
+def token_for(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        kind, value = text.split(":", 1)
+        if kind != "offset" or int(value) < 0:
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"token {token!r} is not one this server gave; follow the 'next' link") from None
+
+
+def check_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InputError(f"limit must be a positive integer (at most {MAX_LIMIT:,} are returned)")
+    return min(limit, MAX_LIMIT)
+
+
+def parse_interval(text: str) -> tuple[datetime | None, datetime | None]:
+    """The STAC `datetime`: an RFC 3339 date-time (with its zone), or an interval a/b whose ends may be open
+    ('..' or empty), but not both."""
+    parts = text.split("/")
+    open_end = ("..", "")
+    if len(parts) > 2 or (len(parts) == 2 and all(p in open_end for p in parts)) or not all(
+            RFC3339.match(p) for p in parts if not (len(parts) == 2 and p in open_end)):
+        raise InputError(f"datetime {text!r}: give an RFC 3339 date-time such as 2024-06-01T00:00:00Z, or an "
+                         "interval start/end with '..' for an open end")
+    ends = [None if p in open_end else parse_instant(p.upper()) for p in parts]
+    start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
+    if start is not None and end is not None and start > end:
+        raise InputError(f"datetime {text!r}: the interval ends before it starts")
+    return start, end
+
+
+def parse_bbox(value: str | list[Any]) -> tuple[float, float, float, float]:
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north") from None
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or numbers[1] > numbers[3]:
+        raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north in degrees")
+    return numbers[0], numbers[1], numbers[2], numbers[3]
+
+
+def _bbox_list(value: Any) -> tuple[float, float, float, float]:
+    if not isinstance(value, list):
+        raise InputError(f"bbox {value!r}: in a POST body give a list of 4 (or 6) numbers")
+    return parse_bbox(value)
+
+
+def _geometry(data: Any) -> Any:
+    try:
+        geometry = shape(data)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, shapely.errors.ShapelyError) as exc:
+        raise InputError(f"intersects is not a GeoJSON geometry: {exc}") from None
+    if geometry.is_empty or not geometry.is_valid:
+        raise InputError("intersects: the geometry is empty or not valid")
+    return geometry
+
+
+def _cql2(text: str | dict[str, Any], lang: str | None) -> Any:
+    import cql2
+
+    if lang not in (None, "cql2-text", "cql2-json"):
+        raise InputError(f"filter-lang {lang!r}: use cql2-text or cql2-json")
+    try:
+        if isinstance(text, dict):
+            expression = cql2.Expr(text)
+        elif lang == "cql2-json" or str(text).lstrip().startswith("{"):
+            expression = cql2.parse_json(str(text))
+        else:
+            expression = cql2.parse_text(str(text))
+        expression.validate()
+    except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
+        raise InputError(f"filter: {str(exc).splitlines()[0][:300]}") from None
+    return expression
+
+
+def _in_interval(properties: dict[str, Any], start: datetime | None, end: datetime | None) -> bool:
+    first = properties.get("start_datetime") or properties.get("datetime")
+    last = properties.get("end_datetime") or properties.get("datetime")
+    if first is None or last is None:
+        return False
+    return (end is None or parse_instant(first) <= end) and (start is None or parse_instant(last) >= start)
+
+
+def _path(name: str) -> list[str]:
+    parts = name.split(".")
+    return parts if parts[0] in (*TOP_LEVEL, "properties", "assets", "links", "stac_version", "stac_extensions") \
+        else ["properties", *parts]
+
+
+def _field(item: dict[str, Any], name: str) -> Any:
+    value: Any = item
+    for part in _path(name):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Missing values last; numbers, then text (an ISO time sorts as text)."""
+    if value is None:
+        return (2, "")
+    return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
+
+
+def _copy_path(source: dict[str, Any], target: dict[str, Any], path: list[str]) -> None:
+    head, rest = path[0], path[1:]
+    if head not in source:
+        return
+    if not rest or not isinstance(source[head], dict):
+        target[head] = source[head]
+        return
+    _copy_path(source[head], target.setdefault(head, {}), rest)
+
+
+def _drop_path(item: dict[str, Any], path: list[str]) -> None:
+    for part in path[:-1]:
+        item = item.get(part)  # type: ignore[assignment]
+        if not isinstance(item, dict):
+            return
+    item.pop(path[-1], None)
+
+
+def _split(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _strings(value: Any, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{what}: give a list of strings")
+    return value
