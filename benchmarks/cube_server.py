@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from cubeport.config import load_settings
     from cubeport.context import Context
 
+    args.data_root = str(Path(args.data_root).resolve())  # the anchors' configs live in another folder
     context = Context(load_settings(data_root=args.data_root))
     pointer = context.cubes.pointer(args.cube)
     entry = context.catalogue.get(args.cube)

@@ -23,7 +23,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                                      ["cubes", "info"], ["cubes", "delete"], ["cubes", "style"], ["db", "upgrade"],
                                      ["users", "create"], ["users", "set"], ["groups", "create"], ["groups", "add"],
                                      ["keys", "create"], ["keys", "revoke"], ["access", "set"], ["access", "grant"],
-                                     ["audit"], ["places", "add"]])
+                                     ["audit"], ["places", "add"], ["sources"], ["sources", "add"], ["sources", "list"]])
 def test_every_command_has_help(command):
     from typer.testing import CliRunner
 

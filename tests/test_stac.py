@@ -287,3 +287,21 @@ def test_federated_search_says_where_items_come_from_and_degrades(platform, remo
     assert {s["name"] for s in listed} == {"partner", "slow", "failing"} and remote_key not in str(listed)
     assert httpx.delete(f"{url}/stac/sources/slow", headers=admin).status_code == 204
     assert httpx.get(f"{url}/stac/search", params={"sources": "slow"}).status_code == 404
+
+
+def test_sources_from_the_command_line_keep_credentials_out_of_sight(tmp_path):
+    root = ["--data-root", str(tmp_path)]
+    runner = CliRunner()
+    added = runner.invoke(cli, ["sources", "add", "cdse", "https://stac.example.org/v1", "--header", "-", *root],
+                          input="Authorization: Bearer s3cr3t\n", prog_name="cubeport")
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["sources", "list", "--json", *root], prog_name="cubeport")
+    assert '"Authorization"' in listed.output and "s3cr3t" not in listed.output
+    context = Context(load_settings(data_root=str(tmp_path)))
+    assert context.stac_sources.get("cdse").headers == {"Authorization": "Bearer s3cr3t"}  # kept, to be sent
+    context.close()
+    for args, words in ((["add", "Bad Name", "http://x"], "lower-case"), (["add", "x", "ftp://x"], "http(s)"),
+                        (["add", "cdse", "https://other"], "exists"), (["remove", "nope"], "not found")):
+        failed = runner.invoke(cli, ["sources", *args, *root], prog_name="cubeport")
+        assert failed.exit_code != 0 and words in f"{failed.output}{failed.exception}", (args, failed.output)
+    assert runner.invoke(cli, ["sources", "remove", "cdse", *root], prog_name="cubeport").exit_code == 0

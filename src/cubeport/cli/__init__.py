@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cubeport.cli import cache, data, identity  # noqa: F401  (register their commands)
+from cubeport.cli import cache, data, identity, sources  # noqa: F401  (register their commands)
 from cubeport.cli.base import app, err
 from cubeport.errors import ConfigError, ConflictError, CubeportError, InputError, NotFoundError
 

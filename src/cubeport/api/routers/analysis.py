@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from shapely.geometry import Point
 
 from cubeport.analysis.geometry import parse_geojson
@@ -48,16 +48,17 @@ async def post_time_series(
     max_valids: Annotated[int | None, Query(alias="maxValids", ge=-1, description="-1: only steps with a value; "
                                             "N: the newest N steps with a value")] = None,
     all_touched: AllTouched = False,
-) -> JSONResponse:
+) -> Response:
     """A point reads at most a few chunks (of the twin, or up to 15 steps of a cube too short for one), so it is
     answered on the event loop, saving the thread hop; a polygon may read many and goes to a worker thread.
-    The records go straight to `json.dumps`: FastAPI's encoder took longer than the computation."""
+    The records go straight to orjson: FastAPI's encoder took longer than the computation, `json.dumps` a
+    fifth of it."""
     context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     methods = [m.strip() for m in agg_methods.split(",") if m.strip()]
     series = functools.partial(time_series, context.open_cubes, ds, var, geometry, methods, start=start_date,
                                end=end_date, max_valids=max_valids or None, all_touched=all_touched)
     records = series() if isinstance(geometry, Point) else await run_in_threadpool(series)
-    return JSONResponse({"result": records})
+    return Response(orjson.dumps({"result": records}), media_type="application/json")
 
 
 @router.get("/statistics/{ds}/{var}", summary="The value at a point at one time (xcube compatible)",
