@@ -19,7 +19,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     unit, _, spec = header.partition("=")
     first, dash, last = spec.strip().partition("-")
-    if unit.strip().lower() != "bytes" or "," in spec or not dash or not (first + last).isdigit():
+    digits = (first + last).isascii() and (first + last).isdigit()  # not "²", which int() refuses
+    if unit.strip().lower() != "bytes" or "," in spec or not dash or not digits:
         return None
     if first and last and int(last) < int(first):
         return None

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from cubeport.cubes.store import CUBES_DIR, TIMESERIES, CubeStore, Pointer, check_cube_id
+from cubeport.cubes.store import CUBES_DIR, TIMESERIES, CubeStore, Pointer, check_cube_id, is_object_key
 from cubeport.errors import InputError, NotFoundError
 from cubeport.storage import Storage
 
@@ -144,7 +144,7 @@ def read(cubes: CubeStore, cube_id: str, pointer: Pointer, store: str, key: str,
 def _check_key(storage: Storage, cube_id: str, pointer: Pointer, store: str, key: str) -> bool:
     """True for a published chunk, False for a metadata object; NotFoundError for anything else (stray
     files, chunks of unpublished steps, paths out of the store)."""
-    if any(part in ("", ".", "..") or len(part) > 255 for part in key.split("/")):
+    if not is_object_key(key):
         raise NotFoundError(f"no {key[:120]!r} in {cube_id}/{store}")
     if key.rsplit("/", 1)[-1] in METADATA:
         return False
@@ -211,7 +211,8 @@ def _published_chunk(arrays: dict[str, _Array], key: str, steps: int) -> bool:
     if not array.chunks:
         return index == "0"  # a 0-d array has one chunk, "0"
     numbers = index.split(array.separator)
-    if len(numbers) != len(array.chunks) or not all(n.isdigit() for n in numbers):
+    # ASCII digits only: str.isdigit() also holds for "²" or "١", which int() refuses or reads as another key
+    if len(numbers) != len(array.chunks) or not all(n.isascii() and n.isdigit() for n in numbers):
         return False
     axis = array.time_axis
     return axis is None or int(numbers[axis]) * array.chunks[axis] < steps

@@ -101,6 +101,13 @@ class CubeInfo:
         return asdict(self)
 
 
+def is_object_key(key: str) -> bool:
+    """Whether `key` can name an object of a store: relative, no `.`/`..` parts, and nothing a file system
+    refuses (NUL, a part over 255 bytes: ENAMETOOLONG)."""
+    return bool(key) and "\x00" not in key and all(
+        part not in ("", ".", "..") and len(part.encode("utf-8", "surrogatepass")) <= 255 for part in key.split("/"))
+
+
 class CubeStore:
     """Cubes below one data root. Thread-safe for readers; one writer per cube at a time."""
 
@@ -156,7 +163,7 @@ class CubeStore:
                                                                           else [])
         if name not in stores:
             raise NotFoundError(f"cube {cube_id!r} has no store {name!r}; stores: {', '.join(stores)}")
-        if not key or any(part in ("", ".", "..") or len(part) > 255 for part in key.split("/")):
+        if not is_object_key(key):
             raise InputError(f"invalid key {key[:80]!r} in a Zarr store")
         try:
             data = self.storage.read_bytes(CUBES_DIR, cube_id, pointer.version, name, key)

@@ -16,15 +16,19 @@ cube is invisible to callers without access (404 NoSuchKey, and absent from list
 rather than treated as anonymous, which would silently hide the cubes the signer expected to see. With an
 API key header the signature is ignored.
 
-    import aiobotocore.session, s3fs, xarray as xr
-    session = aiobotocore.session.AioSession()  # only for restricted cubes: the key goes on every request
+    import aiobotocore.session, xarray as xr
+    options = {"anon": True, "endpoint_url": f"{server}/s3"}
+    cube = xr.open_zarr("s3://datasets/my-cube.zarr", storage_options=options)  # public cubes
+    session = aiobotocore.session.AioSession()  # restricted cubes: the key goes on every request
     session.register("before-sign.s3", lambda request, **_: request.headers.__setitem__("X-API-Key", key))
-    fs = s3fs.S3FileSystem(anon=True, endpoint_url=f"{server}/s3", session=session)
-    cube = xr.open_zarr(fs.get_mapper("datasets/my-cube.zarr"))
-    # or xr.open_zarr("s3://datasets/my-cube.zarr", storage_options={"anon": True, "endpoint_url": ...})
+    cube = xr.open_zarr("s3://datasets/my-cube.zarr", storage_options={**options, "session": session})
+    # with zarr 3, pass storage_options rather than s3fs.S3FileSystem(..., session=session).get_mapper(...):
+    # zarr re-creates a mapper's file system from its JSON form, which cannot hold the session. Anonymous
+    # s3fs never asks for the bucket list (`ls("")` is []); it does with key="any", secret="any" and the session.
 
     # GDAL / rasterio: AWS_S3_ENDPOINT=host:port/s3 AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
-    #   AWS_NO_SIGN_REQUEST=YES [GDAL_HTTP_HEADERS="X-API-Key: cpk_..."]
+    #   AWS_NO_SIGN_REQUEST=YES [GDAL_HTTP_HEADERS="X-API-Key: cpk_..."]  (GDAL caches 404s in the process:
+    #   CPL_VSIL_CURL_NON_CACHED=/vsis3/datasets/my-cube.zarr after reading without the key)
     rasterio.open('ZARR:"/vsis3/datasets/my-cube.zarr":/conc_chl')
 """
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
@@ -48,6 +53,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cubeport.api.deps import get_context
 from cubeport.api.problems import STATUS_OF
+from cubeport.api.ranges import UnsatisfiableRange, byte_range, content_range
 from cubeport.api.security import OPEN, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
@@ -144,6 +150,7 @@ def _error_response(request: Request, exc: Exception) -> Response:
 
 # -- XML -------------------------------------------------------------------------------------------------
 Fields = list[tuple[str, Union[str, int, bool, datetime, None, "Fields"]]]
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _xml(root: str, fields: Fields, status: int = 200, headers: dict[str, str] | None = None,
@@ -165,7 +172,9 @@ def _add(parent: ET.Element, fields: Fields) -> None:
             child.text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
                 f"{value.microsecond // 1000:03d}Z"
         elif value is not None:
-            child.text = str(value)
+            # echoed keys and prefixes may hold characters XML 1.0 cannot carry ("%00" in a path): replace
+            # them, or the whole answer would be unreadable (encoding-type=url lists such keys exactly)
+            child.text = _NOT_XML.sub("\ufffd", str(value))
 
 
 # -- routes ----------------------------------------------------------------------------------------------
@@ -245,9 +254,13 @@ def list_objects(
     return _xml("ListBucketResult", fields, headers={"Cache-Control": "private, max-age=2"})
 
 
-@router.api_route("/{bucket}/{key:path}", methods=["GET", "HEAD"], summary="S3 GetObject / HeadObject",
-                  response_class=Response, dependencies=[Depends(resource("cube", "key", id_of=objects.cube_of_key))],
-                  responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
+OBJECT_ROUTE = "/{bucket}/{key:path}"
+OBJECT_GUARD = [Depends(resource("cube", "key", id_of=objects.cube_of_key))]
+
+
+@router.get(OBJECT_ROUTE, summary="S3 GetObject (HEAD: HeadObject)", response_class=Response,
+            dependencies=OBJECT_GUARD,
+            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
 def get_object(
     request: Request,
     bucket: Annotated[str, Path(max_length=64)],
@@ -275,7 +288,7 @@ def get_object(
     span = _byte_range(range_, found.size)
     start, end = span or (0, found.size)
     if span:
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
+        headers["Content-Range"] = content_range(start, end, found.size)
     headers["Content-Length"] = str(end - start)
     kind = "application/json" if metadata else "application/octet-stream"
     status = 206 if span else 200
@@ -286,14 +299,22 @@ def get_object(
     return Response(data, status_code=status, headers=headers, media_type=kind)
 
 
+# HEAD shares the GET route's code; one OpenAPI operation documents both (no duplicate operation id)
+router.add_api_route(OBJECT_ROUTE, get_object, methods=["HEAD"], include_in_schema=False, response_class=Response,
+                     dependencies=OBJECT_GUARD)
+
+
 def _token_of(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode()
 
 
 def _token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    try:  # strict: a token that is not one of ours is an error, not silently the start of the bucket
+        key = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode()
+        if not key or _token_of(key) != token:
+            raise ValueError(token)
+        return key
+    except (binascii.Error, UnicodeError, ValueError):
         raise S3Error(400, "InvalidArgument", "The continuation token provided is incorrect") from None
 
 
@@ -303,21 +324,9 @@ def _matches(header: str, etag: str) -> bool:
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end exclusive) of a single `bytes=` range. None (the whole object) without one, or for one that
-    S3 ignores (other units, several ranges, bad syntax); InvalidRange (416) when it lies past the end."""
-    if not header:
-        return None
-    unit, _, spec = header.partition("=")
-    first, dash, last = spec.strip().partition("-")
-    if unit.strip().lower() != "bytes" or "," in spec or not dash or not (first + last).isdigit():
-        return None
-    if first and last and int(last) < int(first):
-        return None
-    if first:
-        start, end = int(first), min(int(last) + 1, size) if last else size
-    else:
-        start, end = max(size - int(last), 0), size
-    if start >= size or end <= start:
+    """The shared parser, with S3's InvalidRange (416) for a range past the end."""
+    try:
+        return byte_range(header, size)
+    except UnsatisfiableRange:
         raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
-                      {"Content-Range": f"bytes */{size}"}, RangeRequested=header, ActualObjectSize=str(size))
-    return start, end
+                      {"Content-Range": f"bytes */{size}"}, RangeRequested=header, ActualObjectSize=str(size)) from None
