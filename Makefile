@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA_ROOT ?= ./cubeport-data
-APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3 chromium
+APT_TEST_PACKAGES := postgresql postgresql-15-postgis-3 chromium python3-qgis qgis-providers libqca-qt5-2-plugins
 OIDC_PROVIDER := tests/oidc/node_modules/.installed
 XCUBE_VERSION := 1.14.1
 XCUBE_VIEWER := tests/e2e/xcube-viewer/index.html
@@ -13,7 +13,7 @@ XCUBE_VIEWER := tests/e2e/xcube-viewer/index.html
 VIEWER := src/cubeport/web/static/viewer.js
 WEB_SOURCES := $(wildcard web/src/*) web/index.html web/build.mjs web/package-lock.json
 
-.PHONY: demo test install install-test system-deps node web serve bench clean
+.PHONY: demo test install install-test system-deps node web serve bench clean qgis-plugin
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,8 @@ node:
 	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
 
-# Debian packages the tests start themselves (PostgreSQL + PostGIS, Chromium); installed only when missing.
+# Debian packages the tests start themselves (PostgreSQL + PostGIS, Chromium, QGIS for the plugin's tests);
+# installed only when missing.
 system-deps: node
 	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -73,6 +74,10 @@ $(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
 
 test: system-deps install-test $(VIEWER) $(OIDC_PROVIDER) $(XCUBE_VIEWER)
 	$(PY) -m pytest
+
+# The QGIS plugin as an installable zip (Plugins > Manage and Install Plugins > Install from ZIP), in dist/.
+qgis-plugin:
+	$(PYTHON) qgis/package.py
 
 BENCH_DATA ?= ../bench-data
 
