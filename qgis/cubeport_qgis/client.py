@@ -178,8 +178,15 @@ class CubeportClient:
         text = f"{self.settings.base}/{quoted}"
         return f"{text}?{urllib.parse.urlencode(query)}" if query else text
 
-    def zarr_url(self, cube_id: str, level: int = 0) -> str:
-        return self.url(f"zarr/{cube_id}/{level}.zarr")
+    def store_object(self, cube_id: str, key: str) -> bytes | None:
+        """An object of the cube's full-resolution Zarr store (`/zarr/{id}/0.zarr/{key}`, with the access
+        checks of every route); None for a chunk that is not stored (Zarr reads it as the fill value)."""
+        try:
+            return self.get(f"zarr/{cube_id}/0.zarr/{key}", cube=cube_id)
+        except NotVisibleError:
+            if "/" in key and not key.rsplit("/", 1)[-1].startswith("."):
+                return None  # a chunk: missing means empty
+            raise
 
     def wmts_capabilities_url(self) -> str:
         return self.url("wmts/1.0.0/WMTSCapabilities.xml")

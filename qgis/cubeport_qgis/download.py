@@ -1,16 +1,19 @@
-"""Download a planned subset with GDAL: the cube's Zarr store read over HTTP (`/vsicurl/` + GDAL's Zarr
-driver, which QGIS's GDAL has since 3.4), one band per time step, written as a tiled GeoTIFF whose bands
-carry their time range (description `start/end`, metadata TIME_START and TIME_END).
+"""Download a planned subset: the chunks of the window fetched from the server's `/zarr` route into a local
+partial Zarr store, read by GDAL's Zarr driver (in QGIS's GDAL since 3.4) and written as a tiled GeoTIFF
+with one band per time step, each band carrying its time range (description `start/end`, metadata
+TIME_START and TIME_END).
 
-No Qt here: the function runs in a QgsTask's thread, or in any Python with GDAL's bindings. The credentials
-are thread-local GDAL options, so they go to this server in this download only.
+No Qt here: the function runs in a QgsTask's thread, or in any Python with GDAL's bindings.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
 from .client import Cancelled, PluginError
@@ -19,47 +22,91 @@ from .subset import DownloadPlan
 Progress = Callable[[float], bool]  # fraction done -> go on?
 
 METADATA_DOMAIN = ""  # the default domain: what gdalinfo and QGIS's layer properties show
-HTTP_OPTIONS = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # the server lists no folders; do not ask it to
-    "GDAL_HTTP_MAX_RETRY": "2",
-    "GDAL_HTTP_RETRY_DELAY": "1",
-}
+Fetch = Callable[[str], "bytes | None"]  # a key of the store -> its bytes (None: a chunk not stored)
+WORKERS = 4
 
 
-def header_lines(headers: dict[str, str]) -> str:
-    return "\r\n".join(f"{k}: {v}" for k, v in headers.items())
+def needed_chunks(plan: DownloadPlan, name: str, zarray: dict, dims: list[str]) -> list[str]:
+    """The chunk keys of array `name` that the plan's window touches (all chunks of coordinate arrays)."""
+    axes = dict(zip(dims, (plan.time, plan.y, plan.x))) if name == plan.variable else {}
+    ranges = []
+    for dim, size, chunk in zip(dims, zarray["shape"], zarray["chunks"]):
+        axis = axes.get(dim)
+        if axis is None:
+            ranges.append(range(0, max(1, -(-size // chunk))))
+        else:
+            lo, hi = min(axis.start, axis.stop - axis.step), max(axis.start, axis.stop - axis.step)
+            ranges.append(range(lo // chunk, hi // chunk + 1))
+    separator = zarray.get("dimension_separator") or "."
+    return [f"{name}/{separator.join(map(str, index))}" for index in itertools.product(*ranges)] or [f"{name}/0"]
 
 
-def download(plan: DownloadPlan, zarr_url: str, headers: dict[str, str], path: str,
-             progress: Progress = lambda fraction: True, metadata: dict[str, str] | None = None,
-             timeout: float = 60) -> str:
+def fetch_store(fetch: Fetch, plan: DownloadPlan, folder: str, progress: Progress, share: float) -> None:
+    """Copy the store's metadata and the chunks the plan needs to `folder`, a few requests at a time;
+    Cancelled when `progress` says stop. The plugin fetches (not GDAL's HTTP reader) so that the API key
+    goes to this server only and every chunk is read once, completely, or the download fails."""
+    consolidated = fetch(".zmetadata")
+    if consolidated is None:
+        raise PluginError("the cube's store has no consolidated metadata (.zmetadata)")
+    metadata = json.loads(consolidated)["metadata"]
+    for key, value in metadata.items():
+        _write(os.path.join(folder, key), json.dumps(value).encode())
+    _write(os.path.join(folder, ".zmetadata"), consolidated)
+    keys = []
+    for key in metadata:
+        if key.endswith("/.zarray"):
+            name = key.removesuffix("/.zarray")
+            dims = metadata.get(f"{name}/.zattrs", {}).get("_ARRAY_DIMENSIONS", [])
+            if name == plan.variable or name in dims or (len(dims) == 1 and dims[0] == name):
+                keys += needed_chunks(plan, name, metadata[key], dims)
+    done = 0
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {pool.submit(fetch, key): key for key in keys}
+        try:
+            for future in as_completed(futures):
+                data = future.result()
+                if data is not None:
+                    _write(os.path.join(folder, futures[future]), data)
+                done += 1
+                if not progress(share * done / len(keys)):
+                    raise Cancelled("The download was cancelled.")
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as out:
+        out.write(data)
+
+
+def download(plan: DownloadPlan, fetch: Fetch, path: str, progress: Progress = lambda fraction: True,
+             metadata: dict[str, str] | None = None) -> str:
     """Write `plan` to the GeoTIFF `path` (through `path.part`, renamed when complete). Raises Cancelled
-    when `progress` returns False, PluginError when GDAL fails (the caller may then ask the server why)."""
+    when `progress` returns False, PluginError when a request or GDAL fails."""
     from osgeo import gdal
 
-    options = {**HTTP_OPTIONS, "GDAL_HTTP_TIMEOUT": str(int(timeout)),
-               "GDAL_HTTP_HEADERS": header_lines(headers) or None}
-    previous = {k: gdal.GetThreadLocalConfigOption(k, None) for k in options}
-    part = path + ".part"
+    part, store = path + ".part", path + ".zarr.part"
     cancelled = []
+    fetched = 0.8  # of the progress bar: the rest is GDAL writing the GeoTIFF
 
     def callback(fraction: float, message: str, data: object) -> int:
-        if progress(max(0.0, min(1.0, fraction))):
+        if progress(fetched + (1 - fetched) * max(0.0, min(1.0, fraction))):
             return 1
         cancelled.append(True)
         return 0
 
     try:
-        for key, value in options.items():
-            gdal.SetThreadLocalConfigOption(key, value)
+        fetch_store(fetch, plan, store, progress, fetched)
         gdal.ErrorReset()
         try:
-            source = gdal.OpenEx(f'ZARR:"/vsicurl/{zarr_url}"', gdal.OF_MULTIDIM_RASTER | gdal.OF_VERBOSE_ERROR)
+            opened = gdal.OpenEx(f'ZARR:"{store}"', gdal.OF_MULTIDIM_RASTER | gdal.OF_VERBOSE_ERROR)
         except RuntimeError:
-            source = None
-        if source is None:
+            opened = None
+        if opened is None:
             raise PluginError(f"GDAL could not open the cube's Zarr store: {gdal.GetLastErrorMsg()}")
-        array = source.GetRootGroup().OpenMDArray(plan.variable)
+        array = opened.GetRootGroup().OpenMDArray(plan.variable)
         if array is None:
             raise PluginError(f"the cube's store has no array {plan.variable!r}")
         view = array.GetView(plan.view())
@@ -93,9 +140,8 @@ def download(plan: DownloadPlan, zarr_url: str, headers: dict[str, str], path: s
         os.replace(part, path)
         return path
     finally:
-        for key, value in previous.items():
-            gdal.SetThreadLocalConfigOption(key, value)
-        gdal.VSICurlClearCache()  # nothing of a restricted cube stays in memory for other readers
+        opened = array = view = classic = None  # GDAL closes the store before it is removed
+        shutil.rmtree(store, ignore_errors=True)
         if os.path.exists(part):
             os.remove(part)
 

@@ -7,6 +7,7 @@ stream. Every failure is a message in the message bar that says what to do.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -158,7 +159,7 @@ class CubeportPlugin:
         folder = self.settings.folder
         os.makedirs(folder, exist_ok=True)
         client = self.client()
-        task = DownloadTask(plan, client.zarr_url(cube.id), client.settings.headers(),
+        task = DownloadTask(plan, functools.partial(client.store_object, cube.id),
                             os.path.join(folder, plan.file_name()),
                             {"CUBEPORT_SERVER": client.settings.base}, done=self.download_done)
         self.tasks.append(task)

@@ -8,28 +8,34 @@ from typing import Callable
 from qgis.core import QgsTask
 
 from .client import Cancelled, PluginError
-from .download import download
+from .download import Fetch, download
 from .subset import DownloadPlan
 
 
 class DownloadTask(QgsTask):
-    def __init__(self, plan: DownloadPlan, zarr_url: str, headers: dict[str, str], path: str,
+    def __init__(self, plan: DownloadPlan, fetch: Fetch, path: str,
                  metadata: dict[str, str], done: Callable[["DownloadTask"], None]) -> None:
         super().__init__(f"Cubeport: downloading {plan.cube_id} {plan.variable} ({plan.shape[0]} time steps)",
                          QgsTask.CanCancel)
-        self.plan, self.zarr_url, self.headers, self.path, self.metadata = plan, zarr_url, headers, path, metadata
+        self.plan, self.fetch, self.path, self.metadata = plan, fetch, path, metadata
         self.done = done
         self.error: PluginError | None = None
 
-    def run(self) -> bool:
-        try:
-            download(self.plan, self.zarr_url, self.headers, self.path, progress=self._progress,
-                     metadata=self.metadata)
-            return True
-        except PluginError as exc:
-            self.error = exc
-        except Exception as exc:  # noqa: BLE001 (a task must not raise: the user reads a message instead)
-            self.error = PluginError(f"The download failed: {exc}")
+    def run(self, attempts: int = 2) -> bool:
+        """The download; once more after a failed read (GDAL's HTTP reads fail now and then under load)."""
+        for _ in range(attempts):
+            try:
+                download(self.plan, self.fetch, self.path, progress=self._progress,
+                         metadata=self.metadata)
+                self.error = None
+                return True
+            except Cancelled as exc:
+                self.error = exc
+                return False
+            except PluginError as exc:
+                self.error = exc
+            except Exception as exc:  # noqa: BLE001 (a task must not raise: the user reads a message instead)
+                self.error = PluginError(f"The download failed: {exc}")
         return False
 
     def _progress(self, fraction: float) -> bool:
