@@ -7,7 +7,7 @@ from typing import Callable
 
 from qgis.core import QgsTask
 
-from .client import Cancelled, PluginError
+from .client import AccessError, Cancelled, NotVisibleError, PluginError
 from .download import Fetch, download
 from .subset import DownloadPlan
 
@@ -22,14 +22,14 @@ class DownloadTask(QgsTask):
         self.error: PluginError | None = None
 
     def run(self, attempts: int = 2) -> bool:
-        """The download; once more after a failed read (GDAL's HTTP reads fail now and then under load)."""
+        """The download; once more after a failure (a dropped connection, a server restart)."""
         for _ in range(attempts):
             try:
                 download(self.plan, self.fetch, self.path, progress=self._progress,
                          metadata=self.metadata)
                 self.error = None
                 return True
-            except Cancelled as exc:
+            except (Cancelled, NotVisibleError, AccessError) as exc:  # another try would end the same
                 self.error = exc
                 return False
             except PluginError as exc:
