@@ -67,6 +67,8 @@ def test_only_published_steps_are_visible(served):
                                           ("/zarr/olci/0.zarr/conc_chl/99.0.0", 404),
                                           ("/zarr/olci/cube.json/.zmetadata", 404),
                                           ("/zarr/olci/0.zarr/" + "0" * 300, 400),  # found by schemathesis: a 500
+                                          ("/zarr/olci/0.zarr/conc_chl%00/.zarray", 400),  # NUL: was a 500
+                                          ("/zarr/olci/0.zarr/" + "é" * 200, 400),  # 400 bytes in one name
                                           ("/zarr/olci/0.zarr/conc_chl", 404)])  # a folder, not an object
 def test_no_way_out_of_the_stores(served, path, status):
     _, url, _ = served

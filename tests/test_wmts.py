@@ -68,6 +68,11 @@ def test_access_and_bad_requests(server):
     assert hidden.status_code == 404
     rest = httpx.get(f"{server.url}/wmts/1.0.0/tile/secret.analysed_sst/default/current/WebMercatorQuad/5/9/17.png")
     assert rest.status_code == 404
+    # the layer list depends on the caller: no shared cache may answer one caller with another's list
+    for capabilities in (httpx.get(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml"),
+                         httpx.get(f"{server.url}/wmts/kvp", params={"Service": "WMTS", "Request": "GetCapabilities"})):
+        assert "secret." not in capabilities.text and capabilities.headers["cache-control"] == "private, no-cache"
+        assert "X-API-Key" in capabilities.headers["vary"] and "Authorization" in capabilities.headers["vary"]
     for params, says in (({"Request": "GetMap"}, "unknown"), ({"Request": "GetTile", "Layer": "sst.analysed_sst"},
                                                               "GetTile needs"),
                          ({"Request": "GetTile", "Layer": "sst.analysed_sst", "TileMatrixSet": "Nope",

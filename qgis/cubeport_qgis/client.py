@@ -13,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 AUTH_KINDS = ("none", "api-key", "bearer")
 
@@ -154,22 +154,14 @@ def _number(value: Any) -> float | None:
         return None
 
 
-Opener = Callable[[urllib.request.Request, float], Any]
-
-
-def _open(request: urllib.request.Request, timeout: float) -> Any:
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only, checked below)
-
-
 class CubeportClient:
     """The few routes the plugin reads: `/datasets?details=1`, `/datasets/{id}`, `/colorbars`; and the URLs
     it hands to GDAL (`/zarr/{id}/0.zarr`) and to QGIS's WMTS provider."""
 
-    def __init__(self, settings: ServerSettings, opener: Opener = _open) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         if urllib.parse.urlsplit(settings.base).scheme not in ("http", "https"):
             raise PluginError(f"the server URL must start with http:// or https://, not {settings.url!r}")
         self.settings = settings
-        self._open = opener
         self._colorbars: dict[str, bytes] | None = None
 
     # --- URLs -------------------------------------------------------------------------------------------
@@ -233,7 +225,8 @@ class CubeportClient:
         url = self.url(path, **query)
         request = urllib.request.Request(url, headers={"Accept": "application/json", **self.settings.headers()})
         try:
-            with self._open(request, self.settings.timeout) as response:
+            # http/https only, checked in __init__
+            with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:  # noqa: S310
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
             with exc:

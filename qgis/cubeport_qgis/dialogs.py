@@ -7,6 +7,7 @@ from typing import Sequence
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 from qgis.gui import QgsExtentWidget
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                  QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget)
 
@@ -68,7 +69,7 @@ class AddCubeDialog(QDialog):
         for cube in cubes:
             variables = ", ".join(v.name for v in cube.variables)
             item = QListWidgetItem(f"{cube.title} ({cube.id}): {len(cube.times)} time steps; {variables}")
-            item.setData(256, cube.id)
+            item.setData(Qt.UserRole, cube.id)
             self.list.addItem(item)
         self.list.setCurrentRow(0)
         self.list.itemDoubleClicked.connect(self.accept)
@@ -79,11 +80,11 @@ class AddCubeDialog(QDialog):
 
     def cube_id(self) -> str | None:
         item = self.list.currentItem()
-        return item.data(256) if item is not None else None
+        return item.data(Qt.UserRole) if item is not None else None
 
     def select(self, cube_id: str) -> None:
         for row in range(self.list.count()):
-            if self.list.item(row).data(256) == cube_id:
+            if self.list.item(row).data(Qt.UserRole) == cube_id:
                 self.list.setCurrentRow(row)
 
 

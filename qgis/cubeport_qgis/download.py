@@ -20,9 +20,8 @@ from .client import Cancelled, PluginError
 from .subset import DownloadPlan
 
 Progress = Callable[[float], bool]  # fraction done -> go on?
-
-METADATA_DOMAIN = ""  # the default domain: what gdalinfo and QGIS's layer properties show
 Fetch = Callable[[str], "bytes | None"]  # a key of the store -> its bytes (None: a chunk not stored)
+METADATA_DOMAIN = ""  # the default domain: what gdalinfo and QGIS's layer properties show
 WORKERS = 4
 
 
@@ -33,12 +32,12 @@ def needed_chunks(plan: DownloadPlan, name: str, zarray: dict, dims: list[str]) 
     for dim, size, chunk in zip(dims, zarray["shape"], zarray["chunks"]):
         axis = axes.get(dim)
         if axis is None:
-            ranges.append(range(0, max(1, -(-size // chunk))))
+            ranges.append(range(math.ceil(size / chunk)))
         else:
             lo, hi = min(axis.start, axis.stop - axis.step), max(axis.start, axis.stop - axis.step)
             ranges.append(range(lo // chunk, hi // chunk + 1))
     separator = zarray.get("dimension_separator") or "."
-    return [f"{name}/{separator.join(map(str, index))}" for index in itertools.product(*ranges)] or [f"{name}/0"]
+    return [f"{name}/{separator.join(map(str, index))}" for index in itertools.product(*ranges)]
 
 
 def fetch_store(fetch: Fetch, plan: DownloadPlan, folder: str, progress: Progress, share: float) -> None:
@@ -57,7 +56,7 @@ def fetch_store(fetch: Fetch, plan: DownloadPlan, folder: str, progress: Progres
         if key.endswith("/.zarray"):
             name = key.removesuffix("/.zarray")
             dims = metadata.get(f"{name}/.zattrs", {}).get("_ARRAY_DIMENSIONS", [])
-            if name == plan.variable or name in dims or (len(dims) == 1 and dims[0] == name):
+            if name == plan.variable or dims == [name]:  # the variable and coordinates
                 keys += needed_chunks(plan, name, metadata[key], dims)
     done = 0
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -147,22 +146,12 @@ def download(plan: DownloadPlan, fetch: Fetch, path: str, progress: Progress = l
 
 
 def annotate(dataset: object, plan: DownloadPlan, metadata: dict[str, str]) -> None:
-    """Each band's time range as its description and metadata; the cube, variable and all band times on the
-    dataset, so the plugin can re-attach time stepping when a project is opened again."""
-    dataset.SetMetadata({**metadata, "CUBEPORT_CUBE": plan.cube_id, "CUBEPORT_VARIABLE": plan.variable,  # type: ignore[attr-defined]
-                         "CUBEPORT_BAND_TIMES": json.dumps(plan.band_times)}, METADATA_DOMAIN)
+    """Each band's time range as its description and metadata (what gdalinfo and other tools show); the cube
+    and variable on the dataset."""
+    dataset.SetMetadata({**metadata, "CUBEPORT_CUBE": plan.cube_id, "CUBEPORT_VARIABLE": plan.variable},  # type: ignore[attr-defined]
+                        METADATA_DOMAIN)
     for index, (start, end) in enumerate(plan.band_times, start=1):
         band = dataset.GetRasterBand(index)  # type: ignore[attr-defined]
         band.SetDescription(f"{start}/{end}")
         band.SetMetadata({"TIME_START": start, "TIME_END": end, "TIME": plan.times[index - 1]}, METADATA_DOMAIN)
 
-
-def read_band_times(path: str) -> list[tuple[str, str]] | None:
-    """The band times a downloaded GeoTIFF carries, or None for another file."""
-    from osgeo import gdal
-
-    dataset = gdal.Open(path)
-    if dataset is None:
-        return None
-    text = dataset.GetMetadataItem("CUBEPORT_BAND_TIMES")
-    return [tuple(pair) for pair in json.loads(text)] if text else None  # type: ignore[misc]

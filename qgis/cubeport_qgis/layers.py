@@ -9,6 +9,7 @@ QGIS cannot.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from qgis.core import (Qgis, QgsColorRampShader, QgsDataProvider, QgsDateTimeRange, QgsInterval, QgsMapLayer, QgsNetworkAccessManager, QgsProject,
@@ -117,9 +118,12 @@ def band_for(layer: QgsMapLayer, frame: QgsDateTimeRange) -> int | None:
     text = layer.customProperty(BAND_TIMES)
     if not text or not frame.begin().isValid():
         return None
-    begin = parse_time(frame.begin().toUTC().toString(Qt.ISODateWithMs))
-    end = parse_time(frame.end().toUTC().toString(Qt.ISODateWithMs)) if frame.end().isValid() else None
-    return step_at(begin, end, [tuple(p) for p in json.loads(text)])
+    end = instant(frame.end()) if frame.end().isValid() else None
+    return step_at(instant(frame.begin()), end, [tuple(p) for p in json.loads(text)])
+
+
+def instant(value: QDateTime) -> datetime:
+    return datetime.fromtimestamp(value.toMSecsSinceEpoch() / 1000, timezone.utc)
 
 
 class TimeStepper(QObject):
@@ -150,12 +154,10 @@ class TimeStepper(QObject):
         if index is None:
             return
         if kind == "download":
-            renderer = layer.renderer()
-            set_band = getattr(renderer, "setInputBand", None) or getattr(renderer, "setBand", None)
-            current = getattr(renderer, "inputBand", None) or getattr(renderer, "band", None)
-            if set_band is None or (current is not None and current() == index + 1):
+            renderer = layer.renderer()  # the plugin's style, unless the user chose another renderer
+            if not isinstance(renderer, QgsSingleBandPseudoColorRenderer) or renderer.band() == index + 1:
                 return
-            set_band(index + 1)
+            renderer.setBand(index + 1)
             layer.triggerRepaint()
             layer.emitStyleChanged()
         else:
@@ -187,11 +189,11 @@ def sign_requests(settings: ServerSettings) -> str:
 def set_wmts_time(layer: QgsRasterLayer, time: str) -> None:
     source = layer.source()
     head, _, url = source.partition("&url=")
-    pairs = [p for p in head.split("&") if not p.startswith("tileDimensions=")]
-    wanted = f"tileDimensions=Time={time}"
-    if wanted in head.split("&"):
+    pairs, wanted = head.split("&"), f"tileDimensions=Time={time}"
+    if wanted in pairs:
         return
-    layer.setDataSource("&".join([*pairs, wanted]) + f"&url={url}", layer.name(), "wms",
+    pairs = [p for p in pairs if not p.startswith("tileDimensions=")] + [wanted]
+    layer.setDataSource("&".join(pairs) + f"&url={url}", layer.name(), "wms",
                         QgsDataProvider.ProviderOptions())
     layer.triggerRepaint()
 

@@ -11,7 +11,7 @@ import functools
 import os
 from typing import Any
 
-from qgis.core import (QgsApplication, QgsLayerTreeGroup, QgsMessageLog, QgsNetworkAccessManager, QgsProject,
+from qgis.core import (Qgis, QgsApplication, QgsLayerTreeGroup, QgsMessageLog, QgsNetworkAccessManager, QgsProject,
                        QgsRasterLayer)
 from qgis.PyQt.QtWidgets import QAction, QProgressBar, QPushButton
 
@@ -23,7 +23,6 @@ from .subset import DownloadPlan, band_times, plan_download, tile_matrix_set, wm
 from .task import DownloadTask
 
 MENU = "&Cubeport"
-Level = Any  # Qgis.MessageLevel (Qgis.Info, ...), whose home moved between QGIS versions
 
 
 class CubeportPlugin:
@@ -75,16 +74,11 @@ class CubeportPlugin:
     def client(self) -> CubeportClient:
         return CubeportClient(self.settings.server)
 
-    def message(self, title: str, text: str, level: Level = None, duration: int = 10) -> None:
-        from qgis.core import Qgis
-
-        level = Qgis.Info if level is None else level
+    def message(self, title: str, text: str, level: Any = Qgis.Info, duration: int = 10) -> None:
         self.iface.messageBar().pushMessage(title, text, level=level, duration=duration)
         QgsMessageLog.logMessage(f"{title}: {text}", "Cubeport", level)
 
     def fail(self, error: PluginError) -> None:
-        from qgis.core import Qgis
-
         self.message(error.title, str(error), Qgis.Info if isinstance(error, Cancelled) else Qgis.Warning, 0)
 
     # --- Settings ------------------------------------------------------------------------------------------
@@ -156,11 +150,11 @@ class CubeportPlugin:
         return self.start_download(cube, plan)
 
     def start_download(self, cube: Cube, plan: DownloadPlan) -> DownloadTask:
-        folder = self.settings.folder
-        os.makedirs(folder, exist_ok=True)
-        client = self.client()
+        settings = self.settings
+        os.makedirs(settings.folder, exist_ok=True)
+        client = CubeportClient(settings.server)
         task = DownloadTask(plan, functools.partial(client.store_object, cube.id),
-                            os.path.join(folder, plan.file_name()),
+                            os.path.join(settings.folder, plan.file_name()),
                             {"CUBEPORT_SERVER": client.settings.base}, done=self.download_done)
         self.tasks.append(task)
         self.show_progress(task)
@@ -169,8 +163,6 @@ class CubeportPlugin:
 
     def show_progress(self, task: DownloadTask) -> None:
         """A progress bar with a Cancel button in the message bar (the task manager shows one too)."""
-        from qgis.core import Qgis
-
         bar = self.iface.messageBar()
         item = bar.createMessage("Cubeport", task.description())
         progress = QProgressBar()
@@ -186,14 +178,8 @@ class CubeportPlugin:
 
     def download_done(self, task: DownloadTask) -> None:
         self.tasks = [t for t in self.tasks if t is not task]
-        if task.error is not None:
-            error = task.error
-            if not isinstance(error, Cancelled):  # GDAL's message is rarely the reason: ask the server
-                try:
-                    self.client().cube(task.plan.cube_id)
-                except PluginError as reason:
-                    error = reason
-            self.fail(error)
+        if task.error is not None:  # the server's reason (the plugin fetched the data), or GDAL's
+            self.fail(task.error)
             return
         self.add_download(self.session[task.plan.cube_id], task.plan, task.path)
 
@@ -238,7 +224,5 @@ class CubeportPlugin:
         QgsProject.instance().addMapLayer(layer, False)
         self.group(cube).insertLayer(0, layer)
         self.last_layer = layer
-        step_through(self.iface.mapCanvas().temporalController(), ranges)
-        if self.stepper is not None:
-            self.stepper.update()
+        step_through(self.iface.mapCanvas().temporalController(), ranges)  # the stepper shows the new frame
 

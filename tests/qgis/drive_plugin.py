@@ -62,6 +62,10 @@ def wait(task, timeout=60):
         QCoreApplication.processEvents()
 
 
+def listed(dialog):
+    return [dialog.list.item(r).data(Qt.UserRole) for r in range(dialog.list.count())]
+
+
 def iso(qdatetime):
     return qdatetime.toUTC().toString(Qt.ISODate)
 
@@ -122,7 +126,7 @@ def main(scenario_path, report_path):
         configure(scenario["url"])
         # Add data cube: the list, then one cube into the session; nothing is downloaded
         dialog = plugin.add_cube_dialog()
-        report["listed"] = [dialog.list.item(r).data(256) for r in range(dialog.list.count())]
+        report["listed"] = listed(dialog)
         dialog.select("ndvi")
         dialog.accept()
         plugin.add_cube(dialog.cube_id())
@@ -193,7 +197,7 @@ def main(scenario_path, report_path):
         for auth in ("api-key", "bearer"):
             configure(scenario["url"], auth=auth, secret=scenario["key"])
             dialog = plugin.add_cube_dialog()
-            report[f"listed_{auth}"] = [dialog.list.item(r).data(256) for r in range(dialog.list.count())]
+            report[f"listed_{auth}"] = listed(dialog)
         task = plugin.load_layer("olci", "conc_chl", bbox=tuple(scenario["olci_bbox"]))
         wait(task)
         report["olci"] = describe(plugin.last_layer, scenario["olci_points"])

@@ -24,8 +24,6 @@ NS = {"": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/
 SUPPORTED_CRS = {"WebMercatorQuad": "urn:ogc:def:crs:EPSG::3857", "WorldCRS84Quad": "urn:ogc:def:crs:OGC:1.3:CRS84",
                  "TM35FIN": "urn:ogc:def:crs:EPSG::3067"}
 XML = "application/xml"
-# the layers listed depend on the caller: clients (QGIS's network cache) must not answer one caller from another's
-PER_CALLER = {"Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Cookie"}
 
 
 def _el(parent: ET.Element, tag: str, text: Any = None, **attrs: str) -> ET.Element:
@@ -38,6 +36,13 @@ def _el(parent: ET.Element, tag: str, text: Any = None, **attrs: str) -> ET.Elem
 
 def _attr(name: str) -> str:
     return f"{{{NS['xlink']}}}href" if name == "xlink_href" else name
+
+
+def capabilities_response(request: Request, context: Context, principal: Principal) -> Response:
+    # the layers listed depend on the caller: clients (QGIS's network cache) must not answer one caller from
+    # another's copy
+    return Response(capabilities(context, principal, str(request.base_url).rstrip("/")), media_type=XML,
+                    headers={"Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Cookie"})
 
 
 def capabilities(context: Context, principal: Principal, base: str) -> bytes:
@@ -121,8 +126,7 @@ def _tile(request: Request, context: Context, layer: str, tms_name: str, zoom: i
             responses={200: {"content": {XML: {}}}})
 def rest_capabilities(request: Request, context: ContextDep,
                       principal: Annotated[Principal, Depends(listing("cube"))]) -> Response:
-    return Response(capabilities(context, principal, str(request.base_url).rstrip("/")), media_type=XML,
-                    headers=PER_CALLER)
+    return capabilities_response(request, context, principal)
 
 
 @router.get("/1.0.0/tile/{layer}/{style}/{time}/{tms}/{zoom}/{row}/{col}.png", summary="A WMTS tile (RESTful)",
@@ -144,8 +148,7 @@ def kvp(request: Request, context: ContextDep, principal: Annotated[Principal, D
     if params.get("service", "WMTS").upper() != "WMTS":
         raise InputError("SERVICE must be WMTS")
     if operation == "GetCapabilities":
-        return Response(capabilities(context, principal, str(request.base_url).rstrip("/")), media_type=XML,
-                    headers=PER_CALLER)
+        return capabilities_response(request, context, principal)
     if operation != "GetTile":
         raise InputError(f"REQUEST {operation!r} unknown; use GetCapabilities or GetTile")
     try:
