@@ -11,6 +11,7 @@ import sys
 import pyogrio
 import pytest
 import shapely
+import sqlalchemy
 
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.features.schema import CollectionSpec
@@ -154,6 +155,39 @@ def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
     failed = cli("features", "import", str(bad), "-d", "ne", "--data-root", root)
     assert failed.returncode == 2 and "nothing was imported" in failed.stderr and "Traceback" not in failed.stderr
     assert "ne.bad" not in cli("features", "list", "--data-root", root).stdout
+    # and out again: every format reads back with the features the filter selects
+    nordic = [r["name"] for g, r in zip(geometries, rows) if 10 < g.x < 32 and 54 < g.y < 70.5]
+    for suffix in (".geojson", ".gpkg", ".parquet"):
+        target = tmp_path / f"nordic{suffix}"
+        done = cli("features", "export", "ne.naturalearth_cities", str(target), "--filter",
+                   "S_INTERSECTS(geometry, POLYGON((10 54, 32 54, 32 70.5, 10 70.5, 10 54)))", "--data-root", root)
+        assert done.returncode == 0 and f"{len(nordic)} features" in done.stdout and len(nordic) > 4, done.stderr
+        frame = geopandas.read_parquet(target) if suffix == ".parquet" else geopandas.read_file(target)
+        assert sorted(frame["name"]) == sorted(nordic) and frame.crs.to_epsg() == 4326
+    for args, says in ((["ne.naturalearth_cities", str(tmp_path / "x.csv")], ".geojson, .gpkg or .parquet"),
+                       (["ne.nowhere", str(tmp_path / "x.gpkg")], "not found"),
+                       (["ne.naturalearth_cities", str(tmp_path / "x.gpkg"), "-f", "mayor = 'x'"], "unknown property")):
+        refused = cli("features", "export", *args, "--data-root", root)
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("x.", ".x"))) == []  # no partial files
+
+
+def test_a_killed_import_leaves_no_collection(store, database, data):
+    """SIGKILL in the middle of an import (10,000 of the 31,363 GSHHG polygons written): the collection is
+    created and filled in one transaction, so nothing of it is left and the import can simply run again."""
+    script = ("import os, signal, sys; from pathlib import Path; from cubeport.db import Database;"
+              "from cubeport.features.importer import import_file; from cubeport.features.store import feature_store;"
+              "kill = lambda done, total: done >= 10_000 and os.kill(os.getpid(), signal.SIGKILL);"
+              "import_file(feature_store(Database(sys.argv[1])), Path(sys.argv[2]), 'helcom', 'land', progress=kill)")
+    gshhg = data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"
+    killed = subprocess.run([sys.executable, "-c", script, database.url, str(gshhg)], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert [c.id for c in store.list()] == []
+    assert "f_helcom__land" not in sqlalchemy.inspect(store.engine).get_table_names()
+    from cubeport.features.importer import import_file
+
+    spec, count = import_file(store, gshhg, "helcom", "land")
+    assert count == store.count("helcom", "land") == 31_363 and spec.geometry_type == "Polygon"
 
 
 def test_real_ogc_api_features_clients_read_collections(tmp_path, data):

@@ -169,6 +169,38 @@ def test_group_databases_are_shared_by_their_members(as_user):
         "database": "fmi-db", "name": "x", "group": "fmi"}).status_code == 403  # not her group
 
 
+def test_project_databases_and_grants(as_user, context):
+    """A project (the identity layer's kind of group) owns a database, and gets grants like a group."""
+    context.admin.create_group("balticaims", kind="project", title="BalticAIMS", by="test")
+    for name in ("eva", "leo"):
+        context.admin.add_member("balticaims", name, by="test")  # the signed-in principals change at once
+    point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [21.0, 58.0]}, "properties": {}}
+    created = as_user("eva").post("/features/collections", json={"database": "baltic", "name": "hotspots",
+                                                                 "project": "balticaims"})
+    assert created.status_code == 201 and created.json()["owner"] == "project:balticaims"
+    leo = as_user("leo")  # a member of the project, not of eva's group
+    assert leo.post("/features/collections/baltic.hotspots/items", json=point).status_code == 201
+    assert leo.post("/features/collections", json={"database": "baltic", "name": "loads"}).json()["owner"] \
+        == "project:balticaims"
+    assert [d for d in leo.get("/features/databases").json() if d["name"] == "baltic"] == [
+        {"name": "baltic", "owner": "project:balticaims"}]
+    assert as_user("mia").get("/features/collections/baltic.hotspots").status_code == 404  # not a member
+    for body, status, says in (({"project": "balticaims", "group": "syke"}, 400, "not both"),
+                               ({"project": "helcom"}, 403, "not a member of project 'helcom'")):
+        response = as_user("eva").post("/features/collections", json={"database": "other", "name": "x", **body})
+        assert response.status_code == status and says in response.json()["detail"], response.text
+    # a grant to the project: its members read and (with write) change eva's own collection
+    eva = as_user("eva")
+    eva.post("/features/collections", json={"database": "eva", "name": "blocks"})
+    grants = "/features/collections/eva.blocks/access/grants"
+    assert eva.post(grants, json={"subject_type": "project", "subject": "balticaims", "permission": "write"}
+                    ).json()["writers"]["groups"] == ["balticaims"]
+    assert as_user("leo").post("/features/collections/eva.blocks/items", json=point).status_code == 201
+    assert as_user("mia").get("/features/collections/eva.blocks").status_code == 404
+    assert as_user("eva").delete(f"{grants}/project/balticaims").json()["groups"] == []
+    assert as_user("leo").get("/features/collections/eva.blocks").status_code == 404
+
+
 def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
     eva = as_user("eva")
     assert eva.post("/features/collections", json={"database": "eva", "name": "lakes", "crs": 3067,

@@ -20,6 +20,8 @@ def served(tmp_path_factory):
     directory = context.auth.directory
     for name in ("eva", "leo"):
         directory.create_user(name, role="editor")
+    directory.create_group("balticaims", kind="project")
+    directory.add_member("balticaims", "leo")
     keys = {name: context.auth.create_key(name)[1] for name in ("eva", "leo")}
     server = AppServer(create_app(context))
     yield server.url, keys
@@ -81,6 +83,13 @@ def test_a_notebook_session(served, data, tmp_path, monkeypatch):
     with pytest.raises(FeatureClientError, match="403"):
         leo.delete_from_collection("countries", "id > 0", database="eva")
     geodb.revoke_access("countries", user="leo")
+    with pytest.raises(FeatureClientError, match="404"):
+        leo.get_collection("countries", database="eva")
+    geodb.grant_access("countries", project="balticaims")  # leo is a member
+    assert len(leo.get_collection("countries", database="eva", limit=3)) == 3
+    geodb.revoke_access("countries", project="balticaims")
+    with pytest.raises(ValueError, match="exactly one of user, group or project"):
+        geodb.grant_access("countries", user="leo", project="balticaims")
     geodb.publish_collection("countries")
     anonymous = FeatureClient(url, database="eva")
     assert len(anonymous.get_collection("countries", limit=2)) == 2

@@ -293,6 +293,45 @@ def features_observations(
     out.print(f"{count} observations at the stations of {collection}")
 
 
+@features_app.command("export")
+def features_export(
+    collection: Annotated[str, typer.Argument(metavar="COLLECTION", help="database.name")],
+    target: Annotated[str, typer.Argument(metavar="FILE", help=".geojson, .gpkg or .parquet (GeoParquet)")],
+    query: Annotated[Optional[str], typer.Option("--filter", "-f", help="Only features meeting this CQL2 text, "
+                                                 "e.g. \"status = 'active'\"")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Export a collection, or the features a filter selects, to a file (written whole or not at all)."""
+    import os
+    from pathlib import Path
+
+    from cubeport.features.export import FORMATS, export
+    from cubeport.features.filters import parse_filter
+    from cubeport.features.store import Selection
+
+    path = Path(target)
+    format = next((name for name, (_, suffix) in FORMATS.items() if path.suffix.lower() == suffix), None)
+    if format is None:
+        raise InputError(f"{target}: name the file .geojson, .gpkg or .parquet")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: no such folder")
+    database, _, name = collection.partition(".")
+    store = context_for(data_root).features
+    spec = store.get(database, name)
+    selection = Selection(filter=parse_filter(query) if query else None)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with partial.open("wb") as file, progress_bar() as progress:
+            task = progress.add_task(f"export {spec.id} (bytes)", total=None)
+            for block in export(store, spec, selection, format):
+                file.write(block)
+                progress.advance(task, len(block))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    out.print(f"{store.count(spec.database, spec.name, selection)} features of {spec.id} written to {path}")
+
+
 @features_app.command("list")
 def features_list(
     database: Annotated[Optional[str], typer.Option("--database", "-d", help="Only this database")] = None,

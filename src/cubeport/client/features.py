@@ -53,11 +53,11 @@ class FeatureClient:
 
     def create_collection(self, name: str, properties: dict[str, str], database: str | None = None, *,
                           crs: int | str = 4326, geometry_type: str = "Geometry", group: str | None = None,
-                          **metadata: Any) -> dict[str, Any]:
-        """A new collection, private to you (or to `group`); `metadata`: title, description, licence,
-        keywords, provenance, metadata_url, time_property."""
+                          project: str | None = None, **metadata: Any) -> dict[str, Any]:
+        """A new collection, private to you (or to your `group` or `project`, if the database is new);
+        `metadata`: title, description, licence, keywords, provenance, metadata_url, time_property."""
         body = {"database": self._database(database), "name": name, "properties": properties, "crs": crs,
-                "geometry_type": geometry_type, "group": group, **metadata}
+                "geometry_type": geometry_type, "group": group, "project": project, **metadata}
         return self._call("POST", "/collections", json=body)
 
     def update_collection_metadata(self, name: str, database: str | None = None, **metadata: Any) -> dict[str, Any]:
@@ -161,14 +161,16 @@ class FeatureClient:
         return self._call("PUT", f"/collections/{self._id(name, database)}/access", json={"public": False})
 
     def grant_access(self, name: str, *, user: str | None = None, group: str | None = None,
-                     permission: str = "read", database: str | None = None) -> dict[str, Any]:
-        subject_type, subject = ("user", user) if user else ("group", group)
+                     project: str | None = None, permission: str = "read",
+                     database: str | None = None) -> dict[str, Any]:
+        """Let one user, group or project read (or, with permission="write", also change) the collection."""
+        subject_type, subject = _subject(user=user, group=group, project=project)
         return self._call("POST", f"/collections/{self._id(name, database)}/access/grants",
                           json={"subject_type": subject_type, "subject": subject, "permission": permission})
 
     def revoke_access(self, name: str, *, user: str | None = None, group: str | None = None,
-                      database: str | None = None) -> dict[str, Any]:
-        subject_type, subject = ("user", user) if user else ("group", group)
+                      project: str | None = None, database: str | None = None) -> dict[str, Any]:
+        subject_type, subject = _subject(user=user, group=group, project=project)
         return self._call("DELETE", f"/collections/{self._id(name, database)}/access/grants/{subject_type}/{subject}")
 
     # -- plumbing ----------------------------------------------------------------------------------------------
@@ -206,3 +208,11 @@ class FeatureClient:
         except ValueError:
             detail = response.text
         raise FeatureClientError(f"{response.status_code}: {detail}")
+
+
+def _subject(**named: str | None) -> tuple[str, str]:
+    """The one (subject type, name) given as user=, group= or project=."""
+    given = [(kind, name) for kind, name in named.items() if name]
+    if len(given) != 1:
+        raise ValueError("name exactly one of user, group or project")
+    return given[0]

@@ -1,7 +1,7 @@
 """Import vector files into a new collection: anything GDAL reads through pyogrio (GeoPackage, Shapefile,
 GeoJSON, GeoParquet, CSV with coordinate columns). Field names become checked property names, field types
 property types, the file's CRS the collection's. Features stream in chunks; if any is bad the collection
-is dropped again, so a failed import leaves nothing behind."""
+is never made: it is created and filled in one transaction, so a failed or killed import leaves nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from cubeport.errors import CubeportError, InputError
+from cubeport.errors import ConflictError, CubeportError, InputError
 from cubeport.features.schema import RESERVED, CollectionSpec, check_name
 from cubeport.features.store import CHUNK, FeatureStore
 
@@ -52,15 +52,17 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
     if len(properties) != len(fields):
         raise InputError(f"{path}: field names {fields} collide once made property names")
     geometry_type = str(info["geometry_type"]).removeprefix("Multi").removesuffix(" Z")
-    spec = store.create(CollectionSpec(
+    spec = CollectionSpec(
         check_name(database, "database"), check_name(name or property_name(Path(path).stem), "collection"),
         properties, crs=crs or info["crs"] or 4326,
         geometry_type=geometry_type if geometry_type in ("Point", "LineString", "Polygon") else "Geometry",
-        title=title or Path(path).stem, provenance=f"imported from {Path(path).name}"))
+        title=title or Path(path).stem, provenance=f"imported from {Path(path).name}")
     total = int(info["features"]) if info["features"] >= 0 else 0
 
+    done = 0  # features read so far
+
     def features() -> Iterator[dict[str, Any]]:
-        done = 0
+        nonlocal done
         batches = _parquet_batches(path, chunk) if Path(path).suffix in PARQUET else iter(
             lambda: pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)[2:], None)
         for wkb, values in batches:
@@ -75,11 +77,11 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
                 progress(done, max(total, done))
 
     try:
-        count = store.insert(spec.database, spec.name, features(), chunk=chunk)
+        return store.create(spec, features(), chunk), done
+    except ConflictError:
+        raise
     except (CubeportError, ValueError) as exc:
-        store.drop(spec.database, spec.name)
         raise InputError(f"{path}: {exc}; nothing was imported") from None
-    return spec, count
 
 
 def _parquet_info(path: Path) -> dict[str, Any]:

@@ -2,16 +2,18 @@
 
 Collections live in databases (namespaces). A database is owned by the user who created it, or by a group
 or project they belong to; its owners create, drop, rename and share the collections in it. A new
-collection is private to its owner: restricted, readable and writable by the owning user or group. Its
-owners may publish it (public read), grant read or write to a user or group, and revoke. The rules are
-the identity layer's (`Policy`, resource kind "collection", id "database.name"), so every route that
-guards a collection enforces them.
+collection is private to its owner: restricted, readable and writable by the owning user, group or
+project. Its owners may publish it (public read), grant read or write to a user, group or project, and
+revoke. The rules are the identity layer's (`Policy`, resource kind "collection", id "database.name"), so
+every route that guards a collection enforces them. A project is a kind of group there: a principal's
+groups include its projects, so "project" is the word users say and "group" the subject the policy keeps.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -23,6 +25,8 @@ from cubeport.features.schema import CollectionSpec, check_name
 from cubeport.features.store import FeatureStore
 
 KIND = "collection"
+OwnerType = Literal["user", "group", "project"]
+MEMBERSHIPS = ("group", "project")  # owners and subjects whose members a principal's groups name
 _DATABASES = sa.Table(  # as migration 0004 makes it
     "feature_databases", sa.MetaData(),
     sa.Column("name", sa.String(48), primary_key=True), sa.Column("owner_type", sa.String(8)),
@@ -37,24 +41,29 @@ class FeatureSharing:
 
     # -- databases -----------------------------------------------------------------------------------------
     def owner(self, database: str) -> tuple[str, str] | None:
-        """("user" or "group", name) of the database's owner; None while nobody has claimed it."""
+        """(owner type, name) of the database's owner; None while nobody has claimed it."""
         with self.store.engine.connect() as connection:
             row = connection.execute(sa.select(_DATABASES.c.owner_type, _DATABASES.c.owner).where(
                 _DATABASES.c.name == check_name(database, "database"))).first()
         return (row.owner_type, row.owner) if row else None
 
-    def claim(self, principal: Principal, database: str, group: str | None = None) -> tuple[str, str]:
-        """Make `database` the caller's (or, with `group`, one of the caller's groups'); owners may re-claim."""
+    def claim(self, principal: Principal, database: str,
+              owner: tuple[OwnerType, str] | None = None) -> tuple[str, str]:
+        """Make `database` the caller's, or (with `owner`, e.g. ("project", "balticaims")) one of the caller's
+        groups' or projects'; owners may re-claim."""
         if principal.anonymous or not principal.has_role("editor"):
             raise PermissionDeniedError("creating feature databases and collections needs the editor role")
-        if group is not None and group not in principal.groups and not principal.is_admin:
-            raise PermissionDeniedError(f"you are not a member of group {group!r}")
+        if owner is not None and owner[0] in MEMBERSHIPS:
+            if owner[1] not in principal.groups and not principal.is_admin:
+                raise PermissionDeniedError(f"you are not a member of {owner[0]} {owner[1]!r}")
+        elif owner is not None and owner != ("user", principal.name):
+            raise PermissionDeniedError("a database is yours or one of your groups' or projects'")
         current = self.owner(database)
         if current is not None:
             if not _owned_by(principal, current):
                 raise ConflictError(f"database {database!r} belongs to {current[0]} {current[1]}; choose another name")
             return current
-        owner = ("group", group) if group else ("user", str(principal.name))
+        owner = owner or ("user", str(principal.name))
         with self.store.engine.begin() as connection:
             connection.execute(_DATABASES.insert().values(name=database, owner_type=owner[0], owner=owner[1],
                                                           created=datetime.now(timezone.utc)))
@@ -73,10 +82,11 @@ class FeatureSharing:
         specs = {s.id: s for s in self.store.list(database)}
         return [specs[i] for i in self.policy.visible(principal, KIND, list(specs))]
 
-    def create(self, principal: Principal, spec: CollectionSpec, group: str | None = None) -> CollectionSpec:
+    def create(self, principal: Principal, spec: CollectionSpec,
+               owner: tuple[OwnerType, str] | None = None) -> CollectionSpec:
         """A new collection, private to the database's owner (claiming the database if it is new)."""
         spec = spec.checked()
-        owner_type, owner = self.claim(principal, spec.database, group)
+        owner_type, owner = self.claim(principal, spec.database, owner)
         created = self.store.create(replace(spec, owner=f"{owner_type}:{owner}"))
         self._private(created.id, owner_type, owner)
         return created
@@ -108,16 +118,16 @@ class FeatureSharing:
         """Make the collection readable by everyone (or take that back), keeping its grants."""
         return self.policy.set_public(KIND, collection_id, public)
 
-    def grant(self, collection_id: str, subject_type: SubjectType, subject: str, permission: Action = "read") -> Access:
+    def grant(self, collection_id: str, subject_type: OwnerType, subject: str, permission: Action = "read") -> Access:
         if not subject:
-            raise InputError("grant to a named user or group")
-        return self.policy.grant(KIND, collection_id, subject_type, subject, permission)
+            raise InputError("grant to a named user, group or project")
+        return self.policy.grant(KIND, collection_id, _subject_type(subject_type), subject, permission)
 
-    def revoke(self, collection_id: str, subject_type: SubjectType, subject: str) -> Access:
-        return self.policy.revoke(KIND, collection_id, subject_type, subject)
+    def revoke(self, collection_id: str, subject_type: OwnerType, subject: str) -> Access:
+        return self.policy.revoke(KIND, collection_id, _subject_type(subject_type), subject)
 
     def _private(self, collection_id: str, owner_type: str, owner: str) -> None:
-        if owner_type == "group":  # members with the editor role write (the policy's owning project)
+        if owner_type in MEMBERSHIPS:  # members with the editor role write (the policy's owning project)
             self.policy.set_access(KIND, collection_id, public=False, groups=[owner], owner=owner)
         else:
             self.policy.set_access(KIND, collection_id, public=False, users=[owner])
@@ -127,4 +137,9 @@ class FeatureSharing:
 def _owned_by(principal: Principal, owner: tuple[str, str] | None) -> bool:
     """Whether the caller is (or, for a group, belongs to) the owner; admins own everything."""
     return principal.is_admin or owner is not None and (
-        owner == ("user", principal.name) or owner[0] == "group" and owner[1] in principal.groups)
+        owner == ("user", principal.name) or owner[0] in MEMBERSHIPS and owner[1] in principal.groups)
+
+
+def _subject_type(subject_type: OwnerType) -> SubjectType:
+    """The policy's subject for a user, group or project (projects are groups there)."""
+    return "user" if subject_type == "user" else "group"

@@ -79,8 +79,10 @@ class FeatureStore:
         self.engine = db.engine
 
     # -- collections ---------------------------------------------------------------------------------------
-    def create(self, spec: CollectionSpec) -> CollectionSpec:
-        """A new, empty collection; ConflictError if it exists."""
+    def create(self, spec: CollectionSpec, features: Iterable[dict[str, Any]] = (),
+               chunk: int = CHUNK) -> CollectionSpec:
+        """A new collection, with `features` (as `insert` takes them) written in the same transaction: an
+        import that fails or is killed leaves no collection behind. ConflictError if it exists."""
         spec = spec.checked()
         data = self._table(spec)
         with self.engine.begin() as connection:
@@ -88,6 +90,7 @@ class FeatureStore:
                 raise ConflictError(f"collection {spec.id!r} exists")
             connection.execute(_REGISTRY.insert().values(**asdict(spec), created=datetime.now(timezone.utc)))
             self._create_table(connection, spec, data)
+            self._write(connection, spec, data, features, chunk, upsert=False)
         return spec
 
     def get(self, database: str, name: str) -> CollectionSpec:
@@ -132,26 +135,31 @@ class FeatureStore:
         the collection's CRS); all or nothing. With `upsert`, a feature with an "id" replaces the feature of
         that id (or is added under it); otherwise ids are given by the store. Returns how many were written."""
         spec = self.get(database, name)
-        data = self._table(spec)
+        with self.engine.begin() as connection:
+            return self._write(connection, spec, self._table(spec), features, chunk, upsert=upsert)
+
+    def _write(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
+               features: Iterable[dict[str, Any]], chunk: int, *, upsert: bool) -> int:
+        """`insert` within the caller's transaction."""
         added = 0
         stream = iter(features)
-        with self.engine.begin() as connection:
-            next_id = connection.execute(sa.select(sa.func.coalesce(sa.func.max(data.c.id), 0))).scalar_one() + 1
-            while batch := list(islice(stream, chunk)):
-                rows = [_row_of(spec, feature, added + i) for i, feature in enumerate(batch)]
-                given = [_id_of(f, added + i) if upsert else None for i, f in enumerate(batch)]
-                chosen = [g for g in given if g is not None]
-                if len(set(chosen)) < len(chosen):
-                    raise InputError("two features have the same id; each id may come once")
-                if chosen:
-                    self._delete_ids(connection, data, sa.select(data.c.id).where(data.c.id.in_(chosen)))
-                    next_id = max(next_id, max(chosen) + 1)
-                for row, feature_id in zip(rows, given):
-                    if feature_id is None:
-                        feature_id, next_id = next_id, next_id + 1
-                    row["id"] = feature_id
-                self._insert_rows(connection, spec, data, rows)
-                added += len(rows)
+        next_id = connection.execute(sa.select(sa.func.coalesce(sa.func.max(data.c.id), 0))).scalar_one() + 1
+        while batch := list(islice(stream, chunk)):
+            rows = [_row_of(spec, feature, added + i) for i, feature in enumerate(batch)]
+            given = [_id_of(f, added + i) if upsert else None for i, f in enumerate(batch)]
+            chosen = [g for g in given if g is not None]
+            if len(set(chosen)) < len(chosen):
+                raise InputError("two features have the same id; each id may come once")
+            if chosen:
+                self._delete_ids(connection, data, sa.select(data.c.id).where(data.c.id.in_(chosen)))
+                next_id = max(next_id, max(chosen) + 1)
+            for row, feature_id in zip(rows, given):
+                if feature_id is None:
+                    feature_id, next_id = next_id, next_id + 1
+                row["id"] = feature_id
+            self._insert_rows(connection, spec, data, rows)
+            added += len(rows)
+        if added:
             self._filled(connection, data)
         return added
 

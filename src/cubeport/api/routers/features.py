@@ -249,6 +249,7 @@ class NewCollection(Metadata):
     crs: int | str = 4326
     geometry_type: str = "Geometry"
     group: str | None = Field(None, description="a group of yours to own the database (default: you)")
+    project: str | None = Field(None, description="a project of yours to own the database (default: you)")
 
 
 @router.get("/databases", summary="Your feature databases")
@@ -256,12 +257,15 @@ def databases(context: ContextDep, principal: Annotated[Principal, Depends(SIGNE
     return context.sharing.databases(principal)
 
 
-@router.post("/collections", status_code=201, summary="Create a collection (private to you or your group)")
+@router.post("/collections", status_code=201,
+             summary="Create a collection (private to you, or to your group or project)")
 def create_collection(request: Request, body: NewCollection, context: ContextDep,
                       principal: Annotated[Principal, Depends(SIGNED_IN)]) -> dict[str, Any]:
     fields = body.model_dump()
-    group = fields.pop("group")
-    spec = context.sharing.create(principal, CollectionSpec(**fields), group)
+    owners = [(kind, name) for kind in ("group", "project") if (name := fields.pop(kind)) is not None]
+    if len(owners) > 1:
+        raise InputError("a database has one owner: give group or project, not both")
+    spec = context.sharing.create(principal, CollectionSpec(**fields), owners[0] if owners else None)
     return collection_json(spec, _base(request))
 
 
@@ -337,8 +341,11 @@ def delete_items(collection_id: CollectionId, context: ContextDep, chosen: Selec
     return {"deleted": context.features.delete(*split_id(collection_id), _some(chosen))}
 
 
+Subject = Literal["user", "group", "project"]
+
+
 class Grant(BaseModel):
-    subject_type: Literal["user", "group"]
+    subject_type: Subject
     subject: str = Field(min_length=1, max_length=128)
     permission: Literal["read", "write"] = "read"
 
@@ -356,7 +363,7 @@ def publish(collection_id: CollectionId, context: ContextDep,
     return context.sharing.publish(collection_id, public).to_dict()
 
 
-@router.post("/collections/{collectionId}/access/grants", summary="Grant read or write to a user or group",
+@router.post("/collections/{collectionId}/access/grants", summary="Grant read or write to a user, group or project",
              dependencies=[Depends(WRITE)])
 def grant(collection_id: CollectionId, context: ContextDep, body: Grant) -> dict[str, object]:
     return context.sharing.grant(collection_id, body.subject_type, body.subject, body.permission).to_dict()
@@ -365,7 +372,7 @@ def grant(collection_id: CollectionId, context: ContextDep, body: Grant) -> dict
 @router.delete("/collections/{collectionId}/access/grants/{subjectType}/{subject}", summary="Revoke a grant",
                dependencies=[Depends(WRITE)])
 def revoke(collection_id: CollectionId, context: ContextDep,
-           subject_type: Annotated[Literal["user", "group"], Path(alias="subjectType")],
+           subject_type: Annotated[Subject, Path(alias="subjectType")],
            subject: Annotated[str, Path(max_length=128)]) -> dict[str, object]:
     return context.sharing.revoke(collection_id, subject_type, subject).to_dict()
 
