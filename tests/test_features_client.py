@@ -1,7 +1,10 @@
 """The geoDB-like Python client against a running server: a notebook's session with GeoDataFrames, on the
-Natural Earth countries, with paging, CQL2 queries, reprojection on insert, sharing and export."""
+Natural Earth countries, with paging, CQL2 queries, reprojection on insert, sharing and export; on
+SQLite and on PostGIS."""
 
 from __future__ import annotations
+
+import uuid
 
 import geopandas
 import pytest
@@ -11,12 +14,15 @@ from cubeport.client import FeatureClient, FeatureClientError
 from services import AppServer
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def served(request, tmp_path_factory):
+    """A server on SQLite, then on a new PostgreSQL + PostGIS database."""
     from cubeport.config import load_settings
     from cubeport.context import Context
 
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("features-client"))))
+    url = None if request.param == "sqlite" else \
+        request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
+    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("features-client")), database_url=url))
     directory = context.auth.directory
     for name in ("eva", "leo"):
         directory.create_user(name, role="editor")
