@@ -45,7 +45,14 @@ def test_restricted_cubes_need_credentials_and_the_twin_is_served(served):
     local = context.cubes.open("ndvi", timeseries=True)["ndvi"]
     np.testing.assert_array_equal(series.isel(x=50, y=50).values, local.isel(x=50, y=50).values)
     assert httpx.get(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0").status_code == 404
-    assert httpx.get(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0", headers={"X-API-Key": key}).status_code == 200
+    chunk = httpx.get(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0", headers={"X-API-Key": key})
+    assert chunk.status_code == 200
+    # HEAD: the same guard and headers, no body
+    assert httpx.head(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0").status_code == 404
+    head = httpx.head(f"{url}/zarr/ndvi/0.zarr/ndvi/0.0.0", headers={"X-API-Key": key})
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(chunk.content) > 0
+    assert head.headers["cache-control"] == chunk.headers["cache-control"] == "private, max-age=3600"
 
 
 def test_only_published_steps_are_visible(served):

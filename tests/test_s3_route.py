@@ -196,6 +196,14 @@ def test_errors_are_s3_xml_and_never_500(served):
     s3_error(http.get("/datasets", params={"list-type": 2, "continuation-token": "%%%"}), 400, "InvalidArgument")
     s3_error(http.get("/datasets", params={"list-type": 2, "max-keys": -1}), 400, "InvalidArgument")
     s3_error(http.get("/datasets", params={"list-type": 7}), 400, "InvalidArgument")
+    for write in (http.put("/datasets/sst.zarr/.zgroup", content=b"{}"), http.delete("/datasets/sst.zarr/.zgroup"),
+                  http.post("/datasets", params={"delete": ""}), http.put("/newbucket")):
+        if write.request.url.path.endswith("newbucket"):  # an unknown bucket is that first
+            s3_error(write, 404, "NoSuchBucket")
+            continue
+        assert text(s3_error(write, 405, "MethodNotAllowed"), "Method") == write.request.method
+        assert write.headers["allow"] == "GET, HEAD"
+    assert http.get("/datasets/sst.zarr/.zgroup").status_code == 200  # nothing was written or deleted
     # odd keys and headers: 4xx answers that S3 clients can parse, not crashes of the file system or int()
     odd = [http.get("/datasets/sst.zarr/a%00/.zarray"), http.head("/datasets/sst.zarr/a%00/.zarray"),
            http.get("/datasets/sst.zarr/" + "é" * 200 + "/.zarray"), http.get("/datasets/sst.zarr/time/%C2%B2"),

@@ -304,6 +304,18 @@ router.add_api_route(OBJECT_ROUTE, get_object, methods=["HEAD"], include_in_sche
                      dependencies=OBJECT_GUARD)
 
 
+def read_only(request: Request) -> Response:
+    """PutObject, DeleteObject, CreateBucket and the like: S3's own MethodNotAllowed, not a problem JSON."""
+    raise S3Error(405, "MethodNotAllowed", "The S3 interface of Cubeport is read-only: cubes are written by "
+                  "`cubeport ingest`", headers={"Allow": "GET, HEAD"}, Method=request.method,
+                  ResourceType="OBJECT" if "key" in request.path_params else "BUCKET")
+
+
+for _path in ("/{bucket}", "/{bucket}/", OBJECT_ROUTE):
+    router.add_api_route(_path, read_only, methods=["PUT", "POST", "DELETE", "PATCH"], include_in_schema=False,
+                         response_class=Response)
+
+
 def _token_of(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode()
 

@@ -15,8 +15,12 @@ from cubeport.context import Context
 router = APIRouter(prefix="/zarr", tags=["zarr"])
 
 
-@router.get("/{ds}/{store}/{key:path}", summary="An object of a cube's Zarr store (read-only)",
-            response_class=Response, dependencies=[Depends(resource("cube", "ds"))],
+ROUTE = "/{ds}/{store}/{key:path}"
+GUARD = [Depends(resource("cube", "ds"))]
+
+
+@router.get(ROUTE, summary="An object of a cube's Zarr store (read-only; HEAD: its size)",
+            response_class=Response, dependencies=GUARD,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def zarr_object(ds: Annotated[str, Path(max_length=128)],
                 store: Annotated[str, Path(max_length=32, description="0.zarr (full resolution), 1.zarr, ... or "
@@ -29,3 +33,9 @@ def zarr_object(ds: Annotated[str, Path(max_length=128)],
     # metadata may change with an append; chunks of a published step never do
     max_age = 5 if kind == "application/json" else 3600
     return Response(data, media_type=kind, headers={"Cache-Control": f"{scope}, max-age={max_age}"})
+
+
+# HEAD (fsspec's and GDAL's first question about an object) shares the GET route's code and guard; the
+# server sends the headers only
+router.add_api_route(ROUTE, zarr_object, methods=["HEAD"], include_in_schema=False, response_class=Response,
+                     dependencies=GUARD)
