@@ -29,6 +29,7 @@ def report(tmp_path_factory, data):
     add_users(context)
     context.policy.set_access("cube", "olci", public=False, groups=["syke"])
     key = context.auth.create_key("mia")[1]
+    olci_level_2 = context.cubes.open("olci", level=2).load()
     context.close()
     server = CubeportProcess(folder / "root")
     try:
@@ -47,6 +48,8 @@ def report(tmp_path_factory, data):
             "points": [[float(cube.x[i]), float(cube.y[j])] for i, j in ((5, 40), (40, 60), (20, 50))],
             "frames": [0, 5, 67], "time_range": [times[10], times[19]],
             "olci_bbox": [1.0, 50.5, 3.0, 51.5], "olci_points": [[1.50125, 51.00125], [2.75125, 50.75125]],  # pixel centres
+            "olci_level_points": [[float(olci_level_2.lon.sel(lon=x, method="nearest")),  # level 2 pixel centres
+                                   float(olci_level_2.lat.sel(lat=y, method="nearest"))] for x, y in ((1.5, 51.0), (2.7, 50.8))],
         }
         (folder / "scenario.json").write_text(json.dumps(scenario))
         env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(folder / "home"),
@@ -58,7 +61,7 @@ def report(tmp_path_factory, data):
         result = json.loads((folder / "report.json").read_text())
         assert "error" not in result, result["error"]
         yield {**result, "scenario": scenario, "times": times, "ndvi": ndvi, "cube": cube,
-               "olci_cube": xr.open_zarr(data / "cubes" / SAMPLE_CUBES["olci"])}
+               "olci_cube": xr.open_zarr(data / "cubes" / SAMPLE_CUBES["olci"]), "olci_level_2_cube": olci_level_2}
     finally:
         server.stop()
 
@@ -172,3 +175,16 @@ def test_signed_in_with_api_key_or_bearer_token_loads_the_restricted_cube(report
     for (px, py), got in zip(report["scenario"]["olci_points"], layer["values"]):
         assert_values(got, cube.conc_chl.sel(lon=px, lat=py, method="nearest").values)
     assert report["olci_stream_valid"]
+
+
+def test_a_coarser_resolution_downloads_a_level_of_the_pyramid(report):
+    assert report["resolutions"] == ["Full resolution, 0.0025°", "Level 1, 0.005°", "Level 2, 0.01°", "Level 3, 0.02°"]
+    assert report["level_choice"] == 2
+    layer, full = report["olci_level_2"], report["olci"]
+    assert layer["valid"] and layer["bands"] == 5 and layer["crs"] == "EPSG:4326"
+    assert layer["size"] == [s // 4 for s in full["size"]] == [200, 100]  # 2° x 1° at 0.01°
+    assert layer["extent"] == pytest.approx(full["extent"], abs=1e-9)
+    for (px, py), got in zip(report["scenario"]["olci_level_points"], layer["values"]):
+        assert_values(got, report["olci_level_2_cube"].conc_chl.sel(lon=px, lat=py).values)
+    assert "0.01°" in layer["message"]["text"]
+    assert "levels 0 (full resolution) to 3, not 9" in report["bad_level"]["text"]

@@ -116,6 +116,7 @@ class Cube:
     crs: str
     variables: tuple[Variable, ...]
     coords: dict[str, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    resolutions: tuple[float, ...] = ()  # pixel size of each pyramid level, level 0 first
 
     @property
     def times(self) -> tuple[str, ...]:
@@ -142,7 +143,8 @@ class Cube:
             west, south, east, north = (float(v) for v in body["bbox"])
             return cls(id=str(body["id"]), title=str(body.get("title") or body["id"]),
                        bbox=(west, south, east, north), crs=str(body.get("spatialRef") or "EPSG:4326"),
-                       variables=variables, coords=coords)
+                       variables=variables, coords=coords,
+                       resolutions=tuple(float(r) for r in body.get("resolutions") or ()))
         except (KeyError, TypeError, ValueError) as exc:
             raise RequestError(f"the server's description of a dataset is not understood ({exc!r})") from None
 
@@ -156,7 +158,7 @@ def _number(value: Any) -> float | None:
 
 class CubeportClient:
     """The few routes the plugin reads: `/datasets?details=1`, `/datasets/{id}`, `/colorbars`; and the URLs
-    it hands to GDAL (`/zarr/{id}/0.zarr`) and to QGIS's WMTS provider."""
+    fetches chunks from (`/zarr/{id}/{level}.zarr`) and the one it hands to QGIS's WMTS provider."""
 
     def __init__(self, settings: ServerSettings) -> None:
         if urllib.parse.urlsplit(settings.base).scheme not in ("http", "https"):
@@ -170,11 +172,11 @@ class CubeportClient:
         text = f"{self.settings.base}/{quoted}"
         return f"{text}?{urllib.parse.urlencode(query)}" if query else text
 
-    def store_object(self, cube_id: str, key: str) -> bytes | None:
-        """An object of the cube's full-resolution Zarr store (`/zarr/{id}/0.zarr/{key}`, with the access
-        checks of every route); None for a chunk that is not stored (Zarr reads it as the fill value)."""
+    def store_object(self, cube_id: str, key: str, level: int = 0) -> bytes | None:
+        """An object of the Zarr store of a level of the cube (`/zarr/{id}/{level}.zarr/{key}`, with the
+        access checks of every route); None for a chunk that is not stored (Zarr reads it as the fill value)."""
         try:
-            return self.get(f"zarr/{cube_id}/0.zarr/{key}", cube=cube_id)
+            return self.get(f"zarr/{cube_id}/{level}.zarr/{key}", cube=cube_id)
         except NotVisibleError:
             if "/" in key and not key.rsplit("/", 1)[-1].startswith("."):
                 return None  # a chunk: missing means empty

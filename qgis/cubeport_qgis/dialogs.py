@@ -13,7 +13,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
 
 from .client import AUTH_KINDS, Cube, PluginError, ServerSettings
 from .settings import PluginSettings
-from .subset import human_size, plan_download
+from .subset import human_size, plan_download, resolution_label
 
 AUTH_LABELS = {"none": "None (public cubes only)", "api-key": "API key (X-API-Key)",
                "bearer": "Bearer token (Authorization header)"}
@@ -89,7 +89,8 @@ class AddCubeDialog(QDialog):
 
 
 class LoadLayerDialog(QDialog):
-    """Cube, variable, area (default: the map canvas extent), time range, and download or stream."""
+    """Cube, variable, area (default: the map canvas extent), time range, resolution (a level of the cube's
+    pyramid; default: full), and download or stream."""
 
     def __init__(self, cubes: Sequence[Cube], canvas_extent: QgsRectangle, canvas_crs: QgsCoordinateReferenceSystem,
                  max_mb: float, parent: QWidget | None = None) -> None:
@@ -104,6 +105,7 @@ class LoadLayerDialog(QDialog):
         self.variable = QComboBox()
         self.extent = QgsExtentWidget()
         self.start, self.end = QComboBox(), QComboBox()
+        self.resolution = QComboBox()
         self.stream = QCheckBox("Stream as map tiles (WMTS, with the time dimension) instead of downloading")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -112,11 +114,12 @@ class LoadLayerDialog(QDialog):
         form.addRow("Area", self.extent)
         form.addRow("From", self.start)
         form.addRow("To", self.end)
+        form.addRow("Resolution", self.resolution)
         form.addRow(self.stream)
         form.addRow(self.summary)
         form.addRow(_buttons(self))
         self.cube.currentIndexChanged.connect(self._cube_changed)
-        for widget in (self.variable, self.start, self.end):
+        for widget in (self.variable, self.start, self.end, self.resolution):
             widget.currentIndexChanged.connect(self._describe)
         self.extent.extentChanged.connect(self._describe)
         self.stream.toggled.connect(self._describe)
@@ -128,7 +131,10 @@ class LoadLayerDialog(QDialog):
     def _cube_changed(self) -> None:
         cube = self.current_cube()
         for combo, items in ((self.variable, [(v.label, v.name) for v in cube.variables]),
-                             (self.start, [(t, t) for t in cube.times]), (self.end, [(t, t) for t in cube.times])):
+                             (self.start, [(t, t) for t in cube.times]), (self.end, [(t, t) for t in cube.times]),
+                             (self.resolution, [(("Full resolution, " if level == 0 else f"Level {level}, ")
+                                                 + resolution_label(cube, level), level)
+                                                for level in range(max(1, len(cube.resolutions)))])):
             combo.blockSignals(True)
             combo.clear()
             for label, value in items:
@@ -160,7 +166,8 @@ class LoadLayerDialog(QDialog):
 
     def choice(self) -> dict[str, object]:
         return {"cube_id": self.current_cube().id, "variable": self.variable.currentData(), "bbox": self.bbox(),
-                "start": self.start.currentData(), "end": self.end.currentData(), "stream": self.stream.isChecked()}
+                "start": self.start.currentData(), "end": self.end.currentData(), "stream": self.stream.isChecked(),
+                "level": self.resolution.currentData() or 0}
 
     def _describe(self) -> None:
         if self.stream.isChecked():
@@ -169,7 +176,7 @@ class LoadLayerDialog(QDialog):
         choice = self.choice()
         try:
             plan = plan_download(self.current_cube(), str(choice["variable"]), self.bbox(), str(choice["start"]),
-                                 str(choice["end"]), max_mb=self.max_mb)
+                                 str(choice["end"]), max_mb=self.max_mb, level=self.resolution.currentData() or 0)
             bands, height, width = plan.shape
             self.summary.setText(f"Downloads {bands} time steps of {width} x {height} pixels, "
                                  f"{human_size(plan.nbytes)}.")

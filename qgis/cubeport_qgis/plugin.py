@@ -19,7 +19,7 @@ from . import settings as stored
 from .client import Cancelled, Cube, CubeportClient, PluginError
 from .dialogs import AddCubeDialog, LoadLayerDialog, SettingsDialog
 from .layers import TimeStepper, apply_style, make_time_aware, sign_requests, step_through, wmts_uri
-from .subset import DownloadPlan, band_times, plan_download, tile_matrix_set, wmts_params
+from .subset import DownloadPlan, band_times, plan_download, resolution_label, tile_matrix_set, wmts_params
 from .task import DownloadTask
 
 MENU = "&Cubeport"
@@ -135,15 +135,15 @@ class CubeportPlugin:
                                canvas.mapSettings().destinationCrs(), self.settings.max_mb, self.iface.mainWindow())
 
     def load_layer(self, cube_id: str, variable: str, bbox: tuple[float, float, float, float] | None = None,
-                   start: str | None = None, end: str | None = None, stream: bool = False) -> Any:
-        """Start the download of `variable` (returns its DownloadTask), or add its WMTS stream (returns the
-        layer); None after a message saying why not."""
+                   start: str | None = None, end: str | None = None, stream: bool = False, level: int = 0) -> Any:
+        """Start the download of `variable` at pyramid `level` (returns its DownloadTask), or add its WMTS
+        stream (returns the layer); None after a message saying why not."""
         try:
             cube = self.client().cube(cube_id)  # fresh: access and time steps may have changed
             self.session[cube.id] = cube
             if stream:
                 return self.add_stream(cube, variable, start)
-            plan = plan_download(cube, variable, bbox, start, end, max_mb=self.settings.max_mb)
+            plan = plan_download(cube, variable, bbox, start, end, max_mb=self.settings.max_mb, level=level)
         except PluginError as exc:
             self.fail(exc)
             return None
@@ -153,7 +153,7 @@ class CubeportPlugin:
         settings = self.settings
         os.makedirs(settings.folder, exist_ok=True)
         client = CubeportClient(settings.server)
-        task = DownloadTask(plan, functools.partial(client.store_object, cube.id),
+        task = DownloadTask(plan, functools.partial(client.store_object, cube.id, level=plan.level),
                             os.path.join(settings.folder, plan.file_name()),
                             {"CUBEPORT_SERVER": client.settings.base}, done=self.download_done)
         self.tasks.append(task)
@@ -198,7 +198,8 @@ class CubeportPlugin:
         self.add_to_project(cube, layer, plan.band_times)
         bands, height, width = plan.shape
         self.message("Cubeport", f"Loaded {variable.name} of {cube.title}: {bands} time steps of {width} x "
-                     f"{height} pixels. Step through them with the Temporal Controller.")
+                     f"{height} pixels of {resolution_label(cube, plan.level)}. Step through them with the "
+                     "Temporal Controller.")
         return layer
 
     def add_stream(self, cube: Cube, variable: str, start: str | None = None) -> QgsRasterLayer | None:

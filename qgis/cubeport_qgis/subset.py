@@ -1,5 +1,6 @@
-"""What to download, planned from a cube's description alone: the pixel window of a bbox, the time steps of a
-time range, the raster's georeferencing, its size against the budget, and the time range of every band.
+"""What to download, planned from a cube's description alone: the pixel window of a bbox at a resolution (a
+level of the cube's pyramid), the time steps of a time range, the raster's georeferencing, its size against
+the budget, and the time range of every band.
 
 Qt-free and GDAL-free, unit-tested in the project's environment. A band covers its time step until the
 next step of the cube (the last one for the cube's typical step), so QGIS's Temporal Controller always
@@ -86,6 +87,7 @@ class DownloadPlan:
     y: Axis
     x: Axis
     geotransform: tuple[float, float, float, float, float, float]
+    level: int = 0  # of the cube's pyramid: 0 is full resolution, each level halves it
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -106,7 +108,7 @@ class DownloadPlan:
         return f"[{self.time.view()},{self.y.view()},{self.x.view()}]"
 
     def file_name(self) -> str:
-        key = hashlib.sha1(repr((self.bounds, self.times)).encode()).hexdigest()[:8]
+        key = hashlib.sha1(repr((self.bounds, self.times, self.level)).encode()).hexdigest()[:8]
         first, last = (t[:10].replace("-", "") for t in (self.times[0], self.times[-1]))
         return safe_name(f"{self.cube_id}.{self.variable}.{first}-{last}.{key}") + ".tif"
 
@@ -144,6 +146,25 @@ def _regular(values: Sequence[float], name: str) -> tuple[float, float]:
     return first, step
 
 
+def level_coordinates(values: Sequence[float], level: int) -> list[float]:
+    """A regular coordinate at a level of the server's pyramid: each level averages pairs of pixels, an odd
+    last pixel with the one it would have beyond the edge (as `cubeport.cubes.pyramid` builds the levels)."""
+    current = [float(v) for v in values]
+    for _ in range(level):
+        if len(current) % 2:
+            current.append(current[-1] + (current[-1] - current[-2] if len(current) > 1 else 1.0))
+        current = [(a + b) / 2 for a, b in zip(current[::2], current[1::2])]
+    return current
+
+
+def resolution_label(cube: Cube, level: int) -> str:
+    """How fine a level is, as users read it: "300 m" or "0.0025°"."""
+    size = cube.resolutions[level] if level < len(cube.resolutions) else math.nan
+    if cube.crs.upper() in ("EPSG:4326", "OGC:CRS84") or size < 1:
+        return f"{size:.4g}°"
+    return f"{size:,.0f} m" if size < 10_000 else f"{size / 1000:,.3g} km"
+
+
 def _window(first: float, step: float, size: int, lo: float, hi: float, descending: bool) -> tuple[Axis, float]:
     """The indices of the pixels meeting [lo, hi] along one axis, ordered ascending (or descending) in
     coordinate, and the coordinate of the outer edge where the raster starts."""
@@ -161,9 +182,14 @@ def _window(first: float, step: float, size: int, lo: float, hi: float, descendi
 
 
 def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, float] | None = None,
-                  start: str | None = None, end: str | None = None, max_mb: float = DEFAULT_MAX_MB) -> DownloadPlan:
-    """The download of `variable` within `bbox` (west, south, east, north in the cube's CRS; None: all) and
-    the steps from `start` to `end` (ISO instants, both included; None: open). TooLargeError past `max_mb`."""
+                  start: str | None = None, end: str | None = None, max_mb: float = DEFAULT_MAX_MB,
+                  level: int = 0) -> DownloadPlan:
+    """The download of `variable` within `bbox` (west, south, east, north in the cube's CRS; None: all), the
+    steps from `start` to `end` (ISO instants, both included; None: open), at pyramid `level` (0: full
+    resolution). TooLargeError past `max_mb`."""
+    levels = max(1, len(cube.resolutions))
+    if not 0 <= level < levels:
+        raise PluginError(f"cube {cube.id!r} has levels 0 (full resolution) to {levels - 1}, not {level}")
     var = cube.variable(variable)
     if len(var.dims) != 3 or var.dims[0] != "time":
         raise PluginError(f"variable {variable!r} has dimensions {', '.join(var.dims)}: the plugin loads "
@@ -173,6 +199,7 @@ def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, fl
         times, ys, xs = (cube.coords[d] for d in ("time", ydim, xdim))
     except KeyError as exc:
         raise PluginError(f"the server did not list the coordinates of dimension {exc.args[0]!r}") from None
+    xs, ys = level_coordinates(xs, level), level_coordinates(ys, level)
     x0, dx = _regular(xs, xdim)
     y0, dy = _regular(ys, ydim)
     west, south, east, north = bbox if bbox is not None else (-math.inf, -math.inf, math.inf, math.inf)
@@ -193,13 +220,14 @@ def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, fl
         cube_id=cube.id, variable=variable, dtype=var.dtype, crs=cube.crs,
         times=tuple(times[chosen[0]:chosen[-1] + 1]), band_times=tuple(ranges[chosen[0]:chosen[-1] + 1]),
         time=Axis(chosen[0], chosen[-1] + 1, 1), y=y, x=x,
-        geotransform=(left, abs(dx), 0.0, top, 0.0, -abs(dy)))
+        geotransform=(left, abs(dx), 0.0, top, 0.0, -abs(dy)), level=level)
     if plan.nbytes > max_mb * 1024 * 1024:
         bands, height, width = plan.shape
         raise TooLargeError(
             f"The download would be {human_size(plan.nbytes)} ({bands} time steps of {width} x {height} "
             f"{var.dtype} values), more than the limit of {human_size(max_mb * 1024 * 1024)} in Plugins > "
-            "Cubeport > Settings. Choose a smaller area or fewer time steps, or stream it as map tiles.")
+            "Cubeport > Settings. Choose a smaller area, fewer time steps or a coarser resolution, or stream "
+            "it as map tiles.")
     return plan
 
 

@@ -89,7 +89,7 @@ def describe(layer, points):
         "renderer": renderer.type(), "band": renderer.band() if hasattr(renderer, "band") else None,
         "value_range": [renderer.classificationMin(), renderer.classificationMax()] if shader else None,
         "colours": [i.color.name() for i in shader.colorRampItemList()] if shader else None,
-        "values": values, "source": layer.source(),
+        "values": values, "source": layer.source(), "size": [layer.width(), layer.height()],
     }
 
 
@@ -201,6 +201,18 @@ def main(scenario_path, report_path):
         task = plugin.load_layer("olci", "conc_chl", bbox=tuple(scenario["olci_bbox"]))
         wait(task)
         report["olci"] = describe(plugin.last_layer, scenario["olci_points"])
+        # a coarser resolution: level 2 of the cube's pyramid, chosen in the dialog
+        dialog = plugin.load_layer_dialog()
+        dialog.cube.setCurrentIndex(dialog.cube.findData("olci"))
+        report["resolutions"] = [dialog.resolution.itemText(i) for i in range(dialog.resolution.count())]
+        dialog.variable.setCurrentIndex(dialog.variable.findData("conc_chl"))
+        dialog.resolution.setCurrentIndex(2)
+        choice = {**dialog.choice(), "bbox": tuple(scenario["olci_bbox"])}
+        report["level_choice"] = choice["level"]
+        wait(plugin.load_layer(**choice))
+        report["olci_level_2"] = describe(plugin.last_layer, scenario["olci_level_points"])
+        report["olci_level_2"]["message"] = last_message()
+        report["bad_level"] = plugin.load_layer("olci", "conc_chl", level=9) is None and last_message()
         layer = plugin.load_layer("olci", "conc_chl", stream=True)
         report["olci_stream_valid"] = layer.isValid()
         report["messages"] = iface.messages
