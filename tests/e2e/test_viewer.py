@@ -16,6 +16,7 @@ from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
 from cubeport.cubes.ingest import ingest
+from cubeport.features.importer import import_file
 from cubeport.web import asset
 from services import AppServer
 from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
@@ -206,6 +207,7 @@ def demo_url(tmp_path_factory, data):
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer-demo"))))
     build_demo(context, days=DEMO_DAYS)
     context.basemaps.put("land", simplified_land([data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"]))
+    import_file(context.features, data / GSHHG, "demo", "land", title="GSHHG land polygons")  # 31,363: too many
     server = AppServer(create_app(context))
     yield server.url
     server.stop()
@@ -213,6 +215,7 @@ def demo_url(tmp_path_factory, data):
 
 
 DEMO_DAYS = 20
+GSHHG = "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"
 CHL = "baltic-demo/chl~1.00~viridis~0.3~30~log"
 
 
@@ -286,6 +289,34 @@ def test_feature_store_stations_and_water_bodies(page, demo_url):
         c["name"]: c["count"] for c in report["classes"]}
     assert "LL7" in page.locator("#dashboard tbody").inner_text()  # the feature-store station inside
     page.screenshot(path=str(ARTIFACTS / "viewer-feature-store.png"))
+
+
+def test_a_large_collection_shows_the_features_in_view(page, demo_url, data):
+    """31,363 land polygons do not fit in one answer of 5,000: the overlay shows those in the map's view and
+    follows the map, and says when there are more in view than it shows."""
+    import pyogrio
+    import shapely
+
+    land = "features:demo.land"
+    asked: list[str] = []
+    page.on("request", lambda r: "/features/collections/demo.land/items" in r.url and asked.append(r.url))
+    check = f"input[data-group='{land}']"
+    open_at(page, demo_url, 24.95, 60.15, 5, (land,))  # the whole Baltic in view
+    page.wait_for_selector(f"{check}[data-in-view=true]")
+    assert int(page.get_attribute(check, "data-shown")) == 5000 < int(page.get_attribute(check, "data-matched"))
+    assert "zoom in to see them all" in page.inner_text("#status")
+    for _ in range(6):  # to zoom 11: Helsinki's archipelago
+        page.click(".ol-zoom-in")
+        page.wait_for_timeout(400)
+    page.wait_for_function(f"""() => {{ const c = document.querySelector("{check}");
+        return c.dataset.shown === c.dataset.matched && Number(c.dataset.shown) > 20; }}""")
+    page.wait_for_timeout(500)
+    bbox = [float(v) for v in parse_qs(urlsplit(asked[-1]).query)["bbox"][0].split(",")]
+    assert bbox[2] - bbox[0] < 1.5  # the view's, not the Baltic's
+    meta, _, wkb, _ = pyogrio.raw.read(data / GSHHG, bbox=tuple(bbox))  # GDAL's candidates, then the exact test
+    expected = int(shapely.intersects(shapely.from_wkb(wkb), shapely.box(*bbox)).sum())
+    assert int(page.get_attribute(check, "data-shown")) == expected
+    page.screenshot(path=str(ARTIFACTS / "viewer-features-in-view.png"))
 
 
 def test_a_drawn_polygon_gives_area_statistics(page, demo_url):

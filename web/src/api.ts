@@ -121,10 +121,13 @@ export async function placeGroups(): Promise<PlaceGroup[]> {
   return [...files, ...store.map((c) => ({ id: FEATURES + c.id, title: c.title }))];
 }
 
-/** A group's features as GeoJSON (a feature collection's first FEATURE_PAGE features). */
-export async function places(group: string): Promise<{ features: object[]; numberMatched?: number }> {
+/** A group's features as GeoJSON: a place file whole; a feature collection's first FEATURE_PAGE features,
+ * of those within `bbox` (west, south, east, north in degrees) when it is given. */
+export async function places(group: string, bbox?: number[]): Promise<{ features: object[]; numberMatched?: number }> {
   const collection = featureCollection(group);
-  return json(await fetch(collection ? `${collection}/items?limit=${FEATURE_PAGE}` : `places/${enc(group)}`));
+  if (!collection) return json(await fetch(`places/${enc(group)}`));
+  const within = bbox ? `&bbox=${bbox.map((v) => v.toFixed(5)).join(",")}` : "";
+  return json(await fetch(`${collection}/items?limit=${FEATURE_PAGE}${within}`));
 }
 
 export interface Observation {

@@ -244,6 +244,35 @@ function topLayer(): { layer: LayerState; variable?: api.Variable } | null {
   return { layer, variable: datasets.get(layer.dataset)?.variables.find((v) => v.name === layer.variable) };
 }
 
+/** Switched-on groups too large to show whole: after each move of the map they show the features in view. */
+const inViewGroups = new Map<string, { group: api.PlaceGroup; check: HTMLInputElement }>();
+const placeRequests = new Map<string, number>();
+
+/** Show a group's features (or, `inView`, those in the map's view); the checkbox carries how many are shown
+ * (`data-shown`) of how many there are (`data-matched`). */
+async function showGroup(group: api.PlaceGroup, check: HTMLInputElement, inView = false): Promise<void> {
+  const request = (placeRequests.get(group.id) ?? 0) + 1;
+  placeRequests.set(group.id, request);
+  const found = check.checked ? await api.places(group.id, inView ? dataMap.viewLonLat() : undefined)
+    .catch((error: Error) => {
+      status(error.message, true);
+      return null;
+    }) : null;
+  if (placeRequests.get(group.id) !== request) return;  // a newer request (a later move, a click) answers
+  if (!found) inViewGroups.delete(group.id);
+  dataMap.showPlaces(group.id, found);
+  const shown = found?.features.length ?? 0;
+  const matched = found?.numberMatched ?? shown;
+  Object.assign(check.dataset, { shown: String(shown), matched: String(matched), inView: String(inView) });
+  if (found && matched > shown) {
+    if (!inView) {
+      inViewGroups.set(group.id, { group, check });
+      return showGroup(group, check, true);
+    }
+    status(`${group.title}: ${shown} of the ${matched} features in view are shown; zoom in to see them all`);
+  }
+}
+
 async function renderPlaceGroups(): Promise<void> {
   const root = $("place-groups");
   root.replaceChildren();
@@ -251,16 +280,7 @@ async function renderPlaceGroups(): Promise<void> {
     const id = `places-${group.id}`;
     const check = el("input", { type: "checkbox", id });
     check.dataset.group = group.id;
-    check.addEventListener("change", async () => {
-      const found = check.checked ? await api.places(group.id).catch((error: Error) => {
-        status(error.message, true);
-        return null;
-      }) : null;
-      dataMap.showPlaces(group.id, found);
-      if (found && (found.numberMatched ?? 0) > found.features.length) {
-        status(`${group.title}: the first ${found.features.length} of ${found.numberMatched} features are shown`);
-      }
-    });
+    check.addEventListener("change", () => void showGroup(group, check));
     root.append(el("div", {}, [check, el("label", { htmlFor: id, textContent: ` ${group.title}` })]));
   }
 }
@@ -381,6 +401,7 @@ function wireControls(): void {
     state.center = dataMap.centerLonLat();
     state.zoom = dataMap.map.getView().getZoom() ?? state.zoom;
     history.replaceState(null, "", writeHash(state));
+    for (const { group, check } of inViewGroups.values()) void showGroup(group, check, true);
   });
   const basemap = $<HTMLSelectElement>("basemap");
   basemap.value = state.basemap;

@@ -186,6 +186,14 @@ export class DataMap {
     return [lon, lat];
   }
 
+  /** The view's extent in degrees (west, south, east, north), within the world's. */
+  viewLonLat(): number[] {
+    const view = this.map.getView();
+    const [west, south, east, north] = transformExtent(view.calculateExtent(this.map.getSize()),
+                                                       view.getProjection(), "EPSG:4326");
+    return [Math.max(west, -180), Math.max(south, -90), Math.min(east, 180), Math.min(north, 90)];
+  }
+
   centerLonLat(): [number, number] {
     const view = this.map.getView();
     const [lon, lat] = toLonLat(view.getCenter() ?? [0, 0], view.getProjection());
