@@ -27,6 +27,8 @@ OPEN_ROUTES = {
     ("GET", "/colorbars"), ("GET", "/expressions/capabilities"), ("GET", "/conformance"), ("GET", "/tileMatrixSets"),
     ("GET", "/tileMatrixSets/{tms}"), ("GET", "/viewer/{name}"), ("GET", "/basemaps/{name}.geojson"),
     ("GET", "/s3"), ("GET", "/s3/"), ("HEAD", "/s3/{bucket}"),  # the three constant bucket names
+    *((method, path) for method in ("PUT", "POST", "DELETE", "PATCH")  # the same 405 to everyone
+      for path in ("/s3/{bucket}", "/s3/{bucket}/", "/s3/{bucket}/{key:path}")),
     ("GET", "/features"), ("GET", "/features/conformance"),
     ("GET", "/stac/conformance"), ("GET", "/stac/queryables"),  # fixed documents
 }
@@ -52,6 +54,7 @@ SAMPLES = {
         "layer": f"{RESTRICTED}.analysed_sst", "style": "default", "time": "current", "tms": "WebMercatorQuad",
         "zoom": 4, "row": 4, "col": 8}},
     ("GET", "/zarr/{ds}/{store}/{key:path}"): {"path": {"store": "0.zarr", "key:path": ".zmetadata"}},
+    ("HEAD", "/zarr/{ds}/{store}/{key:path}"): {"path": {"store": "0.zarr", "key:path": ".zmetadata"}},
     ("GET", "/s3/{bucket}"): {"path": {"bucket": "datasets"}, "params": {"list-type": 2, "delimiter": "/"}},
     ("GET", "/s3/{bucket}/"): {"path": {"bucket": "datasets"}, "params": {"delimiter": "/"}},
     ("GET", "/s3/{bucket}/{key:path}"): {"path": {"bucket": "datasets", "key:path": f"{RESTRICTED}.zarr/.zmetadata"}},

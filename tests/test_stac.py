@@ -134,6 +134,8 @@ def test_filter_sort_fields_and_paging(platform):
 @pytest.mark.parametrize(("method", "path", "params", "status", "words"), [
     ("GET", "/stac/search", {"bbox": "10,60,5"}, 400, "bbox"),
     ("GET", "/stac/search", {"bbox": "10,60,20,50"}, 400, "bbox"),
+    ("GET", "/stac/search", {"bbox": "0,0,nan,1"}, 400, "bbox"),  # found by fuzzing: a 500 (GEOS)
+    ("GET", "/stac/search", {"bbox": "-inf,0,1,1"}, 400, "bbox"),
     ("GET", "/stac/search", {"filter": "datetime >> 3"}, 400, "filter"),
     ("GET", "/stac/search", {"token": "bm9wZQ"}, 400, "token"),
     ("GET", "/stac/search", {"sources": "elsewhere"}, 404, "elsewhere"),

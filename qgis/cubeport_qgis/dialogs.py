@@ -176,7 +176,7 @@ class LoadLayerDialog(QDialog):
         choice = self.choice()
         try:
             plan = plan_download(self.current_cube(), str(choice["variable"]), self.bbox(), str(choice["start"]),
-                                 str(choice["end"]), max_mb=self.max_mb, level=self.resolution.currentData() or 0)
+                                 str(choice["end"]), max_mb=self.max_mb, level=int(choice["level"]))  # type: ignore[call-overload]
             bands, height, width = plan.shape
             self.summary.setText(f"Downloads {bands} time steps of {width} x {height} pixels, "
                                  f"{human_size(plan.nbytes)}.")

@@ -26,17 +26,23 @@ _DTYPES = {"string": "object", "integer": "Int64", "number": "float64", "boolean
 
 def export(store: FeatureStore, spec: CollectionSpec, selection: Selection, format: str,  # noqa: A002
            sortby: list[str] | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The selected features as the bytes of a file of `format` (a key of FORMATS)."""
+    """The selected features as the bytes of a file of `format` (a key of FORMATS). The selection and sort
+    are checked here, at the call; the bytes come as the caller iterates."""
     if format == "geojson":
-        texts = store.geojson(spec.database, spec.name, selection, sortby=sortby)
-        yield b'{"type":"FeatureCollection","features":['
-        first = True
-        for part in iter(lambda: list(islice(texts, chunk)), []):
-            yield (("" if first else ",") + ",".join(part)).encode()
-            first = False
-        yield b"]}"
-        return
-    features = store.query(spec.database, spec.name, selection, sortby=sortby)
+        return _geojson_file(store.geojson(spec.database, spec.name, selection, sortby=sortby), chunk)
+    return _file(spec, store.query(spec.database, spec.name, selection, sortby=sortby), format, chunk)
+
+
+def _geojson_file(texts: Iterator[str], chunk: int) -> Iterator[bytes]:
+    yield b'{"type":"FeatureCollection","features":['
+    first = True
+    for part in iter(lambda: list(islice(texts, chunk)), []):
+        yield (("" if first else ",") + ",".join(part)).encode()
+        first = False
+    yield b"]}"
+
+
+def _file(spec: CollectionSpec, features: Iterator[dict[str, Any]], format: str, chunk: int) -> Iterator[bytes]:  # noqa: A002
     chunks = iter(lambda: list(islice(features, chunk)), [])
     with tempfile.TemporaryDirectory(prefix="cubeport-export-") as folder:
         path = Path(folder) / f"{spec.name}{FORMATS[format][1]}"

@@ -34,6 +34,7 @@ from cubeport.features.geojson import geojson_features
 from cubeport.features.schema import METADATA, CollectionSpec, check_crs, check_name
 
 CHUNK = 5_000
+MAX_ID = 2**63 - 1  # feature ids (and offsets) are 64-bit integers in both databases
 _SQL_TYPES: dict[str, Any] = {"string": sa.Text, "integer": sa.BigInteger, "number": sa.Float,
                               "boolean": sa.Boolean, "datetime": sa.DateTime(timezone=True), "json": sa.JSON}
 _REGISTRY = sa.Table(  # as migration 0003 makes it
@@ -174,9 +175,13 @@ class FeatureStore:
         _known(spec, chosen, "properties")
         query = sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in chosen)).where(
             *self._where(spec, data, selection)).order_by(*_order(spec, data, sortby)).offset(offset).limit(limit)
+        return (_feature(row, chosen, spec) for row in self._stream(query))
+
+    def _stream(self, query: sa.Select) -> Iterator[Any]:
+        """The rows of `query`, read in chunks from a server-side cursor as the caller iterates. The query is
+        built (and the request checked) before: a bad one fails at the call, not once a response has begun."""
         with self.engine.connect() as connection:
-            for row in connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query):
-                yield _feature(row, chosen, spec)
+            yield from connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
 
     def geojson(self, database: str, name: str, selection: Selection = EVERYTHING, *,
                 sortby: list[str] | None = None, limit: int | None = None, offset: int = 0,
@@ -185,8 +190,8 @@ class FeatureStore:
         features = self.query(database, name, selection, sortby=sortby, limit=limit, offset=offset,
                               properties=properties)
         crs = self.get(database, name).crs
-        while part := list(islice(features, CHUNK)):
-            yield from geojson_features(crs, part)
+        return (text for part in iter(lambda: list(islice(features, CHUNK)), [])
+                for text in geojson_features(crs, part))
 
     def feature(self, database: str, name: str, feature_id: int) -> dict[str, Any]:
         """One feature by id; NotFoundError if there is none."""
@@ -475,9 +480,7 @@ class PostgisFeatureStore(FeatureStore):
             text = text + f'{"," if i else ""}"{p}":' + value
         query = sa.select((text + "}}").label("feature")).where(*self._where(spec, data, selection)).order_by(
             *_order(spec, data, sortby)).offset(offset).limit(limit)
-        with self.engine.connect() as connection:
-            for row in connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query):
-                yield row[0]
+        return (row[0] for row in self._stream(query))
 
     def _geometry_literal(self, spec: CollectionSpec, geometry: BaseGeometry) -> Any:
         return sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), spec.crs)
@@ -533,8 +536,9 @@ def _id_of(feature: Any, index: int) -> int | None:
     value = feature.get("id") if isinstance(feature, dict) else None
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or int(value) < 1:
-        raise InputError(f"feature {index}: id {value!r} is not a positive integer")
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or \
+            not 1 <= int(value) <= MAX_ID:
+        raise InputError(f"feature {index}: id {value!r} is not a positive integer below 2^63")
     return int(value)
 
 

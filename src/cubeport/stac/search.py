@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,7 +199,7 @@ def parse_bbox(value: str | list[Any]) -> tuple[float, float, float, float]:
         raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north") from None
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4 or numbers[1] > numbers[3]:
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers) or numbers[1] > numbers[3]:
         raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north in degrees")
     return numbers[0], numbers[1], numbers[2], numbers[3]
 

@@ -25,7 +25,7 @@ from cubeport.errors import InputError, NotFoundError
 from cubeport.features.export import FORMATS, export
 from cubeport.features.filters import parse_datetime, parse_filter
 from cubeport.features.schema import CollectionSpec
-from cubeport.features.store import Selection
+from cubeport.features.store import MAX_ID, Selection
 
 router = APIRouter(prefix="/features", tags=["features"])
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -148,7 +148,7 @@ SortBy = Annotated[str | None, Query(max_length=500, description="properties to 
 def items(
     request: Request, collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     properties: Annotated[str | None, Query(max_length=2000, description="comma-separated property names")] = None,
     sortby: SortBy = None,
 ) -> Response:
@@ -181,7 +181,7 @@ def count(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep
     return {"count": context.features.count(*split_id(collection_id), chosen, exact=exact), "exact": exact}
 
 
-FeatureId = Annotated[int, Path(alias="featureId", ge=1)]
+FeatureId = Annotated[int, Path(alias="featureId", ge=1, le=MAX_ID)]
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature (GeoJSON)",

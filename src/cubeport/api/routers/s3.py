@@ -305,7 +305,8 @@ router.add_api_route(OBJECT_ROUTE, get_object, methods=["HEAD"], include_in_sche
 
 
 def read_only(request: Request) -> Response:
-    """PutObject, DeleteObject, CreateBucket and the like: S3's own MethodNotAllowed, not a problem JSON."""
+    """PutObject, DeleteObject, CreateBucket and the like: S3's own MethodNotAllowed, not a problem JSON.
+    Open: it answers every caller the same 405 and reads nothing."""
     raise S3Error(405, "MethodNotAllowed", "The S3 interface of Cubeport is read-only: cubes are written by "
                   "`cubeport ingest`", headers={"Allow": "GET, HEAD"}, Method=request.method,
                   ResourceType="OBJECT" if "key" in request.path_params else "BUCKET")
@@ -313,7 +314,7 @@ def read_only(request: Request) -> Response:
 
 for _path in ("/{bucket}", "/{bucket}/", OBJECT_ROUTE):
     router.add_api_route(_path, read_only, methods=["PUT", "POST", "DELETE", "PATCH"], include_in_schema=False,
-                         response_class=Response)
+                         response_class=Response, dependencies=[Depends(OPEN)])
 
 
 def _token_of(key: str) -> str:
