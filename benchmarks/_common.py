@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import platform
 import statistics
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 DATA = Path(os.environ.get("CUBEPORT_BENCH_DATA", "/work/shared/data"))
 
-PACKAGES = ("cubeport", "zarr", "xarray", "dask", "numcodecs", "fsspec", "s3fs", "obstore", "rasterio",
-            "rioxarray", "netCDF4", "h5netcdf", "numpy")
+PACKAGES = (
+    "cubeport",
+    "zarr",
+    "xarray",
+    "dask",
+    "numcodecs",
+    "fsspec",
+    "s3fs",
+    "obstore",
+    "rasterio",
+    "rioxarray",
+    "netCDF4",
+    "h5netcdf",
+    "numpy",
+)
 
 
 def s3_server_class():
@@ -50,7 +65,7 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -77,11 +92,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain text table: numbers right-aligned, text left-aligned."""
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows) if rows else False
-               for i in range(len(headers))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) for row in rows) if rows else False for i in range(len(headers))
+    ]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
@@ -119,10 +137,8 @@ def close_storage(storage: Any) -> None:
     close_async_fs(storage.__dict__.get("_async_fs"))  # the cached_property, only if it was created
     fs = storage.fs
     if getattr(fs, "_s3creator", None) is not None:
-        try:
+        with contextlib.suppress(Exception):
             fs.close_session(fs.loop, fs._s3creator)  # on fsspec's loop, where it was made
-        except Exception:
-            pass
 
 
 def close_async_fs(fs: Any) -> None:
@@ -131,10 +147,8 @@ def close_async_fs(fs: Any) -> None:
         return
     from zarr.core.sync import sync
 
-    try:
+    with contextlib.suppress(Exception):
         sync(fs._s3creator.__aexit__(None, None, None))
-    except Exception:
-        pass
     fs._s3 = fs._s3creator = None
 
 

@@ -50,8 +50,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(dir=args.tmp))
     provider = OidcProvider().start()
     try:
-        context = Context(load_settings(data_root=str(work / "root"), auth={
-            "cookie_secure": False, "oidc": [{"name": "idp", "issuer": provider.issuer, "audience": ["cubeport"]}]}))
+        context = Context(
+            load_settings(
+                data_root=str(work / "root"),
+                auth={
+                    "cookie_secure": False,
+                    "oidc": [{"name": "idp", "issuer": provider.issuer, "audience": ["cubeport"]}],
+                },
+            )
+        )
         for cube in ("open", "secret"):
             info = ingest(context.cubes, [str(DATA / "cubes/ostia-sst-baltic-3steps.zarr")], cube)
             context.catalogue.register(info, context.cubes)
@@ -62,12 +69,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         key = context.auth.create_key("mia")[1]
         token = provider.token(aud="cubeport", sub="u1", preferred_username="mia", groups=["syke"])
         server, base = _serve(create_app(context))
-        clients = {name: httpx.Client(base_url=base, headers=headers) for name, headers in (
-            ("anonymous", {}), ("api-key", {"X-API-Key": key}), ("oidc-jwt", {"Authorization": f"Bearer {token}"}),
-            ("session", {}))}
+        clients = {
+            name: httpx.Client(base_url=base, headers=headers)
+            for name, headers in (
+                ("anonymous", {}),
+                ("api-key", {"X-API-Key": key}),
+                ("oidc-jwt", {"Authorization": f"Bearer {token}"}),
+                ("session", {}),
+            )
+        }
         clients["session"].post("/auth/login", data={"username": "mia", "password": PASSWORD})
-        paths = {"anonymous": "/cubes/open", "api-key": "/cubes/secret", "oidc-jwt": "/cubes/secret",
-                 "session": "/cubes/secret"}
+        paths = {
+            "anonymous": "/cubes/open",
+            "api-key": "/cubes/secret",
+            "oidc-jwt": "/cubes/secret",
+            "session": "/cubes/secret",
+        }
         times: dict[str, list[float]] = {name: [] for name in clients}
         for name, client in clients.items():  # warm-up, and proof that each caller really gets the cube
             for _ in range(args.warmup):
@@ -87,16 +104,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         provider.stop()
         shutil.rmtree(work, ignore_errors=True)
     base_p50 = percentile(times["anonymous"], 50)
-    results = [{"caller": name, "requests": len(t), "p50_ms": percentile(t, 50), "p95_ms": percentile(t, 95),
-                "req_per_s": 1000 * len(t) / sum(t), "overhead_p50_ms": percentile(t, 50) - base_p50}
-               for name, t in times.items()]
-    return {"environment": environment(), "settings": vars(args) | {"tmp": None, "out": None},
-            "results": results}
+    results = [
+        {
+            "caller": name,
+            "requests": len(t),
+            "p50_ms": percentile(t, 50),
+            "p95_ms": percentile(t, 95),
+            "req_per_s": 1000 * len(t) / sum(t),
+            "overhead_p50_ms": percentile(t, 50) - base_p50,
+        }
+        for name, t in times.items()
+    ]
+    return {
+        "environment": environment(),
+        "settings": vars(args) | {"tmp": None, "out": None},
+        "results": results,
+    }
 
 
 def report(payload: dict[str, Any]) -> str:
-    rows = [[r["caller"], r["requests"], r["p50_ms"], r["p95_ms"], r["req_per_s"], r["overhead_p50_ms"]]
-            for r in payload["results"]]
+    rows = [
+        [r["caller"], r["requests"], r["p50_ms"], r["p95_ms"], r["req_per_s"], r["overhead_p50_ms"]]
+        for r in payload["results"]
+    ]
     return table(["caller", "requests", "p50 ms", "p95 ms", "req/s (1 client)", "+p50 ms vs anonymous"], rows)
 
 
@@ -106,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--tmp", default=None, help="folder for temporary files (default: system temp)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
+    )
     run_and_report("auth_overhead", run, report, parser.parse_args(argv))
 
 

@@ -41,7 +41,15 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    DATA, close_async_fs, close_storage, environment, median, percentile, start_s3_server, table, run_and_report,
+    DATA,
+    close_async_fs,
+    close_storage,
+    environment,
+    median,
+    percentile,
+    run_and_report,
+    start_s3_server,
+    table,
 )
 
 from cubeport.config import S3Settings  # noqa: E402
@@ -66,8 +74,13 @@ def ingest(storage: Storage) -> tuple[tuple[str, ...], float]:
 
 def obstore_zarr_store(server: Any, prefix: str) -> zarr.storage.ObjectStore:
     s3 = S3Store(
-        server.bucket, prefix=prefix, endpoint=server.endpoint, access_key_id=server.access_key,
-        secret_access_key=server.secret_key, region="us-east-1", virtual_hosted_style_request=False,
+        server.bucket,
+        prefix=prefix,
+        endpoint=server.endpoint,
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        region="us-east-1",
+        virtual_hosted_style_request=False,
         client_options={"allow_http": True},
     )
     return zarr.storage.ObjectStore(s3, read_only=True)
@@ -80,17 +93,19 @@ def single_get_fsspec_store(storage: Storage, parts: tuple[str, ...]) -> zarr.st
     return zarr.storage.FsspecStore(fs, path=storage.path(*parts), read_only=True)
 
 
-def chunk_list(shape: tuple[int, ...], chunks: tuple[int, ...], count: int, seed: int) -> list[tuple[int, int, int]]:
+def chunk_list(
+    shape: tuple[int, ...], chunks: tuple[int, ...], count: int, seed: int
+) -> list[tuple[int, int, int]]:
     """`count` random chunk origins (t, y0, x0) of a (time, y, x) array."""
     rng = np.random.default_rng(seed)
-    grid = [-(-s // c) for s, c in zip(shape, chunks)]
+    grid = [-(-s // c) for s, c in zip(shape, chunks, strict=False)]
     picks = np.stack([rng.integers(0, g, count) for g in grid], axis=1)
     return [(int(t), int(y) * chunks[1], int(x) * chunks[2]) for t, y, x in picks]
 
 
 def read_chunk(arr: zarr.Array, origin: tuple[int, int, int], size: int) -> np.ndarray:
     t, y0, x0 = origin
-    return arr[t, y0:y0 + size, x0:x0 + size]
+    return arr[t, y0 : y0 + size, x0 : x0 + size]
 
 
 def sequential(arr: zarr.Array, origins: list[tuple[int, int, int]], size: int) -> tuple[list[float], float]:
@@ -119,8 +134,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         print(f"S3 server (SeaweedFS) at {server.endpoint}, bucket {server.bucket}")
         local_storage = Storage(str(work / "root"))
-        s3_settings = S3Settings(endpoint_url=server.endpoint, access_key_id=SecretStr(server.access_key),
-                                 secret_access_key=SecretStr(server.secret_key))
+        s3_settings = S3Settings(
+            endpoint_url=server.endpoint,
+            access_key_id=SecretStr(server.access_key),
+            secret_access_key=SecretStr(server.secret_key),
+        )
         s3_storage = Storage(f"s3://{server.bucket}/bench", s3_settings)
         local_parts, local_s = ingest(local_storage)
         s3_parts, s3_s = ingest(s3_storage)
@@ -168,31 +186,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seq_time[name] += total
                 wall = threaded(arrays[name], origins, size, args.threads)
                 thr_runs[name].append(len(origins) / wall)
-                print(f"  round {rnd + 1} {name:11s} sequential {len(origins) / total:7.1f} chunks/s   "
-                      f"{args.threads} threads {len(origins) / wall:7.1f} chunks/s", flush=True)
+                print(
+                    f"  round {rnd + 1} {name:11s} sequential {len(origins) / total:7.1f} chunks/s   "
+                    f"{args.threads} threads {len(origins) / wall:7.1f} chunks/s",
+                    flush=True,
+                )
 
         results = []
         for name in CLIENTS:
             lat_ms = [x * 1e3 for x in latencies[name]]
             seq_rate = len(lat_ms) / seq_time[name]
             thr_rate = median(thr_runs[name])
-            results.append({
-                "client": name, "target": "local" if name == "local" else "s3",
-                "store": type(stores[name]).__name__, "reads": len(lat_ms),
-                "open_ms": open_ms[name], "first_read_ms": first_ms[name],
-                "p50_ms": percentile(lat_ms, 50), "p95_ms": percentile(lat_ms, 95),
-                "mean_ms": float(np.mean(lat_ms)), "max_ms": float(np.max(lat_ms)),
-                "seq_chunks_per_s": seq_rate, "seq_mb_per_s": seq_rate * chunk_mb,
-                "threads": args.threads, "threaded_chunks_per_s": thr_rate,
-                "threaded_mb_per_s": thr_rate * chunk_mb,
-                "threaded_runs_chunks_per_s": thr_runs[name],
-            })
+            results.append(
+                {
+                    "client": name,
+                    "target": "local" if name == "local" else "s3",
+                    "store": type(stores[name]).__name__,
+                    "reads": len(lat_ms),
+                    "open_ms": open_ms[name],
+                    "first_read_ms": first_ms[name],
+                    "p50_ms": percentile(lat_ms, 50),
+                    "p95_ms": percentile(lat_ms, 95),
+                    "mean_ms": float(np.mean(lat_ms)),
+                    "max_ms": float(np.max(lat_ms)),
+                    "seq_chunks_per_s": seq_rate,
+                    "seq_mb_per_s": seq_rate * chunk_mb,
+                    "threads": args.threads,
+                    "threaded_chunks_per_s": thr_rate,
+                    "threaded_mb_per_s": thr_rate * chunk_mb,
+                    "threaded_runs_chunks_per_s": thr_runs[name],
+                }
+            )
         return {
-            "benchmark": "chunk_reads", "environment": environment(),
-            "settings": {"reads": args.reads, "rounds": args.rounds, "threads": args.threads, "seed": args.seed,
-                         "variable": VARIABLE, "shape": list(arr.shape), "chunks": list(arr.chunks),
-                         "dtype": str(arr.dtype), "chunk_mb_decoded": chunk_mb,
-                         "ingest_s": {"local": local_s, "s3": s3_s}},
+            "benchmark": "chunk_reads",
+            "environment": environment(),
+            "settings": {
+                "reads": args.reads,
+                "rounds": args.rounds,
+                "threads": args.threads,
+                "seed": args.seed,
+                "variable": VARIABLE,
+                "shape": list(arr.shape),
+                "chunks": list(arr.chunks),
+                "dtype": str(arr.dtype),
+                "chunk_mb_decoded": chunk_mb,
+                "ingest_s": {"local": local_s, "s3": s3_s},
+            },
             "results": results,
         }
     finally:
@@ -205,30 +244,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(payload: dict[str, Any]) -> str:
-    rows = [[r["client"], r["target"], r["store"], r["reads"], r["p50_ms"], r["p95_ms"], r["mean_ms"],
-             r["seq_chunks_per_s"], r["threaded_chunks_per_s"], r["threaded_mb_per_s"], r["first_read_ms"]]
-            for r in payload["results"]]
+    rows = [
+        [
+            r["client"],
+            r["target"],
+            r["store"],
+            r["reads"],
+            r["p50_ms"],
+            r["p95_ms"],
+            r["mean_ms"],
+            r["seq_chunks_per_s"],
+            r["threaded_chunks_per_s"],
+            r["threaded_mb_per_s"],
+            r["first_read_ms"],
+        ]
+        for r in payload["results"]
+    ]
     threads = payload["settings"]["threads"]
-    lines = [table(["client", "target", "zarr store", "reads", "p50 ms", "p95 ms", "mean ms", "seq chunks/s",
-                    f"{threads}-thr chunks/s", f"{threads}-thr MB/s", "first read ms"], rows), ""]
+    lines = [
+        table(
+            [
+                "client",
+                "target",
+                "zarr store",
+                "reads",
+                "p50 ms",
+                "p95 ms",
+                "mean ms",
+                "seq chunks/s",
+                f"{threads}-thr chunks/s",
+                f"{threads}-thr MB/s",
+                "first read ms",
+            ],
+            rows,
+        ),
+        "",
+    ]
     by = {r["client"]: r for r in payload["results"]}
     fs, ob, lo = by["fsspec"], by["obstore"], by["local"]
     seq = ob["seq_chunks_per_s"] / fs["seq_chunks_per_s"]
     thr = ob["threaded_chunks_per_s"] / fs["threaded_chunks_per_s"]
     faster, ratio = ("obstore", seq) if seq >= 1 else ("fsspec/s3fs", 1 / seq)
     thr_faster, thr_ratio = ("obstore", thr) if thr >= 1 else ("fsspec/s3fs", 1 / thr)
-    lines.append(f"S3 vs local: sequential p50 {fs['p50_ms']:.2f} ms (fsspec) / {ob['p50_ms']:.2f} ms (obstore) "
-                 f"vs {lo['p50_ms']:.2f} ms local")
-    lines.append(f"Conclusion: {faster} is the faster S3 client for sequential chunk reads, "
-                 f"{ratio:.2f}x the chunks/s of the other (p50 {fs['p50_ms']:.2f} vs {ob['p50_ms']:.2f} ms); "
-                 f"with {threads} threads {thr_faster} is {thr_ratio:.2f}x faster.")
+    lines.append(
+        f"S3 vs local: sequential p50 {fs['p50_ms']:.2f} ms (fsspec) / {ob['p50_ms']:.2f} ms (obstore) "
+        f"vs {lo['p50_ms']:.2f} ms local"
+    )
+    lines.append(
+        f"Conclusion: {faster} is the faster S3 client for sequential chunk reads, "
+        f"{ratio:.2f}x the chunks/s of the other (p50 {fs['p50_ms']:.2f} vs {ob['p50_ms']:.2f} ms); "
+        f"with {threads} threads {thr_faster} is {thr_ratio:.2f}x faster."
+    )
     if "fsspec-1get" in by:
         one = by["fsspec-1get"]
-        lines.append(f"s3fs with max_concurrency=1 (no HEAD before each GET): p50 {one['p50_ms']:.2f} ms, "
-                     f"{one['seq_chunks_per_s']:.0f} chunks/s sequential, {one['threaded_chunks_per_s']:.0f} "
-                     f"with {threads} threads; obstore is still "
-                     f"{ob['seq_chunks_per_s'] / one['seq_chunks_per_s']:.2f}x / "
-                     f"{ob['threaded_chunks_per_s'] / one['threaded_chunks_per_s']:.2f}x faster")
+        lines.append(
+            f"s3fs with max_concurrency=1 (no HEAD before each GET): p50 {one['p50_ms']:.2f} ms, "
+            f"{one['seq_chunks_per_s']:.0f} chunks/s sequential, {one['threaded_chunks_per_s']:.0f} "
+            f"with {threads} threads; obstore is still "
+            f"{ob['seq_chunks_per_s'] / one['seq_chunks_per_s']:.2f}x / "
+            f"{ob['threaded_chunks_per_s'] / one['threaded_chunks_per_s']:.2f}x faster"
+        )
     return "\n".join(lines)
 
 
@@ -240,7 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed reads per store (also compared)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tmp", default=None, help="folder for temporary files (default: system temp)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
+    )
     args = parser.parse_args(argv)
     run_and_report("chunk_reads", run, report, args)
 

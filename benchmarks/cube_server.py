@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import morecantile
@@ -48,12 +49,19 @@ def free_port() -> int:
 class Server:
     """A server process on a free port; `rss_mb` sums the process tree (workers included)."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], ready_path: str, log: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], ready_path: str, log: Path
+    ) -> None:
         self.name, self.port = name, free_port()
         command = [part.replace("{port}", str(self.port)) for part in command]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log.open("wb"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
@@ -111,11 +119,18 @@ def load(urls: list[str], clients: int) -> dict[str, float]:
         results = list(pool.map(_fetch_all, [urls[i::clients] for i in range(clients)]))
         elapsed = time.perf_counter() - started
     latencies = [ms for part, _ in results for ms in part]
-    return {"requests": len(urls), "failures": sum(f for _, f in results), "per_s": len(urls) / elapsed,
-            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95)}
+    return {
+        "requests": len(urls),
+        "failures": sum(f for _, f in results),
+        "per_s": len(urls) / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+    }
 
 
-def time_series(post: Callable[[dict[str, Any]], httpx.Response], geometries: list[dict[str, Any]]) -> dict[str, float]:
+def time_series(
+    post: Callable[[dict[str, Any]], httpx.Response], geometries: list[dict[str, Any]]
+) -> dict[str, float]:
     """The first geometry warms up (opening the dataset is not what we time); each other one is a new place,
     so no server answers from chunks it decoded for the one before."""
     post(geometries[0])
@@ -140,20 +155,49 @@ def places(bbox: tuple[float, float, float, float], count: int, seed: int) -> li
 
 def square(lon: float, lat: float, km: float) -> dict[str, Any]:
     half_lat, half_lon = km / 2 / 111.32, km / 2 / (111.32 * math.cos(math.radians(lat)))
-    ring = [[lon - half_lon, lat - half_lat], [lon + half_lon, lat - half_lat], [lon + half_lon, lat + half_lat],
-            [lon - half_lon, lat + half_lat], [lon - half_lon, lat - half_lat]]
+    ring = [
+        [lon - half_lon, lat - half_lat],
+        [lon + half_lon, lat - half_lat],
+        [lon + half_lon, lat + half_lat],
+        [lon - half_lon, lat + half_lat],
+        [lon - half_lon, lat - half_lat],
+    ]
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def xcube_config(folder: Path, level0: str, twin: str | None, variable: str, vmin: float, vmax: float) -> Path:
-    datasets = [{"Identifier": "cube", "Title": "cube", "FileSystem": "file", "Path": level0, "Style": "bench",
-                 **({"TimeSeriesDataset": "cube_ts"} if twin else {})}]
+def xcube_config(
+    folder: Path, level0: str, twin: str | None, variable: str, vmin: float, vmax: float
+) -> Path:
+    datasets = [
+        {
+            "Identifier": "cube",
+            "Title": "cube",
+            "FileSystem": "file",
+            "Path": level0,
+            "Style": "bench",
+            **({"TimeSeriesDataset": "cube_ts"} if twin else {}),
+        }
+    ]
     if twin:
         datasets.append({"Identifier": "cube_ts", "FileSystem": "file", "Path": twin, "Hidden": True})
-    datasets.append({"Identifier": "cube_map", "Title": "map-chunked only", "FileSystem": "file", "Path": level0,
-                     "Style": "bench"})
-    config = {"Datasets": datasets, "Styles": [{"Identifier": "bench", "ColorMappings": {
-        variable: {"ColorBar": "viridis", "ValueRange": [vmin, vmax]}}}]}
+    datasets.append(
+        {
+            "Identifier": "cube_map",
+            "Title": "map-chunked only",
+            "FileSystem": "file",
+            "Path": level0,
+            "Style": "bench",
+        }
+    )
+    config = {
+        "Datasets": datasets,
+        "Styles": [
+            {
+                "Identifier": "bench",
+                "ColorMappings": {variable: {"ColorBar": "viridis", "ValueRange": [vmin, vmax]}},
+            }
+        ],
+    }
     path = folder / "xcube.json"
     path.write_text(json.dumps(config))
     return path
@@ -172,37 +216,85 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     level0, twin = str(cube_dir / "0.zarr"), str(cube_dir / "timeseries.zarr") if pointer.timeseries else None
     times = [t.isoformat() for t in context.cubes.open(args.cube)["time"].to_index()]
     west, south, east, north = entry.bbox
-    tiles = tiles_over((west, south, east, north), range(args.zoom_min, args.zoom_max + 1), args.tiles_per_zoom,
-                       args.seed)
+    tiles = tiles_over(
+        (west, south, east, north), range(args.zoom_min, args.zoom_max + 1), args.tiles_per_zoom, args.seed
+    )
     time_label = times[len(times) // 2][:19] + "Z"
     work = Path(tempfile.mkdtemp(prefix="cube-server-bench-"))
     servers: dict[str, Server] = {}
     results: dict[str, Any] = {"tiles": {}, "timeseries": {}, "rss_mb": {}}
     style_query = f"vmin={style.vmin}&vmax={style.vmax}&cmap=viridis&time={time_label}"
     spots = places((west, south, east, north), args.repeats + 1, args.seed)
-    shapes = {"point": [{"type": "Point", "coordinates": [lon, lat]} for lon, lat in spots],
-              "polygon 50 km": [square(lon, lat, 50) for lon, lat in spots]}
+    shapes = {
+        "point": [{"type": "Point", "coordinates": [lon, lat]} for lon, lat in spots],
+        "polygon 50 km": [square(lon, lat, 50) for lon, lat in spots],
+    }
     try:
         servers["cubeport"] = Server(
-            "cubeport", [sys.executable, "-m", "uvicorn", "--factory", "cubeport.api.app:create_app",
-                         "--host", "127.0.0.1", "--port", "{port}", "--workers", str(args.workers),
-                         "--log-level", "warning"],
-            {"CUBEPORT_DATA_ROOT": args.data_root}, "/health", work / "cubeport.log")
+            "cubeport",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "cubeport.api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+            ],
+            {"CUBEPORT_DATA_ROOT": args.data_root},
+            "/health",
+            work / "cubeport.log",
+        )
         if not args.cubeport_only:
             config = xcube_config(work, level0, twin, args.variable, style.vmin, style.vmax)
             servers["xcube"] = Server(
-                "xcube", [str(BENCH_DIR / ".venv-xcube/bin/xcube"), "serve", "--port", "{port}", "--address",
-                          "127.0.0.1", "--config", str(config)], {}, "/datasets", work / "xcube.log")
+                "xcube",
+                [
+                    str(BENCH_DIR / ".venv-xcube/bin/xcube"),
+                    "serve",
+                    "--port",
+                    "{port}",
+                    "--address",
+                    "127.0.0.1",
+                    "--config",
+                    str(config),
+                ],
+                {},
+                "/datasets",
+                work / "xcube.log",
+            )
             servers["titiler"] = Server(
-                "titiler", [str(BENCH_DIR / ".venv-titiler/bin/python"), "-m", "uvicorn", "titiler.xarray.main:app",
-                            "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"], {},
-                "/healthz", work / "titiler.log")
+                "titiler",
+                [
+                    str(BENCH_DIR / ".venv-titiler/bin/python"),
+                    "-m",
+                    "uvicorn",
+                    "titiler.xarray.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                    "--log-level",
+                    "warning",
+                ],
+                {},
+                "/healthz",
+                work / "titiler.log",
+            )
         paths = {
             "cubeport": lambda t: f"/tiles/{args.cube}/{args.variable}/{t.z}/{t.y}/{t.x}?{style_query}",
             "xcube": lambda t: f"/tiles/cube/{args.variable}/{t.z}/{t.y}/{t.x}?crs=EPSG:3857&{style_query}",
-            "titiler": lambda t: (f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png?url={level0}&variable={args.variable}"
-                                  f"&sel=time={time_label[:-1]}&sel_method=nearest&rescale={style.vmin},{style.vmax}"
-                                  "&colormap_name=viridis"),
+            "titiler": lambda t: (
+                f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png?url={level0}&variable={args.variable}"
+                f"&sel=time={time_label[:-1]}&sel_method=nearest&rescale={style.vmin},{style.vmax}"
+                "&colormap_name=viridis"
+            ),
         }
         for name, server in servers.items():
             urls = [server.url + paths[name](t) for t in tiles]
@@ -212,8 +304,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["rss_mb"][name] = server.rss_mb()
             print(f"{name}: cold {cold['per_s']:.0f} tiles/s, warm {warm['per_s']:.0f} tiles/s", flush=True)
         # Cubeport always reads its time-chunked twin; xcube gets the twin and, as a second dataset, level 0 alone
-        series_cases = {"cubeport": [("time-chunked", args.cube)],
-                        "xcube": [("time-chunked", "cube"), ("map-chunked", "cube_map")]}
+        series_cases = {
+            "cubeport": [("time-chunked", args.cube)],
+            "xcube": [("time-chunked", "cube"), ("map-chunked", "cube_map")],
+        }
         for name, datasets in series_cases.items():
             if name not in servers:
                 continue
@@ -223,19 +317,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         url = f"/timeseries/{ds_id}/{args.variable}?aggMethods=mean"
                         post = functools.partial(lambda url, g: client.post(url, content=json.dumps(g)), url)
                         results["timeseries"].setdefault(f"{label}, {chunking}", {})[name] = time_series(
-                            post, geometries)
+                            post, geometries
+                        )
             results["rss_mb"][name + " after time series"] = servers[name].rss_mb()
     finally:
         for server in servers.values():
             server.stop()
-    return {"environment": environment(), "settings": {k: v for k, v in vars(args).items() if k != "out"},
-            "tile_count": len(tiles), "results": results}
+    return {
+        "environment": environment(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "tile_count": len(tiles),
+        "results": results,
+    }
 
 
 def report(payload: dict[str, Any]) -> str:
     tiles = payload["results"]["tiles"]
-    rows = [[name, phase, r["requests"], r["failures"], r["per_s"], r["p50_ms"], r["p95_ms"]]
-            for name, phases in tiles.items() for phase, r in phases.items()]
+    rows = [
+        [name, phase, r["requests"], r["failures"], r["per_s"], r["p50_ms"], r["p95_ms"]]
+        for name, phases in tiles.items()
+        for phase, r in phases.items()
+    ]
     lines = [table(["server", "phase", "tiles", "failed", "tiles/s", "p50 ms", "p95 ms"], rows), ""]
     for anchor in ("xcube", "titiler"):
         if anchor in tiles:
@@ -243,7 +345,9 @@ def report(payload: dict[str, Any]) -> str:
                 ratio = tiles["cubeport"][phase]["per_s"] / tiles[anchor][phase]["per_s"]
                 lines.append(f"tiles {phase}: Cubeport {ratio:.1f}x the throughput of {anchor}")
     series = payload["results"]["timeseries"]
-    rows = [[case, name, r["median_ms"], r["p95_ms"]] for case, by in series.items() for name, r in by.items()]
+    rows = [
+        [case, name, r["median_ms"], r["p95_ms"]] for case, by in series.items() for name, r in by.items()
+    ]
     lines += ["", table(["time series (365 steps)", "server", "median ms", "p95 ms"], rows)]
     lines += ["", "RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in payload["results"]["rss_mb"].items())]
     return "\n".join(lines)
@@ -251,8 +355,11 @@ def report(payload: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=str(REPO.parent / "bench-data"),
-                        help="data root holding the cube (`cubeport demo --large --data-root ...`)")
+    parser.add_argument(
+        "--data-root",
+        default=str(REPO.parent / "bench-data"),
+        help="data root holding the cube (`cubeport demo --large --data-root ...`)",
+    )
     parser.add_argument("--cube", default="baltic-large")
     parser.add_argument("--variable", default="chl")
     parser.add_argument("--zoom-min", type=int, default=4)
@@ -260,10 +367,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles-per-zoom", type=int, default=60)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="Cubeport's uvicorn workers (2 cores here)")
-    parser.add_argument("--repeats", type=int, default=25, help="timed time series of each kind, each at a new place")
+    parser.add_argument(
+        "--repeats", type=int, default=25, help="timed time series of each kind, each at a new place"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cubeport-only", action="store_true", help="skip the anchors")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
+    )
     run_and_report("cube_server", run, report, parser.parse_args(argv))
 
 

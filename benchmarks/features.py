@@ -26,8 +26,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import numpy as np
@@ -67,13 +68,20 @@ def read_gshhg() -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray]:
     _, fids, wkb, _ = pyogrio.raw.read(GSHHG, return_fids=True)
     geometries = shapely.from_wkb(wkb)
     laea = Transformer.from_crs(4326, 3035, always_xy=True).transform
-    areas = shapely.area(shapely.transform(geometries, lambda xy: np.column_stack(laea(xy[:, 0], xy[:, 1])))) / 1e6
-    features = [{"geometry": g, "properties": {"gshhg_id": int(f), "area_km2": round(float(a), 6)}}
-                for g, f, a in zip(geometries, fids, areas)]
+    areas = (
+        shapely.area(shapely.transform(geometries, lambda xy: np.column_stack(laea(xy[:, 0], xy[:, 1]))))
+        / 1e6
+    )
+    features = [
+        {"geometry": g, "properties": {"gshhg_id": int(f), "area_km2": round(float(a), 6)}}
+        for g, f, a in zip(geometries, fids, areas, strict=False)
+    ]
     return geometries, features, shapely.get_num_coordinates(geometries)
 
 
-def find_bbox(geometries: np.ndarray, center: tuple[float, float], target: int) -> tuple[float, float, float, float]:
+def find_bbox(
+    geometries: np.ndarray, center: tuple[float, float], target: int
+) -> tuple[float, float, float, float]:
     """The largest bbox (2:1 in degrees, about square on the ground at 60 N, rounded to 0.001 degrees) around
     `center` that meets at most `target` polygons, by bisection on its half-height."""
     tree = shapely.STRtree(geometries)
@@ -94,8 +102,15 @@ def find_bbox(geometries: np.ndarray, center: tuple[float, float], target: int) 
 
 # -- insert -------------------------------------------------------------------------------------------------------
 def time_insert(store: FeatureStore, name: str, features: list[dict[str, Any]]) -> float:
-    store.create(CollectionSpec(database=DATABASE, name=name, properties=PROPERTIES, geometry_type="Polygon",
-                                title="GSHHG full, Baltic"))
+    store.create(
+        CollectionSpec(
+            database=DATABASE,
+            name=name,
+            properties=PROPERTIES,
+            geometry_type="Polygon",
+            title="GSHHG full, Baltic",
+        )
+    )
     started = time.perf_counter()
     written = store.insert(DATABASE, name, features)
     elapsed = time.perf_counter() - started
@@ -109,17 +124,24 @@ def time_copy(conninfo: str, features: list[dict[str, Any]]) -> float:
     made before the clock starts."""
     import psycopg
 
-    ewkb = shapely.to_wkb(shapely.set_srid(np.array([f["geometry"] for f in features]), 4326), hex=True,
-                          include_srid=True)  # the text form PostGIS reads in COPY
-    rows = [(i + 1, g, f["properties"]["gshhg_id"], f["properties"]["area_km2"])
-            for i, (g, f) in enumerate(zip(ewkb, features))]
+    ewkb = shapely.to_wkb(
+        shapely.set_srid(np.array([f["geometry"] for f in features]), 4326), hex=True, include_srid=True
+    )  # the text form PostGIS reads in COPY
+    rows = [
+        (i + 1, g, f["properties"]["gshhg_id"], f["properties"]["area_km2"])
+        for i, (g, f) in enumerate(zip(ewkb, features, strict=False))
+    ]
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute("CREATE TABLE copy_floor (id bigint PRIMARY KEY, geometry geometry(GEOMETRY, 4326) "
-                           "NOT NULL, gshhg_id bigint, area_km2 double precision)")
+        connection.execute(
+            "CREATE TABLE copy_floor (id bigint PRIMARY KEY, geometry geometry(GEOMETRY, 4326) "
+            "NOT NULL, gshhg_id bigint, area_km2 double precision)"
+        )
         connection.execute("CREATE INDEX copy_floor_gix ON copy_floor USING GIST (geometry)")
         started = time.perf_counter()
         with connection.transaction():
-            with connection.cursor().copy("COPY copy_floor (id, geometry, gshhg_id, area_km2) FROM STDIN") as copy:
+            with connection.cursor().copy(
+                "COPY copy_floor (id, geometry, gshhg_id, area_km2) FROM STDIN"
+            ) as copy:
                 for row in rows:
                     copy.write_row(row)
             connection.execute("ANALYZE copy_floor")
@@ -132,22 +154,30 @@ def time_copy(conninfo: str, features: list[dict[str, Any]]) -> float:
 # -- query --------------------------------------------------------------------------------------------------------
 def raw_queries(table: str, bbox: tuple[float, float, float, float]) -> dict[str, str]:
     envelope = f"ST_MakeEnvelope({', '.join(map(repr, bbox))}, 4326)"
-    selected = (f'SELECT id, geometry, gshhg_id, area_km2 FROM "{table}" WHERE ST_Intersects(geometry, {envelope}) '
-                f"ORDER BY id LIMIT {LIMIT}")
+    selected = (
+        f'SELECT id, geometry, gshhg_id, area_km2 FROM "{table}" WHERE ST_Intersects(geometry, {envelope}) '
+        f"ORDER BY id LIMIT {LIMIT}"
+    )
     properties = ", ".join(f"'{p}', {p}" for p in PROPERTIES)
-    feature = ("""'{"type":"Feature","id":' || id || ',"geometry":' || ST_AsGeoJSON(geometry) || """
-               f"""',"properties":' || json_build_object({properties})::text || '}}'""")
+    feature = (
+        """'{"type":"Feature","id":' || id || ',"geometry":' || ST_AsGeoJSON(geometry) || """
+        f"""',"properties":' || json_build_object({properties})::text || '}}'"""
+    )
     return {
         # the floor: the whole FeatureCollection made in the database as text (features shaped as Cubeport's:
         # id, geometry, properties) and fetched as one value; the cheapest of the forms tried
-        "geojson": ("""SELECT '{"type":"FeatureCollection","features":[' || """
-                    f"""coalesce(string_agg({feature}, ',' ORDER BY id), '') || ']}}' FROM ({selected}) t"""),
+        "geojson": (
+            """SELECT '{"type":"FeatureCollection","features":[' || """
+            f"""coalesce(string_agg({feature}, ',' ORDER BY id), '') || ']}}' FROM ({selected}) t"""
+        ),
         # the same feature texts, one row each (for the profile's suggestions)
         "feature_rows": f"SELECT {feature} FROM ({selected}) t ORDER BY id",
         # the usual textbook form: json_agg of ST_AsGeoJSON(record) (the id lands among the properties)
-        "geojson_json_agg": ("SELECT json_build_object('type', 'FeatureCollection', 'features', "
-                             "coalesce(json_agg(ST_AsGeoJSON(t.*)::json ORDER BY id), '[]'::json))::text "
-                             f"FROM ({selected}) t"),
+        "geojson_json_agg": (
+            "SELECT json_build_object('type', 'FeatureCollection', 'features', "
+            "coalesce(json_agg(ST_AsGeoJSON(t.*)::json ORDER BY id), '[]'::json))::text "
+            f"FROM ({selected}) t"
+        ),
         "wkb": selected.replace("SELECT id, geometry,", "SELECT id, ST_AsBinary(geometry),", 1),
     }
 
@@ -172,7 +202,9 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+def measure(
+    cases: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """One warm-up each, then `repeats` rounds with the cases interleaved (drift hits them alike); ms."""
     results = {name: call() for name, call in cases.items()}
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -184,9 +216,27 @@ def measure(cases: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str
 
 
 def start_cubeport(database_url: str, root: Path, log: Path) -> Server:
-    return Server("cubeport", [sys.executable, "-m", "uvicorn", "--factory", "cubeport.api.app:create_app",
-                               "--host", "127.0.0.1", "--port", "{port}", "--workers", "1", "--log-level", "warning"],
-                  {"CUBEPORT_DATA_ROOT": str(root), "CUBEPORT_DATABASE_URL": database_url}, "/health", log)
+    return Server(
+        "cubeport",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "cubeport.api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        {"CUBEPORT_DATA_ROOT": str(root), "CUBEPORT_DATABASE_URL": database_url},
+        "/health",
+        log,
+    )
 
 
 # -- profile ------------------------------------------------------------------------------------------------------
@@ -196,8 +246,12 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
     spec = store.get(DATABASE, COLLECTION)
     data = store._table(spec)
     chosen = list(spec.properties)
-    query = sa.select(data.c.id, store._wkb(data), *(data.c[p] for p in chosen)).where(
-        *store._where(spec, data, selection)).order_by(data.c.id).limit(LIMIT)
+    query = (
+        sa.select(data.c.id, store._wkb(data), *(data.c[p] for p in chosen))
+        .where(*store._where(spec, data, selection))
+        .order_by(data.c.id)
+        .limit(LIMIT)
+    )
 
     def rows_only() -> list[Any]:
         with store.engine.connect() as connection:
@@ -207,20 +261,32 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
         store.get(DATABASE, COLLECTION)
         found = list(store.geojson(DATABASE, COLLECTION, selection, limit=LIMIT + 1))
         matched = len(found) if len(found) <= LIMIT else store.count(DATABASE, COLLECTION, selection)
-        head = f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{len(found)},"links":[]'
+        head = (
+            f'{{"type":"FeatureCollection","numberMatched":{matched},"numberReturned":{len(found)},"links":[]'
+        )
         return head + f',"features":[{",".join(found[:LIMIT])}]}}'
 
-    geojson_query = sa.select(data.c.id, sa.func.ST_AsGeoJSON(data.c.geometry, 15).label("geojson"),
-                              *(data.c[p] for p in chosen)).where(
-        *store._where(spec, data, selection)).order_by(data.c.id).limit(LIMIT)
+    geojson_query = (
+        sa.select(
+            data.c.id,
+            sa.func.ST_AsGeoJSON(data.c.geometry, 15).label("geojson"),
+            *(data.c[p] for p in chosen),
+        )
+        .where(*store._where(spec, data, selection))
+        .order_by(data.c.id)
+        .limit(LIMIT)
+    )
 
     def geojson_in_sql() -> str:
         """A suggestion, for a collection in EPSG:4326: the geometry as GeoJSON text from the database,
         the feature text assembled in Python, no shapely at all."""
         with store.engine.connect() as connection:
             rows = connection.execute(geojson_query).all()
-        return ",".join(f'{{"type":"Feature","id":{r[0]},"geometry":{r[1]},"properties":'
-                        f'{json.dumps(dict(zip(chosen, r[2:])))}}}' for r in rows)
+        return ",".join(
+            f'{{"type":"Feature","id":{r[0]},"geometry":{r[1]},"properties":'
+            f"{json.dumps(dict(zip(chosen, r[2:], strict=False)))}}}"
+            for r in rows
+        )
 
     texts_query = raw_queries(data.name, selection.bbox)["feature_rows"]  # type: ignore[arg-type]
 
@@ -236,18 +302,27 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
     steps: dict[str, Callable[[], Any]] = {
         "store.get (collection spec)": lambda: store.get(DATABASE, COLLECTION),
         "store.geojson, listed (feature texts made in SQL: what the handler runs)": lambda: list(
-            store.geojson(DATABASE, COLLECTION, selection, limit=LIMIT + 1)),
+            store.geojson(DATABASE, COLLECTION, selection, limit=LIMIT + 1)
+        ),
         "the Python path (SQLite's): store.query + geojson_features": lambda: geojson_features(
-            spec.crs, list(store.query(DATABASE, COLLECTION, selection, limit=LIMIT))),
+            spec.crs, list(store.query(DATABASE, COLLECTION, selection, limit=LIMIT))
+        ),
         "store.query, listed (SQL + shapely.from_wkb + dicts)": lambda: list(
-            store.query(DATABASE, COLLECTION, selection, limit=LIMIT)),
+            store.query(DATABASE, COLLECTION, selection, limit=LIMIT)
+        ),
         "  of which: the same SELECT, rows only (fetchall, no server cursor)": rows_only,
-        "  of which: shapely.from_wkb of the rows, one call per row": lambda: [shapely.from_wkb(w) for w in wkbs],
+        "  of which: shapely.from_wkb of the rows, one call per row": lambda: [
+            shapely.from_wkb(w) for w in wkbs
+        ],
         "store.count (numberMatched when the page is full; not needed here)": lambda: store.count(
-            DATABASE, COLLECTION, selection),
-        "geojson_features (shapely.to_geojson + json.dumps per feature)": lambda: geojson_features(spec.crs, found),
+            DATABASE, COLLECTION, selection
+        ),
+        "geojson_features (shapely.to_geojson + json.dumps per feature)": lambda: geojson_features(
+            spec.crs, found
+        ),
         "  of which: shapely.to_geojson of the geometries (one call)": lambda: shapely.to_geojson(
-            [f["geometry"] for f in found]),
+            [f["geometry"] for f in found]
+        ),
         "joining the response text": lambda: ",".join(texts),
         "the whole handler body": handler,
         "alternative: shapely.from_wkb, one call for all rows": lambda: shapely.from_wkb(wkbs),
@@ -267,7 +342,9 @@ def handler_steps(store: FeatureStore, selection: Selection, repeats: int) -> di
 
 def insert_profile(store: FeatureStore, features: list[dict[str, Any]]) -> str:
     """cProfile of one `store.insert` of the features into a fresh collection (dropped after): top by tottime."""
-    store.create(CollectionSpec(database=DATABASE, name="profile", properties=PROPERTIES, geometry_type="Polygon"))
+    store.create(
+        CollectionSpec(database=DATABASE, name="profile", properties=PROPERTIES, geometry_type="Polygon")
+    )
     profiler = cProfile.Profile()
     profiler.enable()
     store.insert(DATABASE, "profile", features)
@@ -295,8 +372,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bbox = find_bbox(geometries, (args.center_lon, args.center_lat), args.target)
     hits = shapely.STRtree(geometries).query(shapely.box(*bbox), predicate="intersects")
     hits = hits[hits < len(features)]  # with --quick, only the inserted ones
-    print(f"read {len(geometries)} polygons, bbox {bbox} meets {len(hits)} ({time.perf_counter() - t0:.1f} s)",
-          flush=True)
+    print(
+        f"read {len(geometries)} polygons, bbox {bbox} meets {len(hits)} ({time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="cubeport-features-bench-", dir=args.tmp))
     pg = PostgresServer()
     servers: list[Server] = []
@@ -321,8 +400,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     store.drop(DATABASE, name)
             runs["postgis COPY (floor)"].append(time_copy(conninfo, features))
         for case, seconds in runs.items():
-            result["insert"][case] = {"features": len(features), "runs_s": seconds, "median_s": median(seconds),
-                                      "features_per_s": len(features) / median(seconds)}
+            result["insert"][case] = {
+                "features": len(features),
+                "runs_s": seconds,
+                "median_s": median(seconds),
+                "features_per_s": len(features) / median(seconds),
+            }
 
         selection = Selection(bbox=bbox)
         counts = {backend: store.count(DATABASE, COLLECTION, selection) for backend, store in stores.items()}
@@ -336,12 +419,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path = f"/features/collections/{DATABASE}.{COLLECTION}/items?bbox={','.join(map(str, bbox))}&limit={LIMIT}"
         server = start_cubeport(pg_url, work / "pg-root", work / "cubeport-postgis.log")
         servers.append(server)
-        with httpx.Client(base_url=server.url, timeout=120) as client, psycopg.connect(conninfo) as connection:
+        with (
+            httpx.Client(base_url=server.url, timeout=120) as client,
+            psycopg.connect(conninfo) as connection,
+        ):
             versions = connection.execute("SELECT version(), postgis_lib_version()").fetchone()
-            cases = {"cubeport HTTP, PostGIS": lambda: get_items(client, path),
-                     RAW: lambda: fetch_geojson(connection, sqls["geojson"]),
-                     RAW_JSON_AGG: lambda: fetch_geojson(connection, sqls["geojson_json_agg"]),
-                     RAW_WKB: lambda: fetch_rows(connection, sqls["wkb"])}
+            cases = {
+                "cubeport HTTP, PostGIS": lambda: get_items(client, path),
+                RAW: lambda: fetch_geojson(connection, sqls["geojson"]),
+                RAW_JSON_AGG: lambda: fetch_geojson(connection, sqls["geojson_json_agg"]),
+                RAW_WKB: lambda: fetch_rows(connection, sqls["wkb"]),
+            }
             times, answers = measure(cases, args.repeats)
         server.stop()
         servers.remove(server)
@@ -351,18 +439,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         textbook = json.loads(answers[RAW_JSON_AGG])
         ids = [f["id"] for f in body["features"]]
         assert len(ids) == body["numberReturned"] == body["numberMatched"] == expected, (len(ids), expected)
-        assert ids == [f["id"] for f in raw["features"]] == [f["properties"]["id"] for f in textbook["features"]]
+        assert (
+            ids == [f["id"] for f in raw["features"]] == [f["properties"]["id"] for f in textbook["features"]]
+        )
         assert ids == [row[0] for row in answers[RAW_WKB]]
         assert body["features"][0]["properties"] == raw["features"][0]["properties"]
-        sizes = {"cubeport HTTP, PostGIS": len(answers["cubeport HTTP, PostGIS"]),
-                 RAW: len(answers[RAW].encode()), RAW_JSON_AGG: len(answers[RAW_JSON_AGG].encode())}
+        sizes = {
+            "cubeport HTTP, PostGIS": len(answers["cubeport HTTP, PostGIS"]),
+            RAW: len(answers[RAW].encode()),
+            RAW_JSON_AGG: len(answers[RAW_JSON_AGG].encode()),
+        }
 
-        server = start_cubeport(sqlite_ctx.settings.effective_database_url, work / "sqlite-root",
-                                work / "cubeport-sqlite.log")
+        server = start_cubeport(
+            sqlite_ctx.settings.effective_database_url, work / "sqlite-root", work / "cubeport-sqlite.log"
+        )
         servers.append(server)
         with httpx.Client(base_url=server.url, timeout=120) as client:
-            sqlite_times, sqlite_answers = measure({"cubeport HTTP, SQLite": lambda: get_items(client, path)},
-                                                   args.repeats)
+            sqlite_times, sqlite_answers = measure(
+                {"cubeport HTTP, SQLite": lambda: get_items(client, path)}, args.repeats
+            )
         server.stop()
         servers.remove(server)
         assert json.loads(sqlite_answers["cubeport HTTP, SQLite"])["numberReturned"] == expected
@@ -371,15 +466,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         floor = median(times[RAW])
         for case, ms in times.items():
-            result["query"][case] = {"runs_ms": ms, "median_ms": median(ms), "min_ms": min(ms),
-                                     "x_raw_geojson": median(ms) / floor, "bytes": sizes.get(case)}
+            result["query"][case] = {
+                "runs_ms": ms,
+                "median_ms": median(ms),
+                "min_ms": min(ms),
+                "x_raw_geojson": median(ms) / floor,
+                "bytes": sizes.get(case),
+            }
         ratio = median(times["cubeport HTTP, PostGIS"]) / floor
         result["ratio_http_postgis_to_raw_geojson"] = ratio
         result["goal_met"] = ratio <= GOAL
         if ratio > GOAL or args.profile:
             print(f"ratio {ratio:.2f} > {GOAL}: profiling the handler's steps in process", flush=True)
             result["profile_postgis"] = handler_steps(stores["postgis"], selection, args.repeats)
-            result["profile_postgis"]["insert_cprofile_tottime_top"] = insert_profile(stores["postgis"], features)
+            result["profile_postgis"]["insert_cprofile_tottime_top"] = insert_profile(
+                stores["postgis"], features
+            )
         pg_db.dispose()
         sqlite_ctx.db.dispose()
     finally:
@@ -387,54 +489,90 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return {"environment": {**environment(), "postgresql": versions[0], "postgis": versions[1]},
-            "settings": {k: v for k, v in vars(args).items() if k not in ("out", "tmp")},
-            "data": {"file": str(GSHHG), "polygons": len(geometries), "inserted": len(features),
-                     "vertices": int(vertices.sum())},
-            "bbox": {"west_south_east_north": bbox, "features": expected,
-                     "vertices": int(vertices[hits].sum()), "largest_polygon_vertices": int(vertices[hits].max()),
-                     "url_path": path},
-            "goal": f"Cubeport HTTP within {GOAL}x the raw psycopg GeoJSON query", **result}
+    return {
+        "environment": {**environment(), "postgresql": versions[0], "postgis": versions[1]},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "tmp")},
+        "data": {
+            "file": str(GSHHG),
+            "polygons": len(geometries),
+            "inserted": len(features),
+            "vertices": int(vertices.sum()),
+        },
+        "bbox": {
+            "west_south_east_north": bbox,
+            "features": expected,
+            "vertices": int(vertices[hits].sum()),
+            "largest_polygon_vertices": int(vertices[hits].max()),
+            "url_path": path,
+        },
+        "goal": f"Cubeport HTTP within {GOAL}x the raw psycopg GeoJSON query",
+        **result,
+    }
 
 
 def report(payload: dict[str, Any]) -> str:
     box = payload["bbox"]
-    lines = [f"{payload['data']['inserted']} GSHHG polygons inserted; bbox {tuple(box['west_south_east_north'])} "
-             f"selects {box['features']} polygons, {box['vertices']} vertices "
-             f"(largest {box['largest_polygon_vertices']})", ""]
-    rows = [[case, r["features"], r["median_s"], r["features_per_s"]] for case, r in payload["insert"].items()]
+    lines = [
+        f"{payload['data']['inserted']} GSHHG polygons inserted; bbox {tuple(box['west_south_east_north'])} "
+        f"selects {box['features']} polygons, {box['vertices']} vertices "
+        f"(largest {box['largest_polygon_vertices']})",
+        "",
+    ]
+    rows = [
+        [case, r["features"], r["median_s"], r["features_per_s"]] for case, r in payload["insert"].items()
+    ]
     lines += [table(["insert", "features", "median s", "features/s"], rows), ""]
-    rows = [[case, r["median_ms"], r["min_ms"], r["x_raw_geojson"], r["bytes"] or "-"]
-            for case, r in payload["query"].items()]
-    lines += [table([f"bbox query, limit {LIMIT}", "median ms", "min ms", "x raw GeoJSON", "bytes"], rows), ""]
+    rows = [
+        [case, r["median_ms"], r["min_ms"], r["x_raw_geojson"], r["bytes"] or "-"]
+        for case, r in payload["query"].items()
+    ]
+    lines += [
+        table([f"bbox query, limit {LIMIT}", "median ms", "min ms", "x raw GeoJSON", "bytes"], rows),
+        "",
+    ]
     ratio = payload["ratio_http_postgis_to_raw_geojson"]
-    lines.append(f"Cubeport HTTP / raw psycopg GeoJSON on PostGIS: {ratio:.2f}x (goal {GOAL}x: "
-                 f"{'met' if payload['goal_met'] else 'missed'})")
+    lines.append(
+        f"Cubeport HTTP / raw psycopg GeoJSON on PostGIS: {ratio:.2f}x (goal {GOAL}x: "
+        f"{'met' if payload['goal_met'] else 'missed'})"
+    )
     if "profile_postgis" in payload:
         steps = payload["profile_postgis"]["median_ms"]
         http = payload["query"]["cubeport HTTP, PostGIS"]["median_ms"]
-        lines += ["", table(["items handler in process, PostGIS", "median ms"], [[k, v] for k, v in steps.items()]),
-                  f"HTTP request minus the handler body in process: {http - steps['the whole handler body']:.0f} ms "
-                  "(FastAPI, uvicorn, 2 processes on 2 cores, reading the response; measured apart, so rough)",
-                  "", "cProfile of the handler body, 3 calls, by tottime:",
-                  payload["profile_postgis"]["cprofile_tottime_top"],
-                  "", "cProfile of store.insert on PostGIS, by tottime:",
-                  payload["profile_postgis"]["insert_cprofile_tottime_top"]]
+        lines += [
+            "",
+            table(["items handler in process, PostGIS", "median ms"], [[k, v] for k, v in steps.items()]),
+            f"HTTP request minus the handler body in process: {http - steps['the whole handler body']:.0f} ms "
+            "(FastAPI, uvicorn, 2 processes on 2 cores, reading the response; measured apart, so rough)",
+            "",
+            "cProfile of the handler body, 3 calls, by tottime:",
+            payload["profile_postgis"]["cprofile_tottime_top"],
+            "",
+            "cProfile of store.insert on PostGIS, by tottime:",
+            payload["profile_postgis"]["insert_cprofile_tottime_top"],
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed queries per case after one warm-up")
-    parser.add_argument("--insert-repeats", type=int, default=3, help="inserts per backend, each a fresh collection")
+    parser.add_argument(
+        "--insert-repeats", type=int, default=3, help="inserts per backend, each a fresh collection"
+    )
     parser.add_argument("--target", type=int, default=LIMIT, help="most features the bbox may select")
     parser.add_argument("--center-lon", type=float, default=21.0)
     parser.add_argument("--center-lat", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="a quarter of the polygons, one insert, 7 repeats "
-                        "(a smoke test: the bbox then selects fewer features)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a quarter of the polygons, one insert, 7 repeats "
+        "(a smoke test: the bbox then selects fewer features)",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the handler even if the goal is met")
     parser.add_argument("--tmp", default=None, help="parent folder of the temporary folder")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.insert_repeats = min(args.repeats, 7), 1

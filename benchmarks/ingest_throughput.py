@@ -31,9 +31,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ from pydantic import SecretStr
 from rasterio.enums import Resampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, close_storage, environment, median, start_s3_server, run_and_report, table  # noqa: E402
+from _common import DATA, close_storage, environment, median, run_and_report, start_s3_server, table  # noqa: E402
 
 from cubeport.config import CubeLayoutSettings, S3Settings  # noqa: E402
 from cubeport.cubes.ingest import plan_ingest, run_ingest  # noqa: E402
@@ -65,9 +66,18 @@ def make_geotiff_series(folder: Path, days: int, size: int, seed: int = 0) -> li
         base = src.read(1, out_shape=(size, size), resampling=Resampling.bilinear, masked=True)
         transform = src.transform * src.transform.scale(src.width / size, src.height / size)
         profile = {
-            "driver": "GTiff", "dtype": "float32", "count": 1, "width": size, "height": size,
-            "crs": src.crs, "transform": transform, "nodata": src.nodata,
-            "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "none",
+            "driver": "GTiff",
+            "dtype": "float32",
+            "count": 1,
+            "width": size,
+            "height": size,
+            "crs": src.crs,
+            "transform": transform,
+            "nodata": src.nodata,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "none",
         }
         nodata = src.nodata
     first = date(2015, 3, 9)
@@ -99,8 +109,14 @@ def cubeport_ingest(storage: Storage, sources: list[Path], layout: CubeLayoutSet
     t1 = time.perf_counter()
     info = run_ingest(store, plan)
     t2 = time.perf_counter()
-    return {"seconds": t2 - t0, "plan_s": t1 - t0, "write_s": t2 - t1, "levels": info.levels,
-            "timeseries": info.timeseries, "steps": info.dims.get("time")}
+    return {
+        "seconds": t2 - t0,
+        "plan_s": t1 - t0,
+        "write_s": t2 - t1,
+        "levels": info.levels,
+        "timeseries": info.timeseries,
+        "steps": info.dims.get("time"),
+    }
 
 
 def plain_netcdf(sources: list[Path], out: Path) -> dict:
@@ -134,8 +150,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"sample data missing below {DATA}")
         t = time.perf_counter()
         series = make_geotiff_series(work / "series", args.days, args.size)
-        print(f"generated {len(series)} GeoTIFFs of {args.size}x{args.size} float32 in "
-              f"{time.perf_counter() - t:.1f} s ({sum(p.stat().st_size for p in series) / MB:.0f} MB)")
+        print(
+            f"generated {len(series)} GeoTIFFs of {args.size}x{args.size} float32 in "
+            f"{time.perf_counter() - t:.1f} s ({sum(p.stat().st_size for p in series) / MB:.0f} MB)"
+        )
         cases = [
             ("netcdf", f"OSTIA NetCDF x{len(netcdf)}", netcdf, plain_netcdf),
             ("geotiff-series", f"S1 GeoTIFF {args.size}px x{len(series)}", series, plain_geotiff),
@@ -144,8 +162,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         s3_settings = None
         if args.s3:
             server = start_s3_server()
-            s3_settings = S3Settings(endpoint_url=server.endpoint, access_key_id=SecretStr(server.access_key),
-                                     secret_access_key=SecretStr(server.secret_key))
+            s3_settings = S3Settings(
+                endpoint_url=server.endpoint,
+                access_key_id=SecretStr(server.access_key),
+                secret_access_key=SecretStr(server.secret_key),
+            )
             print(f"S3 server (SeaweedFS) at {server.endpoint}, bucket {server.bucket}")
 
         level0_only = CubeLayoutSettings(pyramid=False, timeseries_twin=False)
@@ -159,8 +180,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("plain", "local", lambda src, plain: plain(src, work / f"plain-{next(counter)}.zarr")),
         ]
         if not args.no_level0:
-            routes.insert(1, ("cubeport-l0", "local",
-                              lambda src, plain: cubeport_ingest(local_root(), src, level0_only)))
+            routes.insert(
+                1,
+                ("cubeport-l0", "local", lambda src, plain: cubeport_ingest(local_root(), src, level0_only)),
+            )
+
         def s3_root() -> Storage:
             s3_storages.append(Storage(f"s3://{server.bucket}/ingest-{next(counter)}", s3_settings))
             return s3_storages[-1]
@@ -176,25 +200,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for route, target, fn in routes:
                     out = fn(sources, plain)
                     runs[(route, target)].append(out)
-                    print(f"  {case:15s} {route:12s} {target:5s} run {rep + 1}: {out['seconds']:.2f} s", flush=True)
+                    print(
+                        f"  {case:15s} {route:12s} {target:5s} run {rep + 1}: {out['seconds']:.2f} s",
+                        flush=True,
+                    )
                 _clean(work)
             plain_median = median([r["seconds"] for r in runs[("plain", "local")]])
             for (route, target), outs in runs.items():
                 secs = [o["seconds"] for o in outs]
                 row = {
-                    "case": case, "label": label, "files": len(sources), "input_bytes": size,
-                    "route": route, "target": target, "runs_s": [round(s, 4) for s in secs],
-                    "median_s": median(secs), "mb_per_s": size / MB / median(secs),
+                    "case": case,
+                    "label": label,
+                    "files": len(sources),
+                    "input_bytes": size,
+                    "route": route,
+                    "target": target,
+                    "runs_s": [round(s, 4) for s in secs],
+                    "median_s": median(secs),
+                    "mb_per_s": size / MB / median(secs),
                     "ratio_vs_plain": median(secs) / plain_median,
                 }
                 if route.startswith("cubeport"):
-                    row.update(plan_s=median([o["plan_s"] for o in outs]),
-                               write_s=median([o["write_s"] for o in outs]),
-                               levels=outs[0]["levels"], timeseries_twin=outs[0]["timeseries"])
+                    row.update(
+                        plan_s=median([o["plan_s"] for o in outs]),
+                        write_s=median([o["write_s"] for o in outs]),
+                        levels=outs[0]["levels"],
+                        timeseries_twin=outs[0]["timeseries"],
+                    )
                 results.append(row)
-        return {"benchmark": "ingest_throughput", "environment": environment(),
-                "settings": {"repeats": args.repeats, "days": args.days, "size": args.size, "s3": args.s3},
-                "results": results}
+        return {
+            "benchmark": "ingest_throughput",
+            "environment": environment(),
+            "settings": {"repeats": args.repeats, "days": args.days, "size": args.size, "s3": args.s3},
+            "results": results,
+        }
     finally:
         for storage in s3_storages:
             close_storage(storage)
@@ -213,18 +252,49 @@ def _clean(work: Path) -> None:
 def report(payload: dict[str, Any]) -> str:
     rows = []
     for r in payload["results"]:
-        rows.append([
-            r["case"], r["files"], r["input_bytes"] / MB, r["route"], r["target"], r["median_s"], r["mb_per_s"],
-            r["ratio_vs_plain"], r.get("plan_s", float("nan")), r.get("write_s", float("nan")),
-            r.get("levels", "-"), " ".join(f"{s:.2f}" for s in r["runs_s"]),
-        ])
-    text = [table(["case", "files", "input MB", "route", "target", "median s", "MB/s", "x plain",
-                   "plan s", "write s", "levels", "runs (s)"], rows), ""]
+        rows.append(
+            [
+                r["case"],
+                r["files"],
+                r["input_bytes"] / MB,
+                r["route"],
+                r["target"],
+                r["median_s"],
+                r["mb_per_s"],
+                r["ratio_vs_plain"],
+                r.get("plan_s", float("nan")),
+                r.get("write_s", float("nan")),
+                r.get("levels", "-"),
+                " ".join(f"{s:.2f}" for s in r["runs_s"]),
+            ]
+        )
+    text = [
+        table(
+            [
+                "case",
+                "files",
+                "input MB",
+                "route",
+                "target",
+                "median s",
+                "MB/s",
+                "x plain",
+                "plan s",
+                "write s",
+                "levels",
+                "runs (s)",
+            ],
+            rows,
+        ),
+        "",
+    ]
     for case in dict.fromkeys(r["case"] for r in payload["results"]):
         by = {(r["route"], r["target"]): r for r in payload["results"] if r["case"] == case}
         cp, plain = by[("cubeport", "local")], by[("plain", "local")]
-        line = (f"{case}: Cubeport {cp['mb_per_s']:.1f} MB/s vs plain to_zarr {plain['mb_per_s']:.1f} MB/s "
-                f"-> Cubeport takes {cp['ratio_vs_plain']:.2f}x the plain time")
+        line = (
+            f"{case}: Cubeport {cp['mb_per_s']:.1f} MB/s vs plain to_zarr {plain['mb_per_s']:.1f} MB/s "
+            f"-> Cubeport takes {cp['ratio_vs_plain']:.2f}x the plain time"
+        )
         if ("cubeport-l0", "local") in by:
             line += f" (level 0 only: {by[('cubeport-l0', 'local')]['ratio_vs_plain']:.2f}x)"
         if ("cubeport", "s3") in by:
@@ -236,12 +306,18 @@ def report(payload: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per route and case (median reported)")
-    parser.add_argument("--days", type=int, default=12, help="GeoTIFFs in the generated series (16+ adds the twin)")
+    parser.add_argument(
+        "--days", type=int, default=12, help="GeoTIFFs in the generated series (16+ adds the twin)"
+    )
     parser.add_argument("--size", type=int, default=2000, help="width and height of each generated GeoTIFF")
-    parser.add_argument("--s3", action="store_true", help="also run Cubeport ingestion into a local S3 server")
+    parser.add_argument(
+        "--s3", action="store_true", help="also run Cubeport ingestion into a local S3 server"
+    )
     parser.add_argument("--no-level0", action="store_true", help="skip the level-0-only Cubeport route")
     parser.add_argument("--tmp", default=None, help="folder for temporary files (default: system temp)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
+    )
     args = parser.parse_args(argv)
     run_and_report("ingest_throughput", run, report, args)
 

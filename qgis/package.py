@@ -30,5 +30,7 @@ def build(output: Path) -> Path:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "dist" / f"cubeport_qgis-{version()}.zip"
+    target = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "dist" / f"cubeport_qgis-{version()}.zip"
+    )
     print(build(target))

@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from services import OidcProvider, PostgresServer, S3Server
 
 from cubeport.config import S3Settings
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
 from cubeport.storage import Storage
-from services import OidcProvider, PostgresServer, S3Server
 
 DATA = Path(os.environ.get("CUBEPORT_SAMPLE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -58,8 +58,12 @@ def pg_server():
 
 def s3_storage(server: S3Server, prefix: str | None = None) -> Storage:
     env = server.env(prefix or f"t-{uuid.uuid4().hex[:10]}")
-    return Storage(env["CUBEPORT_DATA_ROOT"], S3Settings(
-        endpoint_url=server.endpoint, access_key_id=server.access_key, secret_access_key=server.secret_key))
+    return Storage(
+        env["CUBEPORT_DATA_ROOT"],
+        S3Settings(
+            endpoint_url=server.endpoint, access_key_id=server.access_key, secret_access_key=server.secret_key
+        ),
+    )
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -25,8 +25,11 @@ def daily_geotiffs(data: Path, folder: Path, days: int, start_day: int = 1, size
     return paths
 
 
-SAMPLE_CUBES = {"olci": "olci-north-sea-chl-5steps.zarr", "ndvi": "s2-ndvi-slovenia-68steps.zarr",
-                "sst": "ostia-sst-baltic-3steps.zarr"}
+SAMPLE_CUBES = {
+    "olci": "olci-north-sea-chl-5steps.zarr",
+    "ndvi": "s2-ndvi-slovenia-68steps.zarr",
+    "sst": "ostia-sst-baltic-3steps.zarr",
+}
 
 
 def context_with(root: Path, data: Path, cubes: dict[str, str], **ingest_options):  # type: ignore[no-untyped-def]
@@ -38,8 +41,9 @@ def context_with(root: Path, data: Path, cubes: dict[str, str], **ingest_options
 
     context = Context(load_settings(data_root=str(root)))
     for cube_id, sample in cubes.items():
-        info = ingest(context.cubes, [str(data / "cubes" / SAMPLE_CUBES.get(sample, sample))], cube_id,
-                      **ingest_options)
+        info = ingest(
+            context.cubes, [str(data / "cubes" / SAMPLE_CUBES.get(sample, sample))], cube_id, **ingest_options
+        )
         context.catalogue.register(info, context.cubes)
     return context
 

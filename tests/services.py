@@ -6,6 +6,7 @@ up at start; nothing secret lives in the repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -75,26 +76,55 @@ class S3Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         self.folder = Path(tempfile.mkdtemp(prefix="cubeport-s3-"))
         config = self.folder / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "cubeport", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "cubeport",
+                            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
         self.port = ports["s3"]
         data = self.folder / "data"
         data.mkdir()
         log = self.folder / "weed.log"
         self.process = subprocess.Popen(
-            [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-             f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
-             f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
-             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}",
-             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
-             f"-s3.port.iceberg={free_port()}", f"-s3.port.lance={free_port()}",
-             "-master.volumeSizeLimitMB=64", "-s3.allowEmptyFolder=false", "-volume.max=100", "-master.telemetry=false"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                _weed(),
+                "server",
+                f"-dir={data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}",
+                f"-master.port.grpc={free_port()}",
+                f"-volume.port={ports['volume']}",
+                f"-volume.port.grpc={free_port()}",
+                "-filer",
+                f"-filer.port={ports['filer']}",
+                f"-filer.port.grpc={free_port()}",
+                "-s3",
+                f"-s3.port={self.port}",
+                f"-s3.port.grpc={free_port()}",
+                f"-s3.config={config}",
+                f"-s3.port.iceberg={free_port()}",
+                f"-s3.port.lance={free_port()}",
+                "-master.volumeSizeLimitMB=64",
+                "-s3.allowEmptyFolder=false",
+                "-volume.max=100",
+                "-master.telemetry=false",
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         fs = self.filesystem()
         _wait(lambda: fs.ls("", refresh=True) is not None, 60, "SeaweedFS S3", log)
@@ -102,8 +132,13 @@ class S3Server:
         return self
 
     def filesystem(self) -> s3fs.S3FileSystem:
-        return s3fs.S3FileSystem(endpoint_url=self.endpoint, key=self.access_key, secret=self.secret_key,
-                                 client_kwargs={"region_name": "us-east-1"}, skip_instance_cache=True)
+        return s3fs.S3FileSystem(
+            endpoint_url=self.endpoint,
+            key=self.access_key,
+            secret=self.secret_key,
+            client_kwargs={"region_name": "us-east-1"},
+            skip_instance_cache=True,
+        )
 
     def env(self, prefix: str = "") -> dict[str, str]:
         """Cubeport settings (as environment variables) for a data root in this server's bucket."""
@@ -121,7 +156,9 @@ class S3Server:
 def _pg_bin() -> Path:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not candidates:
-        raise RuntimeError("PostgreSQL server binaries not found: run `make test-deps` (apt postgresql postgis)")
+        raise RuntimeError(
+            "PostgreSQL server binaries not found: run `make test-deps` (apt postgresql postgis)"
+        )
     return candidates[-1].parent
 
 
@@ -143,7 +180,7 @@ class PostgresServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, check=True, capture_output=True, text=True)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="cubeport-pg-"))
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
@@ -152,22 +189,37 @@ class PostgresServer:
         data = self.folder / "data"
         pg = _pg_bin()
         self._run(str(pg / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(str(pg / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "pg.log"), "-w", "-t", "60",
-                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-        self._run(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database)
+        self._run(
+            str(pg / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self.folder / "pg.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
+        self._run(
+            str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database
+        )
         return self
 
     def new_database(self, name: str) -> str:
         """Create another empty database and return its URL."""
-        self._run(str(_pg_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        self._run(
+            str(_pg_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+        )
         return self.url.rsplit("/", 1)[0] + f"/{name}"
 
     def stop(self) -> None:
         if self.folder:
-            try:
-                self._run(str(_pg_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop")
-            except subprocess.CalledProcessError:
-                pass
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._run(
+                    str(_pg_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"
+                )
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -186,14 +238,20 @@ class OidcProvider:
     def issuer(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def start(self) -> "OidcProvider":
+    def start(self) -> OidcProvider:
         if not (OIDC_DIR / "node_modules" / "oauth2-mock-server").is_dir():
-            raise RuntimeError("the test OIDC provider is not installed: run `make test` (npm ci in tests/oidc)")
+            raise RuntimeError(
+                "the test OIDC provider is not installed: run `make test` (npm ci in tests/oidc)"
+            )
         self.folder = Path(tempfile.mkdtemp(prefix="cubeport-oidc-"))
         self.port = free_port()
         log = self.folder / "provider.log"
-        self.process = subprocess.Popen(["node", str(OIDC_DIR / "provider.mjs"), str(self.port)],
-                                        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            ["node", str(OIDC_DIR / "provider.mjs"), str(self.port)],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         _wait(lambda: "ready" in log.read_text(), 30, "OIDC provider", log)
         return self
 
@@ -223,7 +281,9 @@ class AppServer:
 
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         _wait(lambda: self.server.started, 30, "uvicorn")
@@ -242,11 +302,30 @@ class CubeportProcess:
         port = free_port()
         self.log = Path(data_root) / "serve.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cubeport", "serve", "--data-root", str(data_root), "--host", "127.0.0.1",
-             "--port", str(port)], stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "cubeport",
+                "serve",
+                "--data-root",
+                str(data_root),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         self.url = f"http://127.0.0.1:{port}"
-        _wait(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, 60, "cubeport serve", self.log)
+        _wait(
+            lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200,
+            60,
+            "cubeport serve",
+            self.log,
+        )
 
     def stop(self) -> None:
         _stop(self.process, None)

@@ -166,7 +166,9 @@ def local_schema(url: str) -> bytes | None:
 #: Schemas with no local copy, answered by a compatible one. The datacube extension v2.2.0 refers to PROJJSON
 #: v0.4 in a oneOf beside "a WKT2 string" and "an EPSG code", so every branch is evaluated; the shared
 #: copies start at v0.5, which only adds members, and a string or integer fails both versions alike.
-STAND_INS = {("proj.org", "/schemas/v0.4/projjson.schema.json"): "https://proj.org/schemas/v0.5/projjson.schema.json"}
+STAND_INS = {
+    ("proj.org", "/schemas/v0.4/projjson.schema.json"): "https://proj.org/schemas/v0.5/projjson.schema.json"
+}
 
 
 def _is_local(host: str) -> bool:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
+from fastapi.testclient import TestClient
+from helpers import SAMPLE_CUBES, context_with
 from pyproj import Transformer
 from shapely.geometry import Point, shape
-
-from fastapi.testclient import TestClient
 
 from cubeport.analysis import timeseries
 from cubeport.analysis.statistics import statistics
@@ -17,12 +17,16 @@ from cubeport.analysis.timeseries import time_series
 from cubeport.api.app import create_app
 from cubeport.context import Context
 
-from helpers import SAMPLE_CUBES, context_with
-
-NDVI_POLYGON = {"type": "Polygon", "coordinates": [[[14.553, 45.867], [14.5618, 45.8665], [14.562, 45.8731],
-                                                    [14.5545, 45.8735], [14.553, 45.867]]]}
-SST_POLYGON = {"type": "Polygon", "coordinates": [[[18.1, 57.05], [21.9, 56.9], [22.3, 59.8], [18.4, 60.1],
-                                                   [18.1, 57.05]]]}
+NDVI_POLYGON = {
+    "type": "Polygon",
+    "coordinates": [
+        [[14.553, 45.867], [14.5618, 45.8665], [14.562, 45.8731], [14.5545, 45.8735], [14.553, 45.867]]
+    ],
+}
+SST_POLYGON = {
+    "type": "Polygon",
+    "coordinates": [[[18.1, 57.05], [21.9, 56.9], [22.3, 59.8], [18.4, 60.1], [18.1, 57.05]]],
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +70,14 @@ def test_polygon_series_equals_xarray_on_the_original_file(context, data):
     to_utm = Transformer.from_crs(4326, 32633, always_xy=True).transform
     mask = plain_mask(source, shape(NDVI_POLYGON), "x", "y", to_utm)
     inside = source["ndvi"].where(mask)
-    want = {"mean": inside.mean(("y", "x")), "median": inside.median(("y", "x")), "std": inside.std(("y", "x")),
-            "min": inside.min(("y", "x")), "max": inside.max(("y", "x")), "count": inside.count(("y", "x"))}
+    want = {
+        "mean": inside.mean(("y", "x")),
+        "median": inside.median(("y", "x")),
+        "std": inside.std(("y", "x")),
+        "min": inside.min(("y", "x")),
+        "max": inside.max(("y", "x")),
+        "count": inside.count(("y", "x")),
+    }
     assert int(mask.sum()) > 1000
     for method in methods:
         values = [r[method] if r[method] is not None else np.nan for r in got]
@@ -91,12 +101,17 @@ def test_statistics_equal_xarray(context, data):
     source = original(data, "sst")
     polygon = shape(SST_POLYGON)
     got = statistics(context.cubes, "sst", "analysed_sst", polygon, "2017-06-06T12:00:00Z")
-    inside = source["analysed_sst"].sel(time="2017-06-06T12:00:00").where(plain_mask(source, polygon, "lon", "lat"))
+    inside = (
+        source["analysed_sst"]
+        .sel(time="2017-06-06T12:00:00")
+        .where(plain_mask(source, polygon, "lon", "lat"))
+    )
     valid = inside.values[np.isfinite(inside.values)]
     assert got["time"] == "2017-06-06T12:00:00Z" and got["count"] == valid.size
     assert got["minimum"] == pytest.approx(valid.min()) and got["maximum"] == pytest.approx(valid.max())
-    assert got["mean"] == pytest.approx(valid.mean(), rel=1e-6) and got["deviation"] == pytest.approx(valid.std(),
-                                                                                                     rel=1e-5)
+    assert got["mean"] == pytest.approx(valid.mean(), rel=1e-6) and got["deviation"] == pytest.approx(
+        valid.std(), rel=1e-5
+    )
     assert sum(got["histogram"]["values"]) == valid.size and len(got["histogram"]["edges"]) == 101
     point = statistics(context.cubes, "sst", "analysed_sst", Point(20.0, 58.5))
     want = source["analysed_sst"].isel(time=-1).sel(lon=20.0, lat=58.5, method="nearest")
@@ -105,13 +120,20 @@ def test_statistics_equal_xarray(context, data):
 
 def test_time_series_route_as_the_xcube_viewer_calls_it(client):
     body = json.dumps({"type": "Point", "coordinates": [14.558, 45.870]})
-    response = client.post("/timeseries/ndvi/ndvi", params={"aggMethods": "mean,std"}, content=body,
-                           headers={"Content-Type": "text/plain;charset=UTF-8"})
+    response = client.post(
+        "/timeseries/ndvi/ndvi",
+        params={"aggMethods": "mean,std"},
+        content=body,
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
     assert response.status_code == 200
     result = response.json()["result"]
     assert len(result) == 68 and set(result[0]) == {"time", "mean", "std"} and result[0]["time"].endswith("Z")
-    window = client.post("/timeseries/ndvi/ndvi", params={"startDate": "2016-01-01", "endDate": "2016-12-31"},
-                         json={"type": "Feature", "geometry": json.loads(body), "properties": {}}).json()["result"]
+    window = client.post(
+        "/timeseries/ndvi/ndvi",
+        params={"startDate": "2016-01-01", "endDate": "2016-12-31"},
+        json={"type": "Feature", "geometry": json.loads(body), "properties": {}},
+    ).json()["result"]
     assert window and all(r["time"].startswith("2016") for r in window)
     valid = client.post("/timeseries/ndvi/ndvi", params={"maxValids": 3}, json=NDVI_POLYGON).json()["result"]
     assert len(valid) == 3 and valid[-1]["time"] == result[-1]["time"]
@@ -119,19 +141,32 @@ def test_time_series_route_as_the_xcube_viewer_calls_it(client):
     assert stats["count"] > 0 and stats["histogram"]["values"]
 
 
-@pytest.mark.parametrize("body, params, status, says", [
-    ("{not json", {}, 400, "not JSON"),
-    ({"type": "LineString", "coordinates": [[14.55, 45.86], [14.56, 45.87]]}, {}, 400, "not supported"),
-    ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}, {}, 400, "not valid"),
-    ({"type": "Point", "coordinates": [45.87, 514.55]}, {}, 400, "longitude, latitude"),
-    ({"type": "Point", "coordinates": [30.0, 10.0]}, {}, 404, "outside the dataset"),
-    ({"type": "Point"}, {}, 400, "invalid Point"),
-    ({"type": "MultiPoint", "coordinates": [[30.0, 10.0]]}, {}, 400, "not supported"),
-    ({"type": "FeatureCollection", "features": 5}, {}, 400, "FeatureCollection"),
-    ({"type": "Point", "coordinates": [14.558, 45.870]}, {"startDate": "3000-01-01"}, 400, "between 1678 and 2261"),
-    ({"type": "Point", "coordinates": [14.558, 45.870]}, {"aggMethods": "avg"}, 400, "aggregation 'avg'"),
-    ({"type": "Point", "coordinates": [14.558, 45.870]}, {"startDate": "soon"}, 400, "startDate"),
-])
+@pytest.mark.parametrize(
+    "body, params, status, says",
+    [
+        ("{not json", {}, 400, "not JSON"),
+        ({"type": "LineString", "coordinates": [[14.55, 45.86], [14.56, 45.87]]}, {}, 400, "not supported"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
+            {},
+            400,
+            "not valid",
+        ),
+        ({"type": "Point", "coordinates": [45.87, 514.55]}, {}, 400, "longitude, latitude"),
+        ({"type": "Point", "coordinates": [30.0, 10.0]}, {}, 404, "outside the dataset"),
+        ({"type": "Point"}, {}, 400, "invalid Point"),
+        ({"type": "MultiPoint", "coordinates": [[30.0, 10.0]]}, {}, 400, "not supported"),
+        ({"type": "FeatureCollection", "features": 5}, {}, 400, "FeatureCollection"),
+        (
+            {"type": "Point", "coordinates": [14.558, 45.870]},
+            {"startDate": "3000-01-01"},
+            400,
+            "between 1678 and 2261",
+        ),
+        ({"type": "Point", "coordinates": [14.558, 45.870]}, {"aggMethods": "avg"}, 400, "aggregation 'avg'"),
+        ({"type": "Point", "coordinates": [14.558, 45.870]}, {"startDate": "soon"}, 400, "startDate"),
+    ],
+)
 def test_bad_geometries_and_parameters(client, body, params, status, says):
     content = body if isinstance(body, str) else json.dumps(body)
     response = client.post("/timeseries/ndvi/ndvi", params=params, content=content)
@@ -155,8 +190,10 @@ def test_time_budget_is_a_clear_422(context):
     try:
         for ctx, expected in ((hurried, 422), (generous, 200)):
             with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
-                responses = [client.post("/timeseries/sst/analysed_sst", json=SST_POLYGON),
-                             client.get("/tiles/sst/analysed_sst/4/4/8")]
+                responses = [
+                    client.post("/timeseries/sst/analysed_sst", json=SST_POLYGON),
+                    client.get("/tiles/sst/analysed_sst/4/4/8"),
+                ]
             for response in responses:
                 assert response.status_code == expected, response.text
                 if expected == 422:

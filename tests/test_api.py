@@ -25,7 +25,13 @@ def client(tmp_path, data):
 
 def test_landing_health_and_openapi(client):
     landing = client.get("/").json()
-    assert {link["rel"] for link in landing["links"]} >= {"self", "service-desc", "service-doc", "data", "status"}
+    assert {link["rel"] for link in landing["links"]} >= {
+        "self",
+        "service-desc",
+        "service-doc",
+        "data",
+        "status",
+    }
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "storage": "ok"}
     spec = client.get("/api").json()
@@ -46,8 +52,10 @@ def test_catalogue_hides_restricted_cubes(client):
     assert hidden.status_code == 404  # restricted cubes are invisible, not forbidden
 
 
-@pytest.mark.parametrize("path, status", [("/cubes/nope", 404), ("/no/such/route", 404),
-                                          ("/cubes/..%2Fetc", 404), ("/cubes/bad%20id", 422)])
+@pytest.mark.parametrize(
+    "path, status",
+    [("/cubes/nope", 404), ("/no/such/route", 404), ("/cubes/..%2Fetc", 404), ("/cubes/bad%20id", 422)],
+)
 def test_errors_are_problem_json(client, path, status):
     response = client.get(path)
     assert response.status_code == status

@@ -7,16 +7,20 @@ import sys
 import time
 
 import numpy as np
+from helpers import daily_geotiffs
 
 from cubeport.cubes.ingest import ingest
 from cubeport.cubes.store import CubeStore
 from cubeport.storage import Storage
-from helpers import daily_geotiffs
 
 
 def _start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cubeport", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cubeport", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
@@ -44,7 +48,10 @@ def test_killed_replace_and_append_leave_old_version(data, tmp_path):
 
     # a replacement killed while it writes its new version
     writer = _start_cli("ingest", *files, "--cube", "s1", "--replace", "--data-root", str(root))
-    versions = lambda: [p.name for p in (root / "cubes" / "s1").iterdir() if p.is_dir() and p.name != info.version]
+
+    def versions() -> list[str]:
+        return [p.name for p in (root / "cubes" / "s1").iterdir() if p.is_dir() and p.name != info.version]
+
     _kill_when(writer, lambda: any(_chunk_count(root, "s1", v) >= 10 for v in versions()))
     assert store.pointer("s1").version == info.version
     np.testing.assert_array_equal(store.open("s1")["band_1"].values, old["band_1"].values)

@@ -13,7 +13,9 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture
 def context(tmp_path, data):
-    context = Context(load_settings(data_root=str(tmp_path / "root"), auth={"admin_password": "admin password 1"}))
+    context = Context(
+        load_settings(data_root=str(tmp_path / "root"), auth={"admin_password": "admin password 1"})
+    )
     info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "sst")
     context.catalogue.register(info, context.cubes)
     context.policy.set_access("cube", "sst", public=False, groups=["syke"])
@@ -28,20 +30,26 @@ def context(tmp_path, data):
 @pytest.fixture
 def browser(context):
     """A browser on https://testserver (so that Secure cookies are kept), sending JSON and HTML."""
-    with TestClient(create_app(context), base_url="https://testserver", raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(context), base_url="https://testserver", raise_server_exceptions=False
+    ) as client:
         yield client
 
 
 def _sign_in(browser, user="mia", password=PASSWORD, **kwargs):
-    return browser.post("/auth/login", data={"username": user, "password": password, **kwargs},
-                        follow_redirects=False)
+    return browser.post(
+        "/auth/login", data={"username": user, "password": password, **kwargs}, follow_redirects=False
+    )
 
 
 def test_login_form_sets_a_safe_session_cookie_and_logout_ends_it(browser):
     page = browser.get("/auth/login?next=/cubes")
     assert page.status_code == 200 and 'name="password"' in page.text and 'value="/cubes"' in page.text
-    wrong = browser.post("/auth/login", data={"username": "mia", "password": "not the password"},
-                         headers={"Accept": "text/html"})
+    wrong = browser.post(
+        "/auth/login",
+        data={"username": "mia", "password": "not the password"},
+        headers={"Accept": "text/html"},
+    )
     assert wrong.status_code == 401 and "wrong user name or password" in wrong.text and "<form" in wrong.text
     assert browser.get("/cubes/sst").status_code == 404
     signed_in = _sign_in(browser, next="/cubes")
@@ -61,8 +69,12 @@ def test_login_form_sets_a_safe_session_cookie_and_logout_ends_it(browser):
 def test_no_open_redirect_and_no_cross_site_login(browser):
     assert _sign_in(browser, next="//evil.example/x").headers["location"] == "/"
     assert _sign_in(browser, next="https://evil.example/").headers["location"] == "/"
-    cross_site = browser.post("/auth/login", data={"username": "mia", "password": PASSWORD},
-                              headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    cross_site = browser.post(
+        "/auth/login",
+        data={"username": "mia", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
     assert cross_site.status_code == 403
 
 
@@ -72,12 +84,19 @@ def test_cookie_writes_need_the_csrf_token_from_this_site(browser):
     edit = {"title": "Edited SST"}
     assert browser.patch("/cubes/sst", json=edit).status_code == 403
     assert browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": "guess"}).status_code == 403
-    cross = browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"})
+    cross = browser.patch(
+        "/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}
+    )
     assert cross.status_code == 403
-    for odd in ({"X-CSRF-Token": token, "Origin": "http://[x"}, {"X-CSRF-Token": "t\u00e4".encode("latin-1")}):  # malformed: 403, not 500
+    for odd in (
+        {"X-CSRF-Token": token, "Origin": "http://[x"},
+        {"X-CSRF-Token": "t\u00e4".encode("latin-1")},
+    ):  # malformed: 403, not 500
         assert browser.patch("/cubes/sst", json=edit, headers=odd).status_code == 403
     assert browser.get("/cubes/sst").json()["title"] != "Edited SST"  # nothing written
-    done = browser.patch("/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://testserver"})
+    done = browser.patch(
+        "/cubes/sst", json=edit, headers={"X-CSRF-Token": token, "Origin": "https://testserver"}
+    )
     assert done.status_code == 200 and done.json()["title"] == "Edited SST"
 
 
@@ -92,10 +111,15 @@ def test_brute_force_on_the_login_is_slowed_and_logged(browser, context):
     assert other_account.status_code == 429  # the same address is throttled too
     admin_key = context.auth.create_key("admin")[1]
     assert browser.get("/cubes", headers={"X-API-Key": "cpk_0123456789ab_" + "x" * 43}).status_code == 429
-    assert browser.get("/cubes", headers={"X-API-Key": admin_key}).status_code == 200  # a valid key still works
+    assert (
+        browser.get("/cubes", headers={"X-API-Key": admin_key}).status_code == 200
+    )  # a valid key still works
     with TestClient(browser.app, client=("10.20.30.40", 5000)) as elsewhere:  # the admin, at another address
-        audit = lambda event: elsewhere.get("/admin/audit", params={"event": event},  # noqa: E731
-                                            headers={"X-API-Key": admin_key}).json()["events"]
+
+        def audit(event: str) -> list[dict]:
+            answer = elsewhere.get("/admin/audit", params={"event": event}, headers={"X-API-Key": admin_key})
+            return answer.json()["events"]
+
         failed = audit("sign-in-failed")
         assert len(failed) == 5 and {e["user"] for e in failed} == {"mia"}
         assert failed[0]["address"] == "testclient"
@@ -109,7 +133,9 @@ def test_api_keys_over_http(browser, context):
     assert created.status_code == 201 and created.json()["key"].startswith("cpk_")
     key, key_id = created.json()["key"], created.json()["id"]
     listed = browser.get("/auth/keys").json()["keys"]
-    assert [k["id"] for k in listed] == [key_id] and key not in str(listed) and listed[0]["status"] == "active"
+    assert (
+        [k["id"] for k in listed] == [key_id] and key not in str(listed) and listed[0]["status"] == "active"
+    )
     browser.cookies.clear()
     for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}):
         assert browser.get("/cubes/sst", headers=headers).status_code == 200
@@ -125,18 +151,28 @@ def test_admin_api_manages_users_groups_and_access(browser, context):
     mia = {"X-API-Key": context.auth.create_key("mia")[1]}
     assert browser.get("/admin/users").status_code == 401
     assert browser.get("/admin/users", headers=mia).status_code == 403
-    assert browser.post("/admin/users", json={"name": "leo", "password": PASSWORD}, headers=admin).status_code == 201
+    assert (
+        browser.post("/admin/users", json={"name": "leo", "password": PASSWORD}, headers=admin).status_code
+        == 201
+    )
     assert browser.post("/admin/users", json={"name": "leo"}, headers=admin).status_code == 409
     assert browser.post("/admin/users", json={"name": "x y"}, headers=admin).status_code == 400
-    assert browser.post("/admin/groups", json={"name": "fmi", "kind": "project"}, headers=admin).status_code == 201
+    assert (
+        browser.post("/admin/groups", json={"name": "fmi", "kind": "project"}, headers=admin).status_code
+        == 201
+    )
     assert browser.put("/admin/groups/fmi/members/leo", headers=admin).json()["members"] == ["leo"]
     leo = {"X-API-Key": context.auth.create_key("leo")[1]}
     assert browser.get("/cubes/sst", headers=leo).status_code == 404
-    access = browser.put("/admin/access/cube/sst", json={"access": "restricted", "groups": ["syke", "fmi"]},
-                         headers=admin).json()
+    access = browser.put(
+        "/admin/access/cube/sst", json={"access": "restricted", "groups": ["syke", "fmi"]}, headers=admin
+    ).json()
     assert access["groups"] == ["fmi", "syke"]
     assert browser.get("/cubes/sst", headers=leo).status_code == 200
-    assert browser.put("/admin/access/cube/sst", json={"access": "public"}, headers=admin).json()["access"] == "public"
+    assert (
+        browser.put("/admin/access/cube/sst", json={"access": "public"}, headers=admin).json()["access"]
+        == "public"
+    )
     assert browser.get("/cubes/sst").status_code == 200
     assert browser.put("/admin/access/table/x", json={"access": "public"}, headers=admin).status_code == 422
     assert browser.patch("/admin/users/leo", json={"active": False}, headers=admin).json()["active"] is False

@@ -8,18 +8,23 @@ import shapely
 from fastapi.testclient import TestClient
 from global_land_mask import globe
 from shapely.geometry import shape
+from test_cli import cli
 
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from test_cli import cli
 
 
 def test_basemap_from_natural_earth_and_gshhg_agrees_with_globe(tmp_path, data):
     root = str(tmp_path / "root")
     land = data / "land"
-    made = cli("basemap", str(land / "naturalearth_lowres/naturalearth_lowres.shp"),
-               str(land / "gshhg_full_baltic_9-31E_53-66.5N.gpkg"), "--data-root", root)
+    made = cli(
+        "basemap",
+        str(land / "naturalearth_lowres/naturalearth_lowres.shp"),
+        str(land / "gshhg_full_baltic_9-31E_53-66.5N.gpkg"),
+        "--data-root",
+        root,
+    )
     assert made.returncode == 0, made.stderr
     assert "base map land:" in made.stdout
     context = Context(load_settings(data_root=root))
@@ -42,7 +47,13 @@ def test_basemap_from_natural_earth_and_gshhg_agrees_with_globe(tmp_path, data):
 
 def test_basemap_refuses_what_it_cannot_read(tmp_path, data):
     root = str(tmp_path / "root")
-    for source, says in ((str(tmp_path / "nothing.gpkg"), "no such file"),
-                         (str(data / "rasters/RGB.byte.tif"), "not a vector file")):
+    for source, says in (
+        (str(tmp_path / "nothing.gpkg"), "no such file"),
+        (str(data / "rasters/RGB.byte.tif"), "not a vector file"),
+    ):
         result = cli("basemap", source, "--data-root", root)
-        assert result.returncode == 2 and says in result.stderr + result.stdout and "Traceback" not in result.stderr
+        assert (
+            result.returncode == 2
+            and says in result.stderr + result.stdout
+            and "Traceback" not in result.stderr
+        )

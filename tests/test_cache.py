@@ -13,19 +13,18 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
+from services import free_port
 
 from cubeport.config import CacheSettings, load_settings
 from cubeport.context import Context
 from cubeport.db import Database
 from cubeport.errors import InputError, LimitError, NotFoundError, UnavailableError
 from cubeport.platform.cache import RollingCache, cache_key
-
-from services import free_port
 
 
 class Upstream:
@@ -89,10 +88,16 @@ class Upstream:
                     self._answer(416, b"", {"Content-Range": f"bytes */{len(data)}"})
                     return
                 shown = (first + 1, last + 1) if fault == "wrong-range" else (first, last)
-                self._answer(206, data[first:last + 1], {"Content-Range": f"bytes {shown[0]}-{shown[1]}/{len(data)}"},
-                             fault)
+                self._answer(
+                    206,
+                    data[first : last + 1],
+                    {"Content-Range": f"bytes {shown[0]}-{shown[1]}/{len(data)}"},
+                    fault,
+                )
 
-            def _answer(self, status: int, body: bytes, headers: dict[str, str], fault: str | None = None) -> None:
+            def _answer(
+                self, status: int, body: bytes, headers: dict[str, str], fault: str | None = None
+            ) -> None:
                 length = len(body) + (100 if fault == "lie" else 0)
                 if fault == "range-length":
                     body = body[:-1]
@@ -102,7 +107,7 @@ class Upstream:
                     self.send_header(name, value)
                 self.end_headers()
                 if fault == "short":
-                    body = body[:len(body) // 2]
+                    body = body[: len(body) // 2]
                 self.wfile.write(body)
                 if fault in ("short", "lie"):
                     self.close_connection = True
@@ -114,7 +119,7 @@ class Clock:
     """A UTC clock the tests move on; every reading is 1 ms later, so use order is never a tie."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+        self.now = datetime(2026, 6, 1, tzinfo=UTC)
         self.lock = threading.Lock()
 
     def __call__(self) -> datetime:
@@ -144,8 +149,9 @@ def make_cache(storage, tmp_path, upstream):
     made: list[RollingCache] = []
 
     def make(clock: Clock | None = None, **settings: object) -> RollingCache:
-        cache = RollingCache(storage, db, CacheSettings(**{"quota_bytes": 10_000, **settings}),
-                             clock=clock or Clock())
+        cache = RollingCache(
+            storage, db, CacheSettings(**{"quota_bytes": 10_000, **settings}), clock=clock or Clock()
+        )
         made.append(cache)
         return cache
 
@@ -159,8 +165,11 @@ def stored(cache: RollingCache) -> dict[str, int]:
     """Object name -> size of every file below the cache's folder (temporary files included)."""
     fs, root = cache.storage.fs, cache.storage.path(cache.prefix)
     fs.invalidate_cache()
-    return {path.rsplit("/", 1)[-1]: int(info["size"]) for path, info in fs.find(root, detail=True).items()
-            if info["type"] == "file" and path.rstrip("/") != root}  # not SeaweedFS's folder markers
+    return {
+        path.rsplit("/", 1)[-1]: int(info["size"])
+        for path, info in fs.find(root, detail=True).items()
+        if info["type"] == "file" and path.rstrip("/") != root
+    }  # not SeaweedFS's folder markers
 
 
 def test_a_fetch_is_stored_once_and_then_served_from_the_cache(make_cache, upstream):
@@ -187,8 +196,12 @@ def test_byte_ranges_are_cached_separately_and_correct(make_cache, upstream):
     assert upstream.ranges == ["bytes=0-99", "bytes=100-1099", "bytes=2990-2999"]
     assert cache.fetch(url).data == data
     assert cache.fetch(url, byte_range=(100, 1100)).hit and upstream.requests["r.bin"] == 4
-    assert {e.key for e in cache.entries()} == {url, f"{url}#bytes=0-99", f"{url}#bytes=100-1099",
-                                               f"{url}#bytes=2990-2999"}
+    assert {e.key for e in cache.entries()} == {
+        url,
+        f"{url}#bytes=0-99",
+        f"{url}#bytes=100-1099",
+        f"{url}#bytes=2990-2999",
+    }
     tail = cache.fetch(url, byte_range=(2500, 4000))  # past the end: the object's last bytes, as HTTP says
     assert tail.data == data[2500:] and cache.entry(cache_key(url, (2500, 4000))).byte_range == (2500, 4000)
     with pytest.raises(InputError, match="beyond the end"):
@@ -309,11 +322,18 @@ def test_expired_entries_are_fetched_again_never_served(make_cache, upstream):
     assert entry.size == 120 and entry.expires > clock.now and cache.stats().used_bytes == 120
 
 
-@pytest.mark.parametrize("fault, byte_range, message", [
-    ("short", None, "failed"), ("lie", None, "failed"), ("short", (0, 1000), "failed"),
-    ("ignore-range", (0, 100), "ignored the Range header"), ("wrong-range", (0, 100), "sent bytes 1-100"),
-    ("range-length", (0, 100), "Content-Length 99 with Content-Range 0-99"), ("500", None, "answered 500"),
-])
+@pytest.mark.parametrize(
+    "fault, byte_range, message",
+    [
+        ("short", None, "failed"),
+        ("lie", None, "failed"),
+        ("short", (0, 1000), "failed"),
+        ("ignore-range", (0, 100), "ignored the Range header"),
+        ("wrong-range", (0, 100), "sent bytes 1-100"),
+        ("range-length", (0, 100), "Content-Length 99 with Content-Range 0-99"),
+        ("500", None, "answered 500"),
+    ],
+)
 def test_a_bad_download_raises_and_stores_nothing(make_cache, upstream, fault, byte_range, message):
     cache = make_cache()
     data = upstream.put("bad", 2000)
@@ -344,7 +364,9 @@ def test_a_corrupt_or_missing_file_is_fetched_again(make_cache, upstream):
 
 def test_remote_and_input_errors_are_domain_errors(make_cache, upstream):
     cache = make_cache(quota_bytes=10_000, timeout_seconds=0.5)
-    with pytest.raises(NotFoundError, match=r"127.0.0.1:\d+/missing not found at its source \(404\)") as raised:
+    with pytest.raises(
+        NotFoundError, match=r"127.0.0.1:\d+/missing not found at its source \(404\)"
+    ) as raised:
         cache.fetch(upstream.url("missing") + "?signature=secret")
     assert "secret" not in str(raised.value)  # signed URLs keep their query out of messages
     with pytest.raises(UnavailableError, match="failed .*ConnectError"):
@@ -357,8 +379,12 @@ def test_remote_and_input_errors_are_domain_errors(make_cache, upstream):
     upstream.put("big", 8000)  # more than the low watermark (7,000 bytes)
     with pytest.raises(LimitError, match="fetch it in byte ranges"):
         cache.fetch(upstream.url("big"))
-    for url, kwargs in (("ftp://host/x", {}), ("http://host/x#part", {}), ("http://host/x", {"byte_range": (5, 5)}),
-                        ("http://host/x", {"headers": {"range": "bytes=0-1"}})):
+    for url, kwargs in (
+        ("ftp://host/x", {}),
+        ("http://host/x#part", {}),
+        ("http://host/x", {"byte_range": (5, 5)}),
+        ("http://host/x", {"headers": {"range": "bytes=0-1"}}),
+    ):
         with pytest.raises(InputError):
             cache.fetch(url, **kwargs)
     assert cache.entries() == [] and stored(cache) == {}
@@ -400,8 +426,10 @@ def test_cache_settings_from_the_environment(monkeypatch, tmp_path):
 def env(request, tmp_path, monkeypatch, upstream) -> dict[str, str]:
     """Settings (as environment variables, also set here) for a data root on a local folder or S3."""
     upstream.reset()
-    values = {"CUBEPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'cubeport.db'}",
-              "CUBEPORT_CACHE__QUOTA_BYTES": "100000"}
+    values = {
+        "CUBEPORT_DATABASE_URL": f"sqlite:///{tmp_path / 'cubeport.db'}",
+        "CUBEPORT_CACHE__QUOTA_BYTES": "100000",
+    }
     if request.param == "local":
         values["CUBEPORT_DATA_ROOT"] = str(tmp_path / "root")
     else:
@@ -432,8 +460,13 @@ def test_admin_routes_report_purge_and_pin(env, upstream):
         assert client.get("/admin/cache", headers=viewer).status_code == 403
         stats = client.get("/admin/cache", headers=admin).json()
         assert stats == {**context.cache.stats().to_dict()}
-        assert (stats["quota_bytes"], stats["used_bytes"], stats["entries"], stats["hits"], stats["misses"]) == (
-            100_000, 3010, 3, 1, 3)
+        assert (
+            stats["quota_bytes"],
+            stats["used_bytes"],
+            stats["entries"],
+            stats["hits"],
+            stats["misses"],
+        ) == (100_000, 3010, 3, 1, 3)
         assert (stats["bytes_fetched"], stats["bytes_served"], stats["evictions"]) == (3010, 4010, 0)
         assert stats["hit_ratio"] == 0.25 and (stats["high_watermark"], stats["low_watermark"]) == (0.9, 0.7)
         entries = client.get("/admin/cache/entries", headers=admin).json()["entries"]
@@ -444,7 +477,9 @@ def test_admin_routes_report_purge_and_pin(env, upstream):
         pinned = client.put(f"/admin/cache/entries/{quote(key, safe='')}/pin", headers=admin)
         assert pinned.status_code == 200 and pinned.json()["pinned"] and pinned.json()["expires"] is None
         assert context.cache.entry(key).pinned
-        assert client.put(f"/admin/cache/entries/{quote(key, safe='')}/pin", headers=viewer).status_code == 403
+        assert (
+            client.put(f"/admin/cache/entries/{quote(key, safe='')}/pin", headers=viewer).status_code == 403
+        )
         missing = client.put("/admin/cache/entries/http%3A%2F%2Fnowhere%2Fx/pin", headers=admin)
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         assert "not found" in missing.json()["detail"]
@@ -452,7 +487,9 @@ def test_admin_routes_report_purge_and_pin(env, upstream):
         assert refused.status_code == 400 and "say what to purge" in refused.json()["detail"]
         purged = client.post("/admin/cache/purge", headers=admin, json={"prefix": upstream.url("b")})
         assert purged.json() == {"removed": 1}  # the pinned range stays
-        assert client.post("/admin/cache/purge", headers=admin, json={"expired": True}).json() == {"removed": 0}
+        assert client.post("/admin/cache/purge", headers=admin, json={"expired": True}).json() == {
+            "removed": 0
+        }
         unpinned = client.delete(f"/admin/cache/entries/{quote(key, safe='')}/pin", headers=admin)
         assert unpinned.status_code == 200 and not unpinned.json()["pinned"]
         assert client.post("/admin/cache/purge", headers=admin, json={"all": True}).json() == {"removed": 2}
@@ -477,8 +514,13 @@ def test_cli_commands(env, upstream):
     assert "fetched" in run("fetch", url) and "hit" in run("fetch", url)
     assert "fetched" in run("fetch", url, "--range", "0-99", "--pin")
     stats = json.loads(run("stats", "--json"))
-    assert (stats["entries"], stats["used_bytes"], stats["hits"], stats["misses"], stats["pinned_entries"]) == (
-        2, 3100, 1, 2, 1)
+    assert (
+        stats["entries"],
+        stats["used_bytes"],
+        stats["hits"],
+        stats["misses"],
+        stats["pinned_entries"],
+    ) == (2, 3100, 1, 2, 1)
     assert "hit ratio 33.3%" in " ".join(run("stats").split())
     listed = json.loads(run("list", "--json"))
     assert [e["key"] for e in listed] == [f"{url}#bytes=0-99", url] and listed[0]["pinned"]
@@ -499,32 +541,58 @@ def test_cli_errors_are_domain_errors_and_one_line_with_a_nonzero_exit(tmp_path)
     from cubeport.cli import app
 
     root = str(tmp_path / "root")
-    for args, message in ((("purge",), "say what to purge"),
-                          (("fetch", "http://h/x", "--range", "9-1"), "give FIRST-LAST byte offsets"),
-                          (("fetch", "ftp://h/x"), "fetches http(s) URLs")):
+    for args, message in (
+        (("purge",), "say what to purge"),
+        (("fetch", "http://h/x", "--range", "9-1"), "give FIRST-LAST byte offsets"),
+        (("fetch", "ftp://h/x"), "fetches http(s) URLs"),
+    ):
         result = CliRunner().invoke(app, ["cache", *args, "--data-root", root], prog_name="cubeport")
         assert isinstance(result.exception, InputError) and message in str(result.exception)
     # the entry point turns them into one line on stderr and exit code 2 (input) or 1 (remote failures)
-    result = subprocess.run([sys.executable, "-m", "cubeport", "cache", "pin", "http://nowhere/x", "--data-root",
-                             root], capture_output=True, text=True, timeout=120, env=os.environ)
-    assert result.returncode == 2 and result.stderr == "cubeport: error: cache entry 'http://nowhere/x' not found\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "cubeport", "cache", "pin", "http://nowhere/x", "--data-root", root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr == "cubeport: error: cache entry 'http://nowhere/x' not found\n"
+    )
 
 
 def test_the_index_and_counters_on_sqlite_and_postgresql(database, tmp_path, upstream):
     from cubeport.storage import Storage
 
     upstream.reset()
-    cache = RollingCache(Storage(str(tmp_path / "root")), database, CacheSettings(quota_bytes=1000), clock=Clock())
+    cache = RollingCache(
+        Storage(str(tmp_path / "root")), database, CacheSettings(quota_bytes=1000), clock=Clock()
+    )
     for name in "abcd":
         upstream.put(name, 200)
         cache.fetch(upstream.url(name))
-    assert cache.fetch(upstream.url("a")).hit and cache.fetch(upstream.url("a"), byte_range=(0, 50)).size == 50
+    assert (
+        cache.fetch(upstream.url("a")).hit and cache.fetch(upstream.url("a"), byte_range=(0, 50)).size == 50
+    )
     cache.pin(upstream.url("b"))
     upstream.put("e", 200)
     cache.fetch(upstream.url("e"))  # 1050 > 900: c, d go (650 <= 700); a was used, b is pinned
     assert sorted(e.key for e in cache.entries(upstream.url(""))) == [
-        upstream.url("a"), upstream.url("a") + "#bytes=0-49", upstream.url("b"), upstream.url("e")]
+        upstream.url("a"),
+        upstream.url("a") + "#bytes=0-49",
+        upstream.url("b"),
+        upstream.url("e"),
+    ]
     stats = cache.stats()
-    assert (stats.used_bytes, stats.evictions, stats.hits, stats.misses, stats.pinned_bytes) == (650, 2, 1, 6, 200)
-    assert cache.purge(prefix=upstream.url("a")) == 2 and cache.purge(everything=True, include_pinned=True) == 2
+    assert (stats.used_bytes, stats.evictions, stats.hits, stats.misses, stats.pinned_bytes) == (
+        650,
+        2,
+        1,
+        6,
+        200,
+    )
+    assert (
+        cache.purge(prefix=upstream.url("a")) == 2 and cache.purge(everything=True, include_pinned=True) == 2
+    )
     cache.close()

@@ -25,10 +25,14 @@ def write_sample(storage, name: str) -> None:
     values[:, :16, :16] = np.nan  # a whole chunk of NaN, which zarr leaves unwritten
     values[rng.random(values.shape) < 0.1] = np.nan
     packed = (rng.random((7, 45, 70)) * 100).astype(np.float32)
-    ds = xr.Dataset({"v": (("time", "y", "x"), values), "packed": (("time", "y", "x"), packed)},
-                    coords={"time": np.arange(7), "y": np.arange(45), "x": np.arange(70)})
-    encoding = {"v": {"chunks": (3, 16, 16)},
-                "packed": {"chunks": (3, 16, 16), "dtype": "int16", "scale_factor": 0.01, "_FillValue": -1}}
+    ds = xr.Dataset(
+        {"v": (("time", "y", "x"), values), "packed": (("time", "y", "x"), packed)},
+        coords={"time": np.arange(7), "y": np.arange(45), "x": np.arange(70)},
+    )
+    encoding = {
+        "v": {"chunks": (3, 16, 16)},
+        "packed": {"chunks": (3, 16, 16), "dtype": "int16", "scale_factor": 0.01, "_FillValue": -1},
+    }
     ds.to_zarr(storage.zarr_store(name), mode="w", zarr_format=2, consolidated=True, encoding=encoding)
 
 
@@ -36,8 +40,9 @@ def open_both(storage, keep: bool = True):
     write_sample(storage, "sample.zarr")
     store = storage.zarr_store("sample.zarr", read_only=True)
     plain = xr.open_zarr(store, consolidated=True, chunks=None)
-    fast = fast_reads(xr.open_zarr(store, consolidated=True, chunks=None), store, storage.url("sample.zarr") + "/",
-                      keep)
+    fast = fast_reads(
+        xr.open_zarr(store, consolidated=True, chunks=None), store, storage.url("sample.zarr") + "/", keep
+    )
     return plain, fast
 
 
@@ -65,7 +70,7 @@ def test_scaled_variables_keep_xarrays_decoding(opened):
 def test_decoded_chunks_are_shared_and_read_only(opened):
     _, fast = opened
     selection = {"time": slice(0, 3), "y": slice(16, 32), "x": slice(16, 32)}  # exactly one chunk
-    fast["v"].isel(selection).values
+    _ = fast["v"].isel(selection).values
     hits = chunks.decoded.hits
     again = fast["v"].isel(selection).values
     assert chunks.decoded.hits == hits + 1

@@ -15,15 +15,43 @@ from cubeport.context import Context
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cubeport", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "cubeport", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["ingest"], ["cubes"], ["cubes", "list"],
-                                     ["cubes", "info"], ["cubes", "delete"], ["cubes", "style"], ["db", "upgrade"],
-                                     ["users", "create"], ["users", "set"], ["groups", "create"], ["groups", "add"],
-                                     ["keys", "create"], ["keys", "revoke"], ["access", "set"], ["access", "grant"],
-                                     ["audit"], ["places", "add"], ["sources"], ["sources", "add"], ["sources", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["demo"],
+        ["ingest"],
+        ["cubes"],
+        ["cubes", "list"],
+        ["cubes", "info"],
+        ["cubes", "delete"],
+        ["cubes", "style"],
+        ["db", "upgrade"],
+        ["users", "create"],
+        ["users", "set"],
+        ["groups", "create"],
+        ["groups", "add"],
+        ["keys", "create"],
+        ["keys", "revoke"],
+        ["access", "set"],
+        ["access", "grant"],
+        ["audit"],
+        ["places", "add"],
+        ["sources"],
+        ["sources", "add"],
+        ["sources", "list"],
+    ],
+)
 def test_every_command_has_help(command):
     from typer.testing import CliRunner
 
@@ -43,7 +71,12 @@ def test_ingest_dry_run_then_real_run_and_info(tmp_path, data):
     info = json.loads(cli("cubes", "info", "sst", "--json", "--data-root", root).stdout)
     assert info["dims"] == {"time": 3, "lat": 54, "lon": 88} and info["crs"] == "EPSG:4326"
     assert info["levels"] == 1 and info["styles"]["analysed_sst"]["colormap"] == "RdYlBu_r"
-    assert cli("cubes", "style", "sst", "analysed_sst", "--vmin", "5", "--vmax", "1", "--data-root", root).returncode == 2
+    assert (
+        cli(
+            "cubes", "style", "sst", "analysed_sst", "--vmin", "5", "--vmax", "1", "--data-root", root
+        ).returncode
+        == 2
+    )
     assert cli("cubes", "delete", "sst", "--data-root", root).returncode == 0
     assert cli("cubes", "info", "sst", "--data-root", root).returncode == 2
 
@@ -90,8 +123,12 @@ def test_identity_commands(tmp_path, data):
     root = ["--data-root", str(tmp_path / "root")]
     source = str(data / "cubes/ostia-sst-baltic-3steps.zarr")
     assert cli("ingest", source, "--cube", "sst", *root).returncode == 0
-    created = subprocess.run([sys.executable, "-m", "cubeport", "users", "create", "mia", "--password-stdin", *root],
-                             input="a long enough password\n", capture_output=True, text=True)
+    created = subprocess.run(
+        [sys.executable, "-m", "cubeport", "users", "create", "mia", "--password-stdin", *root],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+    )
     assert created.returncode == 0 and "password" not in created.stdout
     generated = cli("users", "create", "root", "--admin", *root)
     assert generated.returncode == 0 and generated.stdout.startswith("password: ")
@@ -105,10 +142,14 @@ def test_identity_commands(tmp_path, data):
     assert cli("access", "set", "cube", "nope", "--public", *root).returncode == 2
     assert cli("access", "set", "table", "sst", "--public", *root).returncode == 2
     key = cli("keys", "create", "mia", "--expires-days", "30", *root)
-    assert key.returncode == 0 and re.fullmatch(r"cpk_[0-9a-f]{12}_\S{43}\n", key.stdout)  # the key, alone, once
+    assert key.returncode == 0 and re.fullmatch(
+        r"cpk_[0-9a-f]{12}_\S{43}\n", key.stdout
+    )  # the key, alone, once
     assert "expires" in key.stderr
     listed = json.loads(cli("keys", "list", "--json", *root).stdout)
-    assert len(listed) == 1 and key.stdout.strip() not in json.dumps(listed) and listed[0]["status"] == "active"
+    assert (
+        len(listed) == 1 and key.stdout.strip() not in json.dumps(listed) and listed[0]["status"] == "active"
+    )
 
     context = Context(load_settings(data_root=root[1]))
     with TestClient(create_app(context)) as client:

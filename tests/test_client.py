@@ -7,11 +7,11 @@ import httpx
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import context_with
+from services import AppServer
 
 from cubeport.api.app import create_app
 from cubeport.client import open_cube
-from helpers import context_with
-from services import AppServer
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,9 @@ def test_a_remote_cube_equals_the_local_one(served):
     for level in (0, 2):
         remote, local = open_cube(url, "olci", level=level), context.cubes.open("olci", level=level)
         assert remote.sizes == local.sizes and list(remote.data_vars) == list(local.data_vars)
-        xr.testing.assert_identical(remote["conc_chl"].isel(time=0).load(), local["conc_chl"].isel(time=0).load())
+        xr.testing.assert_identical(
+            remote["conc_chl"].isel(time=0).load(), local["conc_chl"].isel(time=0).load()
+        )
 
 
 def test_restricted_cubes_need_credentials_and_the_twin_is_served(served):
@@ -69,14 +71,19 @@ def test_only_published_steps_are_visible(served):
         context.refresh()
 
 
-@pytest.mark.parametrize("path, status", [("/zarr/olci/0.zarr/..%2F..%2Fcube.json", 400),
-                                          ("/zarr/olci/9.zarr/.zmetadata", 404),
-                                          ("/zarr/olci/0.zarr/conc_chl/99.0.0", 404),
-                                          ("/zarr/olci/cube.json/.zmetadata", 404),
-                                          ("/zarr/olci/0.zarr/" + "0" * 300, 400),  # found by schemathesis: a 500
-                                          ("/zarr/olci/0.zarr/conc_chl%00/.zarray", 400),  # NUL: was a 500
-                                          ("/zarr/olci/0.zarr/" + "é" * 200, 400),  # 400 bytes in one name
-                                          ("/zarr/olci/0.zarr/conc_chl", 404)])  # a folder, not an object
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/zarr/olci/0.zarr/..%2F..%2Fcube.json", 400),
+        ("/zarr/olci/9.zarr/.zmetadata", 404),
+        ("/zarr/olci/0.zarr/conc_chl/99.0.0", 404),
+        ("/zarr/olci/cube.json/.zmetadata", 404),
+        ("/zarr/olci/0.zarr/" + "0" * 300, 400),  # found by schemathesis: a 500
+        ("/zarr/olci/0.zarr/conc_chl%00/.zarray", 400),  # NUL: was a 500
+        ("/zarr/olci/0.zarr/" + "é" * 200, 400),  # 400 bytes in one name
+        ("/zarr/olci/0.zarr/conc_chl", 404),
+    ],
+)  # a folder, not an object
 def test_no_way_out_of_the_stores(served, path, status):
     _, url, _ = served
     response = httpx.get(url + path)

@@ -18,7 +18,9 @@ def test_defaults_put_database_under_local_data_root(monkeypatch, tmp_path):
 
 def test_environment_and_yaml_file(monkeypatch, tmp_path):
     config = tmp_path / "cubeport.yaml"
-    config.write_text("port: 9000\ns3:\n  endpoint_url: http://127.0.0.1:1234\nlayout:\n  spatial_chunk: 512\n")
+    config.write_text(
+        "port: 9000\ns3:\n  endpoint_url: http://127.0.0.1:1234\nlayout:\n  spatial_chunk: 512\n"
+    )
     monkeypatch.setenv("CUBEPORT_CONFIG", str(config))
     monkeypatch.setenv("CUBEPORT_DATA_ROOT", "s3://bucket/prefix")
     monkeypatch.setenv("CUBEPORT_S3__ACCESS_KEY_ID", "key-from-env")
@@ -36,7 +38,7 @@ def test_environment_and_yaml_file(monkeypatch, tmp_path):
 def test_s3_root_without_database_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("CUBEPORT_DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="CUBEPORT_DATABASE_URL"):
-        load_settings(data_root="s3://bucket").effective_database_url
+        _ = load_settings(data_root="s3://bucket").effective_database_url
 
 
 @pytest.mark.parametrize("override", [{"port": 70000}, {"data_root": "s3://"}])

@@ -11,9 +11,22 @@ from cubeport.storage import Storage
 
 
 def test_migrations_create_schema_and_are_idempotent(database):
-    assert {"cubes", "cube_variables", "users", "groups", "memberships", "api_keys", "sessions", "grants",
-            "resource_access", "audit_log", "feature_collections", "cache_entries", "cache_counters",
-            "alembic_version"} <= set(database.tables())
+    assert {
+        "cubes",
+        "cube_variables",
+        "users",
+        "groups",
+        "memberships",
+        "api_keys",
+        "sessions",
+        "grants",
+        "resource_access",
+        "audit_log",
+        "feature_collections",
+        "cache_entries",
+        "cache_counters",
+        "alembic_version",
+    } <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
     assert database.revision() == "0006"
@@ -26,8 +39,10 @@ def small_cube(tmp_path) -> CubeStore:
     chl = np.linspace(0.5, 9.5, 2 * 4 * 5, dtype="float32").reshape(2, 4, 5)
     flags = np.arange(40, dtype="int16").reshape(2, 4, 5) % 3
     ds = xr.Dataset(
-        {"chl": (("time", "lat", "lon"), chl, {"units": "mg m-3", "long_name": "chlorophyll"}),
-         "flags": (("time", "lat", "lon"), flags, {"flag_values": [0, 1, 2], "flag_meanings": "a b c"})},
+        {
+            "chl": (("time", "lat", "lon"), chl, {"units": "mg m-3", "long_name": "chlorophyll"}),
+            "flags": (("time", "lat", "lon"), flags, {"flag_values": [0, 1, 2], "flag_meanings": "a b c"}),
+        },
         coords={"time": times, "lat": [60.0, 59.9, 59.8, 59.7], "lon": [20.0, 20.1, 20.2, 20.3, 20.4]},
         attrs={"title": "Tiny cube"},
     )
@@ -47,7 +62,9 @@ def test_register_fills_styles_and_keeps_user_edits(database, small_cube):
     assert 0.5 <= chl.style.vmin < chl.style.vmax <= 10
     assert entry.variable("flags").style.norm == "cat"
 
-    catalogue.update("tiny", title="Edited", description="mine", tags=["b", "a", "a"], themes=["Water quality"])
+    catalogue.update(
+        "tiny", title="Edited", description="mine", tags=["b", "a", "a"], themes=["Water quality"]
+    )
     catalogue.set_style("tiny", "chl", colormap="magma", vmin=1, vmax=20, norm="log")
     again = catalogue.register(small_cube.describe("tiny"), small_cube)
     assert again.title == "Edited" and again.description == "mine" and again.tags == ["a", "b"]

@@ -4,14 +4,12 @@
 import base64
 
 import numpy as np
-
 import pytest
 import xarray as xr
 from fastapi.testclient import TestClient
+from helpers import context_with
 
 from cubeport.api.app import create_app
-
-from helpers import context_with
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,10 @@ def test_dataset_list_and_details_have_what_the_viewer_needs(client, data):
     # the zoom of a 256 px, 180 degree geographic tile grid at which tiles are as fine as 0.0025 degrees
     assert chl["tileLevelMax"] == 9 and len(olci["resolutions"]) == 4 and olci["spatialUnits"] == "degrees"
     assert olci["resolutions"][0] == pytest.approx(0.0025) and olci["resolutions"][1] == pytest.approx(0.005)
-    assert detailed["ndvi"]["spatialRef"] == "EPSG:32633" and detailed["ndvi"]["variables"][1]["timeChunkSize"] == 128
+    assert (
+        detailed["ndvi"]["spatialRef"] == "EPSG:32633"
+        and detailed["ndvi"]["variables"][1]["timeChunkSize"] == 128
+    )
     assert client.get("/datasets/olci").json() == olci
 
 
@@ -63,5 +64,7 @@ def test_coordinates_colorbars_and_errors(client):
 def test_attributes_are_plain_json():
     from cubeport.cubes.cf import json_attrs
 
-    attrs = json_attrs({"valid_range": np.array([0.0, np.nan]), "scale": np.float32(2), "flags": (1, 2)}, nan="NaN")
+    attrs = json_attrs(
+        {"valid_range": np.array([0.0, np.nan]), "scale": np.float32(2), "flags": (1, 2)}, nan="NaN"
+    )
     assert attrs == {"valid_range": [0.0, "NaN"], "scale": 2.0, "flags": [1, 2]}

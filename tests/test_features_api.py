@@ -11,7 +11,6 @@ import pyogrio
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-
 from helpers import add_users
 
 GSHHG = "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"
@@ -23,8 +22,11 @@ def context(request, tmp_path_factory):
     from cubeport.context import Context
 
     root = tmp_path_factory.mktemp("features-api")
-    url = None if request.param == "sqlite" else \
-        request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
+    url = (
+        None
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
+    )
     context = Context(load_settings(data_root=str(root), database_url=url))
     add_users(context)
     yield context
@@ -40,84 +42,146 @@ def as_user(client, context):
         if name:
             client.headers["X-API-Key"] = keys[name]
         return client
+
     return call
 
 
 def cities(data):
     meta, _, wkb, fields = pyogrio.raw.read(data / "land/naturalearth_cities/naturalearth_cities.shp")
-    return [{"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": {"name": n, "rank": i % 10}}
-            for i, (g, n) in enumerate(zip(shapely.from_wkb(wkb), fields[0]))]
+    return [
+        {
+            "type": "Feature",
+            "geometry": shapely.geometry.mapping(g),
+            "properties": {"name": n, "rank": i % 10},
+        }
+        for i, (g, n) in enumerate(zip(shapely.from_wkb(wkb), fields[0], strict=False))
+    ]
 
 
 def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
     eva = as_user("eva")
-    created = eva.post("/features/collections", json={
-        "database": "eva", "name": "cities", "properties": {"name": "string", "rank": "integer"},
-        "geometry_type": "Point", "title": "Cities", "licence": "CC-BY-4.0", "keywords": ["towns"],
-        "provenance": "Natural Earth", "metadata_url": "https://example.org/records/cities.xml"})
+    created = eva.post(
+        "/features/collections",
+        json={
+            "database": "eva",
+            "name": "cities",
+            "properties": {"name": "string", "rank": "integer"},
+            "geometry_type": "Point",
+            "title": "Cities",
+            "licence": "CC-BY-4.0",
+            "keywords": ["towns"],
+            "provenance": "Natural Earth",
+            "metadata_url": "https://example.org/records/cities.xml",
+        },
+    )
     assert created.status_code == 201, created.text
     assert created.json()["owner"] == "user:eva" and created.json()["licence"] == "CC-BY-4.0"
     assert any(link["rel"] == "describedby" for link in created.json()["links"])
     features = cities(data)
-    assert eva.post("/features/collections/eva.cities/items",
-                    json={"type": "FeatureCollection", "features": features}).json() == {"written": 243}
+    assert eva.post(
+        "/features/collections/eva.cities/items", json={"type": "FeatureCollection", "features": features}
+    ).json() == {"written": 243}
     assert [d["name"] for d in eva.get("/features/databases").json()] == ["eva"]
     # private until shared: others do not see it at all
     for other in (None, "leo", "mia"):
         assert as_user(other).get("/features/collections/eva.cities").status_code == 404
         assert "eva.cities" not in as_user(other).get("/features/collections").text
-    assert as_user("leo").post("/features/collections", json={"database": "eva", "name": "mine"}).status_code == 409
-    assert as_user("mia").post("/features/collections", json={"database": "mia", "name": "x"}).status_code == 403
+    assert (
+        as_user("leo").post("/features/collections", json={"database": "eva", "name": "mine"}).status_code
+        == 409
+    )
+    assert (
+        as_user("mia").post("/features/collections", json={"database": "mia", "name": "x"}).status_code == 403
+    )
     # CQL2 text and JSON, sorting, paging, queryables
     eva = as_user("eva")
     queryables = eva.get("/features/collections/eva.cities/queryables").json()
     assert queryables["properties"]["rank"] == {"type": "integer", "title": "rank"}
-    page = eva.get("/features/collections/eva.cities/items", params={
-        "filter": "rank >= 8 AND S_INTERSECTS(geometry, POLYGON((-30 30, 45 30, 45 75, -30 75, -30 30)))",
-        "sortby": "-rank,name", "limit": 5}).json()
-    expected = sorted((f for f in features if f["properties"]["rank"] >= 8
-                       and shapely.geometry.shape(f["geometry"]).within(shapely.box(-30, 30, 45, 75))),
-                      key=lambda f: (-f["properties"]["rank"], f["properties"]["name"]))
+    page = eva.get(
+        "/features/collections/eva.cities/items",
+        params={
+            "filter": "rank >= 8 AND S_INTERSECTS(geometry, POLYGON((-30 30, 45 30, 45 75, -30 75, -30 30)))",
+            "sortby": "-rank,name",
+            "limit": 5,
+        },
+    ).json()
+    expected = sorted(
+        (
+            f
+            for f in features
+            if f["properties"]["rank"] >= 8
+            and shapely.geometry.shape(f["geometry"]).within(shapely.box(-30, 30, 45, 75))
+        ),
+        key=lambda f: (-f["properties"]["rank"], f["properties"]["name"]),
+    )
     assert page["numberMatched"] == len(expected) > 5
-    assert [f["properties"]["name"] for f in page["features"]] == [f["properties"]["name"] for f in expected[:5]]
+    assert [f["properties"]["name"] for f in page["features"]] == [
+        f["properties"]["name"] for f in expected[:5]
+    ]
     assert page["links"][-1]["rel"] == "next" and "offset=5" in page["links"][-1]["href"]
     # the last page, a page that ends exactly at the end, and one past it count the same (known without a
     # second query for the first two)
     base = {"filter": "rank >= 8", "sortby": "-rank,name"}
     every = sum(f["properties"]["rank"] >= 8 for f in features)
     for offset, limit in ((every - 2, 5), (every - 3, 3), (every + 4, 2), (0, every)):
-        page = eva.get("/features/collections/eva.cities/items", params={**base, "offset": offset,
-                                                                          "limit": limit}).json()
+        page = eva.get(
+            "/features/collections/eva.cities/items", params={**base, "offset": offset, "limit": limit}
+        ).json()
         assert page["numberMatched"] == every
         assert page["numberReturned"] == len(page["features"]) == max(0, min(limit, every - offset))
         assert not any(link["rel"] == "next" for link in page["links"])
-    as_json = eva.get("/features/collections/eva.cities/items", params={
-        "filter-lang": "cql2-json", "filter": '{"op": "=", "args": [{"property": "name"}, "Helsinki"]}'}).json()
+    as_json = eva.get(
+        "/features/collections/eva.cities/items",
+        params={
+            "filter-lang": "cql2-json",
+            "filter": '{"op": "=", "args": [{"property": "name"}, "Helsinki"]}',
+        },
+    ).json()
     assert [f["properties"]["name"] for f in as_json["features"]] == ["Helsinki"]
     # sharing: grant leo read, publish, revoke
-    assert eva.post("/features/collections/eva.cities/access/grants",
-                    json={"subject_type": "user", "subject": "leo"}).status_code == 200
-    assert as_user("leo").get("/features/collections/eva.cities/items", params={"limit": 1}).status_code == 200
-    assert as_user("leo").delete("/features/collections/eva.cities/items",
-                                 params={"filter": "id > 0"}).status_code == 403  # read, not write
+    assert (
+        eva.post(
+            "/features/collections/eva.cities/access/grants", json={"subject_type": "user", "subject": "leo"}
+        ).status_code
+        == 200
+    )
+    assert (
+        as_user("leo").get("/features/collections/eva.cities/items", params={"limit": 1}).status_code == 200
+    )
+    assert (
+        as_user("leo")
+        .delete("/features/collections/eva.cities/items", params={"filter": "id > 0"})
+        .status_code
+        == 403
+    )  # read, not write
     assert as_user("leo").patch("/features/collections/eva.cities", json={"title": "x"}).status_code == 403
     # metadata, changed after creation: the fields sent change, the others stay
     eva = as_user("eva")
     record = "https://metadata.example.org/records/cities.xml"
-    changed = eva.patch("/features/collections/eva.cities", json={
-        "title": "Populated places", "keywords": ["cities", "Natural Earth"], "metadata_url": record}).json()
+    changed = eva.patch(
+        "/features/collections/eva.cities",
+        json={"title": "Populated places", "keywords": ["cities", "Natural Earth"], "metadata_url": record},
+    ).json()
     assert changed["title"] == "Populated places" and changed["keywords"] == ["cities", "Natural Earth"]
     assert {"rel": "describedby", "href": record, "title": "metadata record"} in changed["links"]
-    for bad, says in (({"metadata_url": "javascript:alert(1)"}, "http(s) URL"),
-                      ({"time_property": "name"}, "not a datetime property"), ({"crs": 3067}, "crs")):
+    for bad, says in (
+        ({"metadata_url": "javascript:alert(1)"}, "http(s) URL"),
+        ({"time_property": "name"}, "not a datetime property"),
+        ({"crs": 3067}, "crs"),
+    ):
         response = eva.patch("/features/collections/eva.cities", json=bad)
         assert response.status_code in (400, 422) and says in response.text, (bad, response.text)
     kept = eva.get("/features/collections/eva.cities").json()
-    assert (kept["title"], kept["keywords"], kept["storageCrs"][-4:]) == (changed["title"], changed["keywords"],
-                                                                        "4326")
+    assert (kept["title"], kept["keywords"], kept["storageCrs"][-4:]) == (
+        changed["title"],
+        changed["keywords"],
+        "4326",
+    )
     assert kept["provenance"] == "Natural Earth" and kept["licence"] == "CC-BY-4.0"  # not sent, so kept
     eva = as_user("eva")
-    assert eva.put("/features/collections/eva.cities/access", json={"public": True}).json()["access"] == "public"
+    assert (
+        eva.put("/features/collections/eva.cities/access", json={"public": True}).json()["access"] == "public"
+    )
     assert as_user(None).get("/features/collections/eva.cities").status_code == 200
     eva = as_user("eva")
     eva.put("/features/collections/eva.cities/access", json={"public": False})
@@ -125,15 +189,20 @@ def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
     assert as_user("leo").get("/features/collections/eva.cities").status_code == 404
     # changes by selection
     eva = as_user("eva")
-    assert eva.patch("/features/collections/eva.cities/items", params={"filter": "rank = 0"},
-                     json={"properties": {"rank": 100}}).json()["updated"] == sum(
-        f["properties"]["rank"] == 0 for f in features)
-    assert eva.delete("/features/collections/eva.cities/items", params={"bbox": "-180,-90,0,90"}).json()["deleted"] \
-        == sum(shapely.geometry.shape(f["geometry"]).x <= 0 for f in features)
+    assert eva.patch(
+        "/features/collections/eva.cities/items",
+        params={"filter": "rank = 0"},
+        json={"properties": {"rank": 100}},
+    ).json()["updated"] == sum(f["properties"]["rank"] == 0 for f in features)
+    assert eva.delete("/features/collections/eva.cities/items", params={"bbox": "-180,-90,0,90"}).json()[
+        "deleted"
+    ] == sum(shapely.geometry.shape(f["geometry"]).x <= 0 for f in features)
     left = eva.get("/features/collections/eva.cities/items", params={"limit": 1}).json()["numberMatched"]
     # export: every format reads back with the same features
     for format, suffix in (("geojson", ".geojson"), ("gpkg", ".gpkg"), ("parquet", ".parquet")):
-        response = eva.get("/features/collections/eva.cities/export", params={"format": format, "sortby": "name"})
+        response = eva.get(
+            "/features/collections/eva.cities/export", params={"format": format, "sortby": "name"}
+        )
         assert response.status_code == 200 and suffix in response.headers["content-disposition"]
         if format == "parquet":
             import geopandas
@@ -148,7 +217,9 @@ def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
     assert eva.post("/features/collections/eva.cities/rename", json={"name": "towns"}).status_code == 200
     assert as_user("leo").get("/features/collections/eva.towns").status_code == 404
     eva = as_user("eva")
-    assert eva.get("/features/collections/eva.towns/items", params={"limit": 1}).json()["numberMatched"] == left
+    assert (
+        eva.get("/features/collections/eva.towns/items", params={"limit": 1}).json()["numberMatched"] == left
+    )
     copied = eva.post("/features/collections/eva.towns/copy", json={"database": "eva", "name": "towns-copy"})
     assert copied.status_code == 201 and copied.json()["id"] == "eva.towns-copy"
     assert eva.delete("/features/collections/eva.towns").status_code == 200
@@ -158,15 +229,35 @@ def test_a_collection_from_creation_to_sharing_and_export(as_user, data):
 
 def test_group_databases_are_shared_by_their_members(as_user):
     eva = as_user("eva")
-    created = eva.post("/features/collections", json={"database": "syke-shared", "name": "stations",
-                                                       "properties": {"code": "string"}, "group": "syke"})
+    created = eva.post(
+        "/features/collections",
+        json={
+            "database": "syke-shared",
+            "name": "stations",
+            "properties": {"code": "string"},
+            "group": "syke",
+        },
+    )
     assert created.status_code == 201 and created.json()["owner"] == "group:syke"
-    assert as_user("mia").get("/features/collections/syke-shared.stations").status_code == 200  # a member reads
-    assert as_user("mia").post("/features/collections/syke-shared.stations/items", json={
-        "type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}).status_code == 403  # a viewer
+    assert (
+        as_user("mia").get("/features/collections/syke-shared.stations").status_code == 200
+    )  # a member reads
+    assert (
+        as_user("mia")
+        .post(
+            "/features/collections/syke-shared.stations/items",
+            json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}},
+        )
+        .status_code
+        == 403
+    )  # a viewer
     assert as_user("leo").get("/features/collections/syke-shared.stations").status_code == 404
-    assert as_user("eva").post("/features/collections", json={
-        "database": "fmi-db", "name": "x", "group": "fmi"}).status_code == 403  # not her group
+    assert (
+        as_user("eva")
+        .post("/features/collections", json={"database": "fmi-db", "name": "x", "group": "fmi"})
+        .status_code
+        == 403
+    )  # not her group
 
 
 def test_project_databases_and_grants(as_user, context):
@@ -175,26 +266,35 @@ def test_project_databases_and_grants(as_user, context):
     for name in ("eva", "leo"):
         context.admin.add_member("balticaims", name, by="test")  # the signed-in principals change at once
     point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [21.0, 58.0]}, "properties": {}}
-    created = as_user("eva").post("/features/collections", json={"database": "baltic", "name": "hotspots",
-                                                                 "project": "balticaims"})
+    created = as_user("eva").post(
+        "/features/collections", json={"database": "baltic", "name": "hotspots", "project": "balticaims"}
+    )
     assert created.status_code == 201 and created.json()["owner"] == "project:balticaims"
     leo = as_user("leo")  # a member of the project, not of eva's group
     assert leo.post("/features/collections/baltic.hotspots/items", json=point).status_code == 201
-    assert leo.post("/features/collections", json={"database": "baltic", "name": "loads"}).json()["owner"] \
+    assert (
+        leo.post("/features/collections", json={"database": "baltic", "name": "loads"}).json()["owner"]
         == "project:balticaims"
+    )
     assert [d for d in leo.get("/features/databases").json() if d["name"] == "baltic"] == [
-        {"name": "baltic", "owner": "project:balticaims"}]
+        {"name": "baltic", "owner": "project:balticaims"}
+    ]
     assert as_user("mia").get("/features/collections/baltic.hotspots").status_code == 404  # not a member
-    for body, status, says in (({"project": "balticaims", "group": "syke"}, 400, "not both"),
-                               ({"project": "helcom"}, 403, "not a member of project 'helcom'")):
-        response = as_user("eva").post("/features/collections", json={"database": "other", "name": "x", **body})
+    for body, status, says in (
+        ({"project": "balticaims", "group": "syke"}, 400, "not both"),
+        ({"project": "helcom"}, 403, "not a member of project 'helcom'"),
+    ):
+        response = as_user("eva").post(
+            "/features/collections", json={"database": "other", "name": "x", **body}
+        )
         assert response.status_code == status and says in response.json()["detail"], response.text
     # a grant to the project: its members read and (with write) change eva's own collection
     eva = as_user("eva")
     eva.post("/features/collections", json={"database": "eva", "name": "blocks"})
     grants = "/features/collections/eva.blocks/access/grants"
-    assert eva.post(grants, json={"subject_type": "project", "subject": "balticaims", "permission": "write"}
-                    ).json()["writers"]["groups"] == ["balticaims"]
+    assert eva.post(
+        grants, json={"subject_type": "project", "subject": "balticaims", "permission": "write"}
+    ).json()["writers"]["groups"] == ["balticaims"]
     assert as_user("leo").post("/features/collections/eva.blocks/items", json=point).status_code == 201
     assert as_user("mia").get("/features/collections/eva.blocks").status_code == 404
     assert as_user("eva").delete(f"{grants}/project/balticaims").json()["groups"] == []
@@ -203,12 +303,26 @@ def test_project_databases_and_grants(as_user, context):
 
 def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
     eva = as_user("eva")
-    assert eva.post("/features/collections", json={"database": "eva", "name": "lakes", "crs": 3067,
-                                                   "properties": {"name": "string", "depth": "number"},
-                                                   "geometry_type": "Polygon"}).status_code == 201
+    assert (
+        eva.post(
+            "/features/collections",
+            json={
+                "database": "eva",
+                "name": "lakes",
+                "crs": 3067,
+                "properties": {"name": "string", "depth": "number"},
+                "geometry_type": "Polygon",
+            },
+        ).status_code
+        == 201
+    )
     url = "/features/collections/eva.lakes/items"
-    square = {"type": "Polygon", "coordinates": [[[380000, 6670000], [381000, 6670000], [381000, 6671000],
-                                                   [380000, 6671000], [380000, 6670000]]]}
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [[380000, 6670000], [381000, 6670000], [381000, 6671000], [380000, 6671000], [380000, 6670000]]
+        ],
+    }
     good = {"type": "Feature", "geometry": square, "properties": {"name": "Lake", "depth": 3.5}}
     assert eva.post(url, json=good).status_code == 201
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
@@ -218,9 +332,13 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
         ({**good, "properties": {"depth": "deep"}}, "must be number"),
         ({**good, "properties": {"colour": "blue"}}, "unknown properties colour"),
         ({**good, "properties": {"name; DROP TABLE users": 1}}, "unknown properties"),
-        ({"type": "FeatureCollection", "features": [good, {**good, "geometry": {"type": "Point",
-                                                                               "coordinates": [1, 2]}}]},
-         "holds Polygon geometries"),
+        (
+            {
+                "type": "FeatureCollection",
+                "features": [good, {**good, "geometry": {"type": "Point", "coordinates": [1, 2]}}],
+            },
+            "holds Polygon geometries",
+        ),
         ({"type": "Topology"}, "FeatureCollection or Feature"),
     ]
     for body, says in posts:
@@ -234,7 +352,10 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
         ({"bbox": "1,2,3"}, "west,south,east,north"),
         ({"bbox": "3,2,1,4"}, "west <= east"),
         ({"bbox": "20,60,21,61", "bbox-crs": "EPSG:4326; DROP TABLE users"}, "bbox-crs"),
-        ({"bbox": "20,60,21,61", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/999999"}, "not an EPSG CRS"),
+        (
+            {"bbox": "20,60,21,61", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/999999"},
+            "not an EPSG CRS",
+        ),
         ({"sortby": "-colour"}, "unknown sort property colour"),
         ({"properties": "name,colour"}, "unknown properties colour"),
         ({"datetime": "2020-01-01T00:00:00Z"}, "no time property"),
@@ -260,34 +381,57 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(as_user):
     upsert = eva.post(url, params={"upsert": True}, json={**good, "id": 2**63})
     assert upsert.status_code == 400 and "below 2^63" in upsert.json()["detail"]
     # export checks its selection before the file starts (it used to answer 200 and break off)
-    for params, says in (({"sortby": "colour"}, "unknown sort property colour"),
-                         ({"filter": "colour = 'blue'", "format": "gpkg"}, "unknown property 'colour'")):
+    for params, says in (
+        ({"sortby": "colour"}, "unknown sort property colour"),
+        ({"filter": "colour = 'blue'", "format": "gpkg"}, "unknown property 'colour'"),
+    ):
         response = eva.get("/features/collections/eva.lakes/export", params=params)
         assert response.status_code == 400 and says in response.json()["detail"], response.text
     assert eva.delete(url).status_code == 400  # deleting needs a selection
     assert eva.patch(url, params={"filter": "id > 0"}, json={"properties": {"depth": "x"}}).status_code == 400
     assert eva.get(url).json()["numberMatched"] == 1
     assert eva.get(url).json()["features"][0]["properties"] == {"name": "Lake", "depth": 3.5}
-    assert [c["id"] for c in eva.get("/features/collections", params={"database": "eva"}).json()["collections"]
-            if c["id"] == "eva.x"] == []
+    assert [
+        c["id"]
+        for c in eva.get("/features/collections", params={"database": "eva"}).json()["collections"]
+        if c["id"] == "eva.x"
+    ] == []
 
 
 def test_station_time_series_route(as_user, context, tmp_path):
     from cubeport.features.observations import Observations
 
     eva = as_user("eva")
-    eva.post("/features/collections", json={"database": "eva", "name": "stations", "properties": {"code": "string"}})
-    eva.post("/features/collections/eva.stations/items", json={"type": "Feature", "properties": {"code": "LL7"},
-                                                               "geometry": {"type": "Point", "coordinates": [24.8, 59.9]}})
+    eva.post(
+        "/features/collections",
+        json={"database": "eva", "name": "stations", "properties": {"code": "string"}},
+    )
+    eva.post(
+        "/features/collections/eva.stations/items",
+        json={
+            "type": "Feature",
+            "properties": {"code": "LL7"},
+            "geometry": {"type": "Point", "coordinates": [24.8, 59.9]},
+        },
+    )
     csv = tmp_path / "ll7.csv"
-    csv.write_text("station,time,parameter,value,unit,quality\n" + "".join(
-        f"LL7,2024-06-{d:02d}T08:00:00Z,chl,{d / 2},mg m-3,ok\n" for d in range(1, 8)))
+    csv.write_text(
+        "station,time,parameter,value,unit,quality\n"
+        + "".join(f"LL7,2024-06-{d:02d}T08:00:00Z,chl,{d / 2},mg m-3,ok\n" for d in range(1, 8))
+    )
     Observations(context.features).import_csv("eva", "stations", csv, station_property="code")
     url = "/features/collections/eva.stations/items/1/observations"
     assert eva.get(url).json()["parameters"][0] | {"first": None, "last": None} == {
-        "parameter": "chl", "unit": "mg m-3", "count": 7, "first": None, "last": None}
+        "parameter": "chl",
+        "unit": "mg m-3",
+        "count": 7,
+        "first": None,
+        "last": None,
+    }
     series = eva.get(url, params={"parameter": "chl", "datetime": "2024-06-03T00:00:00Z/.."}).json()
-    assert series["unit"] == "mg m-3" and [o["value"] for o in series["observations"]] == [d / 2 for d in range(3, 8)]
+    assert series["unit"] == "mg m-3" and [o["value"] for o in series["observations"]] == [
+        d / 2 for d in range(3, 8)
+    ]
     assert series["observations"][0]["time"].startswith("2024-06-03T08:00:00")
     assert eva.get(url, params={"parameter": "oxygen"}).status_code == 400
     assert eva.get("/features/collections/eva.stations/items/99/observations").status_code == 404

@@ -8,10 +8,10 @@ import uuid
 
 import geopandas
 import pytest
+from services import AppServer
 
 from cubeport.api.app import create_app
 from cubeport.client import FeatureClient, FeatureClientError
-from services import AppServer
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -20,9 +20,14 @@ def served(request, tmp_path_factory):
     from cubeport.config import load_settings
     from cubeport.context import Context
 
-    url = None if request.param == "sqlite" else \
-        request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
-    context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("features-client")), database_url=url))
+    url = (
+        None
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_server").new_database(f"t_{uuid.uuid4().hex[:12]}")
+    )
+    context = Context(
+        load_settings(data_root=str(tmp_path_factory.mktemp("features-client")), database_url=url)
+    )
     directory = context.auth.directory
     for name in ("eva", "leo"):
         directory.create_user(name, role="editor")
@@ -39,22 +44,35 @@ def test_a_notebook_session(served, data, tmp_path, monkeypatch):
     url, keys = served
     countries = geopandas.read_file(data / "land/naturalearth_lowres/naturalearth_lowres.shp")
     geodb = FeatureClient(url, api_key=keys["eva"], database="eva")
-    geodb.create_collection("countries", {"name": "string", "continent": "string", "pop_est": "number"},
-                            crs=3035, title="Countries (LAEA Europe)", licence="public domain")
+    geodb.create_collection(
+        "countries",
+        {"name": "string", "continent": "string", "pop_est": "number"},
+        crs=3035,
+        title="Countries (LAEA Europe)",
+        licence="public domain",
+    )
     # Russia crosses the antimeridian: in LAEA Europe it becomes self-intersecting, and the server refuses it
     europe = countries[(countries.continent == "Europe") & (countries.name != "Russia")][
-        ["name", "continent", "pop_est", "geometry"]]
+        ["name", "continent", "pop_est", "geometry"]
+    ]
     assert geodb.insert_into_collection("countries", europe, chunk=10) == len(europe)
     collections = geodb.get_my_collections("eva")
     assert list(collections.collection) == ["countries"] and collections.owner[0] == "user:eva"
     assert geodb.get_collection_info("countries")["storageCrs"].endswith("/3035")
     assert geodb.count_collection_rows("countries") == len(europe)
-    assert geodb.count_collection_rows("countries", query="pop_est > 1e7") == int((europe.pop_est > 1e7).sum()) > 5
+    assert (
+        geodb.count_collection_rows("countries", query="pop_est > 1e7")
+        == int((europe.pop_est > 1e7).sum())
+        > 5
+    )
     assert 0 < geodb.count_collection_rows("countries", exact=False) <= 2 * len(europe)
     geodb.update_collection_metadata("countries", description="Natural Earth 1:110m", keywords=["borders"])
     info = geodb.get_collection_info("countries")
     assert (info["description"], info["keywords"], info["title"]) == (
-        "Natural Earth 1:110m", ["borders"], "Countries (LAEA Europe)")
+        "Natural Earth 1:110m",
+        ["borders"],
+        "Countries (LAEA Europe)",
+    )
     with pytest.raises(Exception, match="400: time property .name. is not a datetime property"):
         geodb.update_collection_metadata("countries", time_property="name")
     # pages of 7: the client follows them up to the limit
@@ -71,8 +89,12 @@ def test_a_notebook_session(served, data, tmp_path, monkeypatch):
     nordic = geodb.get_collection_by_bbox("countries", (20.0, 59.0, 30.0, 70.0), query="name <> 'Sweden'")
     assert {"Finland", "Estonia"} <= set(nordic.name) and "Sweden" not in set(nordic.name)
     # changes by query
-    assert geodb.update_collection("countries", {"continent": "Nordic"},
-                                   "name IN ('Finland', 'Sweden', 'Norway')") == 3
+    assert (
+        geodb.update_collection(
+            "countries", {"continent": "Nordic"}, "name IN ('Finland', 'Sweden', 'Norway')"
+        )
+        == 3
+    )
     assert geodb.delete_from_collection("countries", "continent = 'Nordic'") == 3
     assert len(geodb.get_collection("countries")) == len(europe) - 3
     # upsert: a row whose index is an existing id replaces that feature

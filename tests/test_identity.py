@@ -1,6 +1,6 @@
 """The identity core on SQLite and PostgreSQL: accounts, groups, keys, the policy, throttling, audit, migration."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text, update
@@ -27,7 +27,9 @@ def test_accounts_store_argon2_hashes_and_check_passwords(auth, database):
     assert auth.sign_in("mia", "correct horse battery", "10.0.0.1").name == "mia"
     with pytest.raises(AuthenticationError, match="wrong user name or password"):
         auth.sign_in("mia", "wrong password!", "10.0.0.1")
-    with pytest.raises(AuthenticationError, match="wrong user name or password"):  # same answer for unknown users
+    with pytest.raises(
+        AuthenticationError, match="wrong user name or password"
+    ):  # same answer for unknown users
         auth.sign_in("nobody", "correct horse battery", "10.0.0.1")
     with pytest.raises(InputError, match="at least 10"):
         auth.directory.create_user("leo", password="short")
@@ -62,14 +64,19 @@ def test_api_keys_hashed_expiring_and_revocable(auth, database):
     key, secret = auth.create_key("bot", expires_days=30, label="QGIS")
     with database.session() as session:
         record = session.get(ApiKeyRecord, key.id)
-        assert secret not in (record.secret_hash, record.id) and secret.split("_")[-1] not in record.secret_hash
+        assert (
+            secret not in (record.secret_hash, record.id) and secret.split("_")[-1] not in record.secret_hash
+        )
     assert auth.api_key(secret, "10.0.0.2").name == "bot"
     assert auth.bearer(secret, "10.0.0.2").via == "api-key"  # clients that only send bearer tokens
     with pytest.raises(AuthenticationError):
         auth.api_key(secret[:-1] + ("A" if secret[-1] != "A" else "B"), "10.0.0.2")  # wrong secret, right id
     with database.session() as session:
-        session.execute(update(ApiKeyRecord).where(ApiKeyRecord.id == key.id)
-                        .values(expires=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        session.execute(
+            update(ApiKeyRecord)
+            .where(ApiKeyRecord.id == key.id)
+            .values(expires=datetime.now(UTC) - timedelta(seconds=1))
+        )
     auth.forget_credentials()  # as if the few seconds a known key is cached had passed
     with pytest.raises(AuthenticationError, match="expired or revoked"):
         auth.api_key(secret, "10.0.0.2")
@@ -102,11 +109,14 @@ def test_policy_public_restricted_grants_owner_and_admin(database):
     assert policy.visible(ANONYMOUS, "cube", ["chl", "sst"]) == ["sst"]
     policy.set_access("collection", "lakes", public=True, owner="baltic-aims")
     assert policy.allows(editor, "write", "collection", "lakes")  # editor in the owning project
-    assert not policy.allows(Principal("eve", role="viewer", groups=frozenset({"baltic-aims"})),
-                             "write", "collection", "lakes")  # a viewer of the project may not write
+    assert not policy.allows(
+        Principal("eve", role="viewer", groups=frozenset({"baltic-aims"})), "write", "collection", "lakes"
+    )  # a viewer of the project may not write
     policy.grant("process", "ndvi", "group", "fmi", "write")
     assert not policy.allows(leo, "write", "process", "ndvi")  # write grant, but not an editor
-    assert policy.allows(Principal("leo", role="editor", groups=frozenset({"fmi"})), "write", "process", "ndvi")
+    assert policy.allows(
+        Principal("leo", role="editor", groups=frozenset({"fmi"})), "write", "process", "ndvi"
+    )
     policy.revoke("cube", "chl", "user", "leo")
     assert not policy.allows(leo, "read", "cube", "chl")
     with pytest.raises(InputError, match="at least one group"):
@@ -138,7 +148,7 @@ def test_throttle_slows_repeated_failures_per_account_and_address(auth):
     assert events.count("sign-in-failed") == 3 and events.count("key-failed") == 3
     assert events.count("sign-in-throttled") == 3
     with auth.audit.db.session() as session:  # failures older than the window no longer count
-        session.execute(update(AuditRecord).values(time=datetime.now(timezone.utc) - timedelta(hours=1)))
+        session.execute(update(AuditRecord).values(time=datetime.now(UTC) - timedelta(hours=1)))
     assert auth.sign_in("mia", "correct horse battery", "10.0.0.1").name == "mia"
 
 
@@ -153,10 +163,14 @@ def test_migration_moves_cube_access_to_the_policy(tmp_path):
     db.upgrade("0001")
     with db.engine.begin() as connection:
         for cube, access in (("open", "public"), ("secret", "restricted")):
-            connection.execute(text(
-                "INSERT INTO cubes (id, title, description, crs, west, south, east, north, time_steps, tags, themes,"
-                " attrs, access, created, updated) VALUES (:id, :id, '', 'EPSG:4326', 0, 0, 1, 1, 0, '[]', '[]',"
-                " '{}', :access, '2026-01-01', '2026-01-01')"), {"id": cube, "access": access})
+            connection.execute(
+                text(
+                    "INSERT INTO cubes (id, title, description, crs, west, south, east, north, time_steps, tags, themes,"
+                    " attrs, access, created, updated) VALUES (:id, :id, '', 'EPSG:4326', 0, 0, 1, 1, 0, '[]', '[]',"
+                    " '{}', :access, '2026-01-01', '2026-01-01')"
+                ),
+                {"id": cube, "access": access},
+            )
         connection.execute(text("INSERT INTO cube_groups (cube_id, \"group\") VALUES ('secret', 'syke')"))
     db.upgrade()
     policy = Policy(db)
@@ -191,6 +205,8 @@ def test_concurrent_creation_of_the_same_row_is_a_conflict_not_a_crash(database)
 
     with database.session() as session:
         session.add(ResourceAccessRecord(kind="cube", resource_id="x", public=True))
-    with pytest.raises(ConflictError, match="at the same time"):
-        with database.session() as session:  # as a second request that also found no row
-            session.add(ResourceAccessRecord(kind="cube", resource_id="x", public=False))
+    with (
+        pytest.raises(ConflictError, match="at the same time"),
+        database.session() as session,  # as a second request that also found no row
+    ):
+        session.add(ResourceAccessRecord(kind="cube", resource_id="x", public=False))

@@ -23,8 +23,12 @@ def test_netcdf_files_combine_along_time(store, data):
         with xr.open_dataset(path) as original:
             np.testing.assert_array_equal(cube["lat"].values, original["lat"].values)
             np.testing.assert_array_equal(cube["lon"].values, original["lon"].values)
-            np.testing.assert_allclose(cube["analysed_sst"].isel(time=i).values,
-                                       original["analysed_sst"].isel(time=0).values, rtol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(
+                cube["analysed_sst"].isel(time=i).values,
+                original["analysed_sst"].isel(time=0).values,
+                rtol=1e-6,
+                equal_nan=True,
+            )
     assert cube["analysed_sst"].attrs["units"] == "kelvin"
 
 
@@ -67,13 +71,16 @@ def test_zarr_cube_with_flags_and_pyramid(local_store, data):
     original = xr.open_zarr(path)
     np.testing.assert_array_equal(local_store.open("olci")["time"].values, original["time"].values)
     level0 = local_store.open("olci")
-    np.testing.assert_allclose(level0["conc_chl"].isel(time=2).values, original["conc_chl"].isel(time=2).values,
-                               equal_nan=True)
+    np.testing.assert_allclose(
+        level0["conc_chl"].isel(time=2).values, original["conc_chl"].isel(time=2).values, equal_nan=True
+    )
     level1 = local_store.open("olci", level=1)
     assert level1.sizes == {"time": 5, "lat": 500, "lon": 1000}
     block = original["conc_chl"].isel(time=2, lat=slice(100, 102), lon=slice(300, 302)).values
     if np.isfinite(block).any():
-        assert level1["conc_chl"].isel(time=2, lat=50, lon=150).item() == pytest.approx(np.nanmean(block), rel=1e-5)
+        assert level1["conc_chl"].isel(time=2, lat=50, lon=150).item() == pytest.approx(
+            np.nanmean(block), rel=1e-5
+        )
     # flags take the nearest source pixel: every value at level 1 is a value of level 0 (no averaged codes)
     flags0 = original["c2rcc_flags"].isel(time=0, lat=slice(0, 200, 2), lon=slice(0, 200, 2)).values
     flags1 = level1["c2rcc_flags"].isel(time=0, lat=slice(0, 100), lon=slice(0, 100)).values
@@ -88,8 +95,9 @@ def test_projected_cube_gets_time_series_twin(store, data):
     twin = store.open("ndvi", timeseries=True)
     assert twin["ndvi"].encoding["chunks"] == (128, 32, 32)
     original = xr.open_zarr(path)
-    np.testing.assert_allclose(twin["ndvi"].isel(y=40, x=60).values, original["ndvi"].isel(y=40, x=60).values,
-                               equal_nan=True)
+    np.testing.assert_allclose(
+        twin["ndvi"].isel(y=40, x=60).values, original["ndvi"].isel(y=40, x=60).values, equal_nan=True
+    )
     np.testing.assert_allclose(store.open("ndvi")["x"].values, original["x"].values)
 
 
@@ -102,5 +110,8 @@ def test_zarr_v3_input(local_store, data, tmp_path):
     assert (v3 / "zarr.json").exists()
     info = ingest(local_store, [str(v3)], "ostia-v3")
     assert info.dims == {"time": 3, "lat": 54, "lon": 88}
-    np.testing.assert_allclose(local_store.open("ostia-v3")["analysed_sst"].values,
-                               xr.open_zarr(v3)["analysed_sst"].values, equal_nan=True)
+    np.testing.assert_allclose(
+        local_store.open("ostia-v3")["analysed_sst"].values,
+        xr.open_zarr(v3)["analysed_sst"].values,
+        equal_nan=True,
+    )

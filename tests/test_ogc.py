@@ -7,10 +7,9 @@ import pytest
 import shapely
 import xarray as xr
 from fastapi.testclient import TestClient
+from helpers import context_with
 
 from cubeport.api.app import create_app
-
-from helpers import context_with
 
 POLYGON = "POLYGON((18.1 57.05, 21.9 56.9, 22.3 59.8, 18.4 60.1, 18.1 57.05))"
 
@@ -54,12 +53,17 @@ def test_edr_position_and_area_equal_xarray(client, data):
     point = client.get("/collections/sst/position", params={"coords": "POINT(20.1 58.4)"})
     assert point.status_code == 200 and point.headers["content-type"] == "application/prs.coverage+json"
     coverage = point.json()
-    assert coverage["domain"]["domainType"] == "PointSeries" and len(coverage["domain"]["axes"]["t"]["values"]) == 3
+    assert (
+        coverage["domain"]["domainType"] == "PointSeries"
+        and len(coverage["domain"]["axes"]["t"]["values"]) == 3
+    )
     want = source["analysed_sst"].sel(lon=20.1, lat=58.4, method="nearest").values
     np.testing.assert_allclose(coverage["ranges"]["analysed_sst"]["values"], want, rtol=1e-6)
     assert coverage["parameters"]["analysed_sst"]["unit"]["symbol"] == "kelvin"
-    area = client.get("/collections/sst/area", params={"coords": POLYGON, "parameter-name": "sst_anomaly",
-                                                       "datetime": "2017-06-06T00:00:00Z/.."}).json()
+    area = client.get(
+        "/collections/sst/area",
+        params={"coords": POLYGON, "parameter-name": "sst_anomaly", "datetime": "2017-06-06T00:00:00Z/.."},
+    ).json()
     polygon = shapely.from_wkt(POLYGON)
     gx, gy = np.meshgrid(source["lon"].values, source["lat"].values)
     inside = xr.DataArray(shapely.contains_xy(polygon, gx, gy), dims=("lat", "lon"))
@@ -68,17 +72,20 @@ def test_edr_position_and_area_equal_xarray(client, data):
     np.testing.assert_allclose(area["ranges"]["sst_anomaly"]["values"], expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("path, params, status", [
-    ("/collections/sst/position", {"coords": "POINT(20"}, 400),
-    ("/collections/sst/position", {"coords": "POLYGON((18 57, 22 57, 22 60, 18 57))"}, 400),
-    ("/collections/sst/area", {"coords": "POINT(20 58)"}, 400),
-    ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": "nope"}, 404),
-    ("/collections/sst/position", {"coords": "POINT(120 58.5)"}, 404),
-    ("/collections/sst/position", {}, 422),
-    ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": ","}, 400),
-    ("/collections/sst/position", {"coords": "MULTIPOINT((20 58.5))"}, 400),
-    ("/collections/nope", {}, 404),
-])
+@pytest.mark.parametrize(
+    "path, params, status",
+    [
+        ("/collections/sst/position", {"coords": "POINT(20"}, 400),
+        ("/collections/sst/position", {"coords": "POLYGON((18 57, 22 57, 22 60, 18 57))"}, 400),
+        ("/collections/sst/area", {"coords": "POINT(20 58)"}, 400),
+        ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": "nope"}, 404),
+        ("/collections/sst/position", {"coords": "POINT(120 58.5)"}, 404),
+        ("/collections/sst/position", {}, 422),
+        ("/collections/sst/position", {"coords": "POINT(20 58.5)", "parameter-name": ","}, 400),
+        ("/collections/sst/position", {"coords": "MULTIPOINT((20 58.5))"}, 400),
+        ("/collections/nope", {}, 404),
+    ],
+)
 def test_bad_edr_queries(client, path, params, status):
     response = client.get(path, params=params)
     assert response.status_code == status and response.json()["detail"]

@@ -24,9 +24,23 @@ from cubeport.cubes.ingest import ingest
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, data, oidc_provider):
     root = tmp_path_factory.mktemp("oidc")
-    context = Context(load_settings(data_root=str(root), auth={"oidc": [{
-        "name": "keycloak", "issuer": oidc_provider.issuer, "audience": ["cubeport"], "client_id": "cubeport-web",
-        "role_map": {"cubeport-admin": "admin", "cubeport-editor": "editor"}, "jwks_min_refresh_seconds": 0}]}))
+    context = Context(
+        load_settings(
+            data_root=str(root),
+            auth={
+                "oidc": [
+                    {
+                        "name": "keycloak",
+                        "issuer": oidc_provider.issuer,
+                        "audience": ["cubeport"],
+                        "client_id": "cubeport-web",
+                        "role_map": {"cubeport-admin": "admin", "cubeport-editor": "editor"},
+                        "jwks_min_refresh_seconds": 0,
+                    }
+                ]
+            },
+        )
+    )
     info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "secret-sst")
     context.catalogue.register(info, context.cubes)
     context.policy.set_access("cube", "secret-sst", public=False, groups=["syke"])
@@ -36,7 +50,9 @@ def context(tmp_path_factory, data, oidc_provider):
 
 @pytest.fixture
 def client(context):
-    with TestClient(create_app(context), base_url="https://testserver", raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(context), base_url="https://testserver", raise_server_exceptions=False
+    ) as client:
         yield client
 
 
@@ -57,7 +73,9 @@ def test_valid_token_maps_user_roles_and_groups(client, oidc_provider):
     me = _me(client, token).json()
     assert me["name"] == "keycloak:mia" and me["via"] == "oidc" and me["groups"] == ["syke"]
     assert me["role"] == "editor"
-    client_roles = oidc_provider.token(**_claims(resource_access={"cubeport-web": {"roles": ["cubeport-admin"]}}))
+    client_roles = oidc_provider.token(
+        **_claims(resource_access={"cubeport-web": {"roles": ["cubeport-admin"]}})
+    )
     assert _me(client, client_roles).json()["role"] == "admin"
     seen = client.get("/cubes", headers={"Authorization": f"Bearer {token}"}).json()["cubes"]
     assert [c["id"] for c in seen] == ["secret-sst"]
@@ -74,7 +92,8 @@ def _forged(oidc_provider, untrusted_provider):
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     jwks = httpx.get(f"{oidc_provider.issuer}/jwks").json()["keys"]
     public_pem = jwt.PyJWK(jwks[0]).key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     hs_header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": jwks[0]["kid"]}).encode())
     hs_signing_input = f"{hs_header}.{payload}".encode()
     own_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -86,20 +105,33 @@ def _forged(oidc_provider, untrusted_provider):
         "wrong issuer": oidc_provider.token(**_claims(iss="https://login.example.org/realms/x")),
         "alg none": f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{payload}.",
         "HS256 with the public key": f"{hs_header}.{payload}."
-                                     + _b64(hmac.new(public_pem, hs_signing_input, hashlib.sha256).digest()),
+        + _b64(hmac.new(public_pem, hs_signing_input, hashlib.sha256).digest()),
         "tampered payload": f"{header}.{_b64(json.dumps({**claims, 'groups': ['admins']}).encode())}.{signature}",
-        "unknown kid": jwt.encode({**claims, "exp": now + 600}, own_key, algorithm="RS256",
-                                  headers={"kid": "not-a-key-of-the-provider"}),
+        "unknown kid": jwt.encode(
+            {**claims, "exp": now + 600},
+            own_key,
+            algorithm="RS256",
+            headers={"kid": "not-a-key-of-the-provider"},
+        ),
         "untrusted provider": untrusted_provider.token(**_claims()),
         "no expiry": oidc_provider.token(**_claims(exp=None)),
         "not a JWT": "abc.def",
     }
 
 
-WHY = {"expired": "expired", "not yet valid": "not valid yet", "wrong audience": "audience",
-       "wrong issuer": "issuer", "alg none": "'none' is not allowed", "HS256 with the public key": "'HS256' is not",
-       "tampered payload": "signature", "unknown kid": "does not have", "untrusted provider": "issuer",
-       "no expiry": "exp", "not a JWT": "well-formed"}
+WHY = {
+    "expired": "expired",
+    "not yet valid": "not valid yet",
+    "wrong audience": "audience",
+    "wrong issuer": "issuer",
+    "alg none": "'none' is not allowed",
+    "HS256 with the public key": "'HS256' is not",
+    "tampered payload": "signature",
+    "unknown kid": "does not have",
+    "untrusted provider": "issuer",
+    "no expiry": "exp",
+    "not a JWT": "well-formed",
+}
 
 
 def test_bad_tokens_get_401_problem_json(client, oidc_provider, untrusted_provider):
@@ -137,7 +169,9 @@ def test_authorization_code_flow_with_pkce(client, oidc_provider):
     assert back.status_code == 302
     callback = back.headers["location"]
     assert callback.startswith("https://testserver/auth/oidc/keycloak/callback?")
-    with TestClient(client.app, base_url="https://testserver") as other_browser:  # login CSRF: not its sign-in
+    with TestClient(
+        client.app, base_url="https://testserver"
+    ) as other_browser:  # login CSRF: not its sign-in
         assert other_browser.get(callback, follow_redirects=False).status_code == 401
     done = client.get(callback, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/cubes"
@@ -149,7 +183,9 @@ def test_authorization_code_flow_with_pkce(client, oidc_provider):
     users = client.app.state.context.auth.directory.users()
     assert [u.provider for u in users if u.name == "keycloak:ana"] == ["keycloak"]
     # an API key made in this session carries the groups the provider asserted (for QGIS, notebooks)
-    key = client.post("/auth/keys", json={"label": "QGIS"}, headers={"X-CSRF-Token": me["csrf_token"]}).json()["key"]
+    key = client.post(
+        "/auth/keys", json={"label": "QGIS"}, headers={"X-CSRF-Token": me["csrf_token"]}
+    ).json()["key"]
     with TestClient(client.app) as script:
         seen = script.get("/cubes", headers={"X-API-Key": key}).json()["cubes"]
         assert [c["id"] for c in seen] == ["secret-sst"]
@@ -171,11 +207,16 @@ def test_unknown_provider_and_unsafe_settings(client):
 
 
 def test_unreachable_provider_is_a_503_not_a_crash(tmp_path):
-    settings = load_settings(data_root=str(tmp_path), auth={"oidc": [{"name": "down", "issuer": "http://127.0.0.1:9"}]})
+    settings = load_settings(
+        data_root=str(tmp_path), auth={"oidc": [{"name": "down", "issuer": "http://127.0.0.1:9"}]}
+    )
     context = Context(settings)
-    token = jwt.encode({"iss": "http://127.0.0.1:9", "sub": "x", "aud": "cubeport", "exp": int(time.time()) + 60},
-                       rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256",
-                       headers={"kid": "k"})
+    token = jwt.encode(
+        {"iss": "http://127.0.0.1:9", "sub": "x", "aud": "cubeport", "exp": int(time.time()) + 60},
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": "k"},
+    )
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         response = client.get("/cubes", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 503 and "unreachable" in response.json()["detail"]

@@ -18,11 +18,25 @@ from cubeport.errors import InputError, NotFoundError
 def context(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("places")
     context = Context(load_settings(data_root=str(root)))
-    info = ingest(context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"])
+    info = ingest(
+        context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"]
+    )
     context.catalogue.register(info, context.cubes)
     for name in ("inside-cube", "outside-cube"):
-        result = subprocess.run([sys.executable, "-m", "cubeport", "places", "add", str(data / f"places/{name}.geojson"),
-                                 "--data-root", str(root)], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cubeport",
+                "places",
+                "add",
+                str(data / f"places/{name}.geojson"),
+                "--data-root",
+                str(root),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
     yield context
     context.close()
@@ -39,7 +53,9 @@ def test_place_groups_over_the_xcube_routes(context, data):
     assert len(client.get("/datasets/olci/places/inside-cube").json()["features"]) == len(source["features"])
     assert client.get("/datasets/olci/places/outside-cube").json()["features"] == []
     missing = client.get("/places/nope")
-    assert missing.status_code == 404 and "GET /places lists" in missing.json()["detail"]  # no names: some may be hidden
+    assert (
+        missing.status_code == 404 and "GET /places lists" in missing.json()["detail"]
+    )  # no names: some may be hidden
 
 
 def test_bad_place_groups_are_refused(context):
@@ -47,14 +63,27 @@ def test_bad_place_groups_are_refused(context):
         context.places.add("x", b'{"type": "Point", "coordinates": [0, 0]}')
     with pytest.raises(InputError, match="not valid"):
         context.places.add("../x", b'{"type": "FeatureCollection", "features": []}')
-    bowtie = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
-        "type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}]}
+    bowtie = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]},
+            }
+        ],
+    }
     with pytest.raises(InputError, match="not valid"):
         context.places.add("bowtie", json.dumps(bowtie).encode())
-    for broken, says in (({"type": "Polygon", "coordinates": 5}, "invalid Polygon"),
-                         ({"type": "Blob", "coordinates": []}, "invalid Blob"),
-                         ({"type": "LineString", "coordinates": [[0, 0], [0, 100]]}, "longitude, latitude")):
-        bad = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": broken}]}
+    for broken, says in (
+        ({"type": "Polygon", "coordinates": 5}, "invalid Polygon"),
+        ({"type": "Blob", "coordinates": []}, "invalid Blob"),
+        ({"type": "LineString", "coordinates": [[0, 0], [0, 100]]}, "longitude, latitude"),
+    ):
+        bad = {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": broken}],
+        }
         with pytest.raises(InputError, match=says):
             context.places.add("broken", json.dumps(bad).encode())
     for never_written in ("bowtie", "broken", "../etc"):

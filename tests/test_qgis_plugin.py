@@ -33,35 +33,77 @@ def report(tmp_path_factory, data):
     context.close()
     server = CubeportProcess(folder / "root")
     try:
-        zip_path = subprocess.run([sys.executable, str(ROOT / "qgis/package.py"), str(folder / "cubeport.zip")],
-                                  check=True, capture_output=True, text=True).stdout.strip()
+        zip_path = subprocess.run(
+            [sys.executable, str(ROOT / "qgis/package.py"), str(folder / "cubeport.zip")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         ndvi = httpx.get(f"{server.url}/datasets/ndvi").json()
         west, south, east, north = ndvi["bbox"]
         cube = xr.open_zarr(data / "cubes" / SAMPLE_CUBES["ndvi"])
         times = [t for t in next(d for d in ndvi["dimensions"] if d["name"] == "time")["coordinates"]]
         scenario = {
-            "zip": zip_path, "url": server.url, "down_url": f"http://127.0.0.1:{free_port()}", "key": key,
+            "zip": zip_path,
+            "url": server.url,
+            "down_url": f"http://127.0.0.1:{free_port()}",
+            "key": key,
             "folder": str(folder / "downloads"),
             # a part of the cube's western half (the canvas widens it to its own shape)
-            "canvas_extent": [west, south + 0.35 * (north - south), west + 0.3 * (east - west),
-                              south + 0.65 * (north - south)],
+            "canvas_extent": [
+                west,
+                south + 0.35 * (north - south),
+                west + 0.3 * (east - west),
+                south + 0.65 * (north - south),
+            ],
             "points": [[float(cube.x[i]), float(cube.y[j])] for i, j in ((5, 40), (40, 60), (20, 50))],
-            "frames": [0, 5, 67], "time_range": [times[10], times[19]],
-            "olci_bbox": [1.0, 50.5, 3.0, 51.5], "olci_points": [[1.50125, 51.00125], [2.75125, 50.75125]],  # pixel centres
-            "olci_level_points": [[float(olci_level_2.lon.sel(lon=x, method="nearest")),  # level 2 pixel centres
-                                   float(olci_level_2.lat.sel(lat=y, method="nearest"))] for x, y in ((1.5, 51.0), (2.7, 50.8))],
+            "frames": [0, 5, 67],
+            "time_range": [times[10], times[19]],
+            "olci_bbox": [1.0, 50.5, 3.0, 51.5],
+            "olci_points": [[1.50125, 51.00125], [2.75125, 50.75125]],  # pixel centres
+            "olci_level_points": [
+                [
+                    float(olci_level_2.lon.sel(lon=x, method="nearest")),  # level 2 pixel centres
+                    float(olci_level_2.lat.sel(lat=y, method="nearest")),
+                ]
+                for x, y in ((1.5, 51.0), (2.7, 50.8))
+            ],
         }
         (folder / "scenario.json").write_text(json.dumps(scenario))
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(folder / "home"),
-               "XDG_RUNTIME_DIR": str(folder / "run"), "QGIS_CUSTOM_CONFIG_PATH": str(folder / "profile")}
+        env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "HOME": str(folder / "home"),
+            "XDG_RUNTIME_DIR": str(folder / "run"),
+            "QGIS_CUSTOM_CONFIG_PATH": str(folder / "profile"),
+        }
         (folder / "run").mkdir(mode=0o700)
-        run = subprocess.run([QGIS_PYTHON, str(ROOT / "tests/qgis/drive_plugin.py"), str(folder / "scenario.json"),
-                              str(folder / "report.json")], env=env, capture_output=True, text=True, timeout=300)
-        assert (folder / "report.json").exists(), f"QGIS did not report:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        run = subprocess.run(
+            [
+                QGIS_PYTHON,
+                str(ROOT / "tests/qgis/drive_plugin.py"),
+                str(folder / "scenario.json"),
+                str(folder / "report.json"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert (folder / "report.json").exists(), (
+            f"QGIS did not report:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        )
         result = json.loads((folder / "report.json").read_text())
         assert "error" not in result, result["error"]
-        yield {**result, "scenario": scenario, "times": times, "ndvi": ndvi, "cube": cube,
-               "olci_cube": xr.open_zarr(data / "cubes" / SAMPLE_CUBES["olci"]), "olci_level_2_cube": olci_level_2}
+        yield {
+            **result,
+            "scenario": scenario,
+            "times": times,
+            "ndvi": ndvi,
+            "cube": cube,
+            "olci_cube": xr.open_zarr(data / "cubes" / SAMPLE_CUBES["olci"]),
+            "olci_level_2_cube": olci_level_2,
+        }
     finally:
         server.stop()
 
@@ -92,7 +134,7 @@ def test_load_layer_has_one_band_per_time_step_with_its_time_range(report):
     layer, times = report["download"], report["times"]
     assert layer["valid"] and layer["provider"] == "gdal"
     assert layer["bands"] == len(times) == 68
-    for name, start, end in zip(layer["band_names"], times, times[1:]):
+    for name, start, end in zip(layer["band_names"], times, times[1:], strict=False):
         assert name.endswith(f"{start}/{end}")
     assert layer["temporal_active"]
     assert layer["temporal_range"][0] == iso(times[0])
@@ -112,14 +154,20 @@ def test_layer_is_in_the_cube_crs_within_the_canvas_extent_with_the_cubes_values
     layer, cube = report["download"], report["cube"]
     assert layer["crs"] == "EPSG:32633"
     # the canvas extent in the cube's CRS, clipped to the cube, to whole pixels
-    canvas = pyproj.Transformer.from_crs(4326, 32633, always_xy=True).transform_bounds(*report["canvas_extent"])
+    canvas = pyproj.Transformer.from_crs(4326, 32633, always_xy=True).transform_bounds(
+        *report["canvas_extent"]
+    )
     x, y = cube.x.values, cube.y.values
     cube_box = (x.min() - 5, y.min() - 5, x.max() + 5, y.max() + 5)
-    expected = [max(canvas[0], cube_box[0]), max(canvas[1], cube_box[1]), min(canvas[2], cube_box[2]),
-                min(canvas[3], cube_box[3])]
+    expected = [
+        max(canvas[0], cube_box[0]),
+        max(canvas[1], cube_box[1]),
+        min(canvas[2], cube_box[2]),
+        min(canvas[3], cube_box[3]),
+    ]
     assert layer["extent"] == pytest.approx(expected, abs=10.5)
     assert layer["extent"][2] - layer["extent"][0] < 0.8 * (cube_box[2] - cube_box[0])  # not the whole cube
-    for (px, py), got in zip(report["scenario"]["points"], layer["values"]):
+    for (px, py), got in zip(report["scenario"]["points"], layer["values"], strict=False):
         expected = cube.ndvi.sel(x=px, y=py, method="nearest").values
         assert_values(got, expected)
 
@@ -131,7 +179,10 @@ def test_layer_has_the_variables_style(report):
     assert layer["value_range"] == pytest.approx([variable["colorBarMin"], variable["colorBarMax"]])
     colours = layer["colours"]
     assert len(set(colours)) > 10  # RdYlGn: red to green
-    red, green = (int(colours[0][i:i + 2], 16) for i in (1, 3)), (int(colours[-1][i:i + 2], 16) for i in (1, 3))
+    red, green = (
+        (int(colours[0][i : i + 2], 16) for i in (1, 3)),
+        (int(colours[-1][i : i + 2], 16) for i in (1, 3)),
+    )
     (r0, g0), (r1, g1) = red, green
     assert r0 > g0 and g1 > r1
 
@@ -172,19 +223,24 @@ def test_signed_in_with_api_key_or_bearer_token_loads_the_restricted_cube(report
     layer, cube = report["olci"], report["olci_cube"]
     assert layer["valid"] and layer["bands"] == cube.sizes["time"] == 5
     assert layer["crs"] == "EPSG:4326"
-    for (px, py), got in zip(report["scenario"]["olci_points"], layer["values"]):
+    for (px, py), got in zip(report["scenario"]["olci_points"], layer["values"], strict=False):
         assert_values(got, cube.conc_chl.sel(lon=px, lat=py, method="nearest").values)
     assert report["olci_stream_valid"]
 
 
 def test_a_coarser_resolution_downloads_a_level_of_the_pyramid(report):
-    assert report["resolutions"] == ["Full resolution, 0.0025°", "Level 1, 0.005°", "Level 2, 0.01°", "Level 3, 0.02°"]
+    assert report["resolutions"] == [
+        "Full resolution, 0.0025°",
+        "Level 1, 0.005°",
+        "Level 2, 0.01°",
+        "Level 3, 0.02°",
+    ]
     assert report["level_choice"] == 2
     layer, full = report["olci_level_2"], report["olci"]
     assert layer["valid"] and layer["bands"] == 5 and layer["crs"] == "EPSG:4326"
     assert layer["size"] == [s // 4 for s in full["size"]] == [200, 100]  # 2° x 1° at 0.01°
     assert layer["extent"] == pytest.approx(full["extent"], abs=1e-9)
-    for (px, py), got in zip(report["scenario"]["olci_level_points"], layer["values"]):
+    for (px, py), got in zip(report["scenario"]["olci_level_points"], layer["values"], strict=False):
         assert_values(got, report["olci_level_2_cube"].conc_chl.sel(lon=px, lat=py).values)
     assert "0.01°" in layer["message"]["text"]
     assert "levels 0 (full resolution) to 3, not 9" in report["bad_level"]["text"]

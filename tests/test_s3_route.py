@@ -13,9 +13,8 @@ import pytest
 import rasterio
 import s3fs
 import xarray as xr
-from rasterio.errors import RasterioIOError
-
 from helpers import add_users, context_with
+from rasterio.errors import RasterioIOError
 from services import CubeportProcess
 
 SECRET = "secret-cube"  # only for group syke (mia); leo is in fmi
@@ -31,8 +30,13 @@ def served(tmp_path_factory, data):
     keys = {name: context.auth.create_key(name)[1] for name in ("mia", "leo")}
     server = CubeportProcess(root)
     with httpx.Client(base_url=f"{server.url}/s3", timeout=30) as http:
-        yield SimpleNamespace(s3=f"{server.url}/s3", host=server.url.removeprefix("http://"), context=context,
-                              keys=keys, http=http)
+        yield SimpleNamespace(
+            s3=f"{server.url}/s3",
+            host=server.url.removeprefix("http://"),
+            context=context,
+            keys=keys,
+            http=http,
+        )
     server.stop()
     context.close()
 
@@ -56,14 +60,20 @@ def text(element: ET.Element, tag: str) -> str | None:
     return None if found is None else found.text
 
 
-def listing(http: httpx.Client, bucket: str, headers: dict[str, str] | None = None,
-            **params: object) -> tuple[list[str], list[str], ET.Element]:
+def listing(
+    http: httpx.Client, bucket: str, headers: dict[str, str] | None = None, **params: object
+) -> tuple[list[str], list[str], ET.Element]:
     """Keys, common prefixes and the document of one listing page (parameters with `-` spelt `_`)."""
-    response = http.get(f"/{bucket}", params={k.replace("_", "-"): v for k, v in params.items()}, headers=headers)
+    response = http.get(
+        f"/{bucket}", params={k.replace("_", "-"): v for k, v in params.items()}, headers=headers
+    )
     assert response.status_code == 200, response.text
     root = xml(response)
-    return ([text(c, "Key") for c in root.iter(NS + "Contents")],
-            [text(p, "Prefix") for p in root.iter(NS + "CommonPrefixes")], root)
+    return (
+        [text(c, "Key") for c in root.iter(NS + "Contents")],
+        [text(p, "Prefix") for p in root.iter(NS + "CommonPrefixes")],
+        root,
+    )
 
 
 def pages(http: httpx.Client, bucket: str, **params: object) -> list[list[str]]:
@@ -75,8 +85,11 @@ def pages(http: httpx.Client, bucket: str, **params: object) -> list[list[str]]:
         found.append(keys + prefixes)
         if text(root, "IsTruncated") == "false":
             return found
-        after = ({"continuation_token": text(root, "NextContinuationToken")} if params.get("list_type") == 2
-                 else {"marker": text(root, "NextMarker")})
+        after = (
+            {"continuation_token": text(root, "NextContinuationToken")}
+            if params.get("list_type") == 2
+            else {"marker": text(root, "NextMarker")}
+        )
     pytest.fail(f"listing {bucket} {params} did not end")
 
 
@@ -95,22 +108,34 @@ def test_s3fs_lists_and_xarray_opens_cubes_and_pyramid_levels(served):
     names = {path.rsplit("/", 1)[-1] for path in fs.ls("datasets/sst.zarr")}
     assert names == {".zattrs", ".zgroup", ".zmetadata", *map(str, local.variables)}
     levels = cubes.pointer("olci").levels
-    assert levels > 2 and fs.ls("pyramids/olci.levels") == [f"pyramids/olci.levels/{n}.zarr" for n in range(levels)]
+    assert levels > 2 and fs.ls("pyramids/olci.levels") == [
+        f"pyramids/olci.levels/{n}.zarr" for n in range(levels)
+    ]
     xr.testing.assert_identical(xr.open_zarr(fs.get_mapper("datasets/sst.zarr")).load(), local.load())
-    remote = xr.open_zarr("s3://pyramids/olci.levels/2.zarr",
-                          storage_options={"anon": True, "endpoint_url": served.s3})
+    remote = xr.open_zarr(
+        "s3://pyramids/olci.levels/2.zarr", storage_options={"anon": True, "endpoint_url": served.s3}
+    )
     level = cubes.open("olci", level=2)
     assert remote.sizes == level.sizes and list(remote.data_vars) == list(level.data_vars)
-    xr.testing.assert_identical(remote["conc_chl"].isel(time=[0, 4]).load(), level["conc_chl"].isel(time=[0, 4]).load())
+    xr.testing.assert_identical(
+        remote["conc_chl"].isel(time=[0, 4]).load(), level["conc_chl"].isel(time=[0, 4]).load()
+    )
     full = xr.open_zarr("s3://datasets/olci.zarr", storage_options={"anon": True, "endpoint_url": served.s3})
-    np.testing.assert_array_equal(full["kd489"].isel(time=3, lat=slice(400, 520), lon=slice(900, 1010)).values,
-                                  cubes.open("olci")["kd489"].isel(time=3, lat=slice(400, 520), lon=slice(900, 1010)))
+    np.testing.assert_array_equal(
+        full["kd489"].isel(time=3, lat=slice(400, 520), lon=slice(900, 1010)).values,
+        cubes.open("olci")["kd489"].isel(time=3, lat=slice(400, 520), lon=slice(900, 1010)),
+    )
 
 
 def test_gdal_reads_cubes_and_levels_through_vsis3(served):
     cubes = served.context.cubes
-    env = {"AWS_S3_ENDPOINT": f"{served.host}/s3", "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE",
-           "AWS_NO_SIGN_REQUEST": "YES", "CPL_VSIL_CURL_NON_CACHED": f"/vsis3/datasets/{SECRET}.zarr"}
+    env = {
+        "AWS_S3_ENDPOINT": f"{served.host}/s3",
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_NO_SIGN_REQUEST": "YES",
+        "CPL_VSIL_CURL_NON_CACHED": f"/vsis3/datasets/{SECRET}.zarr",
+    }
     sst = cubes.open("sst")["analysed_sst"].values
     with rasterio.Env(**env):
         with rasterio.open('ZARR:"/vsis3/datasets/sst.zarr":/analysed_sst') as src:
@@ -122,8 +147,10 @@ def test_gdal_reads_cubes_and_levels_through_vsis3(served):
             np.testing.assert_array_equal(src.read(5), chl.isel(time=4).values)
         with pytest.raises(RasterioIOError):  # anonymous: the restricted cube does not exist
             rasterio.open(f'ZARR:"/vsis3/datasets/{SECRET}.zarr":/analysed_sst')
-    with rasterio.Env(**env, GDAL_HTTP_HEADERS=f"X-API-Key: {served.keys['mia']}"), \
-            rasterio.open(f'ZARR:"/vsis3/datasets/{SECRET}.zarr":/analysed_sst') as src:
+    with (
+        rasterio.Env(**env, GDAL_HTTP_HEADERS=f"X-API-Key: {served.keys['mia']}"),
+        rasterio.open(f'ZARR:"/vsis3/datasets/{SECRET}.zarr":/analysed_sst') as src,
+    ):
         np.testing.assert_array_equal(src.read(2), cubes.open(SECRET)["analysed_sst"].isel(time=1).values)
 
 
@@ -137,8 +164,12 @@ def test_range_get_and_head(served):
     head = http.head(key)
     assert head.status_code == 200 and head.content == b""
     assert (int(head.headers["content-length"]), head.headers["etag"]) == (size, etag)
-    for spec, (start, end) in {"bytes=10-19": (10, 20), "bytes=-7": (size - 7, size), f"bytes={size - 3}-": (
-            size - 3, size), f"bytes=5-{size * 2}": (5, size)}.items():
+    for spec, (start, end) in {
+        "bytes=10-19": (10, 20),
+        "bytes=-7": (size - 7, size),
+        f"bytes={size - 3}-": (size - 3, size),
+        f"bytes=5-{size * 2}": (5, size),
+    }.items():
         part = http.get(key, headers={"Range": spec})
         assert part.status_code == 206, spec
         assert part.headers["content-range"] == f"bytes {start}-{end - 1}/{size}"
@@ -174,8 +205,11 @@ def test_listings_page_roll_up_and_agree_with_head(served):
     assert prefixes == [] and keys == [k for k in everything if k.startswith("sst.zarr/analysed_sst/")]
     assert keys[2:] == [f"sst.zarr/analysed_sst/{t}.0.0" for t in range(sst.sizes["time"])]
     # a delimiter listing pages over common prefixes without repeating them
-    paged = [k for page in pages(http, "datasets", list_type=2, prefix="olci.zarr/", delimiter="/", max_keys=2)
-             for k in page]
+    paged = [
+        k
+        for page in pages(http, "datasets", list_type=2, prefix="olci.zarr/", delimiter="/", max_keys=2)
+        for k in page
+    ]
     keys, prefixes, _ = listing(http, "datasets", list_type=2, prefix="olci.zarr/", delimiter="/")
     assert sorted(paged) == sorted(keys + prefixes) and len(paged) == len(set(paged)) > 5
     _, prefixes, _ = listing(http, "pyramids", list_type=2, prefix="olci.levels/", delimiter="/")
@@ -188,16 +222,28 @@ def test_errors_are_s3_xml_and_never_500(served):
     for response in (http.get("/nope", params={"list-type": 2}), http.get("/nope/sst.zarr/.zgroup")):
         assert text(s3_error(response, 404, "NoSuchBucket"), "BucketName") == "nope"
     assert http.head("/nope").status_code == 404 and http.head("/datasets").status_code == 200
-    for key in ("sst.zarr/nothing", "sst.zarr/analysed_sst/3.0.0", "sst.zarr/analysed_sst", "sst.zarr/",
-                "nothere.zarr/.zgroup", "sst.levels/0.zarr/.zgroup"):
+    for key in (
+        "sst.zarr/nothing",
+        "sst.zarr/analysed_sst/3.0.0",
+        "sst.zarr/analysed_sst",
+        "sst.zarr/",
+        "nothere.zarr/.zgroup",
+        "sst.levels/0.zarr/.zgroup",
+    ):
         assert text(s3_error(http.get(f"/datasets/{key}"), 404, "NoSuchKey"), "Key") == key
         assert http.head(f"/datasets/{key}").status_code == 404
     s3_error(http.get("/pyramids/olci.levels/99.zarr/.zgroup"), 404, "NoSuchKey")
-    s3_error(http.get("/datasets", params={"list-type": 2, "continuation-token": "%%%"}), 400, "InvalidArgument")
+    s3_error(
+        http.get("/datasets", params={"list-type": 2, "continuation-token": "%%%"}), 400, "InvalidArgument"
+    )
     s3_error(http.get("/datasets", params={"list-type": 2, "max-keys": -1}), 400, "InvalidArgument")
     s3_error(http.get("/datasets", params={"list-type": 7}), 400, "InvalidArgument")
-    for write in (http.put("/datasets/sst.zarr/.zgroup", content=b"{}"), http.delete("/datasets/sst.zarr/.zgroup"),
-                  http.post("/datasets", params={"delete": ""}), http.put("/newbucket")):
+    for write in (
+        http.put("/datasets/sst.zarr/.zgroup", content=b"{}"),
+        http.delete("/datasets/sst.zarr/.zgroup"),
+        http.post("/datasets", params={"delete": ""}),
+        http.put("/newbucket"),
+    ):
         if write.request.url.path.endswith("newbucket"):  # an unknown bucket is that first
             s3_error(write, 404, "NoSuchBucket")
             continue
@@ -205,11 +251,16 @@ def test_errors_are_s3_xml_and_never_500(served):
         assert write.headers["allow"] == "GET, HEAD"
     assert http.get("/datasets/sst.zarr/.zgroup").status_code == 200  # nothing was written or deleted
     # odd keys and headers: 4xx answers that S3 clients can parse, not crashes of the file system or int()
-    odd = [http.get("/datasets/sst.zarr/a%00/.zarray"), http.head("/datasets/sst.zarr/a%00/.zarray"),
-           http.get("/datasets/sst.zarr/" + "é" * 200 + "/.zarray"), http.get("/datasets/sst.zarr/time/%C2%B2"),
-           http.get("/datasets/%00.zarr/.zgroup"), http.get("/datasets/" + "x" * 2000),
-           http.get("/datasets", params={"list-type": 2, "prefix": "\x00", "delimiter": "\x01"}),
-           http.get("/datasets/sst.zarr/.zattrs", headers=[("Range", b"bytes=\xb2-")])]
+    odd = [
+        http.get("/datasets/sst.zarr/a%00/.zarray"),
+        http.head("/datasets/sst.zarr/a%00/.zarray"),
+        http.get("/datasets/sst.zarr/" + "é" * 200 + "/.zarray"),
+        http.get("/datasets/sst.zarr/time/%C2%B2"),
+        http.get("/datasets/%00.zarr/.zgroup"),
+        http.get("/datasets/" + "x" * 2000),
+        http.get("/datasets", params={"list-type": 2, "prefix": "\x00", "delimiter": "\x01"}),
+        http.get("/datasets/sst.zarr/.zattrs", headers=[("Range", b"bytes=\xb2-")]),
+    ]
     for response in odd:
         assert response.status_code < 500, (response.request.url, response.text)
         if response.content:
@@ -224,8 +275,15 @@ def test_restricted_cubes_are_invisible_without_access_and_readable_with_a_key(s
     with pytest.raises(FileNotFoundError):
         anonymous.cat(f"pyramids/{SECRET}.levels/0.zarr/.zgroup")
     key = f"/datasets/{SECRET}.zarr/analysed_sst/0.0.0"
-    for headers in ({}, {"X-API-Key": keys["leo"]}, {"Authorization": f"Bearer {keys['leo']}"}):  # leo: not syke
-        assert listing(http, "datasets", headers, list_type=2, delimiter="/")[1] == ["olci.zarr/", "sst.zarr/"]
+    for headers in (
+        {},
+        {"X-API-Key": keys["leo"]},
+        {"Authorization": f"Bearer {keys['leo']}"},
+    ):  # leo: not syke
+        assert listing(http, "datasets", headers, list_type=2, delimiter="/")[1] == [
+            "olci.zarr/",
+            "sst.zarr/",
+        ]
         assert http.head(key, headers=headers).status_code == 404
         assert SECRET in text(s3_error(http.get(key, headers=headers), 404, "NoSuchKey"), "Message")
     for headers in ({"X-API-Key": keys["mia"]}, {"Authorization": f"Bearer {keys['mia']}"}):
@@ -237,7 +295,12 @@ def test_restricted_cubes_are_invisible_without_access_and_readable_with_a_key(s
     remote = xr.open_zarr(f"s3://datasets/{SECRET}.zarr", storage_options=options)
     xr.testing.assert_identical(remote.load(), cubes.open(SECRET).load())
     # s3fs with AWS credentials signs its requests: refused with a hint, unless a key header comes along
-    signing = {"key": "AKIAEXAMPLE", "secret": "not-checked", "endpoint_url": served.s3, "skip_instance_cache": True}
+    signing = {
+        "key": "AKIAEXAMPLE",
+        "secret": "not-checked",
+        "endpoint_url": served.s3,
+        "skip_instance_cache": True,
+    }
     with pytest.raises(PermissionError, match="does not check AWS signatures"):
         s3fs.S3FileSystem(**signing).ls("datasets")
     fs = s3fs.S3FileSystem(**signing, session=keyed_session(keys["mia"]))

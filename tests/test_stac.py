@@ -63,8 +63,9 @@ def platform(tmp_path_factory, data):
 
 def test_stac_api_validator_passes_core_collections_features_and_item_search(platform):
     url, _, _ = platform
-    errors, warnings = run_stac_api_validator(f"{url}/stac", ["core", "collections", "features", "item-search"],
-                                              collection="ostia", geometry=BALTIC)
+    errors, warnings = run_stac_api_validator(
+        f"{url}/stac", ["core", "collections", "features", "item-search"], collection="ostia", geometry=BALTIC
+    )
     assert errors == [], errors
     assert not [w for w in warnings if "blocked" in w], warnings
 
@@ -77,12 +78,17 @@ def test_items_describe_the_products_as_gdal_reads_them(platform):
     assert times == ["2017-06-05T12:00:00Z", "2017-06-06T12:00:00Z", "2017-06-07T12:00:00Z"]
     item = page["features"][0]
     href = item["assets"]["data"]["href"]
-    with rasterio.open(f'netcdf:"/vsicurl/{href}":analysed_sst') as served, \
-            rasterio.open(f"netcdf:{OSTIA[0]}:analysed_sst") as local:
-        assert [served.height, served.width] == item["properties"]["proj:shape"] == [local.height, local.width]
+    with (
+        rasterio.open(f'netcdf:"/vsicurl/{href}":analysed_sst') as served,
+        rasterio.open(f"netcdf:{OSTIA[0]}:analysed_sst") as local,
+    ):
+        assert (
+            [served.height, served.width] == item["properties"]["proj:shape"] == [local.height, local.width]
+        )
         assert list(served.transform)[:6] == pytest.approx(item["properties"]["proj:transform"])
-        np.testing.assert_array_equal(served.read(1, window=((300, 310), (40, 60))),
-                                      local.read(1, window=((300, 310), (40, 60))))
+        np.testing.assert_array_equal(
+            served.read(1, window=((300, 310), (40, 60))), local.read(1, window=((300, 310), (40, 60)))
+        )
     assert item["assets"]["data"]["file:size"] == OSTIA[0].stat().st_size
     collection = httpx.get(f"{url}/stac/collections/ostia").json()
     cube = xr.open_zarr(collection["assets"]["zarr"]["href"])  # the datacube asset opens as a cube
@@ -94,11 +100,17 @@ def test_pystac_client_searches_and_rasterio_opens_the_asset(platform, data):
 
     url, keys, _ = platform
     catalog = Client.open(f"{url}/stac", headers={"X-API-Key": keys["mia"]})
-    items = list(catalog.search(collections=["s1"], bbox=[-180, -90, 180, 90], datetime="2015-03-01/2015-03-31",
-                                max_items=10).items())
+    items = list(
+        catalog.search(
+            collections=["s1"], bbox=[-180, -90, 180, 90], datetime="2015-03-01/2015-03-31", max_items=10
+        ).items()
+    )
     assert [i.id for i in items] == ["S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db"]
-    with rasterio.Env(GDAL_HTTP_HEADERS=f"X-API-Key: {keys['mia']}"), \
-            rasterio.open(items[0].assets["data"].href) as served, rasterio.open(data / S1) as local:
+    with (
+        rasterio.Env(GDAL_HTTP_HEADERS=f"X-API-Key: {keys['mia']}"),
+        rasterio.open(items[0].assets["data"].href) as served,
+        rasterio.open(data / S1) as local,
+    ):
         assert served.crs == local.crs and served.transform == local.transform
         assert items[0].properties["proj:code"] == f"EPSG:{local.crs.to_epsg()}"
         np.testing.assert_array_equal(served.read(1), local.read(1))
@@ -108,11 +120,19 @@ def test_pystac_client_searches_and_rasterio_opens_the_asset(platform, data):
 def test_filter_sort_fields_and_paging(platform):
     url, _, _ = platform
     later = {"op": ">", "args": [{"property": "datetime"}, {"timestamp": "2017-06-05T13:00:00Z"}]}
-    newest_first = httpx.post(f"{url}/stac/search", json={
-        "filter": later, "filter-lang": "cql2-json", "sortby": [{"field": "datetime", "direction": "desc"}],
-        "fields": {"include": ["properties.datetime"], "exclude": ["assets"]}}).json()
-    assert [i["properties"]["datetime"] for i in newest_first["features"]] == ["2017-06-07T12:00:00Z",
-                                                                                "2017-06-06T12:00:00Z"]
+    newest_first = httpx.post(
+        f"{url}/stac/search",
+        json={
+            "filter": later,
+            "filter-lang": "cql2-json",
+            "sortby": [{"field": "datetime", "direction": "desc"}],
+            "fields": {"include": ["properties.datetime"], "exclude": ["assets"]},
+        },
+    ).json()
+    assert [i["properties"]["datetime"] for i in newest_first["features"]] == [
+        "2017-06-07T12:00:00Z",
+        "2017-06-06T12:00:00Z",
+    ]
     assert all("assets" not in i and "proj:code" not in i["properties"] for i in newest_first["features"])
     text = httpx.get(f"{url}/stac/search", params={"filter": "datetime < TIMESTAMP('2017-06-06T00:00:00Z')"})
     assert [i["id"] for i in text.json()["features"]] == [OSTIA[0].stem]
@@ -131,28 +151,39 @@ def test_filter_sort_fields_and_paging(platform):
     assert [i["id"] for i in get_page["features"] + rest["features"]] == [p.stem for p in OSTIA]
 
 
-@pytest.mark.parametrize(("method", "path", "params", "status", "words"), [
-    ("GET", "/stac/search", {"bbox": "10,60,5"}, 400, "bbox"),
-    ("GET", "/stac/search", {"bbox": "10,60,20,50"}, 400, "bbox"),
-    ("GET", "/stac/search", {"bbox": "0,0,nan,1"}, 400, "bbox"),  # found by fuzzing: a 500 (GEOS)
-    ("GET", "/stac/search", {"bbox": "-inf,0,1,1"}, 400, "bbox"),
-    ("GET", "/stac/search", {"filter": "datetime >> 3"}, 400, "filter"),
-    ("GET", "/stac/search", {"token": "bm9wZQ"}, 400, "token"),
-    ("GET", "/stac/search", {"sources": "elsewhere"}, 404, "elsewhere"),
-    ("GET", "/stac/search", {"limit": 0}, 400, "limit"),
-    ("GET", "/stac/search", {"datetime": "2017-06-05"}, 400, "RFC 3339"),
-    ("GET", "/stac/search", {"datetime": "../.."}, 400, "datetime"),
-    ("POST", "/stac/search", {"bbox": [1, 2], "limit": 1}, 400, "bbox"),
-    ("POST", "/stac/search", {"colections": ["ostia"]}, 400, "colections"),
-    ("POST", "/stac/search", {"intersects": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0],
-                                                                                 [0, 1], [0, 0]]]}}, 400, "valid"),
-    ("GET", "/stac/collections/nothere/items", {}, 404, "nothere"),
-    ("GET", "/stac/collections/ostia/items/nothere", {}, 404, "nothere"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "params", "status", "words"),
+    [
+        ("GET", "/stac/search", {"bbox": "10,60,5"}, 400, "bbox"),
+        ("GET", "/stac/search", {"bbox": "10,60,20,50"}, 400, "bbox"),
+        ("GET", "/stac/search", {"bbox": "0,0,nan,1"}, 400, "bbox"),  # found by fuzzing: a 500 (GEOS)
+        ("GET", "/stac/search", {"bbox": "-inf,0,1,1"}, 400, "bbox"),
+        ("GET", "/stac/search", {"filter": "datetime >> 3"}, 400, "filter"),
+        ("GET", "/stac/search", {"token": "bm9wZQ"}, 400, "token"),
+        ("GET", "/stac/search", {"sources": "elsewhere"}, 404, "elsewhere"),
+        ("GET", "/stac/search", {"limit": 0}, 400, "limit"),
+        ("GET", "/stac/search", {"datetime": "2017-06-05"}, 400, "RFC 3339"),
+        ("GET", "/stac/search", {"datetime": "../.."}, 400, "datetime"),
+        ("POST", "/stac/search", {"bbox": [1, 2], "limit": 1}, 400, "bbox"),
+        ("POST", "/stac/search", {"colections": ["ostia"]}, 400, "colections"),
+        (
+            "POST",
+            "/stac/search",
+            {"intersects": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
+            400,
+            "valid",
+        ),
+        ("GET", "/stac/collections/nothere/items", {}, 404, "nothere"),
+        ("GET", "/stac/collections/ostia/items/nothere", {}, 404, "nothere"),
+    ],
+)
 def test_bad_input_gets_a_clear_4xx(platform, method, path, params, status, words):
     url, _, _ = platform
-    response = (httpx.get(f"{url}{path}", params=params) if method == "GET"
-                else httpx.post(f"{url}{path}", json=params))
+    response = (
+        httpx.get(f"{url}{path}", params=params)
+        if method == "GET"
+        else httpx.post(f"{url}{path}", json=params)
+    )
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert words in response.text
@@ -176,8 +207,13 @@ def test_a_restricted_cube_is_hidden_on_every_stac_route(platform):
     mia = {"X-API-Key": keys["mia"]}
     base = f"{url}/stac/collections/s1"
     item = f"{base}/items/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db"
-    for path in (base, f"{base}/items", f"{base}/queryables", item,
-                 f"{item}/files/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"):
+    for path in (
+        base,
+        f"{base}/items",
+        f"{base}/queryables",
+        item,
+        f"{item}/files/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif",
+    ):
         assert httpx.get(path).status_code == 404, path
         assert httpx.get(path, headers=mia).status_code == 200, path
     for headers, expected in (({}, {"ostia"}), (mia, {"ostia", "s1"})):
@@ -248,11 +284,21 @@ def test_federated_search_says_where_items_come_from_and_degrades(platform, remo
     admin = {"X-API-Key": keys["admin"]}
     remote_url, remote_key = remote
     with misbehaving(delay=6) as slow, misbehaving(status=500) as failing:
-        for name, source, timeout, headers in (("partner", remote_url, 10, {"X-API-Key": remote_key}),
-                                               ("slow", slow, 1, {}), ("failing", failing, 5, {})):
-            put = httpx.put(f"{url}/stac/sources/{name}", headers=admin, json={
-                "name": name, "url": f"{source}/stac" if name == "partner" else source,
-                "timeout_seconds": timeout, "headers": headers})
+        for name, source, timeout, headers in (
+            ("partner", remote_url, 10, {"X-API-Key": remote_key}),
+            ("slow", slow, 1, {}),
+            ("failing", failing, 5, {}),
+        ):
+            put = httpx.put(
+                f"{url}/stac/sources/{name}",
+                headers=admin,
+                json={
+                    "name": name,
+                    "url": f"{source}/stac" if name == "partner" else source,
+                    "timeout_seconds": timeout,
+                    "headers": headers,
+                },
+            )
             assert put.status_code == 200, put.text
             assert put.json()["headers"] == sorted(headers)  # names only, never the credentials
         assert httpx.put(f"{url}/stac/sources/x", json={"name": "x", "url": remote_url}).status_code == 401
@@ -266,7 +312,9 @@ def test_federated_search_says_where_items_come_from_and_degrades(platform, remo
         assert sources == ["local", "partner", "local"]  # round robin, local first
         remote_item = page["features"][1]
         assert remote_item["collection"] == "seaice"
-        assert any(link["rel"] == "via" and link["href"].startswith(remote_url) for link in remote_item["links"])
+        assert any(
+            link["rel"] == "via" and link["href"].startswith(remote_url) for link in remote_item["links"]
+        )
 
         ids, body = [], {"sources": ["local", "partner"], "limit": 2}
         while body is not None:  # every item exactly once over the federated pages
@@ -294,16 +342,24 @@ def test_federated_search_says_where_items_come_from_and_degrades(platform, remo
 def test_sources_from_the_command_line_keep_credentials_out_of_sight(tmp_path):
     root = ["--data-root", str(tmp_path)]
     runner = CliRunner()
-    added = runner.invoke(cli, ["sources", "add", "cdse", "https://stac.example.org/v1", "--header", "-", *root],
-                          input="Authorization: Bearer s3cr3t\n", prog_name="cubeport")
+    added = runner.invoke(
+        cli,
+        ["sources", "add", "cdse", "https://stac.example.org/v1", "--header", "-", *root],
+        input="Authorization: Bearer s3cr3t\n",
+        prog_name="cubeport",
+    )
     assert added.exit_code == 0, added.output
     listed = runner.invoke(cli, ["sources", "list", "--json", *root], prog_name="cubeport")
     assert '"Authorization"' in listed.output and "s3cr3t" not in listed.output
     context = Context(load_settings(data_root=str(tmp_path)))
     assert context.stac_sources.get("cdse").headers == {"Authorization": "Bearer s3cr3t"}  # kept, to be sent
     context.close()
-    for args, words in ((["add", "Bad Name", "http://x"], "lower-case"), (["add", "x", "ftp://x"], "http(s)"),
-                        (["add", "cdse", "https://other"], "exists"), (["remove", "nope"], "not found")):
+    for args, words in (
+        (["add", "Bad Name", "http://x"], "lower-case"),
+        (["add", "x", "ftp://x"], "http(s)"),
+        (["add", "cdse", "https://other"], "exists"),
+        (["remove", "nope"], "not found"),
+    ):
         failed = runner.invoke(cli, ["sources", *args, *root], prog_name="cubeport")
         assert failed.exit_code != 0 and words in f"{failed.output}{failed.exception}", (args, failed.output)
     assert runner.invoke(cli, ["sources", "remove", "cdse", *root], prog_name="cubeport").exit_code == 0

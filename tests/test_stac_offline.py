@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,8 +21,6 @@ import requests
 import requests.adapters
 import urllib3
 from pystac.extensions.projection import ProjectionExtension
-from stac_validator.stac_validator import StacValidate
-
 from stac_offline import (
     SCHEMA_DIR,
     NetworkBlockedOffline,
@@ -32,6 +30,7 @@ from stac_offline import (
     offline_schemas,
     run_stac_api_validator,
 )
+from stac_validator.stac_validator import StacValidate
 
 PROJ_V2 = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 PROJ_V11 = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
@@ -67,7 +66,7 @@ def projection_item() -> pystac.Item:
         id="scene-1",
         geometry={"type": "Polygon", "coordinates": [[[10, 50], [11, 50], [11, 51], [10, 51], [10, 50]]]},
         bbox=[10, 50, 11, 51],
-        datetime=datetime(2024, 5, 1, 10, 30, tzinfo=timezone.utc),
+        datetime=datetime(2024, 5, 1, 10, 30, tzinfo=UTC),
         properties={},
     )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
@@ -151,9 +150,8 @@ def test_invalid_item_fails_both_validators(breakage):
 def test_schema_without_local_copy_raises_naming_the_url(fetch):
     assert local_schema(NO_COPY) is None
     start = time.monotonic()
-    with pytest.raises(SchemaNotAvailableOffline, match=NO_COPY) as raised:
-        with offline_schemas():
-            fetch(NO_COPY)
+    with pytest.raises(SchemaNotAvailableOffline, match=NO_COPY) as raised, offline_schemas():
+        fetch(NO_COPY)
     assert raised.value.url == NO_COPY
     assert time.monotonic() - start < 2  # refused at once, not after a network timeout
 
@@ -161,20 +159,21 @@ def test_schema_without_local_copy_raises_naming_the_url(fetch):
 def test_missing_schema_swallowed_by_a_validator_still_fails_the_block():
     d = projection_item().to_dict()
     d["stac_extensions"].append(NO_COPY)
-    with pytest.raises(SchemaNotAvailableOffline, match=NO_COPY):
-        with offline_schemas() as offline:
-            validator = StacValidate()
-            assert not validator.validate_dict(d)  # stac-validator turns the failure into a message ...
-            assert NO_COPY in json.dumps(validator.message)
-            with pytest.raises(pystac.validation.GetSchemaError, match=NO_COPY):
-                pystac.validation.validate_dict(d)
+    with pytest.raises(SchemaNotAvailableOffline, match=NO_COPY), offline_schemas() as offline:
+        validator = StacValidate()
+        assert not validator.validate_dict(d)  # stac-validator turns the failure into a message ...
+        assert NO_COPY in json.dumps(validator.message)
+        with pytest.raises(pystac.validation.GetSchemaError, match=NO_COPY):
+            pystac.validation.validate_dict(d)
     assert offline.missing == [NO_COPY, NO_COPY]  # ... and the block still fails at its end
 
 
 def test_other_remote_hosts_are_blocked_not_contacted():
-    with offline_schemas() as offline:
-        with pytest.raises(NetworkBlockedOffline, match="https://example.com/scene.tif"):
-            requests.get("https://example.com/scene.tif", timeout=5)
+    with (
+        offline_schemas() as offline,
+        pytest.raises(NetworkBlockedOffline, match="https://example.com/scene.tif"),
+    ):
+        requests.get("https://example.com/scene.tif", timeout=5)
     assert offline.blocked == ["https://example.com/scene.tif"]  # not a schema: the block itself passes
 
 
@@ -185,9 +184,8 @@ def test_patches_are_removed_afterwards():
         urllib.request.AbstractHTTPHandler.do_open,
         httpx.HTTPTransport.handle_request,
     )
-    with offline_schemas():
-        with offline_schemas():  # nested blocks unwind in order
-            assert requests.adapters.HTTPAdapter.send is not originals[0]
+    with offline_schemas(), offline_schemas():  # nested blocks unwind in order
+        assert requests.adapters.HTTPAdapter.send is not originals[0]
     assert (
         requests.adapters.HTTPAdapter.send,
         urllib3.PoolManager.urlopen,
@@ -250,7 +248,7 @@ def static_stac_api(base: str, *, broken_landing: bool = False) -> dict[str, tup
     for i in range(3):
         item = projection_item()
         item.id = f"scene-{i + 1}"
-        item.datetime = datetime(2024, 5, 1 + i, 10, 30, tzinfo=timezone.utc)
+        item.datetime = datetime(2024, 5, 1 + i, 10, 30, tzinfo=UTC)
         d = item.to_dict(include_self_link=False)
         d["collection"] = coll
         d["links"] = [

@@ -1,10 +1,10 @@
 """Appending, idempotent re-ingestion, listing and deleting, on a local folder and on S3."""
 
 import pytest
+from helpers import daily_geotiffs
 
 from cubeport.cubes.ingest import ingest, plan_ingest
 from cubeport.errors import ConflictError, InputError, NotFoundError
-from helpers import daily_geotiffs
 
 
 def test_append_adds_steps_without_rewriting_old_chunks(store, data, tmp_path):
@@ -34,8 +34,14 @@ def test_append_rejects_earlier_times_and_other_grids(store, data, tmp_path):
     with pytest.raises(InputError, match="falls before the cube's last time"):
         plan_ingest(store, files[:1], "s1", append=True)
     with pytest.raises(InputError, match="grid does not match|CRS|dims"):
-        plan_ingest(store, [str(data / "rasters/RGB.byte.tif")], "s1", append=True, time_pattern=None,
-                    time=__import__("datetime").datetime(2015, 3, 20))
+        plan_ingest(
+            store,
+            [str(data / "rasters/RGB.byte.tif")],
+            "s1",
+            append=True,
+            time_pattern=None,
+            time=__import__("datetime").datetime(2015, 3, 20),
+        )
     assert store.pointer("s1").steps == 2
 
 

@@ -5,10 +5,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
-
 from helpers import context_with
+from PIL import Image
 
 TILE = "/tiles/olci/conc_chl/8/85/129"  # the Belgian coast at zoom 8: clear on the first and fourth step
 STYLE = {"vmin": 0, "vmax": 20, "cmap": "viridis", "time": "2017-01-16T10:09:22Z"}
@@ -34,21 +32,24 @@ def test_tile_png_with_etag_and_cache(client, context):
     hits = context.tiles.cache.hits
     again = client.get(TILE, params=STYLE)
     assert again.content == first.content and context.tiles.cache.hits == hits + 1
-    unchanged = client.get(TILE, params=STYLE,
-                           headers={"If-None-Match": first.headers["etag"]})
+    unchanged = client.get(TILE, params=STYLE, headers={"If-None-Match": first.headers["etag"]})
     assert unchanged.status_code == 304 and not unchanged.content
     other = client.get(TILE, params={**STYLE, "vmax": 5})
     assert other.headers["etag"] != first.headers["etag"] and other.content != first.content
 
 
 def test_time_style_retina_and_empty_tiles(client):
-    first, fourth, newest = (client.get(TILE, params={"time": t}).content
-                             for t in ("2017-01-16T10:09:22Z", "2017-01-28T09:58:11Z", "2017-01-30T10:46:34Z"))
+    first, fourth, newest = (
+        client.get(TILE, params={"time": t}).content
+        for t in ("2017-01-16T10:09:22Z", "2017-01-28T09:58:11Z", "2017-01-30T10:46:34Z")
+    )
     assert len({first, fourth, newest}) == 3
     assert client.get(TILE).content == newest  # without a time: the newest step (clouded here)
     assert client.get(TILE, params={"time": ""}).content == newest
     assert client.get(TILE, params={"time": "2017-01-27T23:00:00Z"}).content == fourth  # the nearest step
-    log = client.get(TILE, params={"norm": "log", "vmin": 0.1, "vmax": 50, "cmap": "thermal_r", "time": "2017-01-28"})
+    log = client.get(
+        TILE, params={"norm": "log", "vmin": 0.1, "vmax": 50, "cmap": "thermal_r", "time": "2017-01-28"}
+    )
     assert log.status_code == 200 and log.content != fourth
     retina = rgba(client.get(TILE, params={"retina": 1, "time": "2017-01-16"}))
     assert retina.shape == (512, 512, 4) and (retina[..., 3] > 0).mean() > 0.5
@@ -58,19 +59,22 @@ def test_time_style_retina_and_empty_tiles(client):
     assert crs84.status_code == 200 and (rgba(crs84)[..., 3] > 0).any()
 
 
-@pytest.mark.parametrize("url, params, status, says", [
-    ("/tiles/nope/conc_chl/8/85/129", {}, 404, "nope"),
-    ("/tiles/olci/chl/8/85/129", {}, 404, "conc_chl"),
-    (TILE, {"cmap": "rainbowish"}, 400, "colour map"),
-    (TILE, {"vmin": 5, "vmax": 1}, 400, "vmin must be less"),
-    (TILE, {"norm": "log", "vmin": 0, "vmax": 1}, 400, "log norm"),
-    (TILE, {"time": "yesterday-ish"}, 400, "ISO 8601"),
-    (TILE, {"time": "3000-01-01"}, 400, "between 1678 and 2261"),
-    (TILE, {"crs": "EPSG:9999"}, 400, "EPSG:3857 or CRS84"),
-    ("/tiles/olci/conc_chl/8/300/129", {}, 400, "outside"),
-    ("/tiles/olci/conc_chl/31/0/0", {}, 422, "z"),
-    ("/tiles/olci/conc_chl/8/-1/129", {}, 422, "y"),
-])
+@pytest.mark.parametrize(
+    "url, params, status, says",
+    [
+        ("/tiles/nope/conc_chl/8/85/129", {}, 404, "nope"),
+        ("/tiles/olci/chl/8/85/129", {}, 404, "conc_chl"),
+        (TILE, {"cmap": "rainbowish"}, 400, "colour map"),
+        (TILE, {"vmin": 5, "vmax": 1}, 400, "vmin must be less"),
+        (TILE, {"norm": "log", "vmin": 0, "vmax": 1}, 400, "log norm"),
+        (TILE, {"time": "yesterday-ish"}, 400, "ISO 8601"),
+        (TILE, {"time": "3000-01-01"}, 400, "between 1678 and 2261"),
+        (TILE, {"crs": "EPSG:9999"}, 400, "EPSG:3857 or CRS84"),
+        ("/tiles/olci/conc_chl/8/300/129", {}, 400, "outside"),
+        ("/tiles/olci/conc_chl/31/0/0", {}, 422, "z"),
+        ("/tiles/olci/conc_chl/8/-1/129", {}, 422, "y"),
+    ],
+)
 def test_bad_tile_requests_get_a_clear_4xx(client, url, params, status, says):
     response = client.get(url, params=params)
     assert response.status_code == status, response.text

@@ -7,12 +7,12 @@ import httpx
 import morecantile
 import numpy as np
 import pytest
+from helpers import context_with
 from owslib.wmts import WebMapTileService
 from PIL import Image
+from services import AppServer
 
 from cubeport.api.app import create_app
-from helpers import context_with
-from services import AppServer
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,11 @@ def test_owslib_reads_capabilities_and_tiles(server):
     assert set(wmts.contents) == {"sst.analysed_sst", "sst.sst_anomaly"}  # not the restricted cube
     layer = wmts.contents["sst.analysed_sst"]
     assert set(layer.tilematrixsetlinks) == {"WebMercatorQuad", "WorldCRS84Quad", "TM35FIN"}
-    assert layer.dimensions["Time"]["values"] == ["2017-06-05T12:00:00Z", "2017-06-06T12:00:00Z",
-                                                  "2017-06-07T12:00:00Z"]
+    assert layer.dimensions["Time"]["values"] == [
+        "2017-06-05T12:00:00Z",
+        "2017-06-06T12:00:00Z",
+        "2017-06-07T12:00:00Z",
+    ]
     for name in ("WebMercatorQuad", "TM35FIN"):
         matrix = wmts.tilematrixsets[name].tilematrix["3"]
         expected = morecantile.tms.get(name).matrix(3) if name != "TM35FIN" else None
@@ -43,15 +46,32 @@ def test_owslib_reads_capabilities_and_tiles(server):
             assert (matrix.matrixwidth, matrix.matrixheight) == (expected.matrixWidth, expected.matrixHeight)
     assert wmts.tilematrixsets["TM35FIN"].tilematrix["0"].matrixwidth == 1
     tile = morecantile.tms.get("WebMercatorQuad").tile(20.0, 58.5, 5)
-    first = wmts.gettile(layer="sst.analysed_sst", tilematrixset="WebMercatorQuad", tilematrix=str(tile.z),
-                         row=tile.y, column=tile.x, format="image/png",
-                         Time="2017-06-05T12:00:00Z").read()  # a dimension, sent as a KVP parameter
-    last = wmts.gettile(layer="sst.analysed_sst", tilematrixset="WebMercatorQuad", tilematrix=str(tile.z),
-                        row=tile.y, column=tile.x, format="image/png").read()
+    first = wmts.gettile(
+        layer="sst.analysed_sst",
+        tilematrixset="WebMercatorQuad",
+        tilematrix=str(tile.z),
+        row=tile.y,
+        column=tile.x,
+        format="image/png",
+        Time="2017-06-05T12:00:00Z",
+    ).read()  # a dimension, sent as a KVP parameter
+    last = wmts.gettile(
+        layer="sst.analysed_sst",
+        tilematrixset="WebMercatorQuad",
+        tilematrix=str(tile.z),
+        row=tile.y,
+        column=tile.x,
+        format="image/png",
+    ).read()
     assert opaque(first) > 0.3 and first != last
     template = layer.resourceURLs[0]["template"]
-    url = (template.replace("{Time}", "2017-06-05T12:00:00Z").replace("{TileMatrixSet}", "WebMercatorQuad")
-           .replace("{TileMatrix}", str(tile.z)).replace("{TileRow}", str(tile.y)).replace("{TileCol}", str(tile.x)))
+    url = (
+        template.replace("{Time}", "2017-06-05T12:00:00Z")
+        .replace("{TileMatrixSet}", "WebMercatorQuad")
+        .replace("{TileMatrix}", str(tile.z))
+        .replace("{TileRow}", str(tile.y))
+        .replace("{TileCol}", str(tile.x))
+    )
     assert httpx.get(url).content == first
 
 
@@ -62,20 +82,47 @@ def test_tm35fin_tiles_cover_finland(server):
 
 
 def test_access_and_bad_requests(server):
-    hidden = httpx.get(f"{server.url}/wmts/kvp", params={"Service": "WMTS", "Request": "GetTile",
-                                                         "Layer": "secret.analysed_sst", "TileMatrixSet": "WebMercatorQuad",
-                                                         "TileMatrix": 5, "TileRow": 9, "TileCol": 17})
+    hidden = httpx.get(
+        f"{server.url}/wmts/kvp",
+        params={
+            "Service": "WMTS",
+            "Request": "GetTile",
+            "Layer": "secret.analysed_sst",
+            "TileMatrixSet": "WebMercatorQuad",
+            "TileMatrix": 5,
+            "TileRow": 9,
+            "TileCol": 17,
+        },
+    )
     assert hidden.status_code == 404
-    rest = httpx.get(f"{server.url}/wmts/1.0.0/tile/secret.analysed_sst/default/current/WebMercatorQuad/5/9/17.png")
+    rest = httpx.get(
+        f"{server.url}/wmts/1.0.0/tile/secret.analysed_sst/default/current/WebMercatorQuad/5/9/17.png"
+    )
     assert rest.status_code == 404
     # the layer list depends on the caller: no shared cache may answer one caller with another's list
-    for capabilities in (httpx.get(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml"),
-                         httpx.get(f"{server.url}/wmts/kvp", params={"Service": "WMTS", "Request": "GetCapabilities"})):
-        assert "secret." not in capabilities.text and capabilities.headers["cache-control"] == "private, no-cache"
+    for capabilities in (
+        httpx.get(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml"),
+        httpx.get(f"{server.url}/wmts/kvp", params={"Service": "WMTS", "Request": "GetCapabilities"}),
+    ):
+        assert (
+            "secret." not in capabilities.text
+            and capabilities.headers["cache-control"] == "private, no-cache"
+        )
         assert "X-API-Key" in capabilities.headers["vary"] and "Authorization" in capabilities.headers["vary"]
-    for params, says in (({"Request": "GetMap"}, "unknown"), ({"Request": "GetTile", "Layer": "sst.analysed_sst"},
-                                                              "GetTile needs"),
-                         ({"Request": "GetTile", "Layer": "sst.analysed_sst", "TileMatrixSet": "Nope",
-                           "TileMatrix": 1, "TileRow": 0, "TileCol": 0}, "tile matrix set")):
+    for params, says in (
+        ({"Request": "GetMap"}, "unknown"),
+        ({"Request": "GetTile", "Layer": "sst.analysed_sst"}, "GetTile needs"),
+        (
+            {
+                "Request": "GetTile",
+                "Layer": "sst.analysed_sst",
+                "TileMatrixSet": "Nope",
+                "TileMatrix": 1,
+                "TileRow": 0,
+                "TileCol": 0,
+            },
+            "tile matrix set",
+        ),
+    ):
         response = httpx.get(f"{server.url}/wmts/kvp", params={"Service": "WMTS", **params})
         assert response.status_code in (400, 404) and says in response.json()["detail"], response.text

@@ -126,25 +126,42 @@ class Cube:
         for variable in self.variables:
             if variable.name == name:
                 return variable
-        raise RequestError(f"cube {self.id!r} has no variable {name!r}; variables: "
-                           f"{', '.join(v.name for v in self.variables)}")
+        raise RequestError(
+            f"cube {self.id!r} has no variable {name!r}; variables: "
+            f"{', '.join(v.name for v in self.variables)}"
+        )
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Cube:
         try:
             variables = tuple(
-                Variable(name=v["name"], title=v.get("title") or v["name"], units=v.get("units") or "",
-                         dtype=v.get("dtype", "float32"), dims=tuple(v.get("dims", ())),
-                         shape=tuple(int(n) for n in v.get("shape", ())),
-                         style=Style(v.get("colorBarName"), _number(v.get("colorBarMin")),
-                                     _number(v.get("colorBarMax")), v.get("colorBarNorm") or "lin"))
-                for v in body.get("variables", []))
+                Variable(
+                    name=v["name"],
+                    title=v.get("title") or v["name"],
+                    units=v.get("units") or "",
+                    dtype=v.get("dtype", "float32"),
+                    dims=tuple(v.get("dims", ())),
+                    shape=tuple(int(n) for n in v.get("shape", ())),
+                    style=Style(
+                        v.get("colorBarName"),
+                        _number(v.get("colorBarMin")),
+                        _number(v.get("colorBarMax")),
+                        v.get("colorBarNorm") or "lin",
+                    ),
+                )
+                for v in body.get("variables", [])
+            )
             coords = {d["name"]: tuple(d.get("coordinates", ())) for d in body.get("dimensions", [])}
             west, south, east, north = (float(v) for v in body["bbox"])
-            return cls(id=str(body["id"]), title=str(body.get("title") or body["id"]),
-                       bbox=(west, south, east, north), crs=str(body.get("spatialRef") or "EPSG:4326"),
-                       variables=variables, coords=coords,
-                       resolutions=tuple(float(r) for r in body.get("resolutions") or ()))
+            return cls(
+                id=str(body["id"]),
+                title=str(body.get("title") or body["id"]),
+                bbox=(west, south, east, north),
+                crs=str(body.get("spatialRef") or "EPSG:4326"),
+                variables=variables,
+                coords=coords,
+                resolutions=tuple(float(r) for r in body.get("resolutions") or ()),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise RequestError(f"the server's description of a dataset is not understood ({exc!r})") from None
 
@@ -219,13 +236,17 @@ class CubeportClient:
         try:
             return json.loads(data)
         except ValueError:
-            raise RequestError(f"{self.settings.base} answered {path!r} with something other than JSON: is it "
-                               "a Cubeport server?") from None
+            raise RequestError(
+                f"{self.settings.base} answered {path!r} with something other than JSON: is it "
+                "a Cubeport server?"
+            ) from None
 
     def get(self, path: str, cube: str | None = None, **query: Any) -> bytes:
         """GET a route; `cube` names the cube the route is about (for the 404 message)."""
         url = self.url(path, **query)
-        request = urllib.request.Request(url, headers={"Accept": "application/json", **self.settings.headers()})
+        request = urllib.request.Request(
+            url, headers={"Accept": "application/json", **self.settings.headers()}
+        )
         try:
             # http/https only, checked in __init__
             with urllib.request.urlopen(request, timeout=self.settings.timeout) as response:  # noqa: S310
@@ -233,9 +254,10 @@ class CubeportClient:
         except urllib.error.HTTPError as exc:
             with exc:
                 body = exc.read()
-            raise error_for(exc.code, body, cube=cube, server=self.settings.base,
-                            signed_in=bool(self.settings.headers())) from None
-        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+            raise error_for(
+                exc.code, body, cube=cube, server=self.settings.base, signed_in=bool(self.settings.headers())
+            ) from None
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             raise down_error(self.settings.base, exc) from None
 
 
@@ -249,8 +271,10 @@ def down_error(base: str, exc: BaseException) -> ServerDownError:
         why = "its host name is unknown"
     else:
         why = str(reason) or type(reason).__name__
-    return ServerDownError(f"The Cubeport server at {base} cannot be reached: {why}. Check that it is running "
-                           "and the URL in Plugins > Cubeport > Settings.")
+    return ServerDownError(
+        f"The Cubeport server at {base} cannot be reached: {why}. Check that it is running "
+        "and the URL in Plugins > Cubeport > Settings."
+    )
 
 
 def problem_detail(body: bytes) -> tuple[str, dict[str, Any]]:
@@ -266,22 +290,32 @@ def problem_detail(body: bytes) -> tuple[str, dict[str, Any]]:
     return str(detail), problem
 
 
-def error_for(status: int, body: bytes, cube: str | None = None, server: str = "",
-              signed_in: bool = False) -> PluginError:
+def error_for(
+    status: int, body: bytes, cube: str | None = None, server: str = "", signed_in: bool = False
+) -> PluginError:
     """The message for an error answer of the server."""
     detail, problem = problem_detail(body)
     said = f" The server says: {detail}" if detail else ""
     if status == 422 and problem.get("limit"):
         limit, maximum = problem.get("limit"), problem.get("maximum")
-        return TooLargeError(f"The request is too large for the server (its limit on {limit} is {maximum}). "
-                             f"Choose a smaller area or fewer time steps.{said}")
+        return TooLargeError(
+            f"The request is too large for the server (its limit on {limit} is {maximum}). "
+            f"Choose a smaller area or fewer time steps.{said}"
+        )
     if status == 404 and cube:
-        hint = (" The API key or token in the settings does not give access to it." if signed_in else
-                " If it is restricted, set an API key or token in Plugins > Cubeport > Settings.")
-        return NotVisibleError(f"Cube {cube!r} is not on {server or 'the server'}, or you may not see it.{hint}")
+        hint = (
+            " The API key or token in the settings does not give access to it."
+            if signed_in
+            else " If it is restricted, set an API key or token in Plugins > Cubeport > Settings."
+        )
+        return NotVisibleError(
+            f"Cube {cube!r} is not on {server or 'the server'}, or you may not see it.{hint}"
+        )
     if status == 401:
-        return AccessError(f"The server refused the credentials: check the API key or token in Plugins > "
-                           f"Cubeport > Settings.{said}")
+        return AccessError(
+            f"The server refused the credentials: check the API key or token in Plugins > "
+            f"Cubeport > Settings.{said}"
+        )
     if status == 403:
         return AccessError(f"You are signed in but may not do this.{said}")
     if status == 429:

@@ -3,20 +3,35 @@ stream) options of "Load layer". They only collect choices; the plugin acts on t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
 from qgis.gui import QgsExtentWidget
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                                 QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget)
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .client import AUTH_KINDS, Cube, PluginError, ServerSettings
 from .settings import PluginSettings
 from .subset import human_size, plan_download, resolution_label
 
-AUTH_LABELS = {"none": "None (public cubes only)", "api-key": "API key (X-API-Key)",
-               "bearer": "Bearer token (Authorization header)"}
+AUTH_LABELS = {
+    "none": "None (public cubes only)",
+    "api-key": "API key (X-API-Key)",
+    "bearer": "Bearer token (Authorization header)",
+}
 
 
 def _buttons(dialog: QDialog) -> QDialogButtonBox:
@@ -53,8 +68,9 @@ class SettingsDialog(QDialog):
         form.addRow(_buttons(self))
 
     def settings(self) -> PluginSettings:
-        server = ServerSettings(url=self.url.text().strip(), auth=self.auth.currentData(),
-                                secret=self.secret.text().strip())
+        server = ServerSettings(
+            url=self.url.text().strip(), auth=self.auth.currentData(), secret=self.secret.text().strip()
+        )
         return PluginSettings(server, self.max_mb.value(), self.folder.text().strip())
 
 
@@ -73,8 +89,14 @@ class AddCubeDialog(QDialog):
             self.list.addItem(item)
         self.list.setCurrentRow(0)
         self.list.itemDoubleClicked.connect(self.accept)
-        layout.addWidget(QLabel(f"{len(cubes)} cubes on the server" if cubes else "The server offers no cubes "
-                                "to you: sign in (Plugins > Cubeport > Settings) to see restricted ones."))
+        layout.addWidget(
+            QLabel(
+                f"{len(cubes)} cubes on the server"
+                if cubes
+                else "The server offers no cubes "
+                "to you: sign in (Plugins > Cubeport > Settings) to see restricted ones."
+            )
+        )
         layout.addWidget(self.list)
         layout.addWidget(_buttons(self))
 
@@ -92,8 +114,14 @@ class LoadLayerDialog(QDialog):
     """Cube, variable, area (default: the map canvas extent), time range, resolution (a level of the cube's
     pyramid; default: full), and download or stream."""
 
-    def __init__(self, cubes: Sequence[Cube], canvas_extent: QgsRectangle, canvas_crs: QgsCoordinateReferenceSystem,
-                 max_mb: float, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        cubes: Sequence[Cube],
+        canvas_extent: QgsRectangle,
+        canvas_crs: QgsCoordinateReferenceSystem,
+        max_mb: float,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Load layer")
         self.cubes = {cube.id: cube for cube in cubes}
@@ -130,11 +158,22 @@ class LoadLayerDialog(QDialog):
 
     def _cube_changed(self) -> None:
         cube = self.current_cube()
-        for combo, items in ((self.variable, [(v.label, v.name) for v in cube.variables]),
-                             (self.start, [(t, t) for t in cube.times]), (self.end, [(t, t) for t in cube.times]),
-                             (self.resolution, [(("Full resolution, " if level == 0 else f"Level {level}, ")
-                                                 + resolution_label(cube, level), level)
-                                                for level in range(max(1, len(cube.resolutions)))])):
+        for combo, items in (
+            (self.variable, [(v.label, v.name) for v in cube.variables]),
+            (self.start, [(t, t) for t in cube.times]),
+            (self.end, [(t, t) for t in cube.times]),
+            (
+                self.resolution,
+                [
+                    (
+                        ("Full resolution, " if level == 0 else f"Level {level}, ")
+                        + resolution_label(cube, level),
+                        level,
+                    )
+                    for level in range(max(1, len(cube.resolutions)))
+                ],
+            ),
+        ):
             combo.blockSignals(True)
             combo.clear()
             for label, value in items:
@@ -165,9 +204,15 @@ class LoadLayerDialog(QDialog):
         return box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()
 
     def choice(self) -> dict[str, object]:
-        return {"cube_id": self.current_cube().id, "variable": self.variable.currentData(), "bbox": self.bbox(),
-                "start": self.start.currentData(), "end": self.end.currentData(), "stream": self.stream.isChecked(),
-                "level": self.resolution.currentData() or 0}
+        return {
+            "cube_id": self.current_cube().id,
+            "variable": self.variable.currentData(),
+            "bbox": self.bbox(),
+            "start": self.start.currentData(),
+            "end": self.end.currentData(),
+            "stream": self.stream.isChecked(),
+            "level": self.resolution.currentData() or 0,
+        }
 
     def _describe(self) -> None:
         if self.stream.isChecked():
@@ -175,10 +220,18 @@ class LoadLayerDialog(QDialog):
             return
         choice = self.choice()
         try:
-            plan = plan_download(self.current_cube(), str(choice["variable"]), self.bbox(), str(choice["start"]),
-                                 str(choice["end"]), max_mb=self.max_mb, level=int(choice["level"]))  # type: ignore[call-overload]
+            plan = plan_download(
+                self.current_cube(),
+                str(choice["variable"]),
+                self.bbox(),
+                str(choice["start"]),
+                str(choice["end"]),
+                max_mb=self.max_mb,
+                level=int(choice["level"]),
+            )  # type: ignore[call-overload]
             bands, height, width = plan.shape
-            self.summary.setText(f"Downloads {bands} time steps of {width} x {height} pixels, "
-                                 f"{human_size(plan.nbytes)}.")
+            self.summary.setText(
+                f"Downloads {bands} time steps of {width} x {height} pixels, {human_size(plan.nbytes)}."
+            )
         except PluginError as exc:
             self.summary.setText(str(exc))

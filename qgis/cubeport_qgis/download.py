@@ -13,8 +13,8 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable
 
 from .client import Cancelled, PluginError
 from .subset import DownloadPlan
@@ -27,9 +27,9 @@ WORKERS = 4
 
 def needed_chunks(plan: DownloadPlan, name: str, zarray: dict, dims: list[str]) -> list[str]:
     """The chunk keys of array `name` that the plan's window touches (all chunks of coordinate arrays)."""
-    axes = dict(zip(dims, (plan.time, plan.y, plan.x))) if name == plan.variable else {}
+    axes = dict(zip(dims, (plan.time, plan.y, plan.x), strict=False)) if name == plan.variable else {}
     ranges = []
-    for dim, size, chunk in zip(dims, zarray["shape"], zarray["chunks"]):
+    for dim, size, chunk in zip(dims, zarray["shape"], zarray["chunks"], strict=False):
         axis = axes.get(dim)
         if axis is None:
             ranges.append(range(math.ceil(size / chunk)))
@@ -80,8 +80,13 @@ def _write(path: str, data: bytes) -> None:
         out.write(data)
 
 
-def download(plan: DownloadPlan, fetch: Fetch, path: str, progress: Progress = lambda fraction: True,
-             metadata: dict[str, str] | None = None) -> str:
+def download(
+    plan: DownloadPlan,
+    fetch: Fetch,
+    path: str,
+    progress: Progress = lambda fraction: True,
+    metadata: dict[str, str] | None = None,
+) -> str:
     """Write `plan` to the GeoTIFF `path` (through `path.part`, renamed when complete). Raises Cancelled
     when `progress` returns False, PluginError when a request or GDAL fails."""
     from osgeo import gdal
@@ -118,11 +123,19 @@ def download(plan: DownloadPlan, fetch: Fetch, path: str, progress: Progress = l
         west, south, east, north = plan.bounds
         predictor = "3" if plan.dtype.startswith("float") else "2"
         translate = gdal.TranslateOptions(
-            format="GTiff", outputSRS=plan.crs, outputBounds=[west, north, east, south],
+            format="GTiff",
+            outputSRS=plan.crs,
+            outputBounds=[west, north, east, south],
             noData="nan" if nodata is not None and math.isnan(nodata) else nodata,
-            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", f"PREDICTOR={predictor}", "INTERLEAVE=BAND",
-                             "BIGTIFF=IF_SAFER"],
-            callback=callback)
+            creationOptions=[
+                "TILED=YES",
+                "COMPRESS=DEFLATE",
+                f"PREDICTOR={predictor}",
+                "INTERLEAVE=BAND",
+                "BIGTIFF=IF_SAFER",
+            ],
+            callback=callback,
+        )
         try:
             result = gdal.Translate(part, classic, options=translate)
         except RuntimeError as exc:  # when something in the process called gdal.UseExceptions()
@@ -148,10 +161,13 @@ def download(plan: DownloadPlan, fetch: Fetch, path: str, progress: Progress = l
 def annotate(dataset: object, plan: DownloadPlan, metadata: dict[str, str]) -> None:
     """Each band's time range as its description and metadata (what gdalinfo and other tools show); the cube
     and variable on the dataset."""
-    dataset.SetMetadata({**metadata, "CUBEPORT_CUBE": plan.cube_id, "CUBEPORT_VARIABLE": plan.variable},  # type: ignore[attr-defined]
-                        METADATA_DOMAIN)
+    dataset.SetMetadata(
+        {**metadata, "CUBEPORT_CUBE": plan.cube_id, "CUBEPORT_VARIABLE": plan.variable},  # type: ignore[attr-defined]
+        METADATA_DOMAIN,
+    )
     for index, (start, end) in enumerate(plan.band_times, start=1):
         band = dataset.GetRasterBand(index)  # type: ignore[attr-defined]
         band.SetDescription(f"{start}/{end}")
-        band.SetMetadata({"TIME_START": start, "TIME_END": end, "TIME": plan.times[index - 1]}, METADATA_DOMAIN)
-
+        band.SetMetadata(
+            {"TIME_START": start, "TIME_END": end, "TIME": plan.times[index - 1]}, METADATA_DOMAIN
+        )

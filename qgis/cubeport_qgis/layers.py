@@ -9,12 +9,28 @@ QGIS cannot.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from qgis.core import (Qgis, QgsColorRampShader, QgsDataProvider, QgsDateTimeRange, QgsInterval, QgsMapLayer, QgsNetworkAccessManager, QgsProject,
-                       QgsRasterBandStats, QgsRasterLayer, QgsRasterLayerTemporalProperties, QgsRasterShader,
-                       QgsSingleBandPseudoColorRenderer, QgsStyle, QgsTemporalNavigationObject, QgsUnitTypes)
+from qgis.core import (
+    Qgis,
+    QgsColorRampShader,
+    QgsDataProvider,
+    QgsDateTimeRange,
+    QgsInterval,
+    QgsMapLayer,
+    QgsNetworkAccessManager,
+    QgsProject,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterLayerTemporalProperties,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+    QgsTemporalNavigationObject,
+    QgsUnitTypes,
+)
 from qgis.PyQt.QtCore import QDateTime, QObject, Qt
 from qgis.PyQt.QtGui import QColor, QImage
 
@@ -56,7 +72,9 @@ def ramp_colours(colorbar: tuple[bytes, bool] | None, name: str | None, count: i
     return colours
 
 
-def apply_style(layer: QgsRasterLayer, style: Style, colorbar: tuple[bytes, bool] | None, band: int = 1) -> None:
+def apply_style(
+    layer: QgsRasterLayer, style: Style, colorbar: tuple[bytes, bool] | None, band: int = 1
+) -> None:
     """The variable's colour map and value range (the server's, else the band's minimum and maximum); `norm:
     cat` gives one exact colour per class, `log` stops spaced geometrically."""
     vmin, vmax = style.vmin, style.vmax
@@ -68,8 +86,12 @@ def apply_style(layer: QgsRasterLayer, style: Style, colorbar: tuple[bytes, bool
     shader_function = QgsColorRampShader(vmin, vmax)
     exact = style.norm == "cat"
     shader_function.setColorRampType(QgsColorRampShader.Exact if exact else QgsColorRampShader.Interpolated)
-    shader_function.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, colour, f"{value:g}")
-                                          for (value, _), colour in zip(stops, colours)])
+    shader_function.setColorRampItemList(
+        [
+            QgsColorRampShader.ColorRampItem(value, colour, f"{value:g}")
+            for (value, _), colour in zip(stops, colours, strict=False)
+        ]
+    )
     shader_function.setClip(not exact)
     shader = QgsRasterShader(vmin, vmax)
     shader.setRasterShaderFunction(shader_function)
@@ -80,8 +102,9 @@ def apply_style(layer: QgsRasterLayer, style: Style, colorbar: tuple[bytes, bool
 
 
 # --- time --------------------------------------------------------------------------------------------------
-def make_time_aware(layer: QgsMapLayer, times: Sequence[str], band_times: Sequence[Sequence[str]],
-                    kind: str) -> None:
+def make_time_aware(
+    layer: QgsMapLayer, times: Sequence[str], band_times: Sequence[Sequence[str]], kind: str
+) -> None:
     """Mark the layer's time steps: QGIS's own per-band ranges where it has them, else the whole range (the
     layer shows within it only) with the stepper choosing the band."""
     layer.setCustomProperty(BAND_TIMES, json.dumps([list(pair) for pair in band_times]))
@@ -123,7 +146,7 @@ def band_for(layer: QgsMapLayer, frame: QgsDateTimeRange) -> int | None:
 
 
 def instant(value: QDateTime) -> datetime:
-    return datetime.fromtimestamp(value.toMSecsSinceEpoch() / 1000, timezone.utc)
+    return datetime.fromtimestamp(value.toMSecsSinceEpoch() / 1000, UTC)
 
 
 class TimeStepper(QObject):
@@ -193,7 +216,7 @@ def set_wmts_time(layer: QgsRasterLayer, time: str) -> None:
     if wanted in pairs:
         return
     pairs = [p for p in pairs if not p.startswith("tileDimensions=")] + [wanted]
-    layer.setDataSource("&".join(pairs) + f"&url={url}", layer.name(), "wms",
-                        QgsDataProvider.ProviderOptions())
+    layer.setDataSource(
+        "&".join(pairs) + f"&url={url}", layer.name(), "wms", QgsDataProvider.ProviderOptions()
+    )
     layer.triggerRepaint()
-

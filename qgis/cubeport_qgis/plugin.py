@@ -11,8 +11,15 @@ import functools
 import os
 from typing import Any
 
-from qgis.core import (Qgis, QgsApplication, QgsLayerTreeGroup, QgsMessageLog, QgsNetworkAccessManager, QgsProject,
-                       QgsRasterLayer)
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsLayerTreeGroup,
+    QgsMessageLog,
+    QgsNetworkAccessManager,
+    QgsProject,
+    QgsRasterLayer,
+)
 from qgis.PyQt.QtWidgets import QAction, QProgressBar, QPushButton
 
 from . import settings as stored
@@ -38,8 +45,11 @@ class CubeportPlugin:
     # --- QGIS plugin interface ----------------------------------------------------------------------------
     def initGui(self) -> None:  # noqa: N802
         window = self.iface.mainWindow()
-        for text, slot in (("Add data cube…", self.run_add_cube), ("Load layer…", self.run_load_layer),
-                           ("Settings…", self.run_settings)):
+        for text, slot in (
+            ("Add data cube…", self.run_add_cube),
+            ("Load layer…", self.run_load_layer),
+            ("Settings…", self.run_settings),
+        ):
             action = QAction(text, window)
             action.triggered.connect(slot)
             self.iface.addPluginToMenu(MENU, action)
@@ -112,8 +122,11 @@ class CubeportPlugin:
             return None
         self.session[cube.id] = cube
         self.group(cube)
-        self.message("Cubeport", f"Added cube {cube.title!r}: {len(cube.variables)} variables, "
-                     f"{len(cube.times)} time steps. Load one with Plugins > Cubeport > Load layer.")
+        self.message(
+            "Cubeport",
+            f"Added cube {cube.title!r}: {len(cube.variables)} variables, "
+            f"{len(cube.times)} time steps. Load one with Plugins > Cubeport > Load layer.",
+        )
         return cube
 
     @staticmethod
@@ -131,11 +144,24 @@ class CubeportPlugin:
         if not self.session and self.run_add_cube() is None:
             return None
         canvas = self.iface.mapCanvas()
-        return LoadLayerDialog(list(self.session.values()), canvas.extent(),
-                               canvas.mapSettings().destinationCrs(), self.settings.max_mb, self.iface.mainWindow())
+        return LoadLayerDialog(
+            list(self.session.values()),
+            canvas.extent(),
+            canvas.mapSettings().destinationCrs(),
+            self.settings.max_mb,
+            self.iface.mainWindow(),
+        )
 
-    def load_layer(self, cube_id: str, variable: str, bbox: tuple[float, float, float, float] | None = None,
-                   start: str | None = None, end: str | None = None, stream: bool = False, level: int = 0) -> Any:
+    def load_layer(
+        self,
+        cube_id: str,
+        variable: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        stream: bool = False,
+        level: int = 0,
+    ) -> Any:
         """Start the download of `variable` at pyramid `level` (returns its DownloadTask), or add its WMTS
         stream (returns the layer); None after a message saying why not."""
         try:
@@ -153,9 +179,13 @@ class CubeportPlugin:
         settings = self.settings
         os.makedirs(settings.folder, exist_ok=True)
         client = CubeportClient(settings.server)
-        task = DownloadTask(plan, functools.partial(client.store_object, cube.id, level=plan.level),
-                            os.path.join(settings.folder, plan.file_name()),
-                            {"CUBEPORT_SERVER": client.settings.base}, done=self.download_done)
+        task = DownloadTask(
+            plan,
+            functools.partial(client.store_object, cube.id, level=plan.level),
+            os.path.join(settings.folder, plan.file_name()),
+            {"CUBEPORT_SERVER": client.settings.base},
+            done=self.download_done,
+        )
         self.tasks.append(task)
         self.show_progress(task)
         QgsApplication.taskManager().addTask(task)
@@ -185,7 +215,9 @@ class CubeportPlugin:
 
     def add_download(self, cube: Cube, plan: DownloadPlan, path: str) -> QgsRasterLayer | None:
         variable = cube.variable(plan.variable)
-        layer = QgsRasterLayer(path, f"{variable.label} ({plan.times[0][:10]} to {plan.times[-1][:10]})", "gdal")
+        layer = QgsRasterLayer(
+            path, f"{variable.label} ({plan.times[0][:10]} to {plan.times[-1][:10]})", "gdal"
+        )
         if not layer.isValid():
             self.fail(PluginError(f"QGIS could not open the downloaded file {path}"))
             return None
@@ -197,9 +229,12 @@ class CubeportPlugin:
         make_time_aware(layer, plan.times, plan.band_times, "download")
         self.add_to_project(cube, layer, plan.band_times)
         bands, height, width = plan.shape
-        self.message("Cubeport", f"Loaded {variable.name} of {cube.title}: {bands} time steps of {width} x "
-                     f"{height} pixels of {resolution_label(cube, plan.level)}. Step through them with the "
-                     "Temporal Controller.")
+        self.message(
+            "Cubeport",
+            f"Loaded {variable.name} of {cube.title}: {bands} time steps of {width} x "
+            f"{height} pixels of {resolution_label(cube, plan.level)}. Step through them with the "
+            "Temporal Controller.",
+        )
         return layer
 
     def add_stream(self, cube: Cube, variable: str, start: str | None = None) -> QgsRasterLayer | None:
@@ -218,7 +253,10 @@ class CubeportPlugin:
         ranges = band_times(times)
         make_time_aware(layer, times, ranges, "wmts")
         self.add_to_project(cube, layer, ranges)
-        self.message("Cubeport", f"Streaming {variable} of {cube.title} as map tiles ({tile_matrix_set(canvas_crs)[0]}).")
+        self.message(
+            "Cubeport",
+            f"Streaming {variable} of {cube.title} as map tiles ({tile_matrix_set(canvas_crs)[0]}).",
+        )
         return layer
 
     def add_to_project(self, cube: Cube, layer: QgsRasterLayer, ranges: Any) -> None:
@@ -226,4 +264,3 @@ class CubeportPlugin:
         self.group(cube).insertLayer(0, layer)
         self.last_layer = layer
         step_through(self.iface.mapCanvas().temporalController(), ranges)  # the stepper shows the new frame
-

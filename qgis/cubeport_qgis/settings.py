@@ -27,16 +27,25 @@ class PluginSettings:
 def load() -> PluginSettings:
     stored, default = QgsSettings(), PluginSettings()
     auth = str(stored.value(KEY + "auth", default.server.auth))
-    server = ServerSettings(url=str(stored.value(KEY + "url", default.server.url)),
-                            auth=auth if auth in ("none", "api-key", "bearer") else "none",
-                            secret=str(stored.value(KEY + "secret", "")))
-    return PluginSettings(server, float(stored.value(KEY + "max_mb", default.max_mb)),
-                          str(stored.value(KEY + "folder", default.folder)))
+    server = ServerSettings(
+        url=str(stored.value(KEY + "url", default.server.url)),
+        auth=auth if auth in ("none", "api-key", "bearer") else "none",
+        secret=str(stored.value(KEY + "secret", "")),
+    )
+    return PluginSettings(
+        server,
+        float(stored.value(KEY + "max_mb", default.max_mb)),
+        str(stored.value(KEY + "folder", default.folder)),
+    )
 
 
 def save(settings: PluginSettings) -> None:
     stored = QgsSettings()
-    for name, value in (("url", settings.server.url), ("auth", settings.server.auth),
-                        ("secret", settings.server.secret), ("max_mb", settings.max_mb),
-                        ("folder", settings.folder)):
+    for name, value in (
+        ("url", settings.server.url),
+        ("auth", settings.server.auth),
+        ("secret", settings.server.secret),
+        ("max_mb", settings.max_mb),
+        ("folder", settings.folder),
+    ):
         stored.setValue(KEY + name, value)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from statistics import median
-from typing import Sequence
 
 from .client import Cube, PluginError, Style, TooLargeError
 
@@ -25,21 +25,21 @@ DEFAULT_MAX_MB = 1024
 def parse_time(text: str) -> datetime:
     """An ISO 8601 instant (the server's `...Z` form, or naive meaning UTC) as an aware datetime."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def band_times(times: Sequence[str]) -> list[tuple[str, str]]:
     """(start, end) of each step: from the step to the next one; the last lasts the median step (a day for
     a single step). The end is exclusive."""
     instants = [parse_time(t) for t in times]
-    steps = [b - a for a, b in zip(instants, instants[1:]) if b > a]
+    steps = [b - a for a, b in zip(instants, instants[1:], strict=False) if b > a]
     last = median(steps) if steps else timedelta(days=1)
     ends = instants[1:] + ([instants[-1] + last] if instants else [])
-    return [(iso(a), iso(b)) for a, b in zip(instants, ends)]
+    return [(iso(a), iso(b)) for a, b in zip(instants, ends, strict=False)]
 
 
 def step_at(begin: datetime, end: datetime | None, ranges: Sequence[tuple[str, str]]) -> int | None:
@@ -138,8 +138,9 @@ def human_size(nbytes: float) -> str:
 def _regular(values: Sequence[float], name: str) -> tuple[float, float]:
     """First centre and step of a regular coordinate, or a PluginError."""
     if len(values) < 2:
-        raise PluginError(f"dimension {name!r} has {len(values)} coordinate(s): at least 2 are needed to place "
-                          "the raster")
+        raise PluginError(
+            f"dimension {name!r} has {len(values)} coordinate(s): at least 2 are needed to place the raster"
+        )
     first, step = float(values[0]), (float(values[-1]) - float(values[0])) / (len(values) - 1)
     if step == 0 or any(abs(float(v) - (first + i * step)) > 0.01 * abs(step) for i, v in enumerate(values)):
         raise PluginError(f"dimension {name!r} is not a regular grid; the plugin only loads regular grids")
@@ -153,7 +154,7 @@ def level_coordinates(values: Sequence[float], level: int) -> list[float]:
     for _ in range(level):
         if len(current) % 2:
             current.append(current[-1] + (current[-1] - current[-2] if len(current) > 1 else 1.0))
-        current = [(a + b) / 2 for a, b in zip(current[::2], current[1::2])]
+        current = [(a + b) / 2 for a, b in zip(current[::2], current[1::2], strict=False)]
     return current
 
 
@@ -165,7 +166,9 @@ def resolution_label(cube: Cube, level: int) -> str:
     return f"{size:,.0f} m" if size < 10_000 else f"{size / 1000:,.3g} km"
 
 
-def _window(first: float, step: float, size: int, lo: float, hi: float, descending: bool) -> tuple[Axis, float]:
+def _window(
+    first: float, step: float, size: int, lo: float, hi: float, descending: bool
+) -> tuple[Axis, float]:
     """The indices of the pixels meeting [lo, hi] along one axis, ordered ascending (or descending) in
     coordinate, and the coordinate of the outer edge where the raster starts."""
     a, b = (lo - first) / step + 0.5, (hi - first) / step + 0.5
@@ -181,9 +184,15 @@ def _window(first: float, step: float, size: int, lo: float, hi: float, descendi
     return Axis(stop - 1, start - 1, -1), origin
 
 
-def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, float] | None = None,
-                  start: str | None = None, end: str | None = None, max_mb: float = DEFAULT_MAX_MB,
-                  level: int = 0) -> DownloadPlan:
+def plan_download(
+    cube: Cube,
+    variable: str,
+    bbox: tuple[float, float, float, float] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    max_mb: float = DEFAULT_MAX_MB,
+    level: int = 0,
+) -> DownloadPlan:
     """The download of `variable` within `bbox` (west, south, east, north in the cube's CRS; None: all), the
     steps from `start` to `end` (ISO instants, both included; None: open), at pyramid `level` (0: full
     resolution). TooLargeError past `max_mb`."""
@@ -192,8 +201,10 @@ def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, fl
         raise PluginError(f"cube {cube.id!r} has levels 0 (full resolution) to {levels - 1}, not {level}")
     var = cube.variable(variable)
     if len(var.dims) != 3 or var.dims[0] != "time":
-        raise PluginError(f"variable {variable!r} has dimensions {', '.join(var.dims)}: the plugin loads "
-                          "(time, y, x) variables")
+        raise PluginError(
+            f"variable {variable!r} has dimensions {', '.join(var.dims)}: the plugin loads "
+            "(time, y, x) variables"
+        )
     ydim, xdim = var.dims[1], var.dims[2]
     try:
         times, ys, xs = (cube.coords[d] for d in ("time", ydim, xdim))
@@ -211,29 +222,44 @@ def plan_download(cube: Cube, variable: str, bbox: tuple[float, float, float, fl
     hi = parse_time(end) if end else None
     if lo and hi and hi < lo:
         raise PluginError("the time range ends before it starts")
-    chosen = [i for i, t in enumerate(times) if (lo is None or parse_time(t) >= lo)
-              and (hi is None or parse_time(t) <= hi)]
+    chosen = [
+        i
+        for i, t in enumerate(times)
+        if (lo is None or parse_time(t) >= lo) and (hi is None or parse_time(t) <= hi)
+    ]
     if not chosen:
         raise PluginError("the cube has no time step in the chosen time range")
     ranges = band_times(times)
     plan = DownloadPlan(
-        cube_id=cube.id, variable=variable, dtype=var.dtype, crs=cube.crs,
-        times=tuple(times[chosen[0]:chosen[-1] + 1]), band_times=tuple(ranges[chosen[0]:chosen[-1] + 1]),
-        time=Axis(chosen[0], chosen[-1] + 1, 1), y=y, x=x,
-        geotransform=(left, abs(dx), 0.0, top, 0.0, -abs(dy)), level=level)
+        cube_id=cube.id,
+        variable=variable,
+        dtype=var.dtype,
+        crs=cube.crs,
+        times=tuple(times[chosen[0] : chosen[-1] + 1]),
+        band_times=tuple(ranges[chosen[0] : chosen[-1] + 1]),
+        time=Axis(chosen[0], chosen[-1] + 1, 1),
+        y=y,
+        x=x,
+        geotransform=(left, abs(dx), 0.0, top, 0.0, -abs(dy)),
+        level=level,
+    )
     if plan.nbytes > max_mb * 1024 * 1024:
         bands, height, width = plan.shape
         raise TooLargeError(
             f"The download would be {human_size(plan.nbytes)} ({bands} time steps of {width} x {height} "
             f"{var.dtype} values), more than the limit of {human_size(max_mb * 1024 * 1024)} in Plugins > "
             "Cubeport > Settings. Choose a smaller area, fewer time steps or a coarser resolution, or stream "
-            "it as map tiles.")
+            "it as map tiles."
+        )
     return plan
 
 
 # --- map tiles ---------------------------------------------------------------------------------------------
-TILE_MATRIX_SETS = {"EPSG:3067": ("TM35FIN", "EPSG:3067"), "EPSG:4326": ("WorldCRS84Quad", "EPSG:4326"),
-                    "OGC:CRS84": ("WorldCRS84Quad", "EPSG:4326")}
+TILE_MATRIX_SETS = {
+    "EPSG:3067": ("TM35FIN", "EPSG:3067"),
+    "EPSG:4326": ("WorldCRS84Quad", "EPSG:4326"),
+    "OGC:CRS84": ("WorldCRS84Quad", "EPSG:4326"),
+}
 
 
 def tile_matrix_set(canvas_crs: str) -> tuple[str, str]:
@@ -241,12 +267,22 @@ def tile_matrix_set(canvas_crs: str) -> tuple[str, str]:
     return TILE_MATRIX_SETS.get(canvas_crs.upper(), ("WebMercatorQuad", "EPSG:3857"))
 
 
-def wmts_params(capabilities_url: str, cube_id: str, variable: str, time: str, canvas_crs: str) -> dict[str, str]:
+def wmts_params(
+    capabilities_url: str, cube_id: str, variable: str, time: str, canvas_crs: str
+) -> dict[str, str]:
     """The parameters of QGIS's WMS provider URI for the layer `cube.variable` at one time step."""
     tms, crs = tile_matrix_set(canvas_crs)
-    return {"contextualWMSLegend": "0", "crs": crs, "dpiMode": "7", "format": "image/png",
-            "layers": f"{cube_id}.{variable}", "styles": "default", "tileMatrixSet": tms,
-            "tileDimensions": f"Time={time}", "url": capabilities_url}
+    return {
+        "contextualWMSLegend": "0",
+        "crs": crs,
+        "dpiMode": "7",
+        "format": "image/png",
+        "layers": f"{cube_id}.{variable}",
+        "styles": "default",
+        "tileMatrixSet": tms,
+        "tileDimensions": f"Time={time}",
+        "url": capabilities_url,
+    }
 
 
 # --- style ---------------------------------------------------------------------------------------------------
@@ -262,5 +298,5 @@ def ramp_values(style: Style, vmin: float, vmax: float, count: int = 32) -> list
     fractions = [i / (count - 1) for i in range(count)]
     if style.norm == "log" and vmin > 0:
         ratio = vmax / vmin
-        return [(vmin * ratio ** f, f) for f in fractions]
+        return [(vmin * ratio**f, f) for f in fractions]
     return [(vmin + (vmax - vmin) * f, f) for f in fractions]

@@ -3,7 +3,7 @@ outcome comes back on the main thread through `done`."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from qgis.core import QgsTask
 
@@ -13,10 +13,18 @@ from .subset import DownloadPlan
 
 
 class DownloadTask(QgsTask):
-    def __init__(self, plan: DownloadPlan, fetch: Fetch, path: str,
-                 metadata: dict[str, str], done: Callable[["DownloadTask"], None]) -> None:
-        super().__init__(f"Cubeport: downloading {plan.cube_id} {plan.variable} ({plan.shape[0]} time steps)",
-                         QgsTask.CanCancel)
+    def __init__(
+        self,
+        plan: DownloadPlan,
+        fetch: Fetch,
+        path: str,
+        metadata: dict[str, str],
+        done: Callable[[DownloadTask], None],
+    ) -> None:
+        super().__init__(
+            f"Cubeport: downloading {plan.cube_id} {plan.variable} ({plan.shape[0]} time steps)",
+            QgsTask.CanCancel,
+        )
         self.plan, self.fetch, self.path, self.metadata = plan, fetch, path, metadata
         self.done = done
         self.error: PluginError | None = None
@@ -25,8 +33,7 @@ class DownloadTask(QgsTask):
         """The download; once more after a failure (a dropped connection, a server restart)."""
         for _ in range(attempts):
             try:
-                download(self.plan, self.fetch, self.path, progress=self._progress,
-                         metadata=self.metadata)
+                download(self.plan, self.fetch, self.path, progress=self._progress, metadata=self.metadata)
                 self.error = None
                 return True
             except (Cancelled, NotVisibleError, AccessError) as exc:  # another try would end the same

@@ -38,9 +38,13 @@ def simplified_land(sources: list[Path], tolerance: float = 0.005) -> dict[str, 
     geometries = geometries[shapely.area(geometries) > (2 * tolerance) ** 2]
     geometries = shapely.set_precision(geometries, min(tolerance / 10, 1e-4))
     geometries = geometries[~shapely.is_empty(geometries)]
-    return {"type": "FeatureCollection",
-            "features": [{"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(g))}
-                         for g in geometries]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {}, "geometry": json.loads(shapely.to_geojson(g))}
+            for g in geometries
+        ],
+    }
 
 
 class Basemaps:

@@ -38,7 +38,9 @@ class S3Settings(BaseModel):
 class CubeLayoutSettings(BaseModel):
     """How cubes are chunked on disk; the defaults suit 256 px map tiles and year-long time series."""
 
-    spatial_chunk: int = Field(256, ge=16, description="y/x chunk size of the map-chunked cube and its levels")
+    spatial_chunk: int = Field(
+        256, ge=16, description="y/x chunk size of the map-chunked cube and its levels"
+    )
     timeseries_chunk: int = Field(128, ge=1, description="time chunk of the time-chunked twin")
     timeseries_spatial_chunk: int = Field(32, ge=1, description="y/x chunk size of the time-chunked twin")
     pyramid: bool = Field(True, description="build 2x pyramid levels at ingestion")
@@ -51,18 +53,27 @@ class CubeLayoutSettings(BaseModel):
 class CacheSettings(BaseModel):
     """The rolling cache of remote data (whole objects or byte ranges), kept under a quota."""
 
-    root: str | None = Field(None, description="local folder or s3://bucket/prefix [default: cache/ under "
-                             "the data root]")
+    root: str | None = Field(
+        None, description="local folder or s3://bucket/prefix [default: cache/ under the data root]"
+    )
     quota_bytes: int = Field(10 * 2**30, gt=0, description="most bytes the cache holds")
-    high_watermark: float = Field(0.9, gt=0, le=1, description="fraction of the quota that starts an eviction")
-    low_watermark: float = Field(0.7, gt=0, lt=1, description="fraction of the quota an eviction goes down to")
+    high_watermark: float = Field(
+        0.9, gt=0, le=1, description="fraction of the quota that starts an eviction"
+    )
+    low_watermark: float = Field(
+        0.7, gt=0, lt=1, description="fraction of the quota an eviction goes down to"
+    )
     ttl_seconds: float = Field(7 * 86400, gt=0, description="older entries are fetched again, never served")
-    max_object_bytes: int = Field(2**30, gt=0, description="larger objects are refused (objects are held in "
-                                  "memory while they are checked): fetch them in byte ranges")
+    max_object_bytes: int = Field(
+        2**30,
+        gt=0,
+        description="larger objects are refused (objects are held in "
+        "memory while they are checked): fetch them in byte ranges",
+    )
     timeout_seconds: float = Field(30.0, gt=0, description="connect and read timeout of a download")
 
     @model_validator(mode="after")
-    def _ordered_watermarks(self) -> "CacheSettings":
+    def _ordered_watermarks(self) -> CacheSettings:
         if self.low_watermark >= self.high_watermark:
             raise ValueError("cache.low_watermark must be below cache.high_watermark")
         return self
@@ -71,28 +82,43 @@ class CacheSettings(BaseModel):
 class OidcProviderSettings(BaseModel):
     """A trusted OpenID Connect provider (Keycloak, Auth0, ...). Its keys are found through discovery."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="short name used in URLs and user names")
-    issuer: str = Field(description="the `iss` of its tokens; discovery is at {issuer}/.well-known/openid-configuration")
-    audience: list[str] = Field(default_factory=lambda: ["cubeport"],
-                                description="accepted `aud` values of bearer tokens")
-    client_id: str = Field("cubeport", description="client id for the browser sign-in (authorization code + PKCE)")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="short name used in URLs and user names"
+    )
+    issuer: str = Field(
+        description="the `iss` of its tokens; discovery is at {issuer}/.well-known/openid-configuration"
+    )
+    audience: list[str] = Field(
+        default_factory=lambda: ["cubeport"], description="accepted `aud` values of bearer tokens"
+    )
+    client_id: str = Field(
+        "cubeport", description="client id for the browser sign-in (authorization code + PKCE)"
+    )
     client_secret: SecretStr | None = Field(None, description="only for confidential clients")
-    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"],
-                                  description="allow-list of signature algorithms; never `none` or HS*")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"],
+        description="allow-list of signature algorithms; never `none` or HS*",
+    )
     scopes: str = "openid profile email"
     username_claim: str = "preferred_username"
     role_claims: list[str] = Field(
         default_factory=lambda: ["realm_access.roles", "resource_access.{client_id}.roles"],
-        description="dotted claim paths holding role names (Keycloak's defaults)")
-    group_claims: list[str] = Field(default_factory=lambda: ["groups"], description="dotted claim paths of groups")
+        description="dotted claim paths holding role names (Keycloak's defaults)",
+    )
+    group_claims: list[str] = Field(
+        default_factory=lambda: ["groups"], description="dotted claim paths of groups"
+    )
     role_map: dict[str, str] = Field(
-        default_factory=dict, description="provider role -> admin | editor | viewer, e.g. {cubeport-admin: admin}")
+        default_factory=dict,
+        description="provider role -> admin | editor | viewer, e.g. {cubeport-admin: admin}",
+    )
     leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew allowed on exp and nbf")
     jwks_min_refresh_seconds: float = Field(
-        30.0, ge=0, description="an unknown `kid` refreshes the keys at most this often")
+        30.0, ge=0, description="an unknown `kid` refreshes the keys at most this often"
+    )
 
     @model_validator(mode="after")
-    def _safe_algorithms(self) -> "OidcProviderSettings":
+    def _safe_algorithms(self) -> OidcProviderSettings:
         unsafe = [a for a in self.algorithms if a.lower() == "none" or a.upper().startswith("HS")]
         if unsafe:
             raise ValueError(f"algorithms {unsafe} are not allowed for provider tokens (use RS*, PS*, ES*)")
@@ -104,12 +130,17 @@ class AuthSettings(BaseModel):
 
     oidc: list[OidcProviderSettings] = Field(default_factory=list, description="trusted OIDC providers")
     default_access: Literal["public", "restricted"] = Field(
-        "public", description="access of a resource nobody has set access for")
+        "public", description="access of a resource nobody has set access for"
+    )
     session_hours: float = Field(12.0, gt=0, description="lifetime of a browser session")
-    cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only (browsers treat "
-                                "http://localhost as secure)")
+    cookie_secure: bool = Field(
+        True,
+        description="send the session cookie over HTTPS only (browsers treat http://localhost as secure)",
+    )
     admin_password: SecretStr | None = Field(
-        None, description="if set and no admin exists, an `admin` account with this password is created at start")
+        None,
+        description="if set and no admin exists, an `admin` account with this password is created at start",
+    )
     max_failures: int = Field(5, ge=1, description="failed sign-ins per account or address before throttling")
     failure_window_seconds: int = Field(900, ge=1, description="window in which failures are counted")
     lockout_seconds: int = Field(60, ge=1, description="first wait once throttled; doubles with each failure")
@@ -133,8 +164,12 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    request_seconds: float = Field(30.0, gt=0, description="time budget of one API request; past it the request "
-                                   "ends with 422 problem JSON that names the limit")
+    request_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="time budget of one API request; past it the request "
+        "ends with 422 problem JSON that names the limit",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -154,7 +189,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
-    def _normalise_root(self) -> "Settings":
+    def _normalise_root(self) -> Settings:
         if not self.is_s3:
             self.data_root = str(Path(self.data_root).expanduser().absolute())
         elif not self.data_root.removeprefix("s3://").strip("/"):

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from cubeport.auth.admin import Administration
 from cubeport.auth.authenticator import Authenticator
 from cubeport.auth.policy import Policy
+from cubeport.basemap import Basemaps
 from cubeport.config import Settings, load_settings
 from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import CubeStore
 from cubeport.db import Database
-from cubeport.basemap import Basemaps
 from cubeport.places import Places
 from cubeport.storage import Storage
 
@@ -61,13 +61,13 @@ class Context:
         return Places(self.storage)
 
     @cached_property
-    def features(self) -> "FeatureStore":
+    def features(self) -> FeatureStore:
         from cubeport.features.store import feature_store
 
         return feature_store(self.db)
 
     @cached_property
-    def sharing(self) -> "FeatureSharing":
+    def sharing(self) -> FeatureSharing:
         from cubeport.features.sharing import FeatureSharing
 
         return FeatureSharing(self.features, self.policy)
@@ -77,27 +77,29 @@ class Context:
         return Basemaps(self.storage)
 
     @cached_property
-    def tiles(self) -> "TileService":
-        from cubeport.render.service import TileService  # matplotlib and friends load only for servers that draw
+    def tiles(self) -> TileService:
+        from cubeport.render.service import (
+            TileService,
+        )  # matplotlib and friends load only for servers that draw
 
         return TileService(self.open_cubes, self.catalogue)
 
     @cached_property
-    def cache(self) -> "RollingCache":
+    def cache(self) -> RollingCache:
         """The rolling cache of remote data (`cache/` under the data root unless `cache.root` says otherwise)."""
         from cubeport.platform.cache import RollingCache
 
         return RollingCache.from_settings(self.settings, self.storage, self.db)
 
     @cached_property
-    def products(self) -> "ProductArchive":
+    def products(self) -> ProductArchive:
         """The input files of ingestions, kept with their STAC items."""
         from cubeport.stac.products import ProductArchive
 
         return ProductArchive(self.storage, self.db)
 
     @cached_property
-    def stac_sources(self) -> "SourceRegistry":
+    def stac_sources(self) -> SourceRegistry:
         from cubeport.stac.federation import SourceRegistry
 
         return SourceRegistry(self.db)

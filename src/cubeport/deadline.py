@@ -30,5 +30,9 @@ def check(what: str) -> None:
     """LimitError once the current budget is spent; nothing without a budget."""
     budget = _budget.get()
     if budget is not None and time.monotonic() > budget[0]:
-        raise LimitError(f"{what} took longer than the {budget[1]:g} s one request may take; ask for less "
-                         "(a smaller area, fewer time steps) or split the request", "seconds", budget[1])
+        raise LimitError(
+            f"{what} took longer than the {budget[1]:g} s one request may take; ask for less "
+            "(a smaller area, fewer time steps) or split the request",
+            "seconds",
+            budget[1],
+        )

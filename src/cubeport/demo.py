@@ -65,7 +65,13 @@ def _coast_distance_proxy(land: np.ndarray, passes: int) -> np.ndarray:
     """1 next to land, falling towards 0 offshore (a blurred land mask; cheap and good enough)."""
     field = land.astype("float32")
     for _ in range(passes):
-        field = (field + np.roll(field, 1, 0) + np.roll(field, -1, 0) + np.roll(field, 1, 1) + np.roll(field, -1, 1)) / 5
+        field = (
+            field
+            + np.roll(field, 1, 0)
+            + np.roll(field, -1, 0)
+            + np.roll(field, 1, 1)
+            + np.roll(field, -1, 1)
+        ) / 5
     return np.clip(field * 3, 0, 1)
 
 
@@ -73,8 +79,9 @@ def _days(start: str, count: int) -> pd.DatetimeIndex:
     return pd.date_range(start, periods=count, freq="D") + pd.Timedelta(hours=10)
 
 
-def synthetic_slabs(resolution: float, days: pd.DatetimeIndex, seed: int = 42,
-                    slab_days: int = 8) -> Iterator[xr.Dataset]:
+def synthetic_slabs(
+    resolution: float, days: pd.DatetimeIndex, seed: int = 42, slab_days: int = 8
+) -> Iterator[xr.Dataset]:
     """Daily chl and SST as xarray slabs of `slab_days` days each, NaN over land and under clouds."""
     lat, lon = grid(resolution)
     lon2, lat2 = np.meshgrid(lon, lat)
@@ -83,11 +90,12 @@ def synthetic_slabs(resolution: float, days: pd.DatetimeIndex, seed: int = 42,
     shape = lat2.shape
     coast = _coast_distance_proxy(land, passes=max(2, int(0.3 / resolution)))
     gulfs = np.exp(-(((lon2 - 27) / 4) ** 2 + ((lat2 - 60) / 1.0) ** 2)) + np.exp(
-        -(((lon2 - 23.5) / 1.5) ** 2 + ((lat2 - 57.7) / 0.8) ** 2))
+        -(((lon2 - 23.5) / 1.5) ** 2 + ((lat2 - 57.7) / 0.8) ** 2)
+    )
     base_chl = 1.2 + 3.0 * coast + 3.5 * gulfs + 0.6 * _smooth_noise(rng, shape, (8, 12))
     sst_pattern = 0.8 * _smooth_noise(rng, shape, (6, 9))
     for start in range(0, len(days), slab_days):
-        chunk = days[start:start + slab_days]
+        chunk = days[start : start + slab_days]
         chl = np.empty((len(chunk), *shape), "float32")
         sst = np.empty((len(chunk), *shape), "float32")
         for i, day in enumerate(chunk):
@@ -101,24 +109,47 @@ def synthetic_slabs(resolution: float, days: pd.DatetimeIndex, seed: int = 42,
             sst[i][(_smooth_noise(rng, shape, (6, 9)) > 0.9) | land] = np.nan
         yield xr.Dataset(
             {
-                "chl": (("time", "lat", "lon"), chl, {
-                    "units": "mg m-3", "long_name": "chlorophyll-a concentration (synthetic)",
-                    "standard_name": "mass_concentration_of_chlorophyll_a_in_sea_water", "comment": SYNTHETIC}),
-                "sst": (("time", "lat", "lon"), sst, {
-                    "units": "degC", "long_name": "sea surface temperature (synthetic)",
-                    "standard_name": "sea_surface_temperature", "comment": SYNTHETIC}),
+                "chl": (
+                    ("time", "lat", "lon"),
+                    chl,
+                    {
+                        "units": "mg m-3",
+                        "long_name": "chlorophyll-a concentration (synthetic)",
+                        "standard_name": "mass_concentration_of_chlorophyll_a_in_sea_water",
+                        "comment": SYNTHETIC,
+                    },
+                ),
+                "sst": (
+                    ("time", "lat", "lon"),
+                    sst,
+                    {
+                        "units": "degC",
+                        "long_name": "sea surface temperature (synthetic)",
+                        "standard_name": "sea_surface_temperature",
+                        "comment": SYNTHETIC,
+                    },
+                ),
             },
             coords={"time": chunk.values, "lat": ("lat", lat), "lon": ("lon", lon)},
-            attrs={"title": f"Baltic Sea chlorophyll-a and SST, {resolution:g} degree (synthetic demo)",
-                   "synthetic": "true",
-                   "summary": "Synthetic daily chlorophyll-a and sea surface temperature for the Baltic Sea, "
-                              "with cloud gaps and NaN over land, made by `cubeport demo` for demonstrations.",
-                   "source": SYNTHETIC, "Conventions": "CF-1.8"},
+            attrs={
+                "title": f"Baltic Sea chlorophyll-a and SST, {resolution:g} degree (synthetic demo)",
+                "synthetic": "true",
+                "summary": "Synthetic daily chlorophyll-a and sea surface temperature for the Baltic Sea, "
+                "with cloud gaps and NaN over land, made by `cubeport demo` for demonstrations.",
+                "source": SYNTHETIC,
+                "Conventions": "CF-1.8",
+            },
         )
 
 
-def build_demo(context: Context, *, large: bool = False, days: int = 122, start: str = "2024-06-01",
-               progress: Progress | None = None) -> list[str]:
+def build_demo(
+    context: Context,
+    *,
+    large: bool = False,
+    days: int = 122,
+    start: str = "2024-06-01",
+    progress: Progress | None = None,
+) -> list[str]:
     """Build the demo set into the context's data root; returns one line per thing written."""
     context.storage.check()
     written = [_write_cube(context, DEMO_CUBE, 0.05, _days(start, days), progress)]
@@ -128,8 +159,9 @@ def build_demo(context: Context, *, large: bool = False, days: int = 122, start:
     return written
 
 
-def _write_cube(context: Context, cube_id: str, resolution: float, days: pd.DatetimeIndex,
-                progress: Progress | None) -> str:
+def _write_cube(
+    context: Context, cube_id: str, resolution: float, days: pd.DatetimeIndex, progress: Progress | None
+) -> str:
     store = context.cubes
     done = 0
     with store.create(cube_id, replace=True) as writer:
@@ -140,7 +172,9 @@ def _write_cube(context: Context, cube_id: str, resolution: float, days: pd.Date
     info = store.describe(cube_id)
     catalogue = context.catalogue
     catalogue.register(info, store)
-    catalogue.update(cube_id, tags=["synthetic", "demo", "Baltic Sea"], themes=["Water quality", "Ocean physics"])
+    catalogue.update(
+        cube_id, tags=["synthetic", "demo", "Baltic Sea"], themes=["Water quality", "Ocean physics"]
+    )
     catalogue.set_style(cube_id, "chl", colormap="viridis", vmin=0.3, vmax=30.0, norm="log")
     catalogue.set_style(cube_id, "sst", colormap="RdYlBu_r", vmin=4.0, vmax=22.0, norm="lin")
     return f"cube {cube_id}: {info.dims['time']} days, {info.dims['lat']}x{info.dims['lon']} px, {info.levels} levels"
@@ -153,8 +187,14 @@ def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
     stations, rows = [], []
     for name, (lon, lat) in STATIONS.items():
         station_id = name.split(" ")[0]
-        stations.append({"type": "Feature", "id": station_id, "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                         "properties": {"id": station_id, "name": name, "synthetic": True}})
+        stations.append(
+            {
+                "type": "Feature",
+                "id": station_id,
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "properties": {"id": station_id, "name": name, "synthetic": True},
+            }
+        )
         point = cube.sel(lat=lat, lon=lon, method="nearest")
         weekly = days[::7]
         values = point.sel(time=weekly, method="nearest").compute()
@@ -162,26 +202,51 @@ def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
             series = values[parameter].values
             if np.all(np.isnan(series)):  # never seen (land pixel or always clouded): the cube's mean
                 series = np.full(series.shape, float(cube[parameter].mean()))
-            for day, value in zip(weekly, series):
+            for day, value in zip(weekly, series, strict=False):
                 if np.isfinite(value):
-                    noisy = float(value) * (1 + 0.08 * rng.standard_normal()) if parameter == "chl" else \
-                        float(value) + 0.3 * rng.standard_normal()
-                    rows.append({"station": station_id, "time": day.isoformat(), "parameter": parameter,
-                                 "value": round(noisy, 3), "unit": unit, "quality": "good"})
-    bodies = [{"type": "Feature", "id": i + 1,
-               "geometry": {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]},
-               "properties": {"name": name, "chl_class_limits": limits, "synthetic": True}}
-              for i, (name, (ring, limits)) in enumerate(WATER_BODIES.items())]
-    context.places.add("stations", json.dumps({"type": "FeatureCollection", "features": stations}).encode(),
-                       "Monitoring stations (synthetic)")
-    context.places.add("water-bodies", json.dumps({"type": "FeatureCollection", "features": bodies}).encode(),
-                       "Water bodies (synthetic)")
+                    noisy = (
+                        float(value) * (1 + 0.08 * rng.standard_normal())
+                        if parameter == "chl"
+                        else float(value) + 0.3 * rng.standard_normal()
+                    )
+                    rows.append(
+                        {
+                            "station": station_id,
+                            "time": day.isoformat(),
+                            "parameter": parameter,
+                            "value": round(noisy, 3),
+                            "unit": unit,
+                            "quality": "good",
+                        }
+                    )
+    bodies = [
+        {
+            "type": "Feature",
+            "id": i + 1,
+            "geometry": {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]},
+            "properties": {"name": name, "chl_class_limits": limits, "synthetic": True},
+        }
+        for i, (name, (ring, limits)) in enumerate(WATER_BODIES.items())
+    ]
+    context.places.add(
+        "stations",
+        json.dumps({"type": "FeatureCollection", "features": stations}).encode(),
+        "Monitoring stations (synthetic)",
+    )
+    context.places.add(
+        "water-bodies",
+        json.dumps({"type": "FeatureCollection", "features": bodies}).encode(),
+        "Water bodies (synthetic)",
+    )
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     context.places.add_observations("stations", buffer.getvalue().encode())
-    return [f"stations: {len(stations)} with {len(rows)} observations (places/stations.geojson, "
-            "places/stations.observations.csv)", f"water bodies: {len(bodies)} (places/water-bodies.geojson)",
-            _write_features(context, stations, bodies, rows)]
+    return [
+        f"stations: {len(stations)} with {len(rows)} observations (places/stations.geojson, "
+        "places/stations.observations.csv)",
+        f"water bodies: {len(bodies)} (places/water-bodies.geojson)",
+        _write_features(context, stations, bodies, rows),
+    ]
 
 
 def _write_features(context: Context, stations: list[dict], bodies: list[dict], rows: list[dict]) -> str:
@@ -191,19 +256,47 @@ def _write_features(context: Context, stations: list[dict], bodies: list[dict], 
     from cubeport.features.schema import CollectionSpec
 
     store = context.features
-    specs = {"stations": CollectionSpec("demo", "stations", {"code": "string", "name": "string"}, geometry_type="Point",
-                                        title="Monitoring stations (feature store, synthetic)", provenance=SYNTHETIC),
-             "water-bodies": CollectionSpec("demo", "water-bodies", {"name": "string", "chl_class_limits": "json"},
-                                            geometry_type="Polygon", title="Water bodies (feature store, synthetic)",
-                                            provenance=SYNTHETIC)}
+    specs = {
+        "stations": CollectionSpec(
+            "demo",
+            "stations",
+            {"code": "string", "name": "string"},
+            geometry_type="Point",
+            title="Monitoring stations (feature store, synthetic)",
+            provenance=SYNTHETIC,
+        ),
+        "water-bodies": CollectionSpec(
+            "demo",
+            "water-bodies",
+            {"name": "string", "chl_class_limits": "json"},
+            geometry_type="Polygon",
+            title="Water bodies (feature store, synthetic)",
+            provenance=SYNTHETIC,
+        ),
+    }
     for name, spec in specs.items():
         if name in {c.name for c in store.list("demo")}:
             context.sharing.drop("demo", name)
         store.create(spec)
         context.policy.set_access("collection", spec.id, public=True)
-    store.insert("demo", "stations", ({"geometry": f["geometry"], "properties": {
-        "code": f["id"], "name": f["properties"]["name"]}} for f in stations))
-    store.insert("demo", "water-bodies", ({"geometry": f["geometry"], "properties": {
-        k: f["properties"][k] for k in ("name", "chl_class_limits")}} for f in bodies))
+    store.insert(
+        "demo",
+        "stations",
+        (
+            {"geometry": f["geometry"], "properties": {"code": f["id"], "name": f["properties"]["name"]}}
+            for f in stations
+        ),
+    )
+    store.insert(
+        "demo",
+        "water-bodies",
+        (
+            {
+                "geometry": f["geometry"],
+                "properties": {k: f["properties"][k] for k in ("name", "chl_class_limits")},
+            }
+            for f in bodies
+        ),
+    )
     added = Observations(store).add("demo", "stations", rows, station_property="code")
     return f"feature store: demo.stations ({len(stations)}, {added} observations), demo.water-bodies ({len(bodies)})"

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 import pandas as pd
-
 import shapely
 from shapely.geometry import box, shape
 
@@ -27,9 +26,13 @@ class Places:
         self.storage = storage
 
     def ids(self) -> list[str]:
-        return [n.removesuffix(".geojson") for n in self.storage.list_files(PLACES_DIR) if n.endswith(".geojson")]
+        return [
+            n.removesuffix(".geojson") for n in self.storage.list_files(PLACES_DIR) if n.endswith(".geojson")
+        ]
 
-    def get(self, group_id: str, *, within: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+    def get(
+        self, group_id: str, *, within: tuple[float, float, float, float] | None = None
+    ) -> dict[str, Any]:
         """The group as a FeatureCollection with `id` and `title`; only features that touch `within` if given."""
         try:
             if not _ID.match(group_id):
@@ -42,8 +45,12 @@ class Places:
         if within is not None:
             area = box(*within)
             features = [f for f in features if f.get("geometry") and shape(f["geometry"]).intersects(area)]
-        return {"type": "FeatureCollection", "id": group_id, "title": collection.get("title", group_id),
-                "features": features}
+        return {
+            "type": "FeatureCollection",
+            "id": group_id,
+            "title": collection.get("title", group_id),
+            "features": features,
+        }
 
     def add(self, group_id: str, content: bytes, title: str | None = None) -> dict[str, Any]:
         """Store a GeoJSON FeatureCollection as a place group (checked first; replaced atomically)."""
@@ -63,11 +70,13 @@ class Places:
             features.append({**feature, "id": feature.get("id", index)})
         if not features:
             raise InputError("the FeatureCollection has no features")
-        stored = {"type": "FeatureCollection", "title": title or collection.get("title") or group_id,
-                  "features": features}
+        stored = {
+            "type": "FeatureCollection",
+            "title": title or collection.get("title") or group_id,
+            "features": features,
+        }
         self.storage.write_bytes_atomic(json.dumps(stored).encode(), PLACES_DIR, f"{group_id}.geojson")
         return self.get(group_id)
-
 
     def feature(self, group_id: str, place_id: str) -> dict[str, Any]:
         """One feature of a group, by its id; NotFoundError naming the ids there are."""
@@ -88,8 +97,10 @@ class Places:
             raise InputError(f"not a CSV table: {exc}") from None
         missing = [c for c in OBSERVATION_COLUMNS if c not in table.columns]
         if missing:
-            raise InputError(f"the observations lack columns {', '.join(missing)}; "
-                             f"needed: {', '.join(OBSERVATION_COLUMNS)}")
+            raise InputError(
+                f"the observations lack columns {', '.join(missing)}; "
+                f"needed: {', '.join(OBSERVATION_COLUMNS)}"
+            )
         times = pd.to_datetime(table["time"], errors="coerce", utc=True)
         values = pd.to_numeric(table["value"], errors="coerce")
         bad = table.index[times.isna() | values.isna()]
@@ -98,7 +109,9 @@ class Places:
         self.storage.write_bytes_atomic(content, PLACES_DIR, f"{group_id}.observations.csv")
         return len(table)
 
-    def observations(self, group_id: str, place_id: str, parameter: str | None = None) -> list[dict[str, Any]]:
+    def observations(
+        self, group_id: str, place_id: str, parameter: str | None = None
+    ) -> list[dict[str, Any]]:
         """The in-situ observations of one place, oldest first: time (ISO, UTC), parameter, value, unit."""
         self.feature(group_id, place_id)
         try:
@@ -113,13 +126,17 @@ class Places:
             times = pd.to_datetime(rows["time"], utc=True).dt.tz_convert(None)
             values = pd.to_numeric(rows["value"])
         except (ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"the observations of place group {group_id!r} cannot be read ({exc}); "
-                             "replace them with `Places.add_observations`") from None
+            raise InputError(
+                f"the observations of place group {group_id!r} cannot be read ({exc}); "
+                "replace them with `Places.add_observations`"
+            ) from None
         rows = rows.assign(value=values)
         rows = rows.assign(time=[t + "Z" for t in times.dt.strftime("%Y-%m-%dT%H:%M:%S")]).sort_values("time")
         unit = rows["unit"] if "unit" in rows else [""] * len(rows)
-        return [{"time": t, "parameter": p, "value": float(v), "unit": "" if pd.isna(u) else str(u)}
-                for t, p, v, u in zip(rows["time"], rows["parameter"], rows["value"], unit)]
+        return [
+            {"time": t, "parameter": p, "value": float(v), "unit": "" if pd.isna(u) else str(u)}
+            for t, p, v, u in zip(rows["time"], rows["parameter"], rows["value"], unit, strict=False)
+        ]
 
 
 OBSERVATION_COLUMNS = ("station", "time", "parameter", "value")

@@ -15,7 +15,7 @@ shutil.rmtree(partial, ignore_errors=True)
 with zipfile.ZipFile(wheel) as archive:
     for name in archive.namelist():
         if name.startswith(PREFIX) and not name.endswith("/"):
-            target = partial / name[len(PREFIX):]
+            target = partial / name[len(PREFIX) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(name))
 if not (partial / "index.html").exists():

@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from services import AppServer
+from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
 
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
@@ -18,8 +20,6 @@ from cubeport.context import Context
 from cubeport.cubes.ingest import ingest
 from cubeport.features.importer import import_file
 from cubeport.web import asset
-from services import AppServer
-from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 OLCI_STEPS = 5
@@ -31,8 +31,10 @@ def cubeport_url(tmp_path_factory, data):
     if asset("index.html") is None:
         pytest.fail("the viewer is not built: run `make web` (`make test` does)")
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("own-viewer"))))
-    for cube_id, sample, variables in (("olci", "olci-north-sea-chl-5steps.zarr", ["conc_chl"]),
-                                       ("sst", "ostia-sst-baltic-3steps.zarr", ["analysed_sst"])):
+    for cube_id, sample, variables in (
+        ("olci", "olci-north-sea-chl-5steps.zarr", ["conc_chl"]),
+        ("sst", "ostia-sst-baltic-3steps.zarr", ["analysed_sst"]),
+    ):
         info = ingest(context.cubes, [str(data / "cubes" / sample)], cube_id, variables=variables)
         context.catalogue.register(info, context.cubes)
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality/Chlorophyll"])
@@ -71,17 +73,23 @@ def page(browser, cubeport_url):
 
 def data_pixels(page, layer: str = "data-layer") -> int:
     """Non-transparent pixels on the canvases of the layers of a class (the data layers by default)."""
-    return page.evaluate("""(layer) => [...document.querySelectorAll(`.${layer} canvas`)].reduce((sum, canvas) => {
+    return page.evaluate(
+        """(layer) => [...document.querySelectorAll(`.${layer} canvas`)].reduce((sum, canvas) => {
         const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let count = 0;
         for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count++;
         return sum + count;
-    }, 0)""", layer)
+    }, 0)""",
+        layer,
+    )
 
 
 def tile_times(requests: list[str]) -> set[str]:
-    return {parse_qs(urlsplit(url).query)["time"][0] for url in requests
-            if "/tiles/olci/conc_chl/" in url and "/legend" not in url}
+    return {
+        parse_qs(urlsplit(url).query)["time"][0]
+        for url in requests
+        if "/tiles/olci/conc_chl/" in url and "/legend" not in url
+    }
 
 
 def test_layers_tiles_time_and_series(page, cubeport_url):
@@ -184,7 +192,10 @@ def test_api_clients_still_get_the_landing_document(cubeport_url):
     import httpx
 
     landing = httpx.get(cubeport_url + "/", headers={"Accept": "application/json"})
-    assert landing.headers["content-type"].startswith("application/json") and landing.json()["title"] == "Cubeport"
+    assert (
+        landing.headers["content-type"].startswith("application/json")
+        and landing.json()["title"] == "Cubeport"
+    )
     page = httpx.get(cubeport_url + "/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert page.headers["content-type"].startswith("text/html") and "viewer/viewer.js" in page.text
     assert httpx.get(cubeport_url + "/viewer/../cubeport.db").status_code == 404
@@ -194,8 +205,10 @@ def test_api_clients_still_get_the_landing_document(cubeport_url):
     packed = httpx.get(cubeport_url + "/viewer/viewer.js", headers={"Accept-Encoding": "gzip"})
     assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
     assert packed.content == plain.content and int(packed.headers["content-length"]) < len(plain.content) / 2
-    again = httpx.get(cubeport_url + "/viewer/viewer.js", headers={"If-None-Match": plain.headers["etag"],
-                                                                  "Accept-Encoding": "identity"})
+    again = httpx.get(
+        cubeport_url + "/viewer/viewer.js",
+        headers={"If-None-Match": plain.headers["etag"], "Accept-Encoding": "identity"},
+    )
     assert again.status_code == 304
 
 
@@ -207,7 +220,9 @@ def demo_url(tmp_path_factory, data):
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer-demo"))))
     build_demo(context, days=DEMO_DAYS)
     context.basemaps.put("land", simplified_land([data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg"]))
-    import_file(context.features, data / GSHHG, "demo", "land", title="GSHHG land polygons")  # 31,363: too many
+    import_file(
+        context.features, data / GSHHG, "demo", "land", title="GSHHG land polygons"
+    )  # 31,363: too many
     server = AppServer(create_app(context))
     yield server.url
     server.stop()
@@ -270,23 +285,35 @@ def test_feature_store_stations_and_water_bodies(page, demo_url):
     open_at(page, demo_url, 24.83, 59.85, 8, (stations,))
     click_centre(page)  # on station LL7
     page.wait_for_function("() => Number(document.querySelector('#chart')?.dataset.points) > 20")
-    ll7 = httpx.get(f"{demo_url}/features/collections/demo.stations/items", params={"filter": "code = 'LL7'"}).json()
+    ll7 = httpx.get(
+        f"{demo_url}/features/collections/demo.stations/items", params={"filter": "code = 'LL7'"}
+    ).json()
     station = ll7["features"][0]["id"]
-    measured = httpx.get(f"{demo_url}/features/collections/demo.stations/items/{station}/observations",
-                         params={"parameter": "chl"}).json()["observations"]
+    measured = httpx.get(
+        f"{demo_url}/features/collections/demo.stations/items/{station}/observations",
+        params={"parameter": "chl"},
+    ).json()["observations"]
     assert len(measured) >= 2
-    page.wait_for_function(f"() => Number(document.querySelector('#chart').dataset.points) === {DEMO_DAYS + len(measured)}")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#chart').dataset.points) === {DEMO_DAYS + len(measured)}"
+    )
     page.goto("about:blank")  # a new hash alone would not reload the viewer
     open_at(page, demo_url, 26.5, 60.1, 6, (bodies, stations))
     click_centre(page)  # inside the Gulf of Finland
     page.wait_for_selector("#dashboard:not([hidden])")
     page.wait_for_timeout(500)
-    gulf = httpx.get(f"{demo_url}/features/collections/demo.water-bodies/items",
-                     params={"filter": "name = 'Gulf of Finland'"}).json()["features"][0]
-    report = httpx.post(f"{demo_url}/dashboards/baltic-demo/chl", json=gulf["geometry"], params={
-        "limits": ",".join(map(str, gulf["properties"]["chl_class_limits"]))}).json()
+    gulf = httpx.get(
+        f"{demo_url}/features/collections/demo.water-bodies/items",
+        params={"filter": "name = 'Gulf of Finland'"},
+    ).json()["features"][0]
+    report = httpx.post(
+        f"{demo_url}/dashboards/baltic-demo/chl",
+        json=gulf["geometry"],
+        params={"limits": ",".join(map(str, gulf["properties"]["chl_class_limits"]))},
+    ).json()
     assert json.loads(page.get_attribute("#dashboard", "data-classes")) == {
-        c["name"]: c["count"] for c in report["classes"]}
+        c["name"]: c["count"] for c in report["classes"]
+    }
     assert "LL7" in page.locator("#dashboard tbody").inner_text()  # the feature-store station inside
     page.screenshot(path=str(ARTIFACTS / "viewer-feature-store.png"))
 
@@ -303,7 +330,9 @@ def test_a_large_collection_shows_the_features_in_view(page, demo_url, data):
     check = f"input[data-group='{land}']"
     open_at(page, demo_url, 24.95, 60.15, 5, (land,))  # the whole Baltic in view
     page.wait_for_selector(f"{check}[data-in-view=true]")
-    assert int(page.get_attribute(check, "data-shown")) == 5000 < int(page.get_attribute(check, "data-matched"))
+    assert (
+        int(page.get_attribute(check, "data-shown")) == 5000 < int(page.get_attribute(check, "data-matched"))
+    )
     assert "zoom in to see them all" in page.inner_text("#status")
     for _ in range(6):  # to zoom 11: Helsinki's archipelago
         page.click(".ol-zoom-in")
@@ -313,7 +342,9 @@ def test_a_large_collection_shows_the_features_in_view(page, demo_url, data):
     page.wait_for_timeout(500)
     bbox = [float(v) for v in parse_qs(urlsplit(asked[-1]).query)["bbox"][0].split(",")]
     assert bbox[2] - bbox[0] < 1.5  # the view's, not the Baltic's
-    meta, _, wkb, _ = pyogrio.raw.read(data / GSHHG, bbox=tuple(bbox))  # GDAL's candidates, then the exact test
+    meta, _, wkb, _ = pyogrio.raw.read(
+        data / GSHHG, bbox=tuple(bbox)
+    )  # GDAL's candidates, then the exact test
     expected = int(shapely.intersects(shapely.from_wkb(wkb), shapely.box(*bbox)).sum())
     assert int(page.get_attribute(check, "data-shown")) == expected
     page.screenshot(path=str(ARTIFACTS / "viewer-features-in-view.png"))
@@ -342,7 +373,10 @@ def test_style_info_theme_and_a_tablet_layout(browser, demo_url):
     tablet.on("request", lambda r: requests.append(r.url))
     try:
         open_at(tablet, demo_url, 20.0, 59.0, 5)
-        map_box, sidebar_box = tablet.locator("#map").bounding_box(), tablet.locator("#sidebar").bounding_box()
+        map_box, sidebar_box = (
+            tablet.locator("#map").bounding_box(),
+            tablet.locator("#sidebar").bounding_box(),
+        )
         assert map_box["width"] > 450 and map_box["height"] > 600 and sidebar_box["width"] > 150
         slider = tablet.locator(".layer .vmax-slider")
         slider.fill("20")  # slide the top of the value range: tiles come again with it
@@ -394,9 +428,15 @@ def test_layer_order_follows_the_arrows(page, demo_url):
     page.goto(f"{demo_url}/#c=20,59&z=5&l={CHL}&l={sst}")  # sst on top
     page.wait_for_selector("body[data-ready=true]")
     panels = page.locator("#layers .layer")
-    assert [panels.nth(i).get_attribute("data-layer") for i in range(2)] == ["baltic-demo.sst", "baltic-demo.chl"]
+    assert [panels.nth(i).get_attribute("data-layer") for i in range(2)] == [
+        "baltic-demo.sst",
+        "baltic-demo.chl",
+    ]
     assert page.locator("#layers .layer").first.locator("input.opacity").input_value() == "0.6"
     page.locator("#layers .layer").first.locator("button[title='move down']").click()
     assert page.locator("#layers .layer").first.get_attribute("data-layer") == "baltic-demo.chl"
     layers = [part for part in unquote(page.url).split("&") if part.startswith("l=")]
-    assert [part.split("~")[0] for part in layers] == ["l=baltic-demo/sst", "l=baltic-demo/chl"]  # bottom first
+    assert [part.split("~")[0] for part in layers] == [
+        "l=baltic-demo/sst",
+        "l=baltic-demo/chl",
+    ]  # bottom first

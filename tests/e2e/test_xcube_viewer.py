@@ -14,18 +14,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from services import AppServer, free_port
 
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
 from cubeport.cubes.ingest import ingest
-from services import AppServer, free_port
 
 VIEWER = Path(os.environ.get("CUBEPORT_XCUBE_VIEWER", Path(__file__).parent / "xcube-viewer"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # as the machine's notes advise: no sandbox as root, and no background traffic to a network that is closed
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -36,9 +43,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def viewer_url():
     if not (VIEWER / "index.html").exists():
-        pytest.fail(f"the xcube viewer is not at {VIEWER}: run `make test` (it extracts it from the xcube-core wheel)")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
-                                             functools.partial(_QuietHandler, directory=str(VIEWER)))
+        pytest.fail(
+            f"the xcube viewer is not at {VIEWER}: run `make test` (it extracts it from the xcube-core wheel)"
+        )
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", free_port()), functools.partial(_QuietHandler, directory=str(VIEWER))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
     server.shutdown()
@@ -47,7 +57,9 @@ def viewer_url():
 @pytest.fixture(scope="module")
 def cubeport_url(tmp_path_factory, data):
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer"))))
-    info = ingest(context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"])
+    info = ingest(
+        context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"]
+    )
     context.catalogue.register(info, context.cubes)
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll")
     server = AppServer(create_app(context))
@@ -66,7 +78,7 @@ def test_the_xcube_viewer_shows_datasets_tiles_and_a_time_series(viewer_url, cub
     def on_response(response) -> None:
         if not response.url.startswith(cubeport_url):
             return
-        path = response.url[len(cubeport_url):]
+        path = response.url[len(cubeport_url) :]
         if "/tiles/olci/conc_chl/" in path and response.status == 200:
             tiles.append(response.body())
         elif path.startswith("/timeseries/olci/conc_chl") and response.status == 200:

@@ -13,8 +13,17 @@ import time
 import traceback
 import zipfile
 
-from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRaster,
-                       QgsRectangle, QgsSettings, QgsTask, QgsTemporalNavigationObject)
+from qgis.core import (
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsPointXY,
+    QgsProject,
+    QgsRaster,
+    QgsRectangle,
+    QgsSettings,
+    QgsTask,
+    QgsTemporalNavigationObject,
+)
 from qgis.gui import QgsMapCanvas, QgsMessageBar
 from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import QMainWindow, QMenu
@@ -81,20 +90,31 @@ def describe(layer, points):
         results = layer.dataProvider().identify(QgsPointXY(x, y), QgsRaster.IdentifyFormatValue).results()
         values.append([results.get(band) for band in range(1, layer.bandCount() + 1)])
     return {
-        "valid": layer.isValid(), "provider": layer.providerType(), "bands": layer.bandCount(),
-        "band_names": [layer.bandName(b) for b in range(1, layer.bandCount() + 1)], "crs": layer.crs().authid(),
+        "valid": layer.isValid(),
+        "provider": layer.providerType(),
+        "bands": layer.bandCount(),
+        "band_names": [layer.bandName(b) for b in range(1, layer.bandCount() + 1)],
+        "crs": layer.crs().authid(),
         "extent": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()],
-        "temporal_active": properties.isActive(), "temporal_mode": int(properties.mode()),
-        "temporal_range": [iso(properties.fixedTemporalRange().begin()), iso(properties.fixedTemporalRange().end())],
-        "renderer": renderer.type(), "band": renderer.band() if hasattr(renderer, "band") else None,
+        "temporal_active": properties.isActive(),
+        "temporal_mode": int(properties.mode()),
+        "temporal_range": [
+            iso(properties.fixedTemporalRange().begin()),
+            iso(properties.fixedTemporalRange().end()),
+        ],
+        "renderer": renderer.type(),
+        "band": renderer.band() if hasattr(renderer, "band") else None,
         "value_range": [renderer.classificationMin(), renderer.classificationMax()] if shader else None,
         "colours": [i.color.name() for i in shader.colorRampItemList()] if shader else None,
-        "values": values, "source": layer.source(), "size": [layer.width(), layer.height()],
+        "values": values,
+        "source": layer.source(),
+        "size": [layer.width(), layer.height()],
     }
 
 
 def main(scenario_path, report_path):
-    scenario = json.load(open(scenario_path))
+    with open(scenario_path) as f:
+        scenario = json.load(f)
     report = {}
     QgsApplication.setOrganizationName("cubeport-tests")  # a profile of its own, not the user's
     app = QgsApplication([], True)
@@ -102,7 +122,6 @@ def main(scenario_path, report_path):
     import qgis.utils
 
     try:
-
         plugins = tempfile.mkdtemp()
         zipfile.ZipFile(scenario["zip"]).extractall(plugins)
         sys.path.insert(0, plugins)
@@ -116,8 +135,13 @@ def main(scenario_path, report_path):
         settings = QgsSettings()
 
         def configure(url, auth="none", secret="", max_mb=1024):
-            for key, value in (("url", url), ("auth", auth), ("secret", secret), ("max_mb", max_mb),
-                               ("folder", scenario["folder"])):
+            for key, value in (
+                ("url", url),
+                ("auth", auth),
+                ("secret", secret),
+                ("max_mb", max_mb),
+                ("folder", scenario["folder"]),
+            ):
                 settings.setValue("cubeport/" + key, value)
 
         def last_message():
@@ -132,7 +156,9 @@ def main(scenario_path, report_path):
         plugin.add_cube(dialog.cube_id())
         report["session"] = sorted(plugin.session)
         report["groups"] = [g.name() for g in QgsProject.instance().layerTreeRoot().children()]
-        report["files_after_add"] = os.listdir(scenario["folder"]) if os.path.isdir(scenario["folder"]) else []
+        report["files_after_add"] = (
+            os.listdir(scenario["folder"]) if os.path.isdir(scenario["folder"]) else []
+        )
 
         # Load layer: the dialog's defaults (the canvas extent) and a download with progress
         iface.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
@@ -155,8 +181,10 @@ def main(scenario_path, report_path):
         for frame in scenario["frames"]:
             navigation.setCurrentFrameNumber(frame)
             QCoreApplication.processEvents()
-            frames[frame] = {"band": plugin.last_layer.renderer().band(),
-                             "begin": iso(navigation.dateTimeRangeForFrameNumber(frame).begin())}
+            frames[frame] = {
+                "band": plugin.last_layer.renderer().band(),
+                "begin": iso(navigation.dateTimeRangeForFrameNumber(frame).begin()),
+            }
         report["frames"] = frames
         report["frame_count"] = len(navigation.availableTemporalRanges())
 
@@ -170,14 +198,22 @@ def main(scenario_path, report_path):
         task = plugin.load_layer("ndvi", "ndvi")
         task.cancel()
         wait(task)
-        report["cancel"] = {"message": last_message(), "added": len(QgsProject.instance().mapLayers()) - layers,
-                            "parts": [f for f in os.listdir(scenario["folder"]) if f.endswith(".part")]}
+        report["cancel"] = {
+            "message": last_message(),
+            "added": len(QgsProject.instance().mapLayers()) - layers,
+            "parts": [f for f in os.listdir(scenario["folder"]) if f.endswith(".part")],
+        }
 
         # stream as map tiles
         iface.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
         layer = plugin.load_layer("ndvi", "ndvi", stream=True)
-        report["stream"] = {"valid": layer.isValid(), "provider": layer.providerType(), "crs": layer.crs().authid(),
-                            "source": layer.source(), "temporal_active": layer.temporalProperties().isActive()}
+        report["stream"] = {
+            "valid": layer.isValid(),
+            "provider": layer.providerType(),
+            "crs": layer.crs().authid(),
+            "source": layer.source(),
+            "temporal_active": layer.temporalProperties().isActive(),
+        }
         navigation.setCurrentFrameNumber(3)
         QCoreApplication.processEvents()
         report["stream"]["source_at_frame_3"] = layer.source()
@@ -219,8 +255,9 @@ def main(scenario_path, report_path):
         plugin.unload()
         report["menu_after_unload"] = len(iface.menu.actions())
     except Exception:  # noqa: BLE001 (the test reads the traceback from the report)
-        report["error"] = traceback.format_exc() + "\nmessages: " + json.dumps(
-            getattr(qgis.utils.iface, "messages", None))
+        report["error"] = (
+            traceback.format_exc() + "\nmessages: " + json.dumps(getattr(qgis.utils.iface, "messages", None))
+        )
     with open(report_path, "w") as out:
         json.dump(report, out)
     sys.stdout.flush()

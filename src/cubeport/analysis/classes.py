@@ -34,7 +34,7 @@ def check_limits(limits: Sequence[float]) -> list[float]:
         values = []
     if len(values) != len(CLASSES) - 1 or not all(np.isfinite(values)) or max(map(abs, values)) > 1e300:
         raise InputError(f"give {len(CLASSES) - 1} class limits (between {', '.join(CLASSES)}), as numbers")
-    if any(b <= a for a, b in zip(values, values[1:])):
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
         raise InputError(f"class limits must increase: {values}")
     return values
 
@@ -44,9 +44,17 @@ def classify(values: np.ndarray, limits: Sequence[float]) -> np.ndarray:
     return np.searchsorted(np.asarray(limits), values, side="right")
 
 
-def class_report(store: CubeStore | OpenCubes, cube_id: str, variable: str, geometry: BaseGeometry,
-                 limits: Sequence[float], *, start: str | None = None, end: str | None = None,
-                 all_touched: bool = False) -> dict[str, Any]:
+def class_report(
+    store: CubeStore | OpenCubes,
+    cube_id: str,
+    variable: str,
+    geometry: BaseGeometry,
+    limits: Sequence[float],
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    all_touched: bool = False,
+) -> dict[str, Any]:
     """The dashboard's numbers for one region; see the module's docstring."""
     limits = check_limits(limits)
     ds = open_variable(store, cube_id, variable, twin=True)
@@ -66,9 +74,14 @@ def class_report(store: CubeStore | OpenCubes, cube_id: str, variable: str, geom
     for year in sorted(set(steps.year)):
         in_summer = (steps.year == year) & steps.month.isin(SUMMER)
         summer_values = inside[in_summer][valid[in_summer]]
-        summer.append({"year": int(year), "mean": float(summer_values.mean()) if summer_values.size else None,
-                       "count": int(summer_values.size),
-                       "class": CLASSES[int(classify(summer_values.mean(), limits))] if summer_values.size else None})
+        summer.append(
+            {
+                "year": int(year),
+                "mean": float(summer_values.mean()) if summer_values.size else None,
+                "count": int(summer_values.size),
+                "class": CLASSES[int(classify(summer_values.mean(), limits))] if summer_values.size else None,
+            }
+        )
     histogram = None
     if observed.size:
         low, high = min(float(observed.min()), limits[0]), max(float(observed.max()), limits[-1])
@@ -77,13 +90,26 @@ def class_report(store: CubeStore | OpenCubes, cube_id: str, variable: str, geom
         histogram = {"values": counts_h.tolist(), "edges": edges.tolist()}
     total = int(counts.sum())
     return {
-        "classes": [{"name": name, "count": int(n), "fraction": n / total if total else None,
-                     "lower": None if i == 0 else limits[i - 1], "upper": None if i == len(limits) else limits[i]}
-                    for i, (name, n) in enumerate(zip(CLASSES, counts))],
-        "limits": limits, "count": total, "pixels": int(where.mask.sum()),
+        "classes": [
+            {
+                "name": name,
+                "count": int(n),
+                "fraction": n / total if total else None,
+                "lower": None if i == 0 else limits[i - 1],
+                "upper": None if i == len(limits) else limits[i],
+            }
+            for i, (name, n) in enumerate(zip(CLASSES, counts, strict=False))
+        ],
+        "limits": limits,
+        "count": total,
+        "pixels": int(where.mask.sum()),
         "summer": summer,
-        "daily": [{"time": t, "mean": _number(m), "std": _number(s), "count": int(c)}
-                  for t, m, s, c in zip(cf.times_iso(ds)[lo:hi], daily_mean, daily_std, valid.sum(axis=1))],
+        "daily": [
+            {"time": t, "mean": _number(m), "std": _number(s), "count": int(c)}
+            for t, m, s, c in zip(
+                cf.times_iso(ds)[lo:hi], daily_mean, daily_std, valid.sum(axis=1), strict=False
+            )
+        ],
         "histogram": histogram,
     }
 

@@ -15,31 +15,58 @@ TIME = {"type": "TemporalRS", "calendar": "Gregorian"}
 
 
 def parameter(variable: VariableEntry) -> dict[str, Any]:
-    result: dict[str, Any] = {"type": "Parameter", "observedProperty": {"id": variable.name,
-                                                                        "label": {"en": variable.long_name or variable.name}}}
+    result: dict[str, Any] = {
+        "type": "Parameter",
+        "observedProperty": {"id": variable.name, "label": {"en": variable.long_name or variable.name}},
+    }
     if variable.units:
         result["unit"] = {"symbol": variable.units, "label": {"en": variable.units}}
     return result
 
 
-def series(geometry: BaseGeometry, records: dict[str, list[dict[str, Any]]],
-           variables: dict[str, VariableEntry]) -> dict[str, Any]:
+def series(
+    geometry: BaseGeometry, records: dict[str, list[dict[str, Any]]], variables: dict[str, VariableEntry]
+) -> dict[str, Any]:
     """A coverage with one range per variable of the means in `records`, time_series() results keyed by
     variable."""
     times = [r["time"] for r in next(iter(records.values()))]
     if geometry.geom_type == "Point":
-        axes: dict[str, Any] = {"x": {"values": [geometry.x]}, "y": {"values": [geometry.y]}, "t": {"values": times}}
+        axes: dict[str, Any] = {
+            "x": {"values": [geometry.x]},
+            "y": {"values": [geometry.y]},
+            "t": {"values": times},
+        }
         domain_type, referencing_axes = "PointSeries", ["x", "y"]
     else:
-        axes = {"composite": {"dataType": "polygon", "coordinates": ["x", "y"],
-                              "values": [mapping(geometry)["coordinates"]]}, "t": {"values": times}}
+        axes = {
+            "composite": {
+                "dataType": "polygon",
+                "coordinates": ["x", "y"],
+                "values": [mapping(geometry)["coordinates"]],
+            },
+            "t": {"values": times},
+        }
         domain_type, referencing_axes = "PolygonSeries", ["x", "y"]
     return {
         "type": "Coverage",
-        "domain": {"type": "Domain", "domainType": domain_type, "axes": axes,
-                   "referencing": [{"coordinates": referencing_axes, "system": CRS84},
-                                   {"coordinates": ["t"], "system": TIME}]},
+        "domain": {
+            "type": "Domain",
+            "domainType": domain_type,
+            "axes": axes,
+            "referencing": [
+                {"coordinates": referencing_axes, "system": CRS84},
+                {"coordinates": ["t"], "system": TIME},
+            ],
+        },
         "parameters": {name: parameter(variables[name]) for name in records},
-        "ranges": {name: {"type": "NdArray", "dataType": "float", "axisNames": ["t"], "shape": [len(times)],
-                          "values": [r["mean"] for r in rows]} for name, rows in records.items()},
+        "ranges": {
+            name: {
+                "type": "NdArray",
+                "dataType": "float",
+                "axisNames": ["t"],
+                "shape": [len(times)],
+                "values": [r["mean"] for r in rows],
+            }
+            for name, rows in records.items()
+        },
     }

@@ -31,8 +31,10 @@ def parse_geojson(body: bytes | str | dict[str, Any]) -> BaseGeometry:
             raise InputError("the Feature has no geometry")
         return parse_geojson(data["geometry"])
     if kind not in ("Point", "Polygon", "MultiPolygon"):
-        raise InputError(f"geometry type {kind!r} not supported; use a Point, Polygon or MultiPolygon "
-                         "(or a Feature of one; one request per point)")
+        raise InputError(
+            f"geometry type {kind!r} not supported; use a Point, Polygon or MultiPolygon "
+            "(or a Feature of one; one request per point)"
+        )
     try:
         geometry = shape(data)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:

@@ -73,8 +73,13 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     if c0 >= c1 or r0 >= r1:
         raise NotFoundError("the polygon does not overlap the dataset")
     window_transform = grid.transform @ Affine.translation(c0, r0)
-    mask = geometry_mask([local], out_shape=(r1 - r0, c1 - c0), transform=window_transform,
-                         all_touched=all_touched, invert=True)
+    mask = geometry_mask(
+        [local],
+        out_shape=(r1 - r0, c1 - c0),
+        transform=window_transform,
+        all_touched=all_touched,
+        invert=True,
+    )
     if not mask.any():
         raise NotFoundError("the polygon covers no pixel centre of the dataset; try all_touched=true")
     return Region(slice(r0, r1), slice(c0, c1), mask)

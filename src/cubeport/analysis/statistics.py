@@ -17,8 +17,16 @@ from cubeport.cubes.store import CubeStore
 HISTOGRAM_BINS = 100
 
 
-def statistics(store: CubeStore | OpenCubes, cube_id: str, variable: str, geometry: BaseGeometry, time: str | None = None,
-               *, all_touched: bool = False, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
+def statistics(
+    store: CubeStore | OpenCubes,
+    cube_id: str,
+    variable: str,
+    geometry: BaseGeometry,
+    time: str | None = None,
+    *,
+    all_touched: bool = False,
+    bins: int = HISTOGRAM_BINS,
+) -> dict[str, Any]:
     """At a point: {"time", "value"}; over a polygon: count, minimum, maximum, mean, deviation, histogram."""
     ds = open_variable(store, cube_id, variable, twin=False)
     index = cf.nearest_step(ds["time"].values, time)
@@ -32,8 +40,15 @@ def statistics(store: CubeStore | OpenCubes, cube_id: str, variable: str, geomet
     result["count"] = int(valid.size)
     if valid.size:
         counts, edges = np.histogram(valid, bins=bins)
-        result.update(minimum=float(valid.min()), maximum=float(valid.max()), mean=float(valid.mean()),
-                      deviation=float(valid.std()),
-                      histogram={"values": counts.tolist(), "edges": edges.tolist(),
-                                 "centers": ((edges[:-1] + edges[1:]) / 2).tolist()})
+        result.update(
+            minimum=float(valid.min()),
+            maximum=float(valid.max()),
+            mean=float(valid.mean()),
+            deviation=float(valid.std()),
+            histogram={
+                "values": counts.tolist(),
+                "edges": edges.tolist(),
+                "centers": ((edges[:-1] + edges[1:]) / 2).tolist(),
+            },
+        )
     return result

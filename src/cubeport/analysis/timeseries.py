@@ -25,7 +25,9 @@ MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as f
 def check_aggregations(names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in AGGREGATIONS]
     if unknown or not names:
-        raise InputError(f"aggregation {unknown[0] if unknown else ''!r} unknown; use {', '.join(AGGREGATIONS)}")
+        raise InputError(
+            f"aggregation {unknown[0] if unknown else ''!r} unknown; use {', '.join(AGGREGATIONS)}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -37,14 +39,19 @@ def open_variable(store: CubeStore | OpenCubes, cube_id: str, variable: str, *, 
     return ds
 
 
-def read_region(ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: slice,
-                all_touched: bool = False) -> tuple[np.ndarray, Region]:
+def read_region(
+    ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: slice, all_touched: bool = False
+) -> tuple[np.ndarray, Region]:
     """The values in the geometry's window as a (time, rows, cols) array as stored, within the size budget."""
     where = region(ds, geometry, all_touched)
     count = len(range(*steps.indices(ds.sizes["time"]))) * where.mask.size
     if count > MAX_VALUES:
-        raise LimitError(f"the request would read {count:,} values (area x time steps); the limit is "
-                         f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate", "values", MAX_VALUES)
+        raise LimitError(
+            f"the request would read {count:,} values (area x time steps); the limit is "
+            f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate",
+            "values",
+            MAX_VALUES,
+        )
     ydim, xdim = cf.spatial_dims(ds)
     # the Variable, not the DataArray: no coordinates or indexes to cut (a third of a point's time)
     return ds.variables[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values, where
@@ -73,9 +80,18 @@ def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> d
     return result
 
 
-def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geometry: BaseGeometry,
-                methods: Sequence[str] = ("mean",), *, start: str | None = None, end: str | None = None,
-                max_valids: int | None = None, all_touched: bool = False) -> list[dict[str, Any]]:
+def time_series(
+    store: CubeStore | OpenCubes,
+    cube_id: str,
+    variable: str,
+    geometry: BaseGeometry,
+    methods: Sequence[str] = ("mean",),
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    max_valids: int | None = None,
+    all_touched: bool = False,
+) -> list[dict[str, Any]]:
     """xcube's time-series records: one per step, `time` plus each method. `max_valids` as in xcube: None,
     every step; -1, only steps with a value; N, the newest N steps with a value."""
     methods = check_aggregations(methods)
@@ -86,9 +102,15 @@ def time_series(store: CubeStore | OpenCubes, cube_id: str, variable: str, geome
     values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
     stats = aggregate(values, where.mask, list(dict.fromkeys([*methods, "count"])))
     counts = stats["count"].astype(np.int64).tolist()
-    columns = {m: counts if m == "count" else [v if math.isfinite(v) else None for v in stats[m].tolist()]
-               for m in methods}
+    columns = {
+        m: counts if m == "count" else [v if math.isfinite(v) else None for v in stats[m].tolist()]
+        for m in methods
+    }
     keys = ("time", *columns)
-    rows = zip(cf.times_iso(ds)[lo:hi], *columns.values())
-    records = [dict(zip(keys, row)) for row, count in zip(rows, counts) if max_valids is None or count]
+    rows = zip(cf.times_iso(ds)[lo:hi], *columns.values(), strict=False)
+    records = [
+        dict(zip(keys, row, strict=False))
+        for row, count in zip(rows, counts, strict=False)
+        if max_valids is None or count
+    ]
     return records[-max_valids:] if max_valids and max_valids > 0 else records

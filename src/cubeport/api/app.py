@@ -94,9 +94,14 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     # Any site may read the API, as xcube server and TiTiler allow (viewers on other origins, notebooks):
     # without credentials, so a browser never sends its session cookie cross-site; keys go in headers.
     app.add_middleware(TimeBudget, seconds=context.settings.request_seconds)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
-                       allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
-                       expose_headers=["ETag"], max_age=3600)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag"],
+        max_age=3600,
+    )
     app.include_router(landing.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

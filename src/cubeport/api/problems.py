@@ -56,8 +56,14 @@ def _headers(exc: CubeportError) -> dict[str, str]:
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
     title = HTTPStatus(status).phrase
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "error": {"message": detail}, **extra}
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "error": {"message": detail},
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE)
 
 

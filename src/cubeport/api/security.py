@@ -71,8 +71,13 @@ async def current_principal(
     return await run_in_threadpool(_principal, request, context, api_key, bearer, cookie)
 
 
-def _principal(request: Request, context: Context, api_key: str | None,
-               bearer: HTTPAuthorizationCredentials | None, cookie: str | None) -> Principal:
+def _principal(
+    request: Request,
+    context: Context,
+    api_key: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
+    cookie: str | None,
+) -> Principal:
     address = client_address(request)
     if api_key:
         return context.auth.api_key(api_key.strip(), address)
@@ -84,9 +89,12 @@ def _principal(request: Request, context: Context, api_key: str | None,
         principal, session = found
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
-            if not same_origin(request) or not secrets.compare_digest(sent.encode(), session.csrf_token.encode()):
+            if not same_origin(request) or not secrets.compare_digest(
+                sent.encode(), session.csrf_token.encode()
+            ):
                 raise PermissionDeniedError(
-                    f"a signed-in browser write needs the {CSRF_HEADER} header from /auth/me, sent from this site")
+                    f"a signed-in browser write needs the {CSRF_HEADER} header from /auth/me, sent from this site"
+                )
         return principal
     return ANONYMOUS
 
@@ -98,15 +106,22 @@ GuardRule = Literal["open", "signed-in", "admin", "listing", "resource"]
 class Guard:
     """A route's access rule (a FastAPI dependency returning the caller)."""
 
-    def __init__(self, rule: GuardRule, kind: Kind | None = None, param: str | None = None,
-                 action: Action = "read", id_of: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        rule: GuardRule,
+        kind: Kind | None = None,
+        param: str | None = None,
+        action: Action = "read",
+        id_of: Callable[[str], str] | None = None,
+    ) -> None:
         self.rule, self.kind, self.param, self.action, self.id_of = rule, kind, param, action, id_of
 
     def __repr__(self) -> str:
         return f"Guard({self.rule!r}, {self.kind!r}, {self.param!r}, {self.action!r})"
 
-    async def __call__(self, request: Request, principal: CurrentPrincipal,
-                       context: Annotated[Context, Depends(get_context)]) -> Principal:
+    async def __call__(
+        self, request: Request, principal: CurrentPrincipal, context: Annotated[Context, Depends(get_context)]
+    ) -> Principal:
         if self.rule in ("signed-in", "admin") and principal.anonymous:
             raise AuthenticationError("sign in first: send an API key, a bearer token or a session cookie")
         if self.rule == "admin" and not principal.is_admin:
@@ -117,13 +132,21 @@ class Guard:
             resource_id = self.id_of(value) if self.id_of else value
             # reads of public resources whose rules are cached need no thread (tiles come by the dozen)
             if self.action != "read" or not context.policy.known_public(self.kind, resource_id):
-                await run_in_threadpool(authorize, context, principal, self.kind, resource_id, self.action,
-                                        client_address(request))
+                await run_in_threadpool(
+                    authorize,
+                    context,
+                    principal,
+                    self.kind,
+                    resource_id,
+                    self.action,
+                    client_address(request),
+                )
         return principal
 
 
-def authorize(context: Context, principal: Principal, kind: Kind, resource_id: str, action: Action,
-              address: str | None) -> None:
+def authorize(
+    context: Context, principal: Principal, kind: Kind, resource_id: str, action: Action, address: str | None
+) -> None:
     """Apply the policy to one resource: 404 if the caller may not see it, 403 if they may see but not change it."""
     policy = context.policy
     if not policy.allows(principal, "read", kind, resource_id):
@@ -154,11 +177,16 @@ def listing(kind: Kind) -> Guard:
 def visible_cubes(context: Context, principal: Principal, *, published: bool = True) -> list[CubeEntry]:
     """The catalogue entries the caller may see, in id order; with `published`, only cubes with data."""
     entries = {e.id: e for e in context.catalogue.list()}
-    return [entries[i] for i in context.policy.visible(principal, "cube", entries)
-            if not published or context.open_cubes.exists(i)]
+    return [
+        entries[i]
+        for i in context.policy.visible(principal, "cube", entries)
+        if not published or context.open_cubes.exists(i)
+    ]
 
 
-def resource(kind: Kind, param: str, action: Action = "read", id_of: Callable[[str], str] | None = None) -> Guard:
+def resource(
+    kind: Kind, param: str, action: Action = "read", id_of: Callable[[str], str] | None = None
+) -> Guard:
     """The route reads (or writes) the resource named by path or query parameter `param` (or by
     `id_of(param)`, e.g. the cube of a WMTS layer `cube.variable`)."""
     return Guard("resource", kind, param, action, id_of)

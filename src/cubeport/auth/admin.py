@@ -19,8 +19,9 @@ class Administration:
         self.auth, self.policy = auth, policy
         self.directory, self.audit = auth.directory, auth.audit
 
-    def _log(self, detail: str, *, user: str | None = None, kind: str | None = None,
-             resource_id: str | None = None) -> None:
+    def _log(
+        self, detail: str, *, user: str | None = None, kind: str | None = None, resource_id: str | None = None
+    ) -> None:
         self.audit.record("access-changed", user=user, kind=kind, resource_id=resource_id, detail=detail)
 
     # users and groups
@@ -30,14 +31,23 @@ class Administration:
         self._log(f"user created ({user.role}) by {by}", user=name)
         return user
 
-    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
-                    password: str | None = None, by: str) -> User:
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        active: bool | None = None,
+        password: str | None = None,
+        by: str,
+    ) -> User:
         """Change a user; disabling it or setting its password ends its sessions."""
         user = self.directory.update_user(name, role=role, active=active, password=password)
         if active is False or password is not None:
             self.auth.sessions.end_all(name)
         self.auth.forget_credentials()
-        changed = [k for k, v in (("role", role), ("active", active), ("password", password)) if v is not None]
+        changed = [
+            k for k, v in (("role", role), ("active", active), ("password", password)) if v is not None
+        ]
         self._log(f"user changed by {by}: {', '.join(changed)}", user=name)
         return user
 
@@ -71,21 +81,49 @@ class Administration:
 
     # access to resources
 
-    def set_access(self, kind: str, resource_id: str, *, public: bool, groups: Iterable[str] = (),
-                   users: Iterable[str] = (), owner: str | None = None, by: str) -> Access:
+    def set_access(
+        self,
+        kind: str,
+        resource_id: str,
+        *,
+        public: bool,
+        groups: Iterable[str] = (),
+        users: Iterable[str] = (),
+        owner: str | None = None,
+        by: str,
+    ) -> Access:
         groups, users = sorted(groups), sorted(users)
-        access = self.policy.set_access(kind, resource_id, public=public, groups=groups, users=users, owner=owner)
-        self._log(f"{'public' if public else 'restricted'} groups={groups} users={users}"
-                  + (f" owner={owner}" if owner else "") + f" by {by}", kind=kind, resource_id=resource_id)
+        access = self.policy.set_access(
+            kind, resource_id, public=public, groups=groups, users=users, owner=owner
+        )
+        self._log(
+            f"{'public' if public else 'restricted'} groups={groups} users={users}"
+            + (f" owner={owner}" if owner else "")
+            + f" by {by}",
+            kind=kind,
+            resource_id=resource_id,
+        )
         return access
 
-    def grant(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str,
-              permission: Action = "read", *, by: str) -> Access:
+    def grant(
+        self,
+        kind: str,
+        resource_id: str,
+        subject_type: SubjectType,
+        subject: str,
+        permission: Action = "read",
+        *,
+        by: str,
+    ) -> Access:
         access = self.policy.grant(kind, resource_id, subject_type, subject, permission)
-        self._log(f"grant {permission} to {subject_type} {subject} by {by}", kind=kind, resource_id=resource_id)
+        self._log(
+            f"grant {permission} to {subject_type} {subject} by {by}", kind=kind, resource_id=resource_id
+        )
         return access
 
-    def revoke(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str, *, by: str) -> Access:
+    def revoke(
+        self, kind: str, resource_id: str, subject_type: SubjectType, subject: str, *, by: str
+    ) -> Access:
         access = self.policy.revoke(kind, resource_id, subject_type, subject)
         self._log(f"revoke {subject_type} {subject} by {by}", kind=kind, resource_id=resource_id)
         return access

@@ -6,7 +6,7 @@ It also serves the throttle: failures are counted from the log, so every API wor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -15,8 +15,17 @@ from cubeport.db import Database, as_utc
 from cubeport.db.models import AuditRecord
 
 FAILURES = ("sign-in-failed", "key-failed")
-EVENTS = ("sign-in", "sign-out", "token-rejected", "sign-in-throttled", "key-created", "key-revoked",
-          "access-changed", "restricted-read", *FAILURES)
+EVENTS = (
+    "sign-in",
+    "sign-out",
+    "token-rejected",
+    "sign-in-throttled",
+    "key-created",
+    "key-revoked",
+    "access-changed",
+    "restricted-read",
+    *FAILURES,
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,28 @@ class AuditLog:
         self.db = db
         self._reads: TtlCache[tuple[str | None, str, str], bool] = TtlCache(self.READ_EVERY_SECONDS)
 
-    def record(self, event: str, *, user: str | None = None, address: str | None = None, kind: str | None = None,
-               resource_id: str | None = None, detail: str = "") -> None:
+    def record(
+        self,
+        event: str,
+        *,
+        user: str | None = None,
+        address: str | None = None,
+        kind: str | None = None,
+        resource_id: str | None = None,
+        detail: str = "",
+    ) -> None:
         with self.db.session() as session:
-            session.add(AuditRecord(event=event, user_name=user, address=address, kind=kind,
-                                    resource_id=resource_id, detail=detail[:1000], time=datetime.now(timezone.utc)))
+            session.add(
+                AuditRecord(
+                    event=event,
+                    user_name=user,
+                    address=address,
+                    kind=kind,
+                    resource_id=resource_id,
+                    detail=detail[:1000],
+                    time=datetime.now(UTC),
+                )
+            )
 
     def restricted_read(self, user: str | None, kind: str, resource_id: str, address: str | None) -> None:
         """Log a read of a restricted resource, at most once per user and resource every few minutes."""
@@ -55,8 +81,15 @@ class AuditLog:
         self._reads.put(key, True)
         self.record("restricted-read", user=user, address=address, kind=kind, resource_id=resource_id)
 
-    def query(self, *, event: str | None = None, user: str | None = None, address: str | None = None,
-              since: datetime | None = None, limit: int = 100) -> list[AuditEvent]:
+    def query(
+        self,
+        *,
+        event: str | None = None,
+        user: str | None = None,
+        address: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
         """Newest first."""
         query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(min(max(limit, 1), 10_000))
         if event:
@@ -68,15 +101,25 @@ class AuditLog:
         if since:  # a time without a zone is UTC, as every stored time
             query = query.where(AuditRecord.time >= as_utc(since))
         with self.db.session() as session:
-            return [AuditEvent(r.id, as_utc(r.time), r.event, r.user_name, r.address, r.kind, r.resource_id,
-                               r.detail) for r in session.scalars(query)]
+            return [
+                AuditEvent(
+                    r.id, as_utc(r.time), r.event, r.user_name, r.address, r.kind, r.resource_id, r.detail
+                )
+                for r in session.scalars(query)
+            ]
 
-    def failures(self, *, since: datetime, user: str | None = None,
-                 address: str | None = None) -> tuple[int, datetime | None]:
+    def failures(
+        self, *, since: datetime, user: str | None = None, address: str | None = None
+    ) -> tuple[int, datetime | None]:
         """How many failed attempts since `since` for an account or an address, and when the last was."""
         query = select(func.count(), func.max(AuditRecord.time)).where(
-            AuditRecord.event.in_(FAILURES), AuditRecord.time >= since)
-        query = query.where(AuditRecord.user_name == user) if user else query.where(AuditRecord.address == address)
+            AuditRecord.event.in_(FAILURES), AuditRecord.time >= since
+        )
+        query = (
+            query.where(AuditRecord.user_name == user)
+            if user
+            else query.where(AuditRecord.address == address)
+        )
         with self.db.session() as session:
             count, last = session.execute(query).one()
         return int(count), as_utc(last)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cubeport.auth.audit import AuditLog
@@ -27,7 +27,6 @@ from cubeport.caching import TtlCache
 from cubeport.config import AuthSettings
 from cubeport.db import Database
 from cubeport.errors import AuthenticationError, NotFoundError, ThrottledError
-
 
 CREDENTIAL_SECONDS = 5.0
 
@@ -56,7 +55,9 @@ class Authenticator:
         """Check a local account's password: throttled, audited."""
         self._throttled(name, address, "password")
         if not self.directory.verify_password(name, password):
-            self.audit.record("sign-in-failed", user=name, address=address, detail="wrong user name or password")
+            self.audit.record(
+                "sign-in-failed", user=name, address=address, detail="wrong user name or password"
+            )
             raise AuthenticationError("wrong user name or password")
         self.audit.record("sign-in", user=name, address=address, detail="password")
         return self.directory.principal(name, "password")
@@ -71,13 +72,15 @@ class Authenticator:
         if found is None:
             account = f"key:{key_id(key)}" if key_id(key) else None
             self._throttled(account, address, "api-key")
-            self.audit.record("key-failed", user=account, address=address, detail="unknown, expired or revoked")
+            self.audit.record(
+                "key-failed", user=account, address=address, detail="unknown, expired or revoked"
+            )
             raise AuthenticationError("the API key is unknown, expired or revoked")
         try:
             principal = self.directory.principal(found.owner, "api-key")
         except NotFoundError:
             raise AuthenticationError("the API key's owner is disabled") from None
-        lifetime = (found.expires - datetime.now(timezone.utc)).total_seconds() if found.expires else None
+        lifetime = (found.expires - datetime.now(UTC)).total_seconds() if found.expires else None
         self._known.put(cache_key, (principal, None), seconds=lifetime)
         return principal
 
@@ -110,11 +113,16 @@ class Authenticator:
             self.audit.record("sign-in-throttled", user=account, address=address, detail=what)
             raise
 
-    def create_key(self, owner: str, *, expires_days: int | None = None, label: str = "",
-                   by: str | None = None) -> tuple[ApiKey, str]:
+    def create_key(
+        self, owner: str, *, expires_days: int | None = None, label: str = "", by: str | None = None
+    ) -> tuple[ApiKey, str]:
         key, secret = self.keys.create(owner, expires_days=expires_days, label=label)
-        self.audit.record("key-created", user=owner, detail=f"key {key.id} by {by or owner}"
-                          + (f", expires {key.expires:%Y-%m-%d}" if key.expires else ", no expiry"))
+        self.audit.record(
+            "key-created",
+            user=owner,
+            detail=f"key {key.id} by {by or owner}"
+            + (f", expires {key.expires:%Y-%m-%d}" if key.expires else ", no expiry"),
+        )
         return key, secret
 
     def revoke_key(self, key_id_: str, *, by: str | None = None) -> ApiKey:
@@ -154,7 +162,11 @@ class Authenticator:
         except NotFoundError:  # deleted or disabled since
             self.sessions.end(token)
             return None
-        self._known.put(cache_key, (principal, session), seconds=(session.expires - datetime.now(timezone.utc)).total_seconds())
+        self._known.put(
+            cache_key,
+            (principal, session),
+            seconds=(session.expires - datetime.now(UTC)).total_seconds(),
+        )
         return principal, session
 
     def end_session(self, token: str) -> None:
@@ -167,26 +179,36 @@ class Authenticator:
         provider = self.oidc.get(provider_name)
         verifier, challenge = pkce_pair()
         state, nonce = self.sessions.start_login(provider_name, verifier, next_url)
-        return provider.authorization_url(redirect_uri=redirect_uri, state=state, nonce=nonce,
-                                          code_challenge=challenge), state
+        return provider.authorization_url(
+            redirect_uri=redirect_uri, state=state, nonce=nonce, code_challenge=challenge
+        ), state
 
-    def oidc_finish(self, state: str, code: str, redirect_uri: str,
-                    address: str | None) -> tuple[Principal, str]:
+    def oidc_finish(
+        self, state: str, code: str, redirect_uri: str, address: str | None
+    ) -> tuple[Principal, str]:
         """Complete the flow: exchange the code, validate the ID token, record the user; returns the next URL."""
         pending = self.sessions.finish_login(state)
         provider = self.oidc.get(pending.provider)
         try:
-            tokens = provider.exchange_code(code=code, redirect_uri=redirect_uri,
-                                            code_verifier=pending.code_verifier)
-            claims: dict[str, Any] = provider.validate(tokens["id_token"], audience=[provider.settings.client_id],
-                                                       nonce=pending.nonce)
+            tokens = provider.exchange_code(
+                code=code, redirect_uri=redirect_uri, code_verifier=pending.code_verifier
+            )
+            claims: dict[str, Any] = provider.validate(
+                tokens["id_token"], audience=[provider.settings.client_id], nonce=pending.nonce
+            )
         except AuthenticationError as exc:
             self.audit.record("sign-in-failed", address=address, detail=f"{provider.name}: {exc}")
             raise
         identity = provider.identity(claims)
-        name = self.directory.record_external(identity.provider, identity.subject, identity.username,
-                                              role=identity.role, groups=identity.groups,
-                                              display_name=identity.display_name, email=identity.email)
+        name = self.directory.record_external(
+            identity.provider,
+            identity.subject,
+            identity.username,
+            role=identity.role,
+            groups=identity.groups,
+            display_name=identity.display_name,
+            email=identity.email,
+        )
         try:
             principal = self.directory.principal(name, "oidc")
         except NotFoundError:

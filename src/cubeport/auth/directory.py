@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
@@ -44,8 +44,10 @@ class Group:
 
 def check_name(name: str, what: str) -> str:
     if not NAME.match(name):
-        raise InputError(f"{what} name {name!r} is not valid: use letters, digits and . _ @ - (at most 128), "
-                         "starting with a letter or digit")
+        raise InputError(
+            f"{what} name {name!r} is not valid: use letters, digits and . _ @ - (at most 128), "
+            "starting with a letter or digit"
+        )
     return name
 
 
@@ -63,8 +65,14 @@ class Directory:
 
     def create_user(self, name: str, *, role: str = "viewer", password: str | None = None) -> User:
         check_name(name, "user")
-        record = UserRecord(name=name, role=check_role(role), provider="local", active=True, external_groups=[],
-                            password_hash=hash_password(password) if password is not None else None)
+        record = UserRecord(
+            name=name,
+            role=check_role(role),
+            provider="local",
+            active=True,
+            external_groups=[],
+            password_hash=hash_password(password) if password is not None else None,
+        )
         with self.db.session() as session:
             if session.get(UserRecord, name) is not None:
                 raise ConflictError(f"user {name!r} exists already")
@@ -77,10 +85,13 @@ class Directory:
 
     def users(self) -> list[User]:
         with self.db.session() as session:
-            return [self._user(session, r) for r in session.scalars(select(UserRecord).order_by(UserRecord.name))]
+            return [
+                self._user(session, r) for r in session.scalars(select(UserRecord).order_by(UserRecord.name))
+            ]
 
-    def update_user(self, name: str, *, role: str | None = None, active: bool | None = None,
-                    password: str | None = None) -> User:
+    def update_user(
+        self, name: str, *, role: str | None = None, active: bool | None = None, password: str | None = None
+    ) -> User:
         with self.db.session() as session:
             record = self._record(session, name)
             if role is not None:
@@ -89,7 +100,9 @@ class Directory:
                 record.active = active
             if password is not None:
                 if record.provider != "local":
-                    raise InputError(f"user {name!r} signs in through {record.provider}; it has no password here")
+                    raise InputError(
+                        f"user {name!r} signs in through {record.provider}; it has no password here"
+                    )
                 record.password_hash = hash_password(password)
         return self.user(name)
 
@@ -112,7 +125,7 @@ class Directory:
             assert record is not None
             if needs_rehash(record.password_hash or ""):  # stronger hashing settings since it was stored
                 record.password_hash = hash_password(password, check=False)
-            record.last_login = datetime.now(timezone.utc)
+            record.last_login = datetime.now(UTC)
             return True
 
     def groups_of(self, user: str) -> list[str]:
@@ -130,12 +143,25 @@ class Directory:
             if record is None or not record.active:
                 raise NotFoundError(f"user {name!r} does not exist or is disabled")
             groups = frozenset(self._groups_of(session, name)) | frozenset(record.external_groups or ())
-            return Principal(name=name, role=record.role, groups=groups, via=via,  # type: ignore[arg-type]
-                             provider=record.provider)
+            return Principal(
+                name=name,
+                role=record.role,
+                groups=groups,
+                via=via,  # type: ignore[arg-type]
+                provider=record.provider,
+            )
 
-    def record_external(self, provider: str, subject: str, username: str, *, role: Role,
-                        groups: frozenset[str] = frozenset(), display_name: str | None = None,
-                        email: str | None = None) -> str:
+    def record_external(
+        self,
+        provider: str,
+        subject: str,
+        username: str,
+        *,
+        role: Role,
+        groups: frozenset[str] = frozenset(),
+        display_name: str | None = None,
+        email: str | None = None,
+    ) -> str:
         """Create or refresh the record of a user signed in through an OIDC provider; returns its name.
 
         Role and groups are those the provider asserts now; sessions and API keys of the user use them.
@@ -150,7 +176,7 @@ class Directory:
                 raise ConflictError(f"user {name!r} is already linked to another {provider} account")
             record.role, record.display_name, record.email = role, display_name, email
             record.external_groups = sorted(groups)
-            record.last_login = datetime.now(timezone.utc)
+            record.last_login = datetime.now(UTC)
         return name
 
     # groups and projects
@@ -174,7 +200,10 @@ class Directory:
 
     def groups(self) -> list[Group]:
         with self.db.session() as session:
-            return [self._group(session, r) for r in session.scalars(select(GroupRecord).order_by(GroupRecord.name))]
+            return [
+                self._group(session, r)
+                for r in session.scalars(select(GroupRecord).order_by(GroupRecord.name))
+            ]
 
     def delete_group(self, name: str) -> None:
         self.group(name)
@@ -212,9 +241,16 @@ class Directory:
         return sorted(session.scalars(query))
 
     def _user(self, session, record: UserRecord) -> User:  # type: ignore[no-untyped-def]
-        return User(record.name, record.role, record.provider, record.active,  # type: ignore[arg-type]
-                    record.password_hash is not None, tuple(self._groups_of(session, record.name)),
-                    record.created, record.last_login)
+        return User(
+            record.name,
+            record.role,
+            record.provider,
+            record.active,  # type: ignore[arg-type]
+            record.password_hash is not None,
+            tuple(self._groups_of(session, record.name)),
+            record.created,
+            record.last_login,
+        )
 
     @staticmethod
     def _group(session, record: GroupRecord) -> Group:  # type: ignore[no-untyped-def]

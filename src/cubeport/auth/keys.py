@@ -12,7 +12,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -36,17 +36,25 @@ class ApiKey:
 
     def to_dict(self) -> dict[str, str | None]:
         """What clients see of a key (never the key itself)."""
+
         def iso(moment: datetime | None) -> str | None:
             return moment.isoformat() if moment else None
 
-        return {"id": self.id, "owner": self.owner, "label": self.label, "status": self.status,
-                "created": iso(self.created), "expires": iso(self.expires), "last_used": iso(self.last_used)}
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "label": self.label,
+            "status": self.status,
+            "created": iso(self.created),
+            "expires": iso(self.expires),
+            "last_used": iso(self.last_used),
+        }
 
     @property
     def status(self) -> str:
         if self.revoked:
             return "revoked"
-        if self.expires and self.expires <= datetime.now(timezone.utc):
+        if self.expires and self.expires <= datetime.now(UTC):
             return "expired"
         return "active"
 
@@ -74,12 +82,18 @@ class ApiKeys:
         if expires_days is not None and expires_days < 1:
             raise InputError("--expires-days must be at least 1")
         key_id_, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.db.session() as session:
             if session.get(UserRecord, owner) is None:
                 raise NotFoundError(f"user {owner!r} does not exist; create it with `cubeport users create`")
-            record = ApiKeyRecord(id=key_id_, owner=owner, label=label[:128], secret_hash=_digest(secret),
-                                  created=now, expires=now + timedelta(days=expires_days) if expires_days else None)
+            record = ApiKeyRecord(
+                id=key_id_,
+                owner=owner,
+                label=label[:128],
+                secret_hash=_digest(secret),
+                created=now,
+                expires=now + timedelta(days=expires_days) if expires_days else None,
+            )
             session.add(record)
             session.flush()
             return _key(record), f"{PREFIX}{key_id_}_{secret}"
@@ -89,7 +103,7 @@ class ApiKeys:
         match = KEY_PATTERN.match(key)
         if not match:
             return None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.db.session() as session:
             record = session.get(ApiKeyRecord, match.group(1))
             if record is None or not hmac.compare_digest(record.secret_hash, _digest(match.group(2))):
@@ -119,10 +133,17 @@ class ApiKeys:
             record = session.get(ApiKeyRecord, key_id_)
             if record is None:
                 raise NotFoundError(f"API key {key_id_!r} does not exist")
-            record.revoked = record.revoked or datetime.now(timezone.utc)
+            record.revoked = record.revoked or datetime.now(UTC)
             return _key(record)
 
 
 def _key(record: ApiKeyRecord) -> ApiKey:
-    return ApiKey(record.id, record.owner, record.label, as_utc(record.created),
-                  as_utc(record.expires), as_utc(record.revoked), as_utc(record.last_used))
+    return ApiKey(
+        record.id,
+        record.owner,
+        record.label,
+        as_utc(record.created),
+        as_utc(record.expires),
+        as_utc(record.revoked),
+        as_utc(record.last_used),
+    )

@@ -66,20 +66,27 @@ class OidcProvider:
             return self._metadata[1]
         document = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
         if str(document.get("issuer", "")).rstrip("/") != self.issuer:
-            raise UnavailableError(f"OIDC provider {self.name}: discovery names issuer {document.get('issuer')!r}, "
-                                   f"not the configured {self.issuer!r}")
+            raise UnavailableError(
+                f"OIDC provider {self.name}: discovery names issuer {document.get('issuer')!r}, "
+                f"not the configured {self.issuer!r}"
+            )
         self._metadata = (time.monotonic() + DISCOVERY_SECONDS, document)
         return document
 
     def signing_key(self, kid: str | None) -> tuple[jwt.PyJWK, str | None]:
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._keys_fetched >= self.settings.jwks_min_refresh_seconds:
+            if (
+                kid not in self._keys
+                and time.monotonic() - self._keys_fetched >= self.settings.jwks_min_refresh_seconds
+            ):
                 self._refresh_keys()
             if kid is None and len(self._keys) == 1:
                 return next(iter(self._keys.values()))
             key = self._keys.get(kid) if kid else None
         if key is None:
-            raise AuthenticationError(f"token signed with a key ({kid!r}) that provider {self.name} does not have")
+            raise AuthenticationError(
+                f"token signed with a key ({kid!r}) that provider {self.name} does not have"
+            )
         return key
 
     def _refresh_keys(self) -> None:
@@ -114,7 +121,9 @@ class OidcProvider:
 
     # tokens
 
-    def validate(self, token: str, *, audience: list[str] | None = None, nonce: str | None = None) -> dict[str, Any]:
+    def validate(
+        self, token: str, *, audience: list[str] | None = None, nonce: str | None = None
+    ) -> dict[str, Any]:
         """The claims of a valid token from this provider; AuthenticationError says why one is not."""
         try:
             header = jwt.get_unverified_header(token)
@@ -122,15 +131,21 @@ class OidcProvider:
             raise AuthenticationError("the bearer token is not a well-formed JWT") from None
         algorithm = header.get("alg")
         if algorithm not in self.settings.algorithms:
-            raise AuthenticationError(f"token algorithm {algorithm!r} is not allowed; "
-                                      f"allowed: {', '.join(self.settings.algorithms)}")
+            raise AuthenticationError(
+                f"token algorithm {algorithm!r} is not allowed; "
+                f"allowed: {', '.join(self.settings.algorithms)}"
+            )
         key, declared = self.signing_key(header.get("kid"))
         if declared and declared != algorithm:
             raise AuthenticationError(f"token algorithm {algorithm!r} does not match its key's ({declared})")
         try:
             claims = jwt.decode(
-                token, key=key.key, algorithms=[algorithm], issuer=self.issuer,
-                audience=audience or self.settings.audience, leeway=self.settings.leeway_seconds,
+                token,
+                key=key.key,
+                algorithms=[algorithm],
+                issuer=self.issuer,
+                audience=audience or self.settings.audience,
+                leeway=self.settings.leeway_seconds,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
@@ -154,27 +169,51 @@ class OidcProvider:
     def identity(self, claims: dict[str, Any]) -> Identity:
         """Map a token's claims to a user, a role and groups, as configured."""
         settings = self.settings
-        roles = {str(r) for path in settings.role_claims
-                 for r in _as_list(_claim(claims, path.format(client_id=settings.client_id)))}
+        roles = {
+            str(r)
+            for path in settings.role_claims
+            for r in _as_list(_claim(claims, path.format(client_id=settings.client_id)))
+        }
         mapped = {settings.role_map.get(r, r) for r in roles} & set(ROLES)
         role: Role = max(mapped, key=ROLES.index) if mapped else "viewer"  # type: ignore[assignment]
-        groups = frozenset(str(g).strip("/") for path in settings.group_claims for g in _as_list(_claim(claims, path)))
+        groups = frozenset(
+            str(g).strip("/") for path in settings.group_claims for g in _as_list(_claim(claims, path))
+        )
         username = str(claims.get(settings.username_claim) or claims["sub"])
-        return Identity(self.name, str(claims["sub"]), username, role, groups - {""},
-                        claims.get("name"), claims.get("email"))
+        return Identity(
+            self.name,
+            str(claims["sub"]),
+            username,
+            role,
+            groups - {""},
+            claims.get("name"),
+            claims.get("email"),
+        )
 
     # authorization code flow
 
     def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
-        query = {"response_type": "code", "client_id": self.settings.client_id, "redirect_uri": redirect_uri,
-                 "scope": self.settings.scopes, "state": state, "nonce": nonce,
-                 "code_challenge": code_challenge, "code_challenge_method": "S256"}
+        query = {
+            "response_type": "code",
+            "client_id": self.settings.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": self.settings.scopes,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        }
         return f"{self.endpoint('authorization_endpoint')}?{urlencode(query)}"
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
         """Trade the authorization code for tokens at the token endpoint."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                "client_id": self.settings.client_id, "code_verifier": code_verifier}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": self.settings.client_id,
+            "code_verifier": code_verifier,
+        }
         auth = None
         if self.settings.client_secret is not None:
             auth = (self.settings.client_id, self.settings.client_secret.get_secret_value())
@@ -183,14 +222,19 @@ class OidcProvider:
         except httpx.HTTPError as exc:
             raise UnavailableError(f"OIDC provider {self.name} unreachable: {exc}") from None
         if response.status_code >= 400:
-            raise AuthenticationError(f"provider {self.name} refused the sign-in ({response.status_code}); "
-                                      "start again")
+            raise AuthenticationError(
+                f"provider {self.name} refused the sign-in ({response.status_code}); start again"
+            )
         try:
             tokens = response.json()
         except ValueError:
-            raise UnavailableError(f"provider {self.name} answered the token request with something not JSON") from None
+            raise UnavailableError(
+                f"provider {self.name} answered the token request with something not JSON"
+            ) from None
         if not isinstance(tokens, dict) or not isinstance(tokens.get("id_token"), str):
-            raise AuthenticationError(f"provider {self.name} returned no ID token; is the `openid` scope allowed?")
+            raise AuthenticationError(
+                f"provider {self.name} returned no ID token; is the `openid` scope allowed?"
+            )
         return tokens
 
 
@@ -210,7 +254,9 @@ class OidcProviders:
         try:
             issuer = str(jwt.decode(token, options={"verify_signature": False}).get("iss", "")).rstrip("/")
         except jwt.PyJWTError:
-            raise AuthenticationError("the bearer token is neither an API key nor a well-formed JWT") from None
+            raise AuthenticationError(
+                "the bearer token is neither an API key nor a well-formed JWT"
+            ) from None
         provider = self._by_issuer.get(issuer)
         if provider is None:
             raise AuthenticationError("the token's issuer is not trusted")

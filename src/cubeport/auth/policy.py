@@ -41,10 +41,15 @@ class Access:
         def names(subjects: frozenset[tuple[str, str]], kind: str) -> list[str]:
             return sorted(s for t, s in subjects if t == kind)
 
-        return {"kind": self.kind, "id": self.resource_id, "access": "public" if self.public else "restricted",
-                "owner": self.owner, "groups": names(self.readers | self.writers, "group"),
-                "users": names(self.readers | self.writers, "user"),
-                "writers": {"groups": names(self.writers, "group"), "users": names(self.writers, "user")}}
+        return {
+            "kind": self.kind,
+            "id": self.resource_id,
+            "access": "public" if self.public else "restricted",
+            "owner": self.owner,
+            "groups": names(self.readers | self.writers, "group"),
+            "users": names(self.readers | self.writers, "user"),
+            "writers": {"groups": names(self.writers, "group"), "users": names(self.writers, "user")},
+        }
 
 
 def check_kind(kind: str) -> Kind:
@@ -74,7 +79,8 @@ class Policy:
         if action == "read":
             return bool(subjects & (access.readers | access.writers))
         return principal.has_role("editor") and (
-            bool(subjects & access.writers) or (access.owner is not None and access.owner in principal.groups))
+            bool(subjects & access.writers) or (access.owner is not None and access.owner in principal.groups)
+        )
 
     def visible(self, principal: Principal, kind: str, resource_ids: Iterable[str]) -> list[str]:
         """The ids among `resource_ids` that `principal` may read, in the given order."""
@@ -97,8 +103,16 @@ class Policy:
             self._cache.put(key, access)
         return access
 
-    def set_access(self, kind: str, resource_id: str, *, public: bool, groups: Iterable[str] = (),
-                   users: Iterable[str] = (), owner: str | None = None) -> Access:
+    def set_access(
+        self,
+        kind: str,
+        resource_id: str,
+        *,
+        public: bool,
+        groups: Iterable[str] = (),
+        users: Iterable[str] = (),
+        owner: str | None = None,
+    ) -> Access:
         """Make a resource public, or restricted to the given groups and users (replacing their read grants)."""
         kind = check_kind(kind)
         readers = {("group", g) for g in groups} | {("user", u) for u in users}
@@ -111,12 +125,23 @@ class Policy:
                 session.add(record)
             record.public, record.owner = public, owner
             if not public:
-                session.execute(delete(GrantRecord).where(
-                    GrantRecord.kind == kind, GrantRecord.resource_id == resource_id,
-                    GrantRecord.permission == "read"))
+                session.execute(
+                    delete(GrantRecord).where(
+                        GrantRecord.kind == kind,
+                        GrantRecord.resource_id == resource_id,
+                        GrantRecord.permission == "read",
+                    )
+                )
                 for subject_type, subject in sorted(readers):
-                    session.merge(GrantRecord(kind=kind, resource_id=resource_id, subject_type=subject_type,
-                                              subject=subject, permission="read"))
+                    session.merge(
+                        GrantRecord(
+                            kind=kind,
+                            resource_id=resource_id,
+                            subject_type=subject_type,
+                            subject=subject,
+                            permission="read",
+                        )
+                    )
         return self._changed(kind, resource_id)
 
     def set_public(self, kind: str, resource_id: str, public: bool) -> Access:
@@ -132,25 +157,45 @@ class Policy:
                 record.public = public
         return self._changed(access.kind, resource_id)
 
-    def grant(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str,
-              permission: Action = "read") -> Access:
+    def grant(
+        self,
+        kind: str,
+        resource_id: str,
+        subject_type: SubjectType,
+        subject: str,
+        permission: Action = "read",
+    ) -> Access:
         """Give a group or user read or write permission on a resource (keeping its public flag)."""
         kind = check_kind(kind)
         if subject_type not in ("group", "user") or permission not in ("read", "write"):
             raise InputError("grant to a group or user, with permission read or write")
         with self.db.session() as session:
             if session.get(ResourceAccessRecord, (kind, resource_id)) is None:
-                session.add(ResourceAccessRecord(kind=kind, resource_id=resource_id, public=self.default_public))
-            session.merge(GrantRecord(kind=kind, resource_id=resource_id, subject_type=subject_type,
-                                      subject=subject, permission=permission))
+                session.add(
+                    ResourceAccessRecord(kind=kind, resource_id=resource_id, public=self.default_public)
+                )
+            session.merge(
+                GrantRecord(
+                    kind=kind,
+                    resource_id=resource_id,
+                    subject_type=subject_type,
+                    subject=subject,
+                    permission=permission,
+                )
+            )
         return self._changed(kind, resource_id)
 
     def revoke(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str) -> Access:
         kind = check_kind(kind)
         with self.db.session() as session:
-            session.execute(delete(GrantRecord).where(
-                GrantRecord.kind == kind, GrantRecord.resource_id == resource_id,
-                GrantRecord.subject_type == subject_type, GrantRecord.subject == subject))
+            session.execute(
+                delete(GrantRecord).where(
+                    GrantRecord.kind == kind,
+                    GrantRecord.resource_id == resource_id,
+                    GrantRecord.subject_type == subject_type,
+                    GrantRecord.subject == subject,
+                )
+            )
         return self._changed(kind, resource_id)
 
     def forget(self, kind: str, resource_id: str) -> None:
@@ -166,8 +211,11 @@ class Policy:
         kind = check_kind(kind)
         with self.db.session() as session:
             for table in (GrantRecord, ResourceAccessRecord):
-                session.execute(update(table).where(table.kind == kind, table.resource_id == old_id)
-                                .values(resource_id=new_id))
+                session.execute(
+                    update(table)
+                    .where(table.kind == kind, table.resource_id == old_id)
+                    .values(resource_id=new_id)
+                )
         self._changed(kind, old_id)
         self._changed(kind, new_id)
 
@@ -182,13 +230,17 @@ class Policy:
     def _load(self, kind: str, resource_id: str) -> Access:
         with self.db.session() as session:
             record = session.get(ResourceAccessRecord, (kind, resource_id))
-            grants = session.scalars(select(GrantRecord).where(
-                GrantRecord.kind == kind, GrantRecord.resource_id == resource_id)).all()
+            grants = session.scalars(
+                select(GrantRecord).where(GrantRecord.kind == kind, GrantRecord.resource_id == resource_id)
+            ).all()
             return Access(
-                kind, resource_id, self.default_public if record is None else record.public,
+                kind,
+                resource_id,
+                self.default_public if record is None else record.public,
                 record.owner if record else None,
                 frozenset((g.subject_type, g.subject) for g in grants if g.permission == "read"),
-                frozenset((g.subject_type, g.subject) for g in grants if g.permission == "write"))
+                frozenset((g.subject_type, g.subject) for g in grants if g.permission == "write"),
+            )
 
     @staticmethod
     def _subjects(principal: Principal) -> frozenset[tuple[str, str]]:

@@ -32,8 +32,13 @@ class Principal:
         return not self.anonymous and ROLES.index(self.role) >= ROLES.index(role)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "groups": sorted(self.groups), "via": self.via,
-                "provider": self.provider}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "groups": sorted(self.groups),
+            "via": self.via,
+            "provider": self.provider,
+        }
 
 
 ANONYMOUS = Principal(name=None)

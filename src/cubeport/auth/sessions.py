@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
@@ -47,12 +47,20 @@ class Sessions:
 
     def create(self, principal: dict[str, Any]) -> tuple[str, Session]:
         """A new session; returns the cookie token (not stored) and the session."""
-        token, now = secrets.token_urlsafe(32), datetime.now(timezone.utc)
+        token, now = secrets.token_urlsafe(32), datetime.now(UTC)
         session = Session(principal, secrets.token_urlsafe(24), now + self.lifetime)
         with self.db.session() as db:
             db.execute(delete(SessionRecord).where(SessionRecord.expires < now))
-            db.add(SessionRecord(token_hash=_digest(token), user_name=principal["name"], principal=principal, csrf_token=session.csrf_token,
-                                 created=now, expires=session.expires))
+            db.add(
+                SessionRecord(
+                    token_hash=_digest(token),
+                    user_name=principal["name"],
+                    principal=principal,
+                    csrf_token=session.csrf_token,
+                    created=now,
+                    expires=session.expires,
+                )
+            )
         return token, session
 
     def get(self, token: str) -> Session | None:
@@ -60,7 +68,7 @@ class Sessions:
             record = db.get(SessionRecord, _digest(token))
             if record is None:
                 return None
-            if as_utc(record.expires) <= datetime.now(timezone.utc):
+            if as_utc(record.expires) <= datetime.now(UTC):
                 db.delete(record)
                 return None
             return Session(dict(record.principal), record.csrf_token, as_utc(record.expires))
@@ -76,18 +84,26 @@ class Sessions:
 
     def start_login(self, provider: str, code_verifier: str, next_url: str) -> tuple[str, str]:
         """Remember an OIDC sign-in until the provider calls back; returns its state and nonce."""
-        state, nonce, now = secrets.token_urlsafe(24), secrets.token_urlsafe(24), datetime.now(timezone.utc)
+        state, nonce, now = secrets.token_urlsafe(24), secrets.token_urlsafe(24), datetime.now(UTC)
         with self.db.session() as db:
             db.execute(delete(LoginStateRecord).where(LoginStateRecord.expires < now))
-            db.add(LoginStateRecord(state=state, provider=provider, code_verifier=code_verifier, nonce=nonce,
-                                    next_url=next_url, expires=now + timedelta(minutes=LOGIN_MINUTES)))
+            db.add(
+                LoginStateRecord(
+                    state=state,
+                    provider=provider,
+                    code_verifier=code_verifier,
+                    nonce=nonce,
+                    next_url=next_url,
+                    expires=now + timedelta(minutes=LOGIN_MINUTES),
+                )
+            )
         return state, nonce
 
     def finish_login(self, state: str) -> PendingLogin:
         """The sign-in that `state` started; each state works once and for a few minutes only."""
         with self.db.session() as db:
             record = db.get(LoginStateRecord, state)
-            if record is None or as_utc(record.expires) <= datetime.now(timezone.utc):
+            if record is None or as_utc(record.expires) <= datetime.now(UTC):
                 raise AuthenticationError("this sign-in link is unknown or has expired; sign in again")
             db.delete(record)
             return PendingLogin(record.provider, record.code_verifier, record.nonce, record.next_url)

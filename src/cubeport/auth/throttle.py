@@ -7,7 +7,7 @@ across API workers and restarts.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cubeport.auth.audit import AuditLog
 from cubeport.config import AuthSettings
@@ -21,18 +21,23 @@ class Throttle:
 
     def check(self, *, account: str | None, address: str | None) -> None:
         """Raise ThrottledError if this account or address must wait before trying again."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         since = now - timedelta(seconds=self.settings.failure_window_seconds)
         for what, value in (("account", account), ("address", address)):
             if not value:
                 continue
-            count, last = self.audit.failures(since=since, **{"user" if what == "account" else "address": value})
+            count, last = self.audit.failures(
+                since=since, **{"user" if what == "account" else "address": value}
+            )
             if count < self.settings.max_failures or last is None:
                 continue
-            wait = min(self.settings.lockout_seconds * 2 ** (count - self.settings.max_failures),
-                       self.settings.failure_window_seconds)
+            wait = min(
+                self.settings.lockout_seconds * 2 ** (count - self.settings.max_failures),
+                self.settings.failure_window_seconds,
+            )
             retry_after = (last + timedelta(seconds=wait) - now).total_seconds()
             if retry_after > 0:
                 raise ThrottledError(
                     f"too many failed attempts for this {what}; try again in {int(retry_after) + 1} s",
-                    retry_after=int(retry_after) + 1)
+                    retry_after=int(retry_after) + 1,
+                )

@@ -38,8 +38,11 @@ def main() -> None:
     except Exception as exc:  # the last resort: one line, never a traceback (CUBEPORT_DEBUG=1 shows it)
         if os.environ.get("CUBEPORT_DEBUG"):
             raise
-        _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-              " (set CUBEPORT_DEBUG=1 for details)", 1)
+        _fail(
+            f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " (set CUBEPORT_DEBUG=1 for details)",
+            1,
+        )
 
 
 def _fail(message: str, code: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,8 +13,9 @@ from cubeport.errors import InputError
 
 cache_app = typer.Typer(
     help="The rolling cache of remote data (whole objects or byte ranges over HTTP), kept under a quota. "
-         "Entries are named by their key: the URL, with #bytes=FIRST-LAST for a byte range.",
-    no_args_is_help=True)
+    "Entries are named by their key: the URL, with #bytes=FIRST-LAST for a byte range.",
+    no_args_is_help=True,
+)
 app.add_typer(cache_app, name="cache")
 Key = Annotated[str, typer.Argument(metavar="KEY", help="An entry's key (see `cubeport cache list`)")]
 
@@ -37,13 +38,17 @@ def cache_stats(data_root: DataRoot = None, as_json: AsJson = False) -> None:
     table = Table(show_header=False)
     ratio = stats.hit_ratio
     for label, value in (
-            ("quota", _size(stats.quota_bytes)),
-            ("used", f"{_size(stats.used_bytes)} ({stats.used_bytes / stats.quota_bytes:.1%})"),
-            ("watermarks", f"high {stats.high_watermark:.0%}, low {stats.low_watermark:.0%}"),
-            ("entries", f"{stats.entries} ({stats.pinned_entries} pinned, {_size(stats.pinned_bytes)})"),
-            ("hits / misses", f"{stats.hits} / {stats.misses} (hit ratio {'-' if ratio is None else f'{ratio:.1%}'})"),
-            ("fetched / served", f"{_size(stats.bytes_fetched)} / {_size(stats.bytes_served)}"),
-            ("evictions", str(stats.evictions))):
+        ("quota", _size(stats.quota_bytes)),
+        ("used", f"{_size(stats.used_bytes)} ({stats.used_bytes / stats.quota_bytes:.1%})"),
+        ("watermarks", f"high {stats.high_watermark:.0%}, low {stats.low_watermark:.0%}"),
+        ("entries", f"{stats.entries} ({stats.pinned_entries} pinned, {_size(stats.pinned_bytes)})"),
+        (
+            "hits / misses",
+            f"{stats.hits} / {stats.misses} (hit ratio {'-' if ratio is None else f'{ratio:.1%}'})",
+        ),
+        ("fetched / served", f"{_size(stats.bytes_fetched)} / {_size(stats.bytes_served)}"),
+        ("evictions", str(stats.evictions)),
+    ):
         table.add_row(label, value)
     out.print(table)
 
@@ -51,7 +56,7 @@ def cache_stats(data_root: DataRoot = None, as_json: AsJson = False) -> None:
 @cache_app.command("list")
 def cache_list(
     data_root: DataRoot = None,
-    prefix: Annotated[Optional[str], typer.Option(help="Only keys starting so, e.g. https://host/path/")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Only keys starting so, e.g. https://host/path/")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many entries")] = 100,
     as_json: AsJson = False,
 ) -> None:
@@ -63,8 +68,13 @@ def cache_list(
     table = Table("size", "last used (UTC)", "expires", "hits")
     table.add_column("key", overflow="fold")  # URLs are long: wrapped, never cut
     for e in entries:
-        table.add_row(_size(e.size), f"{e.last_used:%Y-%m-%d %H:%M}",
-                      "pinned" if e.expires is None else f"{e.expires:%Y-%m-%d %H:%M}", str(e.hits), e.key)
+        table.add_row(
+            _size(e.size),
+            f"{e.last_used:%Y-%m-%d %H:%M}",
+            "pinned" if e.expires is None else f"{e.expires:%Y-%m-%d %H:%M}",
+            str(e.hits),
+            e.key,
+        )
     out.print(table if entries else "the cache is empty")
 
 
@@ -72,8 +82,12 @@ def cache_list(
 def cache_fetch(
     url: Annotated[str, typer.Argument(metavar="URL", help="An http(s) URL")],
     data_root: DataRoot = None,
-    byte_range: Annotated[Optional[str], typer.Option(
-        "--range", metavar="FIRST-LAST", help="Only these bytes (inclusive, as in an HTTP Range header)")] = None,
+    byte_range: Annotated[
+        str | None,
+        typer.Option(
+            "--range", metavar="FIRST-LAST", help="Only these bytes (inclusive, as in an HTTP Range header)"
+        ),
+    ] = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin the entry once it is stored")] = False,
 ) -> None:
     """Fetch a URL into the cache (e.g. to warm it before a demo); a hit if it is there already."""
@@ -81,7 +95,9 @@ def cache_fetch(
     found = cache.fetch(url, byte_range=_range(byte_range))
     if pin:
         cache.pin(found.key)
-    out.print(f"{'hit' if found.hit else 'fetched'} {found.key}: {_size(found.size)}{', pinned' if pin else ''}")
+    out.print(
+        f"{'hit' if found.hit else 'fetched'} {found.key}: {_size(found.size)}{', pinned' if pin else ''}"
+    )
 
 
 def _range(text: str | None) -> tuple[int, int] | None:
@@ -98,12 +114,13 @@ def cache_purge(
     data_root: DataRoot = None,
     everything: Annotated[bool, typer.Option("--all", help="Every entry")] = False,
     expired: Annotated[bool, typer.Option("--expired", help="The entries older than the TTL")] = False,
-    prefix: Annotated[Optional[str], typer.Option(help="The entries whose key starts so")] = None,
+    prefix: Annotated[str | None, typer.Option(help="The entries whose key starts so")] = None,
     include_pinned: Annotated[bool, typer.Option("--include-pinned", help="Pinned entries too")] = False,
 ) -> None:
     """Remove entries: --all, --expired, or --prefix (pinned ones stay unless --include-pinned)."""
-    removed = context_for(data_root).cache.purge(everything=everything, expired=expired, prefix=prefix,
-                                                 include_pinned=include_pinned)
+    removed = context_for(data_root).cache.purge(
+        everything=everything, expired=expired, prefix=prefix, include_pinned=include_pinned
+    )
     out.print(f"removed {removed} {'entry' if removed == 1 else 'entries'}")
 
 

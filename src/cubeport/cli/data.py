@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,12 +14,14 @@ from cubeport.errors import InputError, NotFoundError
 
 cubes_app = typer.Typer(help="List, inspect, edit and delete cubes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-places_app = typer.Typer(help="Place groups: stations, water bodies, regions of interest (GeoJSON).",
-                         no_args_is_help=True)
+places_app = typer.Typer(
+    help="Place groups: stations, water bodies, regions of interest (GeoJSON).", no_args_is_help=True
+)
 app.add_typer(cubes_app, name="cubes")
 app.add_typer(places_app, name="places")
-features_app = typer.Typer(help="Feature collections: vector data in the platform's database.",
-                           no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feature collections: vector data in the platform's database.", no_args_is_help=True
+)
 app.add_typer(features_app, name="features")
 app.add_typer(db_app, name="db")
 
@@ -27,8 +29,8 @@ app.add_typer(db_app, name="db")
 @app.command()
 def serve(
     data_root: DataRoot = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to listen on [default: 8080]")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080]")] = None,
 ) -> None:
     """Serve the platform's API (and viewer) over HTTP."""
     import uvicorn
@@ -36,7 +38,7 @@ def serve(
     from cubeport.api.app import create_app
 
     context = context_for(data_root, host=host, port=port)
-    context.db  # migrate before the first request
+    _ = context.db  # migrate before the first request
     settings = context.settings
     err.print(f"Cubeport serving {settings.data_root} on http://{settings.host}:{settings.port}/")
     uvicorn.run(create_app(context), host=settings.host, port=settings.port, log_level=settings.log_level)
@@ -45,7 +47,9 @@ def serve(
 @app.command()
 def demo(
     data_root: DataRoot = None,
-    large: Annotated[bool, typer.Option("--large", help="Also build the large benchmark cube (0.01 deg, 365 days)")] = False,
+    large: Annotated[
+        bool, typer.Option("--large", help="Also build the large benchmark cube (0.01 deg, 365 days)")
+    ] = False,
     days: Annotated[int, typer.Option(min=2, max=366, help="Days in the demo cubes")] = 122,
 ) -> None:
     """Build the Baltic Sea demo set (synthetic chlorophyll and SST cubes, stations, water bodies)."""
@@ -63,22 +67,34 @@ def demo(
         out.print(line)
     password = context.auth.ensure_admin()
     if password:
-        out.print(f"created the first admin: user [bold]admin[/], password [bold]{password}[/] (shown once; "
-                  "change it with `cubeport users set admin --password-stdin`)")
+        out.print(
+            f"created the first admin: user [bold]admin[/], password [bold]{password}[/] (shown once; "
+            "change it with `cubeport users set admin --password-stdin`)"
+        )
 
 
 @app.command()
 def ingest(
-    sources: Annotated[list[str], typer.Argument(help="Input files: Zarr, NetCDF or GeoTIFF/COG", show_default=False)],
+    sources: Annotated[
+        list[str], typer.Argument(help="Input files: Zarr, NetCDF or GeoTIFF/COG", show_default=False)
+    ],
     cube: Annotated[str, typer.Option("--cube", help="Id of the cube to write", show_default=False)],
     data_root: DataRoot = None,
     append: Annotated[bool, typer.Option("--append", help="Add new time steps to an existing cube")] = False,
-    replace: Annotated[bool, typer.Option("--replace", help="Rebuild an existing cube from these inputs")] = False,
-    time_pattern: Annotated[Optional[str], typer.Option(
-        "--time-pattern", help="strftime pattern that finds the time in file names, e.g. '%Y%m%dT%H%M%S'")] = None,
-    time: Annotated[Optional[datetime], typer.Option(help="Time of a single input that has none")] = None,
-    variables: Annotated[Optional[str], typer.Option(help="Comma-separated variables to keep [default: all]")] = None,
-    title: Annotated[Optional[str], typer.Option(help="Title in the catalogue")] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Rebuild an existing cube from these inputs")
+    ] = False,
+    time_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--time-pattern", help="strftime pattern that finds the time in file names, e.g. '%Y%m%dT%H%M%S'"
+        ),
+    ] = None,
+    time: Annotated[datetime | None, typer.Option(help="Time of a single input that has none")] = None,
+    variables: Annotated[
+        str | None, typer.Option(help="Comma-separated variables to keep [default: all]")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Title in the catalogue")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written and stop")] = False,
 ) -> None:
     """Turn product files into a cube (or add time steps to one); published only when complete."""
@@ -87,7 +103,13 @@ def ingest(
     context = context_for(data_root)
     context.storage.check()
     plan = plan_ingest(
-        context.cubes, sources, cube, append=append, replace=replace, time_pattern=time_pattern, time=time,
+        context.cubes,
+        sources,
+        cube,
+        append=append,
+        replace=replace,
+        time_pattern=time_pattern,
+        time=time,
         variables=split(variables) or None,
     )
     out.print(plan.summary())
@@ -104,9 +126,11 @@ def ingest(
     if title:
         context.catalogue.update(cube, title=title)
     products = context.products.keep(cube, plan.fragments, replace=plan.mode == "replace")
-    out.print(f"published {cube}: {info.dims.get('time', 0)} time steps, {len(info.variables)} variables, "
-              f"{info.levels} levels{', time-series twin' if info.timeseries else ''}"
-              f"{f', {len(products)} products in STAC' if products else ''}")
+    out.print(
+        f"published {cube}: {info.dims.get('time', 0)} time steps, {len(info.variables)} variables, "
+        f"{info.levels} levels{', time-series twin' if info.timeseries else ''}"
+        f"{f', {len(products)} products in STAC' if products else ''}"
+    )
 
 
 @cubes_app.command("list")
@@ -119,14 +143,21 @@ def cubes_list(data_root: DataRoot = None, as_json: AsJson = False) -> None:
         return
     table = Table("id", "time steps", "first", "last", "variables", "crs")
     for info in infos:
-        table.add_row(info.id, str(info.dims.get("time", 0)), info.time_start[:19], info.time_end[:19],
-                      ", ".join(v.name for v in info.variables), info.crs[:40])
+        table.add_row(
+            info.id,
+            str(info.dims.get("time", 0)),
+            info.time_start[:19],
+            info.time_end[:19],
+            ", ".join(v.name for v in info.variables),
+            info.crs[:40],
+        )
     out.print(table if infos else "no cubes")
 
 
 @cubes_app.command("info")
-def cubes_info(cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None,
-               as_json: AsJson = False) -> None:
+def cubes_info(
+    cube_id: Annotated[str, typer.Argument(metavar="ID")], data_root: DataRoot = None, as_json: AsJson = False
+) -> None:
     """Show a cube's dims, variables, time range, CRS and levels."""
     context = context_for(data_root)
     info = context.cubes.describe(cube_id)
@@ -168,13 +199,15 @@ def cubes_style(
     cube_id: Annotated[str, typer.Argument(metavar="ID")],
     variable: Annotated[str, typer.Argument(metavar="VARIABLE")],
     data_root: DataRoot = None,
-    cmap: Annotated[Optional[str], typer.Option(help="Colour map name, e.g. viridis")] = None,
-    vmin: Annotated[Optional[float], typer.Option(help="Value at the low end of the colour map")] = None,
-    vmax: Annotated[Optional[float], typer.Option(help="Value at the high end of the colour map")] = None,
-    norm: Annotated[Optional[str], typer.Option(help="lin, log or cat")] = None,
+    cmap: Annotated[str | None, typer.Option(help="Colour map name, e.g. viridis")] = None,
+    vmin: Annotated[float | None, typer.Option(help="Value at the low end of the colour map")] = None,
+    vmax: Annotated[float | None, typer.Option(help="Value at the high end of the colour map")] = None,
+    norm: Annotated[str | None, typer.Option(help="lin, log or cat")] = None,
 ) -> None:
     """Change a variable's style without touching its data."""
-    entry = context_for(data_root).catalogue.set_style(cube_id, variable, colormap=cmap, vmin=vmin, vmax=vmax, norm=norm)
+    entry = context_for(data_root).catalogue.set_style(
+        cube_id, variable, colormap=cmap, vmin=vmin, vmax=vmax, norm=norm
+    )
     style = entry.variable(variable).style
     out.print(f"{cube_id}/{variable}: {style.colormap} {style.vmin}..{style.vmax} ({style.norm})")
 
@@ -183,22 +216,23 @@ def cubes_style(
 def cubes_edit(
     cube_id: Annotated[str, typer.Argument(metavar="ID")],
     data_root: DataRoot = None,
-    title: Annotated[Optional[str], typer.Option()] = None,
-    description: Annotated[Optional[str], typer.Option()] = None,
-    tags: Annotated[Optional[str], typer.Option(help="Comma-separated tags")] = None,
-    themes: Annotated[Optional[str], typer.Option(help="Comma-separated themes")] = None,
+    title: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    tags: Annotated[str | None, typer.Option(help="Comma-separated tags")] = None,
+    themes: Annotated[str | None, typer.Option(help="Comma-separated themes")] = None,
 ) -> None:
     """Edit a cube's title, description, tags and themes."""
     entry = context_for(data_root).catalogue.update(
-        cube_id, title=title, description=description, tags=split(tags), themes=split(themes))
+        cube_id, title=title, description=description, tags=split(tags), themes=split(themes)
+    )
     out.print(f"{entry.id}: {entry.title}")
 
 
 @places_app.command("add")
 def places_add(
     source: Annotated[str, typer.Argument(metavar="FILE", help="A GeoJSON FeatureCollection")],
-    group_id: Annotated[Optional[str], typer.Option("--id", help="Group id [default: the file name]")] = None,
-    title: Annotated[Optional[str], typer.Option(help="Title shown in viewers")] = None,
+    group_id: Annotated[str | None, typer.Option("--id", help="Group id [default: the file name]")] = None,
+    title: Annotated[str | None, typer.Option(help="Title shown in viewers")] = None,
     data_root: DataRoot = None,
 ) -> None:
     """Add (or replace) a place group from a GeoJSON file."""
@@ -221,8 +255,14 @@ def places_list(data_root: DataRoot = None) -> None:
 
 @app.command()
 def basemap(
-    sources: Annotated[list[str], typer.Argument(metavar="FILE...", help="Vector files in lon/lat (Shapefile, "
-                                                 "GeoPackage, GeoJSON), e.g. Natural Earth and GSHHG land")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE...",
+            help="Vector files in lon/lat (Shapefile, "
+            "GeoPackage, GeoJSON), e.g. Natural Earth and GSHHG land",
+        ),
+    ],
     name: Annotated[str, typer.Option(help="Base map layer name")] = "land",
     tolerance: Annotated[float, typer.Option(min=0.0001, max=1.0, help="Simplification, in degrees")] = 0.005,
     data_root: DataRoot = None,
@@ -243,16 +283,24 @@ def basemap(
 
 @features_app.command("import")
 def features_import(
-    source: Annotated[str, typer.Argument(metavar="FILE", help="GeoPackage, Shapefile, GeoJSON, GeoParquet, or CSV "
-                                          "with --x/--y")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE", help="GeoPackage, Shapefile, GeoJSON, GeoParquet, or CSV with --x/--y"
+        ),
+    ],
     database: Annotated[str, typer.Option("--database", "-d", help="Database (namespace) of the collection")],
-    collection: Annotated[Optional[str], typer.Option("--collection", "-c",
-                                                      help="Collection name [default: from the file name]")] = None,
-    layer: Annotated[Optional[str], typer.Option(help="Layer of a multi-layer file")] = None,
-    x: Annotated[Optional[str], typer.Option("--x", help="CSV column of x (longitude)")] = None,
-    y: Annotated[Optional[str], typer.Option("--y", help="CSV column of y (latitude)")] = None,
-    crs: Annotated[Optional[str], typer.Option(help="CRS of the data when the file does not say [default: "
-                                                    "the file's, else EPSG:4326]")] = None,
+    collection: Annotated[
+        str | None,
+        typer.Option("--collection", "-c", help="Collection name [default: from the file name]"),
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of a multi-layer file")] = None,
+    x: Annotated[str | None, typer.Option("--x", help="CSV column of x (longitude)")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="CSV column of y (latitude)")] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="CRS of the data when the file does not say [default: the file's, else EPSG:4326]"),
+    ] = None,
     title: Annotated[str, typer.Option(help="Title shown to users")] = "",
     data_root: DataRoot = None,
 ) -> None:
@@ -267,18 +315,36 @@ def features_import(
     store = context_for(data_root).features
     with progress_bar() as progress:
         task = progress.add_task(f"import {path.name}", total=None)
-        spec, count = import_file(store, path, database, collection, layer=layer, x=x, y=y, crs=crs, title=title,
-                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
-    out.print(f"collection {spec.id}: {count} features, EPSG:{spec.crs}, properties "
-              f"{', '.join(f'{k} ({v})' for k, v in spec.properties.items()) or 'none'}")
+        spec, count = import_file(
+            store,
+            path,
+            database,
+            collection,
+            layer=layer,
+            x=x,
+            y=y,
+            crs=crs,
+            title=title,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    out.print(
+        f"collection {spec.id}: {count} features, EPSG:{spec.crs}, properties "
+        f"{', '.join(f'{k} ({v})' for k, v in spec.properties.items()) or 'none'}"
+    )
 
 
 @features_app.command("observations")
 def features_observations(
-    source: Annotated[str, typer.Argument(metavar="CSV", help="columns station,time,parameter,value[,unit,quality]")],
-    collection: Annotated[str, typer.Option("--collection", "-c", help="The station collection, database.name")],
-    station_property: Annotated[Optional[str], typer.Option(
-        help="Property naming the stations in the CSV's station column [default: feature ids]")] = None,
+    source: Annotated[
+        str, typer.Argument(metavar="CSV", help="columns station,time,parameter,value[,unit,quality]")
+    ],
+    collection: Annotated[
+        str, typer.Option("--collection", "-c", help="The station collection, database.name")
+    ],
+    station_property: Annotated[
+        str | None,
+        typer.Option(help="Property naming the stations in the CSV's station column [default: feature ids]"),
+    ] = None,
     data_root: DataRoot = None,
 ) -> None:
     """Import in-situ monitoring data (CSV) at the stations of a station collection (all or nothing)."""
@@ -289,7 +355,9 @@ def features_observations(
     database, _, name = collection.partition(".")
     if not Path(source).exists():
         raise InputError(f"{source}: no such file")
-    count = Observations(context_for(data_root).features).import_csv(database, name, Path(source), station_property)
+    count = Observations(context_for(data_root).features).import_csv(
+        database, name, Path(source), station_property
+    )
     out.print(f"{count} observations at the stations of {collection}")
 
 
@@ -297,8 +365,12 @@ def features_observations(
 def features_export(
     collection: Annotated[str, typer.Argument(metavar="COLLECTION", help="database.name")],
     target: Annotated[str, typer.Argument(metavar="FILE", help=".geojson, .gpkg or .parquet (GeoParquet)")],
-    query: Annotated[Optional[str], typer.Option("--filter", "-f", help="Only features meeting this CQL2 text, "
-                                                 "e.g. \"status = 'active'\"")] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--filter", "-f", help="Only features meeting this CQL2 text, e.g. \"status = 'active'\""
+        ),
+    ] = None,
     data_root: DataRoot = None,
 ) -> None:
     """Export a collection, or the features a filter selects, to a file (written whole or not at all)."""
@@ -334,14 +406,16 @@ def features_export(
 
 @features_app.command("list")
 def features_list(
-    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Only this database")] = None,
+    database: Annotated[str | None, typer.Option("--database", "-d", help="Only this database")] = None,
     data_root: DataRoot = None,
 ) -> None:
     """List the feature collections with their feature counts."""
     store = context_for(data_root).features
     specs = store.list(database)
     for spec in specs:
-        out.print(f"{spec.id}\t{store.count(spec.database, spec.name)} features\tEPSG:{spec.crs}\t{spec.title}")
+        out.print(
+            f"{spec.id}\t{store.count(spec.database, spec.name)} features\tEPSG:{spec.crs}\t{spec.title}"
+        )
     if not specs:
         out.print("no feature collections")
 
@@ -351,5 +425,3 @@ def db_upgrade(data_root: DataRoot = None) -> None:
     """Create or migrate the database schema to the newest version."""
     context = context_for(data_root)
     out.print(f"database {context.db.safe_url} at revision {context.db.revision()}")
-
-

@@ -12,8 +12,9 @@ from rich.table import Table
 from cubeport.cli.base import AsJson, DataRoot, app, context_for, out
 from cubeport.errors import InputError
 
-sources_app = typer.Typer(help="Remote STAC APIs searched beside the local items (`sources` in /stac/search).",
-                          no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Remote STAC APIs searched beside the local items (`sources` in /stac/search).", no_args_is_help=True
+)
 app.add_typer(sources_app, name="sources")
 
 
@@ -22,9 +23,15 @@ def sources_add(
     name: Annotated[str, typer.Argument(help="Lower-case letters, digits and '-'")],
     url: Annotated[str, typer.Argument(help="The root of the remote STAC API")],
     title: Annotated[str, typer.Option(help="Shown in listings")] = "",
-    timeout: Annotated[float, typer.Option(help="Seconds; past them the source is left out with a warning")] = 10.0,
-    header: Annotated[list[str] | None, typer.Option(
-        help="'Name: value' sent with every request; '-' reads one per line from stdin (for credentials)")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds; past them the source is left out with a warning")
+    ] = 10.0,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="'Name: value' sent with every request; '-' reads one per line from stdin (for credentials)"
+        ),
+    ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a source of this name")] = False,
     data_root: DataRoot = None,
 ) -> None:
@@ -38,8 +45,13 @@ def sources_add(
         if not colon or not key.strip():
             raise InputError(f"header {line.split(':')[0]!r}: give 'Name: value'")
         headers[key.strip()] = value.strip()
-    source = context_for(data_root).stac_sources.add(Source(name, url, title, headers, timeout), replace=replace)
-    out.print(f"source {source.name}: {source.url}" + (f" (headers {', '.join(sorted(headers))})" if headers else ""))
+    source = context_for(data_root).stac_sources.add(
+        Source(name, url, title, headers, timeout), replace=replace
+    )
+    out.print(
+        f"source {source.name}: {source.url}"
+        + (f" (headers {', '.join(sorted(headers))})" if headers else "")
+    )
 
 
 @sources_app.command("list")

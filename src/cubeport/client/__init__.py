@@ -18,8 +18,15 @@ from cubeport.client.features import FeatureClient, FeatureClientError
 __all__ = ["FeatureClient", "FeatureClientError", "open_cube"]
 
 
-def open_cube(server: str, cube_id: str, *, api_key: str | None = None, token: str | None = None,
-              level: int = 0, timeseries: bool = False) -> xr.Dataset:
+def open_cube(
+    server: str,
+    cube_id: str,
+    *,
+    api_key: str | None = None,
+    token: str | None = None,
+    level: int = 0,
+    timeseries: bool = False,
+) -> xr.Dataset:
     """A served cube, lazily: `level` picks a pyramid level, `timeseries=True` the time-chunked copy (fast
     for long series at a few places). Sign in with an API key (`cubeport keys create`) or a bearer token."""
     headers = {}
@@ -28,9 +35,12 @@ def open_cube(server: str, cube_id: str, *, api_key: str | None = None, token: s
     if token:
         headers["Authorization"] = f"Bearer {token}"
     name = "timeseries.zarr" if timeseries else f"{level}.zarr"
-    store = zarr.storage.FsspecStore.from_url(f"{server.rstrip('/')}/zarr/{cube_id}/{name}",
-                                              storage_options={"headers": headers}, read_only=True)
+    store = zarr.storage.FsspecStore.from_url(
+        f"{server.rstrip('/')}/zarr/{cube_id}/{name}", storage_options={"headers": headers}, read_only=True
+    )
     try:
         return xr.open_zarr(store, consolidated=True, zarr_format=2)
     except FileNotFoundError:
-        raise LookupError(f"no cube {cube_id!r} (level {level}) at {server} that these credentials may read") from None
+        raise LookupError(
+            f"no cube {cube_id!r} (level {level}) at {server} that these credentials may read"
+        ) from None

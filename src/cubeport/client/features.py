@@ -26,8 +26,15 @@ class FeatureClientError(Exception):
 
 
 class FeatureClient:
-    def __init__(self, server: str, *, api_key: str | None = None, token: str | None = None,
-                 database: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        database: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         """`database` is the default database of the calls that take one."""
         headers = {"X-API-Key": api_key} if api_key else {}
         if token:
@@ -44,23 +51,49 @@ class FeatureClient:
         import pandas as pd
 
         found = self._call("GET", "/collections", params={"database": database} if database else None)
-        rows = [{"collection": c["id"].partition(".")[2], "database": c["id"].partition(".")[0],
-                 "title": c["title"], "owner": c.get("owner")} for c in found["collections"]]
+        rows = [
+            {
+                "collection": c["id"].partition(".")[2],
+                "database": c["id"].partition(".")[0],
+                "title": c["title"],
+                "owner": c.get("owner"),
+            }
+            for c in found["collections"]
+        ]
         return pd.DataFrame(rows, columns=["collection", "database", "title", "owner"])
 
     def get_collection_info(self, name: str, database: str | None = None) -> dict[str, Any]:
         return self._call("GET", f"/collections/{self._id(name, database)}")
 
-    def create_collection(self, name: str, properties: dict[str, str], database: str | None = None, *,
-                          crs: int | str = 4326, geometry_type: str = "Geometry", group: str | None = None,
-                          project: str | None = None, **metadata: Any) -> dict[str, Any]:
+    def create_collection(
+        self,
+        name: str,
+        properties: dict[str, str],
+        database: str | None = None,
+        *,
+        crs: int | str = 4326,
+        geometry_type: str = "Geometry",
+        group: str | None = None,
+        project: str | None = None,
+        **metadata: Any,
+    ) -> dict[str, Any]:
         """A new collection, private to you (or to your `group` or `project`, if the database is new);
         `metadata`: title, description, licence, keywords, provenance, metadata_url, time_property."""
-        body = {"database": self._database(database), "name": name, "properties": properties, "crs": crs,
-                "geometry_type": geometry_type, "group": group, "project": project, **metadata}
+        body = {
+            "database": self._database(database),
+            "name": name,
+            "properties": properties,
+            "crs": crs,
+            "geometry_type": geometry_type,
+            "group": group,
+            "project": project,
+            **metadata,
+        }
         return self._call("POST", "/collections", json=body)
 
-    def update_collection_metadata(self, name: str, database: str | None = None, **metadata: Any) -> dict[str, Any]:
+    def update_collection_metadata(
+        self, name: str, database: str | None = None, **metadata: Any
+    ) -> dict[str, Any]:
         """Change title, description, licence, keywords, provenance, metadata_url or time_property."""
         return self._call("PATCH", f"/collections/{self._id(name, database)}", json=metadata)
 
@@ -70,46 +103,84 @@ class FeatureClient:
     def rename_collection(self, name: str, new_name: str, database: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/collections/{self._id(name, database)}/rename", json={"name": new_name})
 
-    def copy_collection(self, name: str, new_name: str, database: str | None = None,
-                        new_database: str | None = None) -> dict[str, Any]:
-        return self._call("POST", f"/collections/{self._id(name, database)}/copy",
-                          json={"database": new_database or self._database(database), "name": new_name})
+    def copy_collection(
+        self, name: str, new_name: str, database: str | None = None, new_database: str | None = None
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            f"/collections/{self._id(name, database)}/copy",
+            json={"database": new_database or self._database(database), "name": new_name},
+        )
 
     # -- features --------------------------------------------------------------------------------------------
-    def get_collection(self, name: str, database: str | None = None, query: str | None = None, *,
-                       limit: int | None = None, offset: int = 0, sortby: str | None = None,
-                       properties: list[str] | None = None, bbox: tuple[float, float, float, float] | None = None,
-                       bbox_crs: int | None = None, datetime: str | None = None) -> Any:
+    def get_collection(
+        self,
+        name: str,
+        database: str | None = None,
+        query: str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        sortby: str | None = None,
+        properties: list[str] | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        bbox_crs: int | None = None,
+        datetime: str | None = None,
+    ) -> Any:
         """The features (those matching the CQL2 `query`, bbox and datetime) as a GeoDataFrame indexed by id."""
         import geopandas
 
-        params: dict[str, Any] = {"filter": query, "sortby": sortby, "datetime": datetime,
-                                  "properties": ",".join(properties) if properties is not None else None}
+        params: dict[str, Any] = {
+            "filter": query,
+            "sortby": sortby,
+            "datetime": datetime,
+            "properties": ",".join(properties) if properties is not None else None,
+        }
         if bbox is not None:
             params["bbox"] = ",".join(map(str, bbox))
             if bbox_crs is not None and bbox_crs != 4326:
                 params["bbox-crs"] = f"http://www.opengis.net/def/crs/EPSG/0/{bbox_crs}"
-        features = list(self._pages(self._id(name, database), {k: v for k, v in params.items() if v is not None},
-                                    limit, offset))
-        frame = geopandas.GeoDataFrame.from_features(features, crs="EPSG:4326") if features else \
-            geopandas.GeoDataFrame({"geometry": []}, geometry="geometry", crs="EPSG:4326")
+        features = list(
+            self._pages(
+                self._id(name, database), {k: v for k, v in params.items() if v is not None}, limit, offset
+            )
+        )
+        frame = (
+            geopandas.GeoDataFrame.from_features(features, crs="EPSG:4326")
+            if features
+            else geopandas.GeoDataFrame({"geometry": []}, geometry="geometry", crs="EPSG:4326")
+        )
         frame.index = [f["id"] for f in features]
         frame.index.name = "id"
         return frame
 
-    def get_collection_by_bbox(self, name: str, bbox: tuple[float, float, float, float],
-                               database: str | None = None, *, bbox_crs: int = 4326, query: str | None = None,
-                               limit: int | None = None, offset: int = 0) -> Any:
-        return self.get_collection(name, database, query, bbox=bbox, bbox_crs=bbox_crs, limit=limit, offset=offset)
+    def get_collection_by_bbox(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float],
+        database: str | None = None,
+        *,
+        bbox_crs: int = 4326,
+        query: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Any:
+        return self.get_collection(
+            name, database, query, bbox=bbox, bbox_crs=bbox_crs, limit=limit, offset=offset
+        )
 
-    def count_collection_rows(self, name: str, database: str | None = None, query: str | None = None, *,
-                              exact: bool = True) -> int:
+    def count_collection_rows(
+        self, name: str, database: str | None = None, query: str | None = None, *, exact: bool = True
+    ) -> int:
         """How many features (those meeting the CQL2 `query`); `exact=False` asks for the quick estimate."""
         params = {"exact": str(exact).lower(), **({"filter": query} if query else {})}
-        return int(self._call("GET", f"/collections/{self._id(name, database)}/count", params=params)["count"])
+        return int(
+            self._call("GET", f"/collections/{self._id(name, database)}/count", params=params)["count"]
+        )
 
-    def insert_into_collection(self, name: str, values: Any, database: str | None = None, *,
-                               upsert: bool = False, chunk: int = 5_000) -> int:
+    def insert_into_collection(
+        self, name: str, values: Any, database: str | None = None, *, upsert: bool = False, chunk: int = 5_000
+    ) -> int:
         """Add the rows of a GeoDataFrame (reprojected to the collection's CRS); with `upsert`, rows whose
         index is an existing id replace that feature. Returns how many were written."""
         import json
@@ -120,29 +191,49 @@ class FeatureClient:
             values = values.to_crs(crs)
         written = 0
         for start in range(0, len(values), chunk):
-            part = json.loads(values.iloc[start:start + chunk].to_json(drop_id=not upsert, na="null",
-                                                                       to_wgs84=False))
-            written += self._call("POST", f"/collections/{collection}/items", json=part,
-                                  params={"upsert": "true"} if upsert else None)["written"]
+            part = json.loads(
+                values.iloc[start : start + chunk].to_json(drop_id=not upsert, na="null", to_wgs84=False)
+            )
+            written += self._call(
+                "POST",
+                f"/collections/{collection}/items",
+                json=part,
+                params={"upsert": "true"} if upsert else None,
+            )["written"]
         return written
 
-    def update_collection(self, name: str, values: dict[str, Any], query: str,
-                          database: str | None = None) -> int:
+    def update_collection(
+        self, name: str, values: dict[str, Any], query: str, database: str | None = None
+    ) -> int:
         """Set properties of the features matching the CQL2 `query`; returns how many changed."""
-        return self._call("PATCH", f"/collections/{self._id(name, database)}/items", params={"filter": query},
-                          json={"properties": values})["updated"]
+        return self._call(
+            "PATCH",
+            f"/collections/{self._id(name, database)}/items",
+            params={"filter": query},
+            json={"properties": values},
+        )["updated"]
 
     def delete_from_collection(self, name: str, query: str, database: str | None = None) -> int:
-        return self._call("DELETE", f"/collections/{self._id(name, database)}/items",
-                          params={"filter": query})["deleted"]
+        return self._call(
+            "DELETE", f"/collections/{self._id(name, database)}/items", params={"filter": query}
+        )["deleted"]
 
-    def export_collection(self, name: str, path: str | Path, database: str | None = None, *,
-                          format: str | None = None, query: str | None = None) -> Path:  # noqa: A002
+    def export_collection(
+        self,
+        name: str,
+        path: str | Path,
+        database: str | None = None,
+        *,
+        format: str | None = None,
+        query: str | None = None,
+    ) -> Path:  # noqa: A002
         """Write the collection (or the features matching `query`) to a GeoJSON, GeoPackage or GeoParquet file."""
         path = Path(path)
         format = format or {".gpkg": "gpkg", ".parquet": "parquet"}.get(path.suffix, "geojson")
         params = {"format": format, **({"filter": query} if query else {})}
-        with self.http.stream("GET", f"/collections/{self._id(name, database)}/export", params=params) as response:
+        with self.http.stream(
+            "GET", f"/collections/{self._id(name, database)}/export", params=params
+        ) as response:
             if response.is_error:
                 response.read()
                 self._raise(response)
@@ -160,26 +251,48 @@ class FeatureClient:
     def unpublish_collection(self, name: str, database: str | None = None) -> dict[str, Any]:
         return self._call("PUT", f"/collections/{self._id(name, database)}/access", json={"public": False})
 
-    def grant_access(self, name: str, *, user: str | None = None, group: str | None = None,
-                     project: str | None = None, permission: str = "read",
-                     database: str | None = None) -> dict[str, Any]:
+    def grant_access(
+        self,
+        name: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        project: str | None = None,
+        permission: str = "read",
+        database: str | None = None,
+    ) -> dict[str, Any]:
         """Let one user, group or project read (or, with permission="write", also change) the collection."""
         subject_type, subject = _subject(user=user, group=group, project=project)
-        return self._call("POST", f"/collections/{self._id(name, database)}/access/grants",
-                          json={"subject_type": subject_type, "subject": subject, "permission": permission})
+        return self._call(
+            "POST",
+            f"/collections/{self._id(name, database)}/access/grants",
+            json={"subject_type": subject_type, "subject": subject, "permission": permission},
+        )
 
-    def revoke_access(self, name: str, *, user: str | None = None, group: str | None = None,
-                      project: str | None = None, database: str | None = None) -> dict[str, Any]:
+    def revoke_access(
+        self,
+        name: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        project: str | None = None,
+        database: str | None = None,
+    ) -> dict[str, Any]:
         subject_type, subject = _subject(user=user, group=group, project=project)
-        return self._call("DELETE", f"/collections/{self._id(name, database)}/access/grants/{subject_type}/{subject}")
+        return self._call(
+            "DELETE", f"/collections/{self._id(name, database)}/access/grants/{subject_type}/{subject}"
+        )
 
     # -- plumbing ----------------------------------------------------------------------------------------------
-    def _pages(self, collection: str, params: dict[str, Any], limit: int | None, offset: int) -> Iterator[dict]:
+    def _pages(
+        self, collection: str, params: dict[str, Any], limit: int | None, offset: int
+    ) -> Iterator[dict]:
         left = limit
         while left is None or left > 0:
             size = PAGE if left is None else min(PAGE, left)
-            page = self._call("GET", f"/collections/{collection}/items",
-                              params={**params, "limit": size, "offset": offset})
+            page = self._call(
+                "GET", f"/collections/{collection}/items", params={**params, "limit": size, "offset": offset}
+            )
             yield from page["features"]
             offset += len(page["features"])
             left = None if left is None else left - len(page["features"])

@@ -70,7 +70,8 @@ class Catalogue:
                     id=info.id,
                     title=str(info.attrs.get("title") or info.id)[:256],
                     description=str(info.attrs.get("summary") or info.attrs.get("description") or ""),
-                    tags=[], themes=[],
+                    tags=[],
+                    themes=[],
                 )
                 session.add(record)
             record.crs = info.crs
@@ -89,10 +90,18 @@ class Catalogue:
                     coarsest = store.open(info.id, level=info.levels - 1)
                     sample = coarsest.isel(time=-1)
                 style = default_style(variable.name, sample[variable.name])
-                record.variables.append(CubeVariableRecord(
-                    name=variable.name, dtype=variable.dtype, units=variable.units, long_name=variable.long_name,
-                    colormap=style.colormap, vmin=style.vmin, vmax=style.vmax, norm=style.norm,
-                ))
+                record.variables.append(
+                    CubeVariableRecord(
+                        name=variable.name,
+                        dtype=variable.dtype,
+                        units=variable.units,
+                        long_name=variable.long_name,
+                        colormap=style.colormap,
+                        vmin=style.vmin,
+                        vmax=style.vmax,
+                        norm=style.norm,
+                    )
+                )
             session.flush()
             return _entry(record)
 
@@ -110,8 +119,15 @@ class Catalogue:
             raise NotFoundError(f"cube {cube_id!r} is not in the catalogue")
         return record
 
-    def update(self, cube_id: str, *, title: str | None = None, description: str | None = None,
-               tags: list[str] | None = None, themes: list[str] | None = None) -> CubeEntry:
+    def update(
+        self,
+        cube_id: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        themes: list[str] | None = None,
+    ) -> CubeEntry:
         """Edit what users read about a cube; the data is not touched."""
         with self.db.session() as session:
             record = self._record(session, cube_id)
@@ -128,16 +144,28 @@ class Catalogue:
             session.flush()
             return _entry(record)
 
-    def set_style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
-                  vmax: float | None = None, norm: str | None = None) -> CubeEntry:
+    def set_style(
+        self,
+        cube_id: str,
+        variable: str,
+        *,
+        colormap: str | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        norm: str | None = None,
+    ) -> CubeEntry:
         """Change a variable's colour map, value range or norm."""
         with self.db.session() as session:
             record = self._record(session, cube_id)
             target = next((v for v in record.variables if v.name == variable), None)
             if target is None:
                 raise NotFoundError(f"variable {variable!r} not found in cube {cube_id!r}")
-            new = (colormap or target.colormap, target.vmin if vmin is None else vmin,
-                   target.vmax if vmax is None else vmax, norm or target.norm)
+            new = (
+                colormap or target.colormap,
+                target.vmin if vmin is None else vmin,
+                target.vmax if vmax is None else vmax,
+                norm or target.norm,
+            )
             check_style(*new)
             target.colormap, target.vmin, target.vmax, target.norm = new
             session.flush()
@@ -156,12 +184,19 @@ def _parse_time(text: str) -> datetime | None:
 
 def _entry(record: CubeRecord) -> CubeEntry:
     return CubeEntry(
-        id=record.id, title=record.title, description=record.description, crs=record.crs,
+        id=record.id,
+        title=record.title,
+        description=record.description,
+        crs=record.crs,
         bbox=(record.west, record.south, record.east, record.north),
-        time_start=record.time_start, time_end=record.time_end, time_steps=record.time_steps,
+        time_start=record.time_start,
+        time_end=record.time_end,
+        time_steps=record.time_steps,
         variables=[
             VariableEntry(v.name, v.dtype, v.units, v.long_name, Style(v.colormap, v.vmin, v.vmax, v.norm))
             for v in record.variables
         ],
-        tags=list(record.tags or []), themes=list(record.themes or []), attrs=dict(record.attrs or {}),
+        tags=list(record.tags or []),
+        themes=list(record.themes or []),
+        attrs=dict(record.attrs or {}),
     )

@@ -190,8 +190,9 @@ def parse_time(text: str, what: str = "time") -> np.datetime64:
             raise ValueError(text)
         return (stamp.tz_convert(None) if stamp.tzinfo else stamp).as_unit("ns").to_datetime64()
     except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise InputError(f"{what} {text!r} is not an ISO 8601 time between 1678 and 2261, such as "
-                         "2017-01-16T10:09:22Z") from None
+        raise InputError(
+            f"{what} {text!r} is not an ISO 8601 time between 1678 and 2261, such as 2017-01-16T10:09:22Z"
+        ) from None
 
 
 def nearest_step(times: np.ndarray, text: str | None) -> int:
@@ -259,7 +260,7 @@ class Grid:
     ny: int
 
     @classmethod
-    def of(cls, ds: xr.Dataset | xr.DataArray) -> "Grid":
+    def of(cls, ds: xr.Dataset | xr.DataArray) -> Grid:
         ydim, xdim = spatial_dims(ds)
         xs, ys = ds[xdim].values, ds[ydim].values
         dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
@@ -275,6 +276,7 @@ class Grid:
 def json_attrs(attrs: dict[Any, Any], nan: Any = None) -> dict[str, Any]:
     """Attributes as plain JSON values: numpy scalars and arrays become Python ones, NaN and infinities `nan`
     (None; xcube clients expect the string "NaN")."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, (np.ndarray, np.generic)):
             value = value.tolist()

@@ -14,11 +14,11 @@ array interface, so callers index them as usual; any other layout keeps zarr-pyt
 from __future__ import annotations
 
 import itertools
-import threading
 import math
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import xarray as xr
@@ -40,7 +40,9 @@ _scratch_buffers = threading.local()
 class ChunkedArray(BackendArray):
     """One Zarr v2 array, read chunk by chunk without zarr-python's event loop."""
 
-    def __init__(self, array: zarr.Array, fetch: Callable[[str], bytes], source: str, keep: bool = True) -> None:
+    def __init__(
+        self, array: zarr.Array, fetch: Callable[[str], bytes], source: str, keep: bool = True
+    ) -> None:
         meta = array.metadata
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
         self.chunks: tuple[int, ...] = tuple(meta.chunks)
@@ -53,13 +55,23 @@ class ChunkedArray(BackendArray):
 
     def read(self, key: tuple[int | slice, ...]) -> np.ndarray:
         """The window of integer and step-1 slice keys (one per dimension), as a new array."""
-        windows = [range(*k.indices(n)) if isinstance(k, slice) else range(k, k + 1) for k, n in zip(key, self.shape)]
+        windows = [
+            range(*k.indices(n)) if isinstance(k, slice) else range(k, k + 1)
+            for k, n in zip(key, self.shape, strict=False)
+        ]
         if any(w.step != 1 for w in windows):  # xarray's BASIC indexing can pass strided slices
             whole = self.read(tuple(slice(w.start, w.stop) if w else slice(0, 0) for w in windows))
-            return whole[tuple(0 if isinstance(k, int) else slice(None, None, w.step) for k, w in zip(key, windows))]
+            return whole[
+                tuple(
+                    0 if isinstance(k, int) else slice(None, None, w.step)
+                    for k, w in zip(key, windows, strict=False)
+                )
+            ]
         out = np.empty([len(w) for w in windows], self.dtype)
         if out.size:
-            chunk_ranges = [range(w.start // c, (w.stop - 1) // c + 1) for w, c in zip(windows, self.chunks)]
+            chunk_ranges = [
+                range(w.start // c, (w.stop - 1) // c + 1) for w, c in zip(windows, self.chunks, strict=False)
+            ]
             indices = list(itertools.product(*chunk_ranges))
             if len(indices) >= PARALLEL_FROM:
                 for _ in _pool.map(lambda i: self._copy(i, windows, out), indices):
@@ -72,7 +84,7 @@ class ChunkedArray(BackendArray):
 
     def _copy(self, index: tuple[int, ...], windows: list[range], out: np.ndarray) -> None:
         source, target = [], []
-        for i, chunk, window in zip(index, self.chunks, windows):
+        for i, chunk, window in zip(index, self.chunks, windows, strict=False):
             lo, hi = max(window.start, i * chunk), min(window.stop, (i + 1) * chunk)
             source.append(slice(lo - i * chunk, hi - i * chunk))
             target.append(slice(lo - window.start, hi - window.start))
@@ -90,7 +102,9 @@ class ChunkedArray(BackendArray):
         try:
             raw = self.fetch(name)
         except FileNotFoundError:  # Zarr leaves chunks of only fill values unwritten
-            array = np.full(self.chunks, 0 if self.fill_value is None else self.fill_value, self.dtype)  # as zarr
+            array = np.full(
+                self.chunks, 0 if self.fill_value is None else self.fill_value, self.dtype
+            )  # as zarr
         else:
             if self.compressor is None:
                 array = np.frombuffer(raw, self.dtype).reshape(self.chunks)
@@ -136,7 +150,10 @@ def _plain(array: zarr.Array, variable: xr.Variable) -> bool:
     meta = array.metadata
     if array.metadata.zarr_format != 2 or meta.order != "C" or meta.filters:
         return False
-    if any(k in variable.encoding for k in ("scale_factor", "add_offset")) or np.dtype(array.dtype) != variable.dtype:
+    if (
+        any(k in variable.encoding for k in ("scale_factor", "add_offset"))
+        or np.dtype(array.dtype) != variable.dtype
+    ):
         return False
     fill = variable.encoding.get("_FillValue")
     return fill is None or (isinstance(fill, (float, np.floating)) and math.isnan(fill))

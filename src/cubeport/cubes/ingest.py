@@ -49,7 +49,11 @@ class IngestPlan:
             f"variables:  {', '.join(self.variables)}",
             f"grid:       {self.grid}",
             f"new steps:  {len(self.new_times)}"
-            + (f" ({self.new_times[0].isoformat()} .. {self.new_times[-1].isoformat()})" if self.new_times else ""),
+            + (
+                f" ({self.new_times[0].isoformat()} .. {self.new_times[-1].isoformat()})"
+                if self.new_times
+                else ""
+            ),
         ]
         if self.skipped_times:
             lines.append(f"skipped:    {len(self.skipped_times)} steps the cube already has")
@@ -79,7 +83,9 @@ def plan_ingest(
     if append and not exists:
         raise InputError(f"cannot append: cube {cube_id!r} does not exist (leave out --append to create it)")
     if exists and not (append or replace):
-        raise ConflictError(f"cube {cube_id!r} exists; use --append to add time steps or --replace to rebuild it")
+        raise ConflictError(
+            f"cube {cube_id!r} exists; use --append to add time steps or --replace to rebuild it"
+        )
 
     fragments = [open_fragment(str(s), time_pattern, time) for s in sources]
     chosen = _select_variables(fragments, variables)
@@ -99,16 +105,23 @@ def plan_ingest(
         skipped = [t for t in new if t.to_datetime64() not in fresh]
         new = [t for t in new if t.to_datetime64() in fresh]
     return IngestPlan(
-        cube_id=cube_id, mode="append" if append else ("replace" if exists else "create"),
-        fragments=fragments, variables=chosen, new_times=new, skipped_times=skipped,
+        cube_id=cube_id,
+        mode="append" if append else ("replace" if exists else "create"),
+        fragments=fragments,
+        variables=chosen,
+        new_times=new,
+        skipped_times=skipped,
         input_bytes=sum(_size_of(f.source) for f in fragments),
     )
 
 
 def run_ingest(store: CubeStore, plan: IngestPlan, progress: Callable[[int], None] | None = None) -> CubeInfo:
     """Write the plan; `progress(n)` is called after every slab with the number of steps it held."""
-    context = store.append(plan.cube_id) if plan.mode == "append" else store.create(
-        plan.cube_id, replace=plan.mode == "replace")
+    context = (
+        store.append(plan.cube_id)
+        if plan.mode == "append"
+        else store.create(plan.cube_id, replace=plan.mode == "replace")
+    )
     with context as writer:
         for fragment in plan.fragments:
             for slab in _slabs(fragment.dataset):
@@ -156,8 +169,14 @@ def _check_times_across(fragments: list[Fragment]) -> None:
 
 
 def _slabs(ds: xr.Dataset):
-    per_step = sum(v.dtype.itemsize * int(np.prod([ds.sizes[d] for d in v.dims if d != "time"]))
-                   for v in ds.data_vars.values() if "time" in v.dims) or 1
+    per_step = (
+        sum(
+            v.dtype.itemsize * int(np.prod([ds.sizes[d] for d in v.dims if d != "time"]))
+            for v in ds.data_vars.values()
+            if "time" in v.dims
+        )
+        or 1
+    )
     steps = max(1, SLAB_BYTES // per_step)
     for start in range(0, ds.sizes["time"], steps):
         yield ds.isel(time=slice(start, start + steps))

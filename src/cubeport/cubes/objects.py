@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +27,7 @@ from cubeport.storage import Storage
 
 BUCKETS = ("datasets", "pyramids", "timeseries")
 METADATA = frozenset({".zmetadata", ".zgroup", ".zattrs", ".zarray"})  # Zarr v2, as Cubeport writes
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def locate(bucket: str, key: str, pointer: Pointer) -> tuple[str, str]:
     """(store name, key in the store) of a bucket key of the cube `cube_of_key(key)`; NotFoundError if none."""
     for prefix, store in stores_of(bucket, cube_of_key(key), pointer):
         if key.startswith(prefix) and len(key) > len(prefix):
-            return store, key[len(prefix):]
+            return store, key[len(prefix) :]
     raise NotFoundError(f"no object {key[:120]!r} in bucket {bucket!r}")
 
 
@@ -103,7 +103,7 @@ def store_objects(cubes: CubeStore, cube_id: str, pointer: Pointer, store: str) 
     found: Mapping[str, dict[str, Any]] = storage.fs.find(base, detail=True, refresh=True)
     for path in sorted(found):
         info = found[path]
-        key = path[len(base) + 1:]
+        key = path[len(base) + 1 :]
         if info.get("type") != "file" or not key or key.endswith("/"):
             continue  # folder markers of some S3 servers
         if key.rsplit("/", 1)[-1] in METADATA:
@@ -128,15 +128,23 @@ def stat(cubes: CubeStore, cube_id: str, pointer: Pointer, store: str, key: str)
     return _chunk(storage, key, info, storage.url(*parts))
 
 
-def read(cubes: CubeStore, cube_id: str, pointer: Pointer, store: str, key: str, start: int = 0,
-         end: int | None = None) -> bytes:
+def read(
+    cubes: CubeStore,
+    cube_id: str,
+    pointer: Pointer,
+    store: str,
+    key: str,
+    start: int = 0,
+    end: int | None = None,
+) -> bytes:
     """Bytes `start`..`end` (exclusive; None: to the end) of one published object."""
     storage = cubes.storage
     if not _check_key(storage, cube_id, pointer, store, key):
         return cubes.published_object(cube_id, store, key, pointer)[start:end]
     try:
-        return storage.fs.cat_file(storage.path(CUBES_DIR, cube_id, pointer.version, store, key), start=start,
-                                   end=end)
+        return storage.fs.cat_file(
+            storage.path(CUBES_DIR, cube_id, pointer.version, store, key), start=start, end=end
+        )
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise NotFoundError(f"no {key[:120]!r} in {cube_id}/{store}") from None
 
@@ -153,8 +161,9 @@ def _check_key(storage: Storage, cube_id: str, pointer: Pointer, store: str, key
     raise NotFoundError(f"no {key[:120]!r} in {cube_id}/{store}")
 
 
-def _metadata(cubes: CubeStore, cube_id: str, pointer: Pointer, store: str, key: str,
-              info: dict[str, Any]) -> StoreObject:
+def _metadata(
+    cubes: CubeStore, cube_id: str, pointer: Pointer, store: str, key: str, info: dict[str, Any]
+) -> StoreObject:
     data = cubes.published_object(cube_id, store, key, pointer)  # cut to the published steps
     return StoreObject(key, len(data), _modified(info), f'"{hashlib.md5(data).hexdigest()}"')
 
@@ -171,9 +180,9 @@ def _modified(info: dict[str, Any]) -> datetime:
     from it must not depend on which of the two was asked."""
     value = info.get("LastModified") or info.get("mtime") or info.get("created")
     if isinstance(value, datetime):
-        when = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        when = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     else:
-        when = datetime.fromtimestamp(float(value), timezone.utc) if value is not None else _EPOCH
+        when = datetime.fromtimestamp(float(value), UTC) if value is not None else _EPOCH
     return when.replace(microsecond=0)
 
 
@@ -192,8 +201,11 @@ def _arrays(storage: Storage, cube_id: str, version: str, store: str) -> dict[st
             path = name.removesuffix("/.zarray")
             dims = list(metadata.get(f"{path}/.zattrs", {}).get("_ARRAY_DIMENSIONS", []))
             array = metadata[name]
-            arrays[path] = _Array(tuple(array.get("chunks", ())), dims.index("time") if "time" in dims else None,
-                                  array.get("dimension_separator", "."))
+            arrays[path] = _Array(
+                tuple(array.get("chunks", ())),
+                dims.index("time") if "time" in dims else None,
+                array.get("dimension_separator", "."),
+            )
     return arrays
 
 
@@ -204,7 +216,7 @@ def _published_chunk(arrays: dict[str, _Array], key: str, steps: int) -> bool:
     if array is None and "/" in path:  # nested chunk keys ("a/0/1/2") of arrays with separator "/"
         for name, candidate in arrays.items():
             if candidate.separator == "/" and key.startswith(name + "/"):
-                array, index = candidate, key[len(name) + 1:]
+                array, index = candidate, key[len(name) + 1 :]
                 break
     if array is None:
         return False
@@ -219,8 +231,15 @@ def _published_chunk(arrays: dict[str, _Array], key: str, steps: int) -> bool:
 
 
 # -- a bucket --------------------------------------------------------------------------------------------
-def list_bucket(cubes: CubeStore, bucket: str, pointers: Mapping[str, Pointer], prefix: str = "",
-                delimiter: str = "", after: str = "", limit: int = 1000) -> Page:
+def list_bucket(
+    cubes: CubeStore,
+    bucket: str,
+    pointers: Mapping[str, Pointer],
+    prefix: str = "",
+    delimiter: str = "",
+    after: str = "",
+    limit: int = 1000,
+) -> Page:
     """One page of the bucket's keys of the cubes in `pointers` (those the caller may see) that start with
     `prefix` and sort after `after`; keys holding `delimiter` past the prefix are rolled up into common
     prefixes, as S3 does. A store wholly rolled up into one prefix, or out of range, is not walked."""
@@ -229,7 +248,7 @@ def list_bucket(cubes: CubeStore, bucket: str, pointers: Mapping[str, Pointer], 
     truncated = False
     for key, found in _entries(cubes, bucket, pointers, prefix, delimiter, after):
         if delimiter and found is not None and (cut := key.find(delimiter, len(prefix))) >= 0:
-            key, found = key[:cut + len(delimiter)], None
+            key, found = key[: cut + len(delimiter)], None
         if key <= after or (found is None and prefixes and prefixes[-1] == key):
             continue
         if len(objects) + len(prefixes) >= limit:
@@ -243,19 +262,27 @@ def list_bucket(cubes: CubeStore, bucket: str, pointers: Mapping[str, Pointer], 
     return Page(objects, prefixes, truncated and limit > 0, last)
 
 
-def _entries(cubes: CubeStore, bucket: str, pointers: Mapping[str, Pointer], prefix: str, delimiter: str,
-             after: str) -> Iterator[tuple[str, StoreObject | None]]:
+def _entries(
+    cubes: CubeStore, bucket: str, pointers: Mapping[str, Pointer], prefix: str, delimiter: str, after: str
+) -> Iterator[tuple[str, StoreObject | None]]:
     """(bucket key, object) in key order, or (common prefix, None) for a store that rolls up whole. Stores
     are contiguous key ranges, since no store prefix is the beginning of another."""
-    stores = sorted((key_prefix, cube_id, store) for cube_id, pointer in pointers.items()
-                    for key_prefix, store in stores_of(bucket, cube_id, pointer))
+    stores = sorted(
+        (key_prefix, cube_id, store)
+        for cube_id, pointer in pointers.items()
+        for key_prefix, store in stores_of(bucket, cube_id, pointer)
+    )
     for key_prefix, cube_id, store in stores:
         if not (key_prefix.startswith(prefix) or prefix.startswith(key_prefix)):
             continue
         if after > key_prefix and not after.startswith(key_prefix):
             continue  # every key of this store sorts before `after`
-        if delimiter and key_prefix.startswith(prefix) and (cut := key_prefix.find(delimiter, len(prefix))) >= 0:
-            yield key_prefix[:cut + len(delimiter)], None
+        if (
+            delimiter
+            and key_prefix.startswith(prefix)
+            and (cut := key_prefix.find(delimiter, len(prefix))) >= 0
+        ):
+            yield key_prefix[: cut + len(delimiter)], None
             continue
         for found in store_objects(cubes, cube_id, pointers[cube_id], store):
             key = key_prefix + found.key

@@ -36,13 +36,21 @@ def downsample(ds: xr.Dataset) -> xr.Dataset:
     for name, var in ds.data_vars.items():
         if ydim not in var.dims or xdim not in var.dims:
             continue
-        values = _halve(np.asarray(var.values), var.get_axis_num(ydim), var.get_axis_num(xdim),
-                        categorical=is_categorical(var))
+        values = _halve(
+            np.asarray(var.values),
+            var.get_axis_num(ydim),
+            var.get_axis_num(xdim),
+            categorical=is_categorical(var),
+        )
         out[name] = xr.DataArray(values, dims=var.dims, attrs=var.attrs)
         out[name].encoding = dict(var.encoding)
     result = xr.Dataset(out, attrs=ds.attrs)
-    result = result.assign_coords({k: v for k, v in ds.coords.items() if ydim not in v.dims and xdim not in v.dims})
-    return result.assign_coords({ydim: (ydim, coords[ydim], ds[ydim].attrs), xdim: (xdim, coords[xdim], ds[xdim].attrs)})
+    result = result.assign_coords(
+        {k: v for k, v in ds.coords.items() if ydim not in v.dims and xdim not in v.dims}
+    )
+    return result.assign_coords(
+        {ydim: (ydim, coords[ydim], ds[ydim].attrs), xdim: (xdim, coords[xdim], ds[xdim].attrs)}
+    )
 
 
 def _halve_coord(values: np.ndarray) -> np.ndarray:
@@ -60,8 +68,8 @@ def _halve(values: np.ndarray, yaxis: int, xaxis: int, categorical: bool) -> np.
         values = np.pad(values, pad, mode="edge")
     shape = list(values.shape)
     # split y and x into (n/2, 2) blocks; x first so the y axis index stays valid
-    shape[xaxis:xaxis + 1] = [shape[xaxis] // 2, 2]
-    shape[yaxis:yaxis + 1] = [shape[yaxis] // 2, 2]
+    shape[xaxis : xaxis + 1] = [shape[xaxis] // 2, 2]
+    shape[yaxis : yaxis + 1] = [shape[yaxis] // 2, 2]
     blocks = values.reshape(shape)
     block_axes = (yaxis + 1, xaxis + 2)
     if categorical:

@@ -23,8 +23,16 @@ GEOTIFF_SUFFIXES = {".tif", ".tiff", ".gtiff", ".cog"}
 NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5"}
 # tried in order on file names when neither metadata nor --time-pattern gives a time
 DEFAULT_TIME_PATTERNS = ("%Y%m%dT%H%M%S", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y%m%d")
-_DIRECTIVES = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}", "%M": r"\d{2}",
-               "%S": r"\d{2}", "%j": r"\d{3}", "%y": r"\d{2}"}
+_DIRECTIVES = {
+    "%Y": r"\d{4}",
+    "%m": r"\d{2}",
+    "%d": r"\d{2}",
+    "%H": r"\d{2}",
+    "%M": r"\d{2}",
+    "%S": r"\d{2}",
+    "%j": r"\d{3}",
+    "%y": r"\d{2}",
+}
 _TIFF_TIME_TAGS = ("TIFFTAG_DATETIME", "ACQUISITION_START_UTC", "ACQUISITION_START", "DATETIME", "time")
 
 
@@ -50,7 +58,9 @@ def kind_of(path: str) -> str:
     if suffix in GEOTIFF_SUFFIXES:
         return "geotiff"
     if suffix in {".grib", ".grb", ".grib2", ".grb2"}:
-        raise InputError(f"{path}: GRIB input is not supported yet; convert it to NetCDF (e.g. with cdo or xarray)")
+        raise InputError(
+            f"{path}: GRIB input is not supported yet; convert it to NetCDF (e.g. with cdo or xarray)"
+        )
     raise InputError(f"{path}: unknown format {suffix or '(no suffix)'}; expected .zarr, .nc or .tif")
 
 
@@ -103,8 +113,11 @@ def _open_geotiff(path: str, time_pattern: str | None, time: datetime | None) ->
     for i, name in enumerate(names):
         band = da.isel(band=i, drop=True)
         dtype = band.dtype
-        attrs = {k: v for k, v in band.attrs.items()
-                 if k not in ("_FillValue", "scale_factor", "add_offset", "long_name", "AREA_OR_POINT")}
+        attrs = {
+            k: v
+            for k, v in band.attrs.items()
+            if k not in ("_FillValue", "scale_factor", "add_offset", "long_name", "AREA_OR_POINT")
+        }
         if nodata is not None:
             band = band.where(band != nodata).astype("float32" if dtype.itemsize <= 4 else "float64")
         band.attrs = attrs
@@ -127,7 +140,9 @@ def _open_geotiff(path: str, time_pattern: str | None, time: datetime | None) ->
 def _band_names(da: xr.DataArray) -> list[str]:
     described = da.attrs.get("long_name")
     if isinstance(described, (tuple, list)) and len(described) == da.sizes["band"]:
-        names = [re.sub(r"\W+", "_", str(n)).strip("_").lower() or f"band_{i + 1}" for i, n in enumerate(described)]
+        names = [
+            re.sub(r"\W+", "_", str(n)).strip("_").lower() or f"band_{i + 1}" for i, n in enumerate(described)
+        ]
         if len(set(names)) == len(names):
             return names
     if isinstance(described, str) and da.sizes["band"] == 1:
@@ -157,7 +172,9 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
         if part in _DIRECTIVES:
             out.append(_DIRECTIVES[part])
         elif part.startswith("%"):
-            raise InputError(f"time pattern {pattern!r}: {part} is not supported; use {' '.join(_DIRECTIVES)}")
+            raise InputError(
+                f"time pattern {pattern!r}: {part} is not supported; use {' '.join(_DIRECTIVES)}"
+            )
         else:
             out.append(re.escape(part))
     return re.compile("".join(out))

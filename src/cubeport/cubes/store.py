@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numcodecs
@@ -45,7 +45,11 @@ ZARR_FORMAT = 2  # see docs/architecture.md: every client in the field (GDAL 3.6
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _COMPRESSOR = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 # nanoseconds: exact for any input time, so re-ingesting a step finds it again
-_TIME_ENCODING = {"units": "nanoseconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"}
+_TIME_ENCODING = {
+    "units": "nanoseconds since 1970-01-01T00:00:00",
+    "calendar": "proleptic_gregorian",
+    "dtype": "int64",
+}
 
 
 def check_cube_id(cube_id: str) -> str:
@@ -66,7 +70,7 @@ class Pointer:
     levels: int
     timeseries: bool
     zarr_format: int = ZARR_FORMAT
-    updated: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    updated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,14 @@ class CubeInfo:
 def is_object_key(key: str) -> bool:
     """Whether `key` can name an object of a store: relative, no `.`/`..` parts, and nothing a file system
     refuses (NUL, a part over 255 bytes: ENAMETOOLONG)."""
-    return bool(key) and "\x00" not in key and all(
-        part not in ("", ".", "..") and len(part.encode("utf-8", "surrogatepass")) <= 255 for part in key.split("/"))
+    return (
+        bool(key)
+        and "\x00" not in key
+        and all(
+            part not in ("", ".", "..") and len(part.encode("utf-8", "surrogatepass")) <= 255
+            for part in key.split("/")
+        )
+    )
 
 
 class CubeStore:
@@ -128,7 +138,9 @@ class CubeStore:
         try:
             raw = self.storage.read_bytes(CUBES_DIR, cube_id, POINTER)
         except FileNotFoundError:
-            raise NotFoundError(f"cube {cube_id!r} not found; existing cubes: {', '.join(self.list()) or 'none'}")
+            raise NotFoundError(
+                f"cube {cube_id!r} not found; existing cubes: {', '.join(self.list()) or 'none'}"
+            ) from None
         return Pointer(**json.loads(raw))
 
     def open(self, cube_id: str, level: int = 0, timeseries: bool = False, dask: bool = True) -> xr.Dataset:
@@ -159,8 +171,9 @@ class CubeStore:
         reader may see it: array metadata shows only the published time steps, as `open` does. A server
         passes the `pointer` it holds, so that chunk requests do not read it again."""
         pointer = pointer or self.pointer(cube_id)
-        stores = [f"{level}.zarr" for level in range(pointer.levels)] + ([f"{TIMESERIES}.zarr"] if pointer.timeseries
-                                                                          else [])
+        stores = [f"{level}.zarr" for level in range(pointer.levels)] + (
+            [f"{TIMESERIES}.zarr"] if pointer.timeseries else []
+        )
         if name not in stores:
             raise NotFoundError(f"cube {cube_id!r} has no store {name!r}; stores: {', '.join(stores)}")
         if not is_object_key(key):
@@ -173,8 +186,9 @@ class CubeStore:
             consolidated = json.loads(data)
             metadata = consolidated["metadata"]
             for path in [k.removesuffix("/.zarray") for k in metadata if k.endswith(".zarray")]:
-                metadata[f"{path}/.zarray"] = _published_shape(metadata[f"{path}/.zarray"],
-                                                               metadata.get(f"{path}/.zattrs", {}), pointer.steps)
+                metadata[f"{path}/.zarray"] = _published_shape(
+                    metadata[f"{path}/.zarray"], metadata.get(f"{path}/.zattrs", {}), pointer.steps
+                )
             return json.dumps(consolidated).encode()
         if key.endswith(".zarray"):
             attrs_key = key.removesuffix(".zarray") + ".zattrs"
@@ -189,29 +203,44 @@ class CubeStore:
         times = pd.DatetimeIndex(ds["time"].values)
         variables = [
             VariableInfo(
-                name=str(name), dtype=str(var.dtype), dims=tuple(str(d) for d in var.dims),
-                units=var.attrs.get("units"), long_name=var.attrs.get("long_name"), attrs=cf.json_attrs(var.attrs),
+                name=str(name),
+                dtype=str(var.dtype),
+                dims=tuple(str(d) for d in var.dims),
+                units=var.attrs.get("units"),
+                long_name=var.attrs.get("long_name"),
+                attrs=cf.json_attrs(var.attrs),
             )
-            for name, var in ds.data_vars.items() if "time" in var.dims
+            for name, var in ds.data_vars.items()
+            if "time" in var.dims
         ]
-        res = (float(abs(ds[xdim][1] - ds[xdim][0])) if ds.sizes[xdim] > 1 else 0.0,
-               float(abs(ds[ydim][1] - ds[ydim][0])) if ds.sizes[ydim] > 1 else 0.0)
+        res = (
+            float(abs(ds[xdim][1] - ds[xdim][0])) if ds.sizes[xdim] > 1 else 0.0,
+            float(abs(ds[ydim][1] - ds[ydim][0])) if ds.sizes[ydim] > 1 else 0.0,
+        )
         return CubeInfo(
-            id=cube_id, dims={str(k): int(v) for k, v in ds.sizes.items()}, variables=variables,
-            time_start=times[0].isoformat() if len(times) else "", time_end=times[-1].isoformat() if len(times) else "",
-            crs=cf.crs_name(cf.crs_of(ds)), bounds=cf.bounds(ds), bbox=cf.lonlat_bbox(ds), resolution=res,
-            levels=pointer.levels, timeseries=pointer.timeseries, version=pointer.version,
+            id=cube_id,
+            dims={str(k): int(v) for k, v in ds.sizes.items()},
+            variables=variables,
+            time_start=times[0].isoformat() if len(times) else "",
+            time_end=times[-1].isoformat() if len(times) else "",
+            crs=cf.crs_name(cf.crs_of(ds)),
+            bounds=cf.bounds(ds),
+            bbox=cf.lonlat_bbox(ds),
+            resolution=res,
+            levels=pointer.levels,
+            timeseries=pointer.timeseries,
+            version=pointer.version,
             attrs=cf.json_attrs(ds.attrs),
         )
 
     # -- writing ---------------------------------------------------------------------------------------
     @contextmanager
-    def create(self, cube_id: str, replace: bool = False) -> Iterator["CubeWriter"]:
+    def create(self, cube_id: str, replace: bool = False) -> Iterator[CubeWriter]:
         """Write a new cube (or a new version of one) from time slabs; published on success only."""
         check_cube_id(cube_id)
         if not replace and self.exists(cube_id):
             raise ConflictError(f"cube {cube_id!r} exists; append to it or replace it")
-        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         writer = CubeWriter(self, cube_id, version, existing=None)
         try:
             yield writer
@@ -222,7 +251,7 @@ class CubeStore:
         self._publish(cube_id, writer.pointer())
 
     @contextmanager
-    def append(self, cube_id: str) -> Iterator["CubeWriter"]:
+    def append(self, cube_id: str) -> Iterator[CubeWriter]:
         """Append time steps to the current version; the new steps appear together, on success only."""
         writer = self.append_checker(cube_id)
         writer.trim_to_pointer()
@@ -231,13 +260,15 @@ class CubeStore:
             writer.finish()
             self._publish(cube_id, writer.pointer())
 
-    def append_checker(self, cube_id: str) -> "CubeWriter":
+    def append_checker(self, cube_id: str) -> CubeWriter:
         """A writer that only checks inputs against the cube (for plans and dry runs); it writes nothing."""
         pointer = self.pointer(cube_id)
         return CubeWriter(self, cube_id, pointer.version, existing=pointer)
 
     def _publish(self, cube_id: str, pointer: Pointer) -> None:
-        self.storage.write_bytes_atomic(json.dumps(asdict(pointer), indent=1).encode(), CUBES_DIR, cube_id, POINTER)
+        self.storage.write_bytes_atomic(
+            json.dumps(asdict(pointer), indent=1).encode(), CUBES_DIR, cube_id, POINTER
+        )
         for version in self.storage.list_dirs(CUBES_DIR, cube_id):
             if version != pointer.version:  # old versions and leftovers of failed writes
                 self.storage.delete_tree(CUBES_DIR, cube_id, version)
@@ -294,9 +325,7 @@ class CubeWriter:
         ours = {v for v in self.template.data_vars if "time" in self.template[v].dims}
         theirs = {v for v in slab.data_vars if "time" in slab[v].dims}
         if ours != theirs:
-            raise InputError(
-                f"{source}: variables {sorted(theirs)} differ from the cube's {sorted(ours)}"
-            )
+            raise InputError(f"{source}: variables {sorted(theirs)} differ from the cube's {sorted(ours)}")
 
     def write(self, slab: xr.Dataset, source: str = "input") -> int:
         """Write the new time steps of `slab` (a normalised cube fragment); returns how many were new."""
@@ -313,7 +342,8 @@ class CubeWriter:
             ydim, xdim = cf.spatial_dims(slab)
             self.levels = (
                 level_count(slab.sizes[ydim], slab.sizes[xdim], self.layout.spatial_chunk)
-                if self.layout.pyramid else 1
+                if self.layout.pyramid
+                else 1
             )
         levels = [slab, *build_levels(slab, self.levels)]
         first = self.steps_written == 0 and self.existing is None
@@ -337,8 +367,14 @@ class CubeWriter:
     def _write_zarr(self, name: str, data: xr.Dataset, first: bool, chunks: dict[str, int]) -> None:
         store = self._zarr_store(name)
         if first:
-            data.to_zarr(store, mode="w", encoding=encoding_for(data, chunks), consolidated=False,
-                         zarr_format=ZARR_FORMAT, compute=True)
+            data.to_zarr(
+                store,
+                mode="w",
+                encoding=encoding_for(data, chunks),
+                consolidated=False,
+                zarr_format=ZARR_FORMAT,
+                compute=True,
+            )
         else:
             timed = data.drop_vars([v for v in data.variables if "time" not in data[v].dims])
             timed.to_zarr(store, append_dim="time", consolidated=False, zarr_format=ZARR_FORMAT)
@@ -347,8 +383,9 @@ class CubeWriter:
         """Undo what an interrupted append left: shrink every array back to the published step count."""
         assert self.existing is not None
         for name in [str(level) for level in range(self.levels)] + ([TIMESERIES] if self.timeseries else []):
-            group = zarr.open_group(self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT,
-                                    use_consolidated=False)  # the per-array metadata is what may be ahead
+            group = zarr.open_group(
+                self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False
+            )  # the per-array metadata is what may be ahead
             changed = False
             for _, array in group.arrays():
                 dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
@@ -378,7 +415,8 @@ class CubeWriter:
     def _build_timeseries_twin(self) -> None:
         chunks = self._timeseries_chunks()
         level0 = self.store._open_zarr(self.cube_id, self.version, "0").isel(
-            time=slice(0, self.steps + self.steps_written))
+            time=slice(0, self.steps + self.steps_written)
+        )
         ydim, xdim = cf.spatial_dims(level0)
         block = max(self.layout.spatial_chunk // chunks["y"], 1) * chunks["y"]
         dask_chunks = {"time": chunks["time"], ydim: block, xdim: block}
@@ -386,12 +424,21 @@ class CubeWriter:
         for name in data.variables:
             data[name].encoding.pop("chunks", None)
             data[name].encoding.pop("preferred_chunks", None)
-        data.to_zarr(self._zarr_store(TIMESERIES), mode="w", encoding=encoding_for(data, chunks),
-                     consolidated=False, zarr_format=ZARR_FORMAT)
+        data.to_zarr(
+            self._zarr_store(TIMESERIES),
+            mode="w",
+            encoding=encoding_for(data, chunks),
+            consolidated=False,
+            zarr_format=ZARR_FORMAT,
+        )
 
     def pointer(self) -> Pointer:
-        return Pointer(version=self.version, steps=self.steps + self.steps_written, levels=self.levels,
-                       timeseries=self.timeseries)
+        return Pointer(
+            version=self.version,
+            steps=self.steps + self.steps_written,
+            levels=self.levels,
+            timeseries=self.timeseries,
+        )
 
 
 def _published_shape(array: dict[str, Any], attrs: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -412,8 +459,10 @@ def encoding_for(ds: xr.Dataset, chunks: dict[str, int]) -> dict[str, dict[str, 
         if name == "time":
             enc.update(_TIME_ENCODING)
         elif var.ndim and name not in ds.dims:
-            enc["chunks"] = tuple(min(named.get(str(d), n), n) if str(d) != "time" else named["time"]
-                                  for d, n in zip(var.dims, var.shape))
+            enc["chunks"] = tuple(
+                min(named.get(str(d), n), n) if str(d) != "time" else named["time"]
+                for d, n in zip(var.dims, var.shape, strict=False)
+            )
             enc["compressors"] = (_COMPRESSOR,)
             dtype = np.dtype(source.get("dtype", var.dtype))
             if np.issubdtype(dtype, np.integer) and "_FillValue" in source:
@@ -432,7 +481,11 @@ def _kept_encoding(source: dict[str, Any]) -> dict[str, Any]:
     if "scale_factor" in source or "add_offset" in source:
         return {}  # packed values are stored decoded, as floats
     dtype = source.get("dtype")
-    if dtype is not None and np.issubdtype(np.dtype(dtype), np.integer) and source.get("_FillValue") is not None:
+    if (
+        dtype is not None
+        and np.issubdtype(np.dtype(dtype), np.integer)
+        and source.get("_FillValue") is not None
+    ):
         return {"dtype": np.dtype(dtype), "_FillValue": source["_FillValue"]}
     return {}
 
@@ -448,11 +501,15 @@ def check_same_grid(reference: xr.Dataset, other: xr.Dataset, source: str) -> No
         raise InputError(f"{source}: dims ({oy}, {ox}) do not match the cube's ({ry}, {rx})")
     for dim in (ry, rx):
         a, b = reference[dim].values, other[dim].values
-        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=abs(float(a[1] - a[0])) * 1e-3 if a.size > 1 else 1e-9):
+        if a.shape != b.shape or not np.allclose(
+            a, b, rtol=0, atol=abs(float(a[1] - a[0])) * 1e-3 if a.size > 1 else 1e-9
+        ):
             raise InputError(
                 f"{source}: grid does not match the cube's: {dim} has {b.size} values "
                 f"{b[0]:.6g}..{b[-1]:.6g}, expected {a.size} values {a[0]:.6g}..{a[-1]:.6g}"
             )
     if cf.crs_of(reference) != cf.crs_of(other):
-        raise InputError(f"{source}: CRS {cf.crs_name(cf.crs_of(other))} differs from the cube's "
-                         f"{cf.crs_name(cf.crs_of(reference))}")
+        raise InputError(
+            f"{source}: CRS {cf.crs_name(cf.crs_of(other))} differs from the cube's "
+            f"{cf.crs_name(cf.crs_of(reference))}"
+        )

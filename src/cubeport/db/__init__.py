@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -45,7 +45,9 @@ class Database:
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         except OperationalError as exc:
-            raise StorageError(f"database {self.safe_url} unreachable: {str(exc.orig).splitlines()[0]}") from None
+            raise StorageError(
+                f"database {self.safe_url} unreachable: {str(exc.orig).splitlines()[0]}"
+            ) from None
 
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
@@ -69,8 +71,9 @@ class Database:
             with self._sessions() as session, session.begin():
                 yield session
         except IntegrityError:
-            raise ConflictError("the same record was changed by another request at the same time; try again") \
-                from None
+            raise ConflictError(
+                "the same record was changed by another request at the same time; try again"
+            ) from None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -92,4 +95,4 @@ def as_utc(moment: datetime | None) -> datetime | None:
     """A stored time as an aware UTC datetime (SQLite returns naive ones; every stored time is UTC)."""
     if moment is None:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

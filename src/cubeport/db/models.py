@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -39,7 +39,7 @@ class CubeRecord(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
-    variables: Mapped[list["CubeVariableRecord"]] = relationship(
+    variables: Mapped[list[CubeVariableRecord]] = relationship(
         back_populates="cube", cascade="all, delete-orphan", order_by="CubeVariableRecord.name"
     )
 
@@ -75,7 +75,9 @@ class UserRecord(Base):
     password_hash: Mapped[str | None] = mapped_column(String(256))
     provider: Mapped[str] = mapped_column(String(64), default="local")  # local | an OIDC provider's name
     subject: Mapped[str | None] = mapped_column(String(256))  # the provider's `sub`
-    external_groups: Mapped[list[str]] = mapped_column(JSON, default=list)  # from the provider at last sign-in
+    external_groups: Mapped[list[str]] = mapped_column(
+        JSON, default=list
+    )  # from the provider at last sign-in
     display_name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -197,7 +199,9 @@ class StacItemRecord(Base):
     south: Mapped[float] = mapped_column(Float)
     east: Mapped[float] = mapped_column(Float)
     north: Mapped[float] = mapped_column(Float)
-    item: Mapped[dict[str, Any]] = mapped_column(JSON)  # the STAC item without links; asset hrefs are store keys
+    item: Mapped[dict[str, Any]] = mapped_column(
+        JSON
+    )  # the STAC item without links; asset hrefs are store keys
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

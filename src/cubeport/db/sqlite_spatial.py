@@ -14,9 +14,15 @@ from shapely.geometry.base import BaseGeometry
 
 # ST_X(row, other) as a test of (other, row): GEOS uses a prepared geometry when it comes first
 PREDICATES: dict[str, Callable[[BaseGeometry, BaseGeometry], bool]] = {
-    "ST_Intersects": shapely.intersects, "ST_Disjoint": shapely.disjoint, "ST_Contains": shapely.within,
-    "ST_Within": shapely.contains, "ST_Touches": shapely.touches, "ST_Crosses": shapely.crosses,
-    "ST_Overlaps": shapely.overlaps, "ST_Equals": shapely.equals}
+    "ST_Intersects": shapely.intersects,
+    "ST_Disjoint": shapely.disjoint,
+    "ST_Contains": shapely.within,
+    "ST_Within": shapely.contains,
+    "ST_Touches": shapely.touches,
+    "ST_Crosses": shapely.crosses,
+    "ST_Overlaps": shapely.overlaps,
+    "ST_Equals": shapely.equals,
+}
 
 
 @lru_cache(maxsize=32)
@@ -26,11 +32,14 @@ def _prepared(wkb: bytes) -> BaseGeometry:
     return geometry
 
 
-def _function(predicate: Callable[[BaseGeometry, BaseGeometry], bool]) -> Callable[[bytes, bytes], int | None]:
+def _function(
+    predicate: Callable[[BaseGeometry, BaseGeometry], bool],
+) -> Callable[[bytes, bytes], int | None]:
     def call(row: bytes | None, other: bytes | None) -> int | None:
         if row is None or other is None:
             return None
         return int(predicate(_prepared(bytes(other)), shapely.from_wkb(row)))
+
     return call
 
 

@@ -17,15 +17,29 @@ import shapely
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import CHUNK, FeatureStore, Selection
 
-FORMATS = {"geojson": ("application/geo+json", ".geojson"),
-           "gpkg": ("application/geopackage+sqlite3", ".gpkg"),
-           "parquet": ("application/vnd.apache.parquet", ".parquet")}
-_DTYPES = {"string": "object", "integer": "Int64", "number": "float64", "boolean": "boolean",
-           "datetime": "datetime64[ns, UTC]", "json": "object"}
+FORMATS = {
+    "geojson": ("application/geo+json", ".geojson"),
+    "gpkg": ("application/geopackage+sqlite3", ".gpkg"),
+    "parquet": ("application/vnd.apache.parquet", ".parquet"),
+}
+_DTYPES = {
+    "string": "object",
+    "integer": "Int64",
+    "number": "float64",
+    "boolean": "boolean",
+    "datetime": "datetime64[ns, UTC]",
+    "json": "object",
+}
 
 
-def export(store: FeatureStore, spec: CollectionSpec, selection: Selection, format: str,  # noqa: A002
-           sortby: list[str] | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
+def export(
+    store: FeatureStore,
+    spec: CollectionSpec,
+    selection: Selection,
+    format: str,  # noqa: A002
+    sortby: list[str] | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[bytes]:
     """The selected features as the bytes of a file of `format` (a key of FORMATS). The selection and sort
     are checked here, at the call; the bytes come as the caller iterates."""
     if format == "geojson":
@@ -42,7 +56,9 @@ def _geojson_file(texts: Iterator[str], chunk: int) -> Iterator[bytes]:
     yield b"]}"
 
 
-def _file(spec: CollectionSpec, features: Iterator[dict[str, Any]], format: str, chunk: int) -> Iterator[bytes]:  # noqa: A002
+def _file(
+    spec: CollectionSpec, features: Iterator[dict[str, Any]], format: str, chunk: int
+) -> Iterator[bytes]:  # noqa: A002
     chunks = iter(lambda: list(islice(features, chunk)), [])
     with tempfile.TemporaryDirectory(prefix="cubeport-export-") as folder:
         path = Path(folder) / f"{spec.name}{FORMATS[format][1]}"
@@ -60,7 +76,9 @@ def _write(spec: CollectionSpec, chunks: Iterator[list[dict[str, Any]]], path: P
     try:
         for i, part in enumerate(chunks):
             if format == "gpkg":
-                pyogrio.write_dataframe(_frame(spec, part), path, layer=spec.name, driver="GPKG", append=i > 0)
+                pyogrio.write_dataframe(
+                    _frame(spec, part), path, layer=spec.name, driver="GPKG", append=i > 0
+                )
             else:
                 table = _table(spec, part)
                 writer = writer or pq.ParquetWriter(path, table.schema)
@@ -83,9 +101,19 @@ def _table(spec: CollectionSpec, features: list[dict[str, Any]]) -> Any:
 
     frame = _frame(spec, features)
     table = pa.Table.from_pandas(frame.drop(columns="geometry"), preserve_index=False).append_column(
-        "geometry", pa.array(shapely.to_wkb(frame.geometry.values), pa.binary()))
-    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {
-        "encoding": "WKB", "geometry_types": [], "crs": CRS.from_epsg(spec.crs).to_json_dict()}}}
+        "geometry", pa.array(shapely.to_wkb(frame.geometry.values), pa.binary())
+    )
+    geo = {
+        "version": "1.1.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": [],
+                "crs": CRS.from_epsg(spec.crs).to_json_dict(),
+            }
+        },
+    }
     return table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()})
 
 
@@ -94,10 +122,13 @@ def _frame(spec: CollectionSpec, features: list[dict[str, Any]]) -> Any:
     import geopandas
     import pandas as pd
 
-    columns = {p: pd.Series([_cell(f["properties"].get(p), kind) for f in features], dtype=_DTYPES[kind])
-               for p, kind in spec.properties.items()}
-    return geopandas.GeoDataFrame(columns, geometry=geopandas.GeoSeries([f["geometry"] for f in features]),
-                                  crs=f"EPSG:{spec.crs}")
+    columns = {
+        p: pd.Series([_cell(f["properties"].get(p), kind) for f in features], dtype=_DTYPES[kind])
+        for p, kind in spec.properties.items()
+    }
+    return geopandas.GeoDataFrame(
+        columns, geometry=geopandas.GeoSeries([f["geometry"] for f in features]), crs=f"EPSG:{spec.crs}"
+    )
 
 
 def _cell(value: Any, kind: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import shapely
@@ -29,23 +29,41 @@ from cubeport.features.schema import CollectionSpec
 
 Filter = dict[str, Any]  # CQL2 JSON
 LANGUAGES = ("cql2-text", "cql2-json")
-SPATIAL = {f"s_{p}": f"ST_{p.capitalize()}" for p in
-           ("intersects", "disjoint", "contains", "within", "touches", "crosses", "overlaps", "equals")}
+SPATIAL = {
+    f"s_{p}": f"ST_{p.capitalize()}"
+    for p in ("intersects", "disjoint", "contains", "within", "touches", "crosses", "overlaps", "equals")
+}
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
-    "=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+    "=": lambda a, b: a == b,
+    "<>": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "/": lambda a, b: a / sa.func.nullif(b, 0)}  # NULL, not a database error, for a division by zero
-_KIND = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
-         "datetime": "datetime", "json": "json"}
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / sa.func.nullif(b, 0),
+}  # NULL, not a database error, for a division by zero
+_KIND = {
+    "string": "string",
+    "integer": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "datetime": "datetime",
+    "json": "json",
+}
 
 
 def parse_filter(text: str | dict[str, Any], lang: str | None = None) -> Filter:
     """A filter as CQL2 JSON, from CQL2 text or JSON (a string or an already parsed object)."""
     import cql2
 
-    lang = lang or ("cql2-json" if isinstance(text, dict) or str(text).lstrip().startswith("{") else "cql2-text")
+    lang = lang or (
+        "cql2-json" if isinstance(text, dict) or str(text).lstrip().startswith("{") else "cql2-text"
+    )
     if lang not in LANGUAGES:
         raise InputError(f"filter-lang {lang!r}: use one of {', '.join(LANGUAGES)}")
     try:
@@ -69,12 +87,26 @@ class FilterCompiler:
     `columns` maps queryable names to columns; `geometry_literal` makes a backend's SQL geometry value;
     `filter_crs` is the CRS of geometry literals (default CRS84)."""
 
-    def __init__(self, spec: CollectionSpec, columns: dict[str, Any], geometry: Any,
-                 geometry_literal: GeometryLiteral, filter_crs: int = 4326) -> None:
-        self.spec, self.columns, self.geometry, self.geometry_literal = spec, columns, geometry, geometry_literal
+    def __init__(
+        self,
+        spec: CollectionSpec,
+        columns: dict[str, Any],
+        geometry: Any,
+        geometry_literal: GeometryLiteral,
+        filter_crs: int = 4326,
+    ) -> None:
+        self.spec, self.columns, self.geometry, self.geometry_literal = (
+            spec,
+            columns,
+            geometry,
+            geometry_literal,
+        )
         self.kinds = {"id": "number", **{p: _KIND[k] for p, k in spec.properties.items()}}
-        self.to_storage = None if filter_crs == spec.crs else Transformer.from_crs(
-            filter_crs, spec.crs, always_xy=True).transform
+        self.to_storage = (
+            None
+            if filter_crs == spec.crs
+            else Transformer.from_crs(filter_crs, spec.crs, always_xy=True).transform
+        )
 
     def condition(self, node: Filter) -> Any:
         """A boolean SQL expression for a CQL2 JSON boolean expression."""
@@ -112,9 +144,11 @@ class FilterCompiler:
             return self._spatial(op, args)
         if op.startswith("t_"):
             return self._temporal(op, args)
-        raise InputError(f"filter: {op!r} is not supported here; supported: and, or, not, comparisons, like, "
-                         f"between, in, isNull, casei, + - * /, {', '.join(SPATIAL)}, t_after, t_before, t_during, "
-                         "t_equals, t_intersects, t_disjoint")
+        raise InputError(
+            f"filter: {op!r} is not supported here; supported: and, or, not, comparisons, like, "
+            f"between, in, isNull, casei, + - * /, {', '.join(SPATIAL)}, t_after, t_before, t_during, "
+            "t_equals, t_intersects, t_disjoint"
+        )
 
     def value(self, node: Any) -> tuple[Any, str]:
         """A scalar expression and its kind (string, number, boolean, datetime, geometry)."""
@@ -129,8 +163,9 @@ class FilterCompiler:
             if name == "geometry":
                 return self.geometry, "geometry"
             if name not in self.kinds:
-                raise InputError(f"filter: unknown property {name!r}; queryables: "
-                                 f"{', '.join(['geometry', *self.kinds])}")
+                raise InputError(
+                    f"filter: unknown property {name!r}; queryables: {', '.join(['geometry', *self.kinds])}"
+                )
             return self.columns[name], self.kinds[name]
         if isinstance(node, dict) and ("timestamp" in node or "date" in node):
             return parse_instant(node.get("timestamp") or node["date"]), "datetime"
@@ -164,34 +199,45 @@ class FilterCompiler:
     def _spatial(self, op: str, args: list[Any]) -> Any:
         (left, kind), (right, other) = self.value(args[0]), self.value(args[1])
         if kind != "geometry" or other != "geometry":
-            raise InputError(f"filter: {op} compares geometries, e.g. {op.upper()}(geometry, POINT(24.9 60.2))")
+            raise InputError(
+                f"filter: {op} compares geometries, e.g. {op.upper()}(geometry, POINT(24.9 60.2))"
+            )
         left, right = (self.geometry_literal(v) if isinstance(v, BaseGeometry) else v for v in (left, right))
         return getattr(sa.func, SPATIAL[op])(left, right)
 
     def _temporal(self, op: str, args: list[Any]) -> Any:
         value, kind = self.value(args[0])
         if kind != "datetime":
-            raise InputError(f"filter: {op} needs a datetime property, e.g. {op.upper()}(time, TIMESTAMP(...)); "
-                             f"datetime properties: {', '.join(k for k, v in self.kinds.items() if v == 'datetime')}")
+            raise InputError(
+                f"filter: {op} needs a datetime property, e.g. {op.upper()}(time, TIMESTAMP(...)); "
+                f"datetime properties: {', '.join(k for k, v in self.kinds.items() if v == 'datetime')}"
+            )
         other = args[1]
         if isinstance(other, dict) and "interval" in other:
             start, end = (None if v in ("..", None) else parse_instant(v) for v in other["interval"])
         else:
             start = end = self.value(other)[0]
-        within = sa.and_(value >= start if start is not None else sa.true(),
-                         value <= end if end is not None else sa.true())
-        conditions = {"t_after": lambda: value > end if end is not None else sa.false(),
-                      "t_before": lambda: value < start if start is not None else sa.false(),
-                      "t_during": lambda: within, "t_intersects": lambda: within, "t_equals": lambda: within,
-                      "t_disjoint": lambda: sa.not_(within)}
+        within = sa.and_(
+            value >= start if start is not None else sa.true(), value <= end if end is not None else sa.true()
+        )
+        conditions = {
+            "t_after": lambda: value > end if end is not None else sa.false(),
+            "t_before": lambda: value < start if start is not None else sa.false(),
+            "t_during": lambda: within,
+            "t_intersects": lambda: within,
+            "t_equals": lambda: within,
+            "t_disjoint": lambda: sa.not_(within),
+        }
         if op not in conditions:
             raise InputError(f"filter: {op} is not supported on instants; use {', '.join(conditions)}")
         return conditions[op]()
 
     def _same(self, op: str, kind: str, other: str, required: str | None = None) -> None:
         if kind != other or (required and kind != required):
-            raise InputError(f"filter: {op} compares a {kind} with a {other}"
-                             + (f"; it needs {required}s" if required else "; give values of the property's type"))
+            raise InputError(
+                f"filter: {op} compares a {kind} with a {other}"
+                + (f"; it needs {required}s" if required else "; give values of the property's type")
+            )
 
 
 def _sql(value: Any) -> Any:
@@ -214,14 +260,16 @@ def parse_instant(text: str) -> datetime:
             moment = datetime.combine(date.fromisoformat(str(text)), time())
         except ValueError:
             raise InputError(f"{text!r} is not an RFC 3339 timestamp or date") from None
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
     """The OGC API `datetime` parameter (an instant, or an interval start/end with `..` open ends) as a range."""
     parts = text.split("/")
     if len(parts) > 2 or not text:
-        raise InputError(f"datetime {text!r}: give an RFC 3339 instant or an interval start/end ('..' for open)")
+        raise InputError(
+            f"datetime {text!r}: give an RFC 3339 instant or an interval start/end ('..' for open)"
+        )
     ends = [None if p in ("..", "") else parse_instant(p) for p in parts]
     start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
     if start is not None and end is not None and start > end:

@@ -15,11 +15,15 @@ from pyproj import Transformer
 def geojson_features(crs: int, features: list[dict[str, Any]]) -> list[str]:
     """Features (id, shapely geometry in `crs`, properties) as GeoJSON texts, the geometries encoded in one call."""
     to_lonlat = None if crs == 4326 else Transformer.from_crs(crs, 4326, always_xy=True).transform
-    geometries = [f["geometry"] if to_lonlat is None else shapely.transform(f["geometry"], to_lonlat,
-                                                                             interleaved=False) for f in features]
+    geometries = [
+        f["geometry"] if to_lonlat is None else shapely.transform(f["geometry"], to_lonlat, interleaved=False)
+        for f in features
+    ]
     texts = shapely.to_geojson(geometries) if geometries else []
-    return [f'{{"type":"Feature","id":{f["id"]},"geometry":{g},"properties":{json.dumps(f["properties"], default=_iso)}}}'
-            for f, g in zip(features, texts)]
+    return [
+        f'{{"type":"Feature","id":{f["id"]},"geometry":{g},"properties":{json.dumps(f["properties"], default=_iso)}}}'
+        for f, g in zip(features, texts, strict=False)
+    ]
 
 
 def _iso(value: Any) -> Any:

@@ -29,9 +29,20 @@ def property_name(field: str) -> str:
     return f"{name[:47]}_" if name in RESERVED else name[:48]
 
 
-def import_file(store: FeatureStore, path: Path, database: str, name: str | None = None, *,
-                layer: str | None = None, x: str | None = None, y: str | None = None, crs: str | None = None,
-                title: str = "", chunk: int = CHUNK, progress: Progress | None = None) -> tuple[CollectionSpec, int]:
+def import_file(
+    store: FeatureStore,
+    path: Path,
+    database: str,
+    name: str | None = None,
+    *,
+    layer: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    crs: str | None = None,
+    title: str = "",
+    chunk: int = CHUNK,
+    progress: Progress | None = None,
+) -> tuple[CollectionSpec, int]:
     """A new collection `database.name` (default: the file's name) with the file's features; returns it and
     the number of features."""
     import pyogrio
@@ -48,30 +59,44 @@ def import_file(store: FeatureStore, path: Path, database: str, name: str | None
     if info["geometry_type"] is None:
         raise InputError(f"{path}: no geometries; for a CSV give the coordinate columns with --x and --y")
     fields = [str(f) for f in info["fields"]]
-    properties = {property_name(f): _TYPES.get(np.dtype(t).kind, "string") for f, t in zip(fields, info["dtypes"])}
+    properties = {
+        property_name(f): _TYPES.get(np.dtype(t).kind, "string")
+        for f, t in zip(fields, info["dtypes"], strict=False)
+    }
     if len(properties) != len(fields):
         raise InputError(f"{path}: field names {fields} collide once made property names")
     geometry_type = str(info["geometry_type"]).removeprefix("Multi").removesuffix(" Z")
     spec = CollectionSpec(
-        check_name(database, "database"), check_name(name or property_name(Path(path).stem), "collection"),
-        properties, crs=crs or info["crs"] or 4326,
+        check_name(database, "database"),
+        check_name(name or property_name(Path(path).stem), "collection"),
+        properties,
+        crs=crs or info["crs"] or 4326,
         geometry_type=geometry_type if geometry_type in ("Point", "LineString", "Polygon") else "Geometry",
-        title=title or Path(path).stem, provenance=f"imported from {Path(path).name}")
+        title=title or Path(path).stem,
+        provenance=f"imported from {Path(path).name}",
+    )
     total = int(info["features"]) if info["features"] >= 0 else 0
 
     done = 0  # features read so far
 
     def features() -> Iterator[dict[str, Any]]:
         nonlocal done
-        batches = _parquet_batches(path, chunk) if Path(path).suffix in PARQUET else iter(
-            lambda: pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)[2:], None)
+        batches = (
+            _parquet_batches(path, chunk)
+            if Path(path).suffix in PARQUET
+            else iter(
+                lambda: pyogrio.raw.read(path, skip_features=done, max_features=chunk, **options)[2:], None
+            )
+        )
         for wkb, values in batches:
             if not len(wkb):
                 return
             geometries = shapely.from_wkb(wkb)
             for i, geometry in enumerate(geometries):
-                yield {"geometry": geometry,
-                       "properties": {p: _plain(v[i]) for p, v in zip(properties, values)}}
+                yield {
+                    "geometry": geometry,
+                    "properties": {p: _plain(v[i]) for p, v in zip(properties, values, strict=False)},
+                }
             done += len(wkb)
             if progress:
                 progress(done, max(total, done))
@@ -101,10 +126,14 @@ def _parquet_info(path: Path) -> dict[str, Any]:
     crs = geo["columns"][column].get("crs", "OGC:CRS84")
     types = geo["columns"][column].get("geometry_types") or []
     fields = [n for n in schema.names if n != column]
-    return {"fields": fields, "dtypes": [_numpy_dtype(schema.field(n).type) for n in fields],
-            "crs": None if crs is None else CRS.from_user_input(crs).to_epsg() or 4326,
-            "geometry_type": types[0] if len(types) == 1 else "Unknown", "features": file.metadata.num_rows,
-            "geometry_column": column}
+    return {
+        "fields": fields,
+        "dtypes": [_numpy_dtype(schema.field(n).type) for n in fields],
+        "crs": None if crs is None else CRS.from_user_input(crs).to_epsg() or 4326,
+        "geometry_type": types[0] if len(types) == 1 else "Unknown",
+        "features": file.metadata.num_rows,
+        "geometry_column": column,
+    }
 
 
 def _parquet_batches(path: Path, chunk: int) -> Iterator[tuple[Any, list[Any]]]:
@@ -112,8 +141,10 @@ def _parquet_batches(path: Path, chunk: int) -> Iterator[tuple[Any, list[Any]]]:
 
     info = _parquet_info(path)
     for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk):
-        yield (batch.column(info["geometry_column"]).to_numpy(zero_copy_only=False),
-               [batch.column(n).to_numpy(zero_copy_only=False) for n in info["fields"]])
+        yield (
+            batch.column(info["geometry_column"]).to_numpy(zero_copy_only=False),
+            [batch.column(n).to_numpy(zero_copy_only=False) for n in info["fields"]],
+        )
 
 
 def _numpy_dtype(arrow_type: Any) -> Any:

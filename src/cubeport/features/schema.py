@@ -16,7 +16,15 @@ from cubeport.errors import InputError
 PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "json"]
 PROPERTY_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "datetime", "json")
 METADATA = ("title", "description", "licence", "keywords", "provenance", "metadata_url", "time_property")
-GEOMETRY_TYPES = ("Geometry", "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+GEOMETRY_TYPES = (
+    "Geometry",
+    "Point",
+    "LineString",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+)
 RESERVED = frozenset({"id", "geometry", "fid", "bbox", "minx", "maxx", "miny", "maxy"})
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 
@@ -25,8 +33,10 @@ def check_name(name: str, what: str) -> str:
     """A database, collection or property name: lower-case letters, digits, hyphens and single underscores,
     from a letter, at most 48 characters (names become quoted SQL identifiers; nothing else ever does)."""
     if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
-        raise InputError(f"{what} name {name!r} is not valid: lower-case letters, digits, hyphens and single "
-                         "underscores, starting with a letter, at most 48 characters")
+        raise InputError(
+            f"{what} name {name!r} is not valid: lower-case letters, digits, hyphens and single "
+            "underscores, starting with a letter, at most 48 characters"
+        )
     return name
 
 
@@ -71,22 +81,32 @@ class CollectionSpec:
     owner: str | None = None  # the user, group or project that owns the database
     time_property: str = ""  # the datetime property that OGC API `datetime` queries filter on
 
-    def checked(self) -> "CollectionSpec":
+    def checked(self) -> CollectionSpec:
         check_name(self.database, "database")
         check_name(self.name, "collection")
         if self.geometry_type not in GEOMETRY_TYPES:
             raise InputError(f"geometry type {self.geometry_type!r}; types: {', '.join(GEOMETRY_TYPES)}")
         properties = check_properties(self.properties)
         if self.metadata_url and urlsplit(self.metadata_url).scheme not in ("http", "https"):
-            raise InputError(f"metadata_url {self.metadata_url!r}: give the http(s) URL of an ISO or STAC record")
+            raise InputError(
+                f"metadata_url {self.metadata_url!r}: give the http(s) URL of an ISO or STAC record"
+            )
         if not isinstance(self.keywords, list) or not all(isinstance(k, str) for k in self.keywords):
             raise InputError("keywords: give a list of words")
         times = [p for p, kind in properties.items() if kind == "datetime"]
         if self.time_property and self.time_property not in times:
-            raise InputError(f"time property {self.time_property!r} is not a datetime property; "
-                             f"datetime properties: {', '.join(times) or 'none'}")
-        return CollectionSpec(**{**asdict(self), "properties": properties, "crs": check_crs(self.crs),
-                                 "time_property": self.time_property or (times[0] if times else "")})
+            raise InputError(
+                f"time property {self.time_property!r} is not a datetime property; "
+                f"datetime properties: {', '.join(times) or 'none'}"
+            )
+        return CollectionSpec(
+            **{
+                **asdict(self),
+                "properties": properties,
+                "crs": check_crs(self.crs),
+                "time_property": self.time_property or (times[0] if times else ""),
+            }
+        )
 
     @property
     def id(self) -> str:
@@ -95,15 +115,28 @@ class CollectionSpec:
 
     def queryables(self) -> dict[str, Any]:
         """What a filter may name, as the JSON Schema of OGC API Features Part 3."""
-        types = {"string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
-                 "boolean": {"type": "boolean"}, "datetime": {"type": "string", "format": "date-time"},
-                 "json": {"type": "object"}}
-        geometry = {"Geometry": "geometry-any"}.get(self.geometry_type, f"geometry-{self.geometry_type.lower()}")
-        return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-                "title": self.title or self.name, "additionalProperties": False,
-                "properties": {"geometry": {"format": geometry, "title": "geometry"},
-                               "id": {"type": "integer", "title": "feature id"},
-                               **{p: {**types[k], "title": p} for p, k in self.properties.items()}}}
+        types = {
+            "string": {"type": "string"},
+            "integer": {"type": "integer"},
+            "number": {"type": "number"},
+            "boolean": {"type": "boolean"},
+            "datetime": {"type": "string", "format": "date-time"},
+            "json": {"type": "object"},
+        }
+        geometry = {"Geometry": "geometry-any"}.get(
+            self.geometry_type, f"geometry-{self.geometry_type.lower()}"
+        )
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "title": self.title or self.name,
+            "additionalProperties": False,
+            "properties": {
+                "geometry": {"format": geometry, "title": "geometry"},
+                "id": {"type": "integer", "title": "feature id"},
+                **{p: {**types[k], "title": p} for p, k in self.properties.items()},
+            },
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **asdict(self)}

@@ -12,7 +12,7 @@ groups include its projects, so "project" is the word users say and "group" the 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
@@ -28,9 +28,13 @@ KIND = "collection"
 OwnerType = Literal["user", "group", "project"]
 MEMBERSHIPS = ("group", "project")  # owners and subjects whose members a principal's groups name
 _DATABASES = sa.Table(  # as migration 0004 makes it
-    "feature_databases", sa.MetaData(),
-    sa.Column("name", sa.String(48), primary_key=True), sa.Column("owner_type", sa.String(8)),
-    sa.Column("owner", sa.String(128)), sa.Column("created", sa.DateTime(timezone=True)))
+    "feature_databases",
+    sa.MetaData(),
+    sa.Column("name", sa.String(48), primary_key=True),
+    sa.Column("owner_type", sa.String(8)),
+    sa.Column("owner", sa.String(128)),
+    sa.Column("created", sa.DateTime(timezone=True)),
+)
 
 
 class FeatureSharing:
@@ -43,12 +47,16 @@ class FeatureSharing:
     def owner(self, database: str) -> tuple[str, str] | None:
         """(owner type, name) of the database's owner; None while nobody has claimed it."""
         with self.store.engine.connect() as connection:
-            row = connection.execute(sa.select(_DATABASES.c.owner_type, _DATABASES.c.owner).where(
-                _DATABASES.c.name == check_name(database, "database"))).first()
+            row = connection.execute(
+                sa.select(_DATABASES.c.owner_type, _DATABASES.c.owner).where(
+                    _DATABASES.c.name == check_name(database, "database")
+                )
+            ).first()
         return (row.owner_type, row.owner) if row else None
 
-    def claim(self, principal: Principal, database: str,
-              owner: tuple[OwnerType, str] | None = None) -> tuple[str, str]:
+    def claim(
+        self, principal: Principal, database: str, owner: tuple[OwnerType, str] | None = None
+    ) -> tuple[str, str]:
         """Make `database` the caller's, or (with `owner`, e.g. ("project", "balticaims")) one of the caller's
         groups' or projects'; owners may re-claim."""
         if principal.anonymous or not principal.has_role("editor"):
@@ -61,20 +69,28 @@ class FeatureSharing:
         current = self.owner(database)
         if current is not None:
             if not _owned_by(principal, current):
-                raise ConflictError(f"database {database!r} belongs to {current[0]} {current[1]}; choose another name")
+                raise ConflictError(
+                    f"database {database!r} belongs to {current[0]} {current[1]}; choose another name"
+                )
             return current
         owner = owner or ("user", str(principal.name))
         with self.store.engine.begin() as connection:
-            connection.execute(_DATABASES.insert().values(name=database, owner_type=owner[0], owner=owner[1],
-                                                          created=datetime.now(timezone.utc)))
+            connection.execute(
+                _DATABASES.insert().values(
+                    name=database, owner_type=owner[0], owner=owner[1], created=datetime.now(UTC)
+                )
+            )
         return owner
 
     def databases(self, principal: Principal) -> list[dict[str, str]]:
         """The databases the caller owns (all, for admins)."""
         with self.store.engine.connect() as connection:
             rows = connection.execute(sa.select(_DATABASES).order_by(_DATABASES.c.name)).mappings().all()
-        return [{"name": r["name"], "owner": f"{r['owner_type']}:{r['owner']}"} for r in rows
-                if _owned_by(principal, (r["owner_type"], r["owner"]))]
+        return [
+            {"name": r["name"], "owner": f"{r['owner_type']}:{r['owner']}"}
+            for r in rows
+            if _owned_by(principal, (r["owner_type"], r["owner"]))
+        ]
 
     # -- collections ---------------------------------------------------------------------------------------
     def collections(self, principal: Principal, database: str | None = None) -> list[CollectionSpec]:
@@ -82,8 +98,9 @@ class FeatureSharing:
         specs = {s.id: s for s in self.store.list(database)}
         return [specs[i] for i in self.policy.visible(principal, KIND, list(specs))]
 
-    def create(self, principal: Principal, spec: CollectionSpec,
-               owner: tuple[OwnerType, str] | None = None) -> CollectionSpec:
+    def create(
+        self, principal: Principal, spec: CollectionSpec, owner: tuple[OwnerType, str] | None = None
+    ) -> CollectionSpec:
         """A new collection, private to the database's owner (claiming the database if it is new)."""
         spec = spec.checked()
         owner_type, owner = self.claim(principal, spec.database, owner)
@@ -103,7 +120,9 @@ class FeatureSharing:
         Observations(self.store).move(f"{database}.{name}", renamed.id)
         return renamed
 
-    def copy(self, principal: Principal, database: str, name: str, to_database: str, to_name: str) -> CollectionSpec:
+    def copy(
+        self, principal: Principal, database: str, name: str, to_database: str, to_name: str
+    ) -> CollectionSpec:
         """A copy in a database of the caller's, private to its owner."""
         owner_type, owner = self.claim(principal, to_database)
         copied = self.store.copy(database, name, to_database, to_name)
@@ -118,7 +137,9 @@ class FeatureSharing:
         """Make the collection readable by everyone (or take that back), keeping its grants."""
         return self.policy.set_public(KIND, collection_id, public)
 
-    def grant(self, collection_id: str, subject_type: OwnerType, subject: str, permission: Action = "read") -> Access:
+    def grant(
+        self, collection_id: str, subject_type: OwnerType, subject: str, permission: Action = "read"
+    ) -> Access:
         if not subject:
             raise InputError("grant to a named user, group or project")
         return self.policy.grant(KIND, collection_id, _subject_type(subject_type), subject, permission)
@@ -136,8 +157,11 @@ class FeatureSharing:
 
 def _owned_by(principal: Principal, owner: tuple[str, str] | None) -> bool:
     """Whether the caller is (or, for a group, belongs to) the owner; admins own everything."""
-    return principal.is_admin or owner is not None and (
-        owner == ("user", principal.name) or owner[0] in MEMBERSHIPS and owner[1] in principal.groups)
+    return (
+        principal.is_admin
+        or owner is not None
+        and (owner == ("user", principal.name) or owner[0] in MEMBERSHIPS and owner[1] in principal.groups)
+    )
 
 
 def _subject_type(subject_type: OwnerType) -> SubjectType:

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -35,16 +35,32 @@ from cubeport.features.schema import METADATA, CollectionSpec, check_crs, check_
 
 CHUNK = 5_000
 MAX_ID = 2**63 - 1  # feature ids (and offsets) are 64-bit integers in both databases
-_SQL_TYPES: dict[str, Any] = {"string": sa.Text, "integer": sa.BigInteger, "number": sa.Float,
-                              "boolean": sa.Boolean, "datetime": sa.DateTime(timezone=True), "json": sa.JSON}
+_SQL_TYPES: dict[str, Any] = {
+    "string": sa.Text,
+    "integer": sa.BigInteger,
+    "number": sa.Float,
+    "boolean": sa.Boolean,
+    "datetime": sa.DateTime(timezone=True),
+    "json": sa.JSON,
+}
 _REGISTRY = sa.Table(  # as migration 0003 makes it
-    "feature_collections", sa.MetaData(),
-    sa.Column("database", sa.String(48), primary_key=True), sa.Column("name", sa.String(48), primary_key=True),
-    sa.Column("properties", sa.JSON), sa.Column("crs", sa.Integer), sa.Column("geometry_type", sa.String(24)),
-    sa.Column("title", sa.String(256)), sa.Column("description", sa.Text), sa.Column("licence", sa.String(256)),
-    sa.Column("keywords", sa.JSON), sa.Column("provenance", sa.Text), sa.Column("metadata_url", sa.String(1024)),
-    sa.Column("owner", sa.String(128)), sa.Column("created", sa.DateTime(timezone=True)),
-    sa.Column("time_property", sa.String(48)))
+    "feature_collections",
+    sa.MetaData(),
+    sa.Column("database", sa.String(48), primary_key=True),
+    sa.Column("name", sa.String(48), primary_key=True),
+    sa.Column("properties", sa.JSON),
+    sa.Column("crs", sa.Integer),
+    sa.Column("geometry_type", sa.String(24)),
+    sa.Column("title", sa.String(256)),
+    sa.Column("description", sa.Text),
+    sa.Column("licence", sa.String(256)),
+    sa.Column("keywords", sa.JSON),
+    sa.Column("provenance", sa.Text),
+    sa.Column("metadata_url", sa.String(1024)),
+    sa.Column("owner", sa.String(128)),
+    sa.Column("created", sa.DateTime(timezone=True)),
+    sa.Column("time_property", sa.String(48)),
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ def table_name(database: str, name: str) -> str:
     return f"f_{database}__{name}"
 
 
-def feature_store(db: Database) -> "FeatureStore":
+def feature_store(db: Database) -> FeatureStore:
     """The store for the database's kind: SQLite or PostgreSQL with PostGIS."""
     return PostgisFeatureStore(db) if db.engine.dialect.name == "postgresql" else SqliteFeatureStore(db)
 
@@ -80,8 +96,9 @@ class FeatureStore:
         self.engine = db.engine
 
     # -- collections ---------------------------------------------------------------------------------------
-    def create(self, spec: CollectionSpec, features: Iterable[dict[str, Any]] = (),
-               chunk: int = CHUNK) -> CollectionSpec:
+    def create(
+        self, spec: CollectionSpec, features: Iterable[dict[str, Any]] = (), chunk: int = CHUNK
+    ) -> CollectionSpec:
         """A new collection, with `features` (as `insert` takes them) written in the same transaction: an
         import that fails or is killed leaves no collection behind. ConflictError if it exists."""
         spec = spec.checked()
@@ -89,7 +106,7 @@ class FeatureStore:
         with self.engine.begin() as connection:
             if self._row(connection, spec.database, spec.name) is not None:
                 raise ConflictError(f"collection {spec.id!r} exists")
-            connection.execute(_REGISTRY.insert().values(**asdict(spec), created=datetime.now(timezone.utc)))
+            connection.execute(_REGISTRY.insert().values(**asdict(spec), created=datetime.now(UTC)))
             self._create_table(connection, spec, data)
             self._write(connection, spec, data, features, chunk, upsert=False)
         return spec
@@ -98,8 +115,10 @@ class FeatureStore:
         with self.engine.connect() as connection:
             row = self._row(connection, check_name(database, "database"), check_name(name, "collection"))
         if row is None:
-            raise NotFoundError(f"collection {database}.{name} not found; collections of {database}: "
-                                f"{', '.join(c.name for c in self.list(database)) or 'none'}")
+            raise NotFoundError(
+                f"collection {database}.{name} not found; collections of {database}: "
+                f"{', '.join(c.name for c in self.list(database)) or 'none'}"
+            )
         return _spec(row)
 
     def list(self, database: str | None = None) -> list[CollectionSpec]:
@@ -117,21 +136,33 @@ class FeatureStore:
             raise InputError(f"cannot change {', '.join(unknown)}; metadata: {', '.join(METADATA)}")
         new = replace(spec, **metadata).checked()
         with self.engine.begin() as connection:
-            connection.execute(_REGISTRY.update().where(
-                (_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name)).values(
-                **{k: getattr(new, k) for k in METADATA}))
+            connection.execute(
+                _REGISTRY.update()
+                .where((_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name))
+                .values(**{k: getattr(new, k) for k in METADATA})
+            )
         return new
 
     def drop(self, database: str, name: str) -> None:
         spec = self.get(database, name)
         with self.engine.begin() as connection:
             self._drop_table(connection, spec, self._table(spec))
-            connection.execute(_REGISTRY.delete().where(
-                (_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name)))
+            connection.execute(
+                _REGISTRY.delete().where(
+                    (_REGISTRY.c.database == spec.database) & (_REGISTRY.c.name == spec.name)
+                )
+            )
 
     # -- features --------------------------------------------------------------------------------------------
-    def insert(self, database: str, name: str, features: Iterable[dict[str, Any]], chunk: int = CHUNK, *,
-               upsert: bool = False) -> int:
+    def insert(
+        self,
+        database: str,
+        name: str,
+        features: Iterable[dict[str, Any]],
+        chunk: int = CHUNK,
+        *,
+        upsert: bool = False,
+    ) -> int:
         """Add GeoJSON-like features ({"geometry": ..., "properties": {...}}; geometry as GeoJSON or shapely, in
         the collection's CRS); all or nothing. With `upsert`, a feature with an "id" replaces the feature of
         that id (or is added under it); otherwise ids are given by the store. Returns how many were written."""
@@ -139,8 +170,16 @@ class FeatureStore:
         with self.engine.begin() as connection:
             return self._write(connection, spec, self._table(spec), features, chunk, upsert=upsert)
 
-    def _write(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
-               features: Iterable[dict[str, Any]], chunk: int, *, upsert: bool) -> int:
+    def _write(
+        self,
+        connection: sa.Connection,
+        spec: CollectionSpec,
+        data: sa.Table,
+        features: Iterable[dict[str, Any]],
+        chunk: int,
+        *,
+        upsert: bool,
+    ) -> int:
         """`insert` within the caller's transaction."""
         added = 0
         stream = iter(features)
@@ -154,7 +193,7 @@ class FeatureStore:
             if chosen:
                 self._delete_ids(connection, data, sa.select(data.c.id).where(data.c.id.in_(chosen)))
                 next_id = max(next_id, max(chosen) + 1)
-            for row, feature_id in zip(rows, given):
+            for row, feature_id in zip(rows, given, strict=False):
                 if feature_id is None:
                     feature_id, next_id = next_id, next_id + 1
                 row["id"] = feature_id
@@ -164,17 +203,30 @@ class FeatureStore:
             self._filled(connection, data)
         return added
 
-    def query(self, database: str, name: str, selection: Selection = EVERYTHING, *, sortby: list[str] | None = None,
-              limit: int | None = None, offset: int = 0, properties: list[str] | None = None
-              ) -> Iterator[dict[str, Any]]:
+    def query(
+        self,
+        database: str,
+        name: str,
+        selection: Selection = EVERYTHING,
+        *,
+        sortby: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        properties: list[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The selected features (id, shapely geometry, properties), sorted by `sortby` (property names, `-`
         for descending) then id; `offset` and `limit` page through them; `properties` chooses the properties."""
         spec = self.get(database, name)
         data = self._table(spec)
         chosen = list(spec.properties) if properties is None else properties
         _known(spec, chosen, "properties")
-        query = sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in chosen)).where(
-            *self._where(spec, data, selection)).order_by(*_order(spec, data, sortby)).offset(offset).limit(limit)
+        query = (
+            sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in chosen))
+            .where(*self._where(spec, data, selection))
+            .order_by(*_order(spec, data, sortby))
+            .offset(offset)
+            .limit(limit)
+        )
         return (_feature(row, chosen, spec) for row in self._stream(query))
 
     def _stream(self, query: sa.Select) -> Iterator[Any]:
@@ -183,29 +235,44 @@ class FeatureStore:
         with self.engine.connect() as connection:
             yield from connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
 
-    def geojson(self, database: str, name: str, selection: Selection = EVERYTHING, *,
-                sortby: list[str] | None = None, limit: int | None = None, offset: int = 0,
-                properties: list[str] | None = None) -> Iterator[str]:
+    def geojson(
+        self,
+        database: str,
+        name: str,
+        selection: Selection = EVERYTHING,
+        *,
+        sortby: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        properties: list[str] | None = None,
+    ) -> Iterator[str]:
         """The features `query` gives, as GeoJSON Feature texts in CRS84 (what the API and exports send)."""
-        features = self.query(database, name, selection, sortby=sortby, limit=limit, offset=offset,
-                              properties=properties)
+        features = self.query(
+            database, name, selection, sortby=sortby, limit=limit, offset=offset, properties=properties
+        )
         crs = self.get(database, name).crs
-        return (text for part in iter(lambda: list(islice(features, CHUNK)), [])
-                for text in geojson_features(crs, part))
+        return (
+            text
+            for part in iter(lambda: list(islice(features, CHUNK)), [])
+            for text in geojson_features(crs, part)
+        )
 
     def feature(self, database: str, name: str, feature_id: int) -> dict[str, Any]:
         """One feature by id; NotFoundError if there is none."""
         spec = self.get(database, name)
         data = self._table(spec)
         query = sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in spec.properties)).where(
-            data.c.id == feature_id)
+            data.c.id == feature_id
+        )
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
         if row is None:
             raise NotFoundError(f"feature {feature_id} not in collection {spec.id}")
         return _feature(row, list(spec.properties), spec)
 
-    def count(self, database: str, name: str, selection: Selection = EVERYTHING, *, exact: bool = True) -> int:
+    def count(
+        self, database: str, name: str, selection: Selection = EVERYTHING, *, exact: bool = True
+    ) -> int:
         """How many features are selected; `exact=False` gives the backend's quick estimate (PostgreSQL's
         planner statistics; on SQLite the bbox index's candidates)."""
         spec = self.get(database, name)
@@ -226,8 +293,11 @@ class FeatureStore:
             raise InputError("give at least one property to set")
         checked = {p: _value(v, spec.properties[p], 0, p) for p, v in values.items()}
         with self.engine.begin() as connection:
-            return int(connection.execute(data.update().where(*self._where(spec, data, selection))
-                                          .values(**checked)).rowcount)
+            return int(
+                connection.execute(
+                    data.update().where(*self._where(spec, data, selection)).values(**checked)
+                ).rowcount
+            )
 
     def delete(self, database: str, name: str, selection: Selection) -> int:
         """Delete the selected features; returns how many."""
@@ -259,8 +329,11 @@ class FeatureStore:
                 raise ConflictError(f"collection {new.id!r} exists")
             connection.exec_driver_sql(f'ALTER TABLE "{old_table}" RENAME TO "{new_table}"')
             self._renamed(connection, old_table, new_table)
-            connection.execute(_REGISTRY.update().where(
-                (_REGISTRY.c.database == database) & (_REGISTRY.c.name == name)).values(name=new.name))
+            connection.execute(
+                _REGISTRY.update()
+                .where((_REGISTRY.c.database == database) & (_REGISTRY.c.name == name))
+                .values(name=new.name)
+            )
         return new
 
     def copy(self, database: str, name: str, to_database: str, to_name: str) -> CollectionSpec:
@@ -283,32 +356,49 @@ class FeatureStore:
         """The SQL conditions of a selection."""
         conditions = []
         if selection.bbox is not None:
-            conditions.extend(self._in_area(spec, data, _bbox_in(spec, selection.bbox, selection.bbox_crs), True))
+            conditions.extend(
+                self._in_area(spec, data, _bbox_in(spec, selection.bbox, selection.bbox_crs), True)
+            )
         if selection.filter is not None:
             columns = {"id": data.c.id, **{p: data.c[p] for p in spec.properties}}
-            compiler = FilterCompiler(spec, columns, data.c.geometry, lambda g: self._geometry_literal(spec, g),
-                                      check_crs(selection.filter_crs))
+            compiler = FilterCompiler(
+                spec,
+                columns,
+                data.c.geometry,
+                lambda g: self._geometry_literal(spec, g),
+                check_crs(selection.filter_crs),
+            )
             conditions.append(compiler.condition(selection.filter))
         if selection.datetime is not None:
             if not spec.time_property:
                 raise InputError(f"collection {spec.id} has no time property, so `datetime` cannot filter it")
             start, end = selection.datetime
             column = data.c[spec.time_property]
-            conditions.extend(c for c in (column >= start if start else None, column <= end if end else None)
-                              if c is not None)
+            conditions.extend(
+                c
+                for c in (column >= start if start else None, column <= end if end else None)
+                if c is not None
+            )
         return conditions
 
     @staticmethod
     def _row(connection: sa.Connection, database: str, name: str) -> Any:
-        return connection.execute(sa.select(_REGISTRY).where(
-            (_REGISTRY.c.database == database) & (_REGISTRY.c.name == name))).mappings().first()
+        return (
+            connection.execute(
+                sa.select(_REGISTRY).where((_REGISTRY.c.database == database) & (_REGISTRY.c.name == name))
+            )
+            .mappings()
+            .first()
+        )
 
     def _table(self, spec: CollectionSpec) -> sa.Table:
         return sa.Table(
-            table_name(spec.database, spec.name), sa.MetaData(),
+            table_name(spec.database, spec.name),
+            sa.MetaData(),
             sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
             sa.Column("geometry", self._geometry_type(spec), nullable=False),
-            *(sa.Column(p, _SQL_TYPES[kind]) for p, kind in spec.properties.items()))
+            *(sa.Column(p, _SQL_TYPES[kind]) for p, kind in spec.properties.items()),
+        )
 
     # -- what a backend provides ---------------------------------------------------------------------------
     def _geometry_type(self, spec: CollectionSpec) -> Any:
@@ -328,8 +418,9 @@ class FeatureStore:
         """Complete the index of a table filled by copying rows."""
         raise NotImplementedError
 
-    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
-                     rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
         raise NotImplementedError
 
     def _filled(self, connection: sa.Connection, data: sa.Table) -> None:
@@ -351,7 +442,9 @@ class FeatureStore:
         """Conditions for features meeting `area`: exactly, or by their bounding boxes (quicker)."""
         raise NotImplementedError
 
-    def _estimate(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection) -> int:
+    def _estimate(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
+    ) -> int:
         raise NotImplementedError
 
 
@@ -368,7 +461,9 @@ class SqliteFeatureStore(FeatureStore):
 
     def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
         data.create(connection)  # the names are checked identifiers (schema.check_name)
-        connection.exec_driver_sql(f'CREATE VIRTUAL TABLE "{data.name}_rtree" USING rtree(id, minx, maxx, miny, maxy)')
+        connection.exec_driver_sql(
+            f'CREATE VIRTUAL TABLE "{data.name}_rtree" USING rtree(id, minx, maxx, miny, maxy)'
+        )
 
     def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
         connection.exec_driver_sql(f'DROP TABLE "{data.name}_rtree"')
@@ -379,11 +474,17 @@ class SqliteFeatureStore(FeatureStore):
 
     def _copied(self, connection: sa.Connection, source: sa.Table, target: sa.Table) -> None:
         rtree = self._rtree(source.name)
-        connection.execute(self._rtree(target.name).insert().from_select(list(rtree.c.keys()), sa.select(*rtree.c)))
+        connection.execute(
+            self._rtree(target.name).insert().from_select(list(rtree.c.keys()), sa.select(*rtree.c))
+        )
 
-    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
-                     rows: list[dict[str, Any]]) -> None:
-        boxes = [{"id": r["id"], **dict(zip(("minx", "miny", "maxx", "maxy"), r["geometry"].bounds))} for r in rows]
+    def _insert_rows(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
+        boxes = [
+            {"id": r["id"], **dict(zip(("minx", "miny", "maxx", "maxy"), r["geometry"].bounds, strict=False))}
+            for r in rows
+        ]
         connection.execute(self._rtree(data.name).insert(), boxes)
         connection.execute(data.insert(), [{**r, "geometry": shapely.to_wkb(r["geometry"])} for r in rows])
 
@@ -391,7 +492,7 @@ class SqliteFeatureStore(FeatureStore):
         chosen = [row[0] for row in connection.execute(ids)]
         rtree = self._rtree(data.name)
         for start in range(0, len(chosen), 10_000):  # SQLite caps the parameters of a statement
-            part = chosen[start:start + 10_000]
+            part = chosen[start : start + 10_000]
             connection.execute(rtree.delete().where(rtree.c.id.in_(part)))
             connection.execute(data.delete().where(data.c.id.in_(part)))
         return len(chosen)
@@ -405,16 +506,26 @@ class SqliteFeatureStore(FeatureStore):
     def _in_area(self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool) -> list[Any]:
         rtree = self._rtree(data.name)
         west, south, east, north = area.bounds
-        candidates = data.c.id.in_(sa.select(rtree.c.id).where(
-            rtree.c.minx <= east, rtree.c.maxx >= west, rtree.c.miny <= north, rtree.c.maxy >= south))
-        return [candidates, sa.func.ST_Intersects(data.c.geometry, self._geometry_literal(spec, area))] if exact \
+        candidates = data.c.id.in_(
+            sa.select(rtree.c.id).where(
+                rtree.c.minx <= east, rtree.c.maxx >= west, rtree.c.miny <= north, rtree.c.maxy >= south
+            )
+        )
+        return (
+            [candidates, sa.func.ST_Intersects(data.c.geometry, self._geometry_literal(spec, area))]
+            if exact
             else [candidates]
+        )
 
-    def _estimate(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection) -> int:
+    def _estimate(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
+    ) -> int:
         conditions = self._where(spec, data, replace(selection, bbox=None))
         if selection.bbox is not None:
             conditions += self._in_area(spec, data, _bbox_in(spec, selection.bbox, selection.bbox_crs), False)
-        return int(connection.execute(sa.select(sa.func.count()).select_from(data).where(*conditions)).scalar_one())
+        return int(
+            connection.execute(sa.select(sa.func.count()).select_from(data).where(*conditions)).scalar_one()
+        )
 
 
 class PostgisFeatureStore(FeatureStore):
@@ -447,14 +558,20 @@ class PostgisFeatureStore(FeatureStore):
     def _filled(self, connection: sa.Connection, data: sa.Table) -> None:
         connection.exec_driver_sql(f'ANALYZE "{data.name}"')
 
-    def _insert_rows(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table,
-                     rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
         # WKB made for the whole chunk in one call and parsed by PostGIS (geoalchemy2's shapes went through
         # WKB, shapely and WKT per row: 6,700 features/s for the GSHHG polygons)
         wkb = shapely.to_wkb([r["geometry"] for r in rows])
         geometry = sa.func.ST_GeomFromWKB(sa.bindparam("_wkb", type_=sa.LargeBinary), spec.crs)
-        connection.execute(data.insert().values(geometry=geometry),
-                           [{k: v for k, v in r.items() if k != "geometry"} | {"_wkb": w} for r, w in zip(rows, wkb)])
+        connection.execute(
+            data.insert().values(geometry=geometry),
+            [
+                {k: v for k, v in r.items() if k != "geometry"} | {"_wkb": w}
+                for r, w in zip(rows, wkb, strict=False)
+            ],
+        )
 
     def _delete_ids(self, connection: sa.Connection, data: sa.Table, ids: sa.Select) -> int:
         return int(connection.execute(data.delete().where(data.c.id.in_(ids))).rowcount)
@@ -462,9 +579,17 @@ class PostgisFeatureStore(FeatureStore):
     def _wkb(self, data: sa.Table) -> Any:
         return sa.func.ST_AsBinary(data.c.geometry).label("wkb")
 
-    def geojson(self, database: str, name: str, selection: Selection = EVERYTHING, *,
-                sortby: list[str] | None = None, limit: int | None = None, offset: int = 0,
-                properties: list[str] | None = None) -> Iterator[str]:
+    def geojson(
+        self,
+        database: str,
+        name: str,
+        selection: Selection = EVERYTHING,
+        *,
+        sortby: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        properties: list[str] | None = None,
+    ) -> Iterator[str]:
         """Each feature's text made by the database (ST_AsGeoJSON, to_json), so no row becomes Python objects:
         a page of 10,000 polygons took 227 instead of 675 ms (benchmarks/features.py)."""
         spec = self.get(database, name)
@@ -473,13 +598,23 @@ class PostgisFeatureStore(FeatureStore):
         _known(spec, chosen, "properties")
         geometry = data.c.geometry if spec.crs == 4326 else sa.func.ST_Transform(data.c.geometry, 4326)
         # `||` rather than json_build_object, which takes at most 50 properties (PostgreSQL's 100 arguments)
-        text: Any = sa.literal('{"type":"Feature","id":') + sa.cast(data.c.id, sa.Text) + ',"geometry":' + \
-            sa.func.ST_AsGeoJSON(geometry) + ',"properties":{'
+        text: Any = (
+            sa.literal('{"type":"Feature","id":')
+            + sa.cast(data.c.id, sa.Text)
+            + ',"geometry":'
+            + sa.func.ST_AsGeoJSON(geometry)
+            + ',"properties":{'
+        )
         for i, p in enumerate(chosen):  # the names are checked identifiers, safe inside a JSON string
             value = sa.func.coalesce(sa.cast(sa.func.to_json(data.c[p]), sa.Text), "null")
             text = text + f'{"," if i else ""}"{p}":' + value
-        query = sa.select((text + "}}").label("feature")).where(*self._where(spec, data, selection)).order_by(
-            *_order(spec, data, sortby)).offset(offset).limit(limit)
+        query = (
+            sa.select((text + "}}").label("feature"))
+            .where(*self._where(spec, data, selection))
+            .order_by(*_order(spec, data, sortby))
+            .offset(offset)
+            .limit(limit)
+        )
         return (row[0] for row in self._stream(query))
 
     def _geometry_literal(self, spec: CollectionSpec, geometry: BaseGeometry) -> Any:
@@ -487,13 +622,19 @@ class PostgisFeatureStore(FeatureStore):
 
     def _in_area(self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool) -> list[Any]:
         envelope = sa.func.ST_MakeEnvelope(*area.bounds, spec.crs)
-        return [sa.func.ST_Intersects(data.c.geometry, envelope) if exact else data.c.geometry.op("&&")(envelope)]
+        return [
+            sa.func.ST_Intersects(data.c.geometry, envelope) if exact else data.c.geometry.op("&&")(envelope)
+        ]
 
-    def _estimate(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection) -> int:
+    def _estimate(
+        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
+    ) -> int:
         """The planner's row estimate (from the statistics ANALYZE keeps), as PostgreSQL front ends do."""
         query = sa.select(data.c.id).where(*self._where(spec, data, selection))
         compiled = query.compile(connection)
-        plan = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
+        plan = connection.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
+        ).scalar_one()
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return int(plan[0]["Plan"]["Plan Rows"])
 
@@ -514,8 +655,10 @@ def _feature(row: Any, properties: list[str], spec: CollectionSpec) -> dict[str,
 def _known(spec: CollectionSpec, names: list[str], what: str) -> None:
     unknown = [p for p in names if p not in spec.properties]
     if unknown:
-        raise InputError(f"unknown {what} {', '.join(map(str, unknown))}; properties: "
-                         f"{', '.join(spec.properties) or 'none'}")
+        raise InputError(
+            f"unknown {what} {', '.join(map(str, unknown))}; properties: "
+            f"{', '.join(spec.properties) or 'none'}"
+        )
 
 
 def _order(spec: CollectionSpec, data: sa.Table, sortby: list[str] | None) -> list[Any]:
@@ -536,8 +679,12 @@ def _id_of(feature: Any, index: int) -> int | None:
     value = feature.get("id") if isinstance(feature, dict) else None
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or \
-            not 1 <= int(value) <= MAX_ID:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, str))
+        or not str(value).isdigit()
+        or not 1 <= int(value) <= MAX_ID
+    ):
         raise InputError(f"feature {index}: id {value!r} is not a positive integer below 2^63")
     return int(value)
 
@@ -552,15 +699,21 @@ def _row_of(spec: CollectionSpec, feature: dict[str, Any], index: int) -> dict[s
     if geometry.is_empty or not geometry.is_valid:
         reason = "it is empty" if geometry.is_empty else shapely.is_valid_reason(geometry)
         raise InputError(f"feature {index}: invalid geometry: {reason}")
-    if spec.geometry_type != "Geometry" and geometry.geom_type not in (spec.geometry_type,
-                                                                        "Multi" + spec.geometry_type):
-        raise InputError(f"feature {index}: a {geometry.geom_type}, but collection {spec.id} holds "
-                         f"{spec.geometry_type} geometries")
+    if spec.geometry_type != "Geometry" and geometry.geom_type not in (
+        spec.geometry_type,
+        "Multi" + spec.geometry_type,
+    ):
+        raise InputError(
+            f"feature {index}: a {geometry.geom_type}, but collection {spec.id} holds "
+            f"{spec.geometry_type} geometries"
+        )
     values = feature.get("properties") or {}
     unknown = [k for k in values if k not in spec.properties]
     if unknown:
-        raise InputError(f"feature {index}: unknown properties {', '.join(map(str, unknown))}; "
-                         f"properties: {', '.join(spec.properties) or 'none'}")
+        raise InputError(
+            f"feature {index}: unknown properties {', '.join(map(str, unknown))}; "
+            f"properties: {', '.join(spec.properties) or 'none'}"
+        )
     row: dict[str, Any] = {"geometry": geometry}
     for name, kind in spec.properties.items():
         row[name] = _value(values.get(name), kind, index, name)
@@ -585,8 +738,12 @@ def _value(value: Any, kind: str, index: int, name: str) -> Any:
         elif kind == "boolean" and isinstance(value, bool):
             return value
         elif kind == "datetime":
-            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            moment = (
+                value
+                if isinstance(value, datetime)
+                else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            )
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
         elif kind == "json":
             return value
     except (TypeError, ValueError):
@@ -594,7 +751,9 @@ def _value(value: Any, kind: str, index: int, name: str) -> Any:
     raise InputError(f"feature {index}: property {name!r} must be {kind}, not {value!r}")
 
 
-def _bbox_in(spec: CollectionSpec, bbox: tuple[float, float, float, float], bbox_crs: int | str | None) -> BaseGeometry:
+def _bbox_in(
+    spec: CollectionSpec, bbox: tuple[float, float, float, float], bbox_crs: int | str | None
+) -> BaseGeometry:
     """The bbox as a polygon in the collection's CRS (densified when it is reprojected)."""
     west, south, east, north = (float(v) for v in bbox)
     if not (west <= east and south <= north):
@@ -603,6 +762,8 @@ def _bbox_in(spec: CollectionSpec, bbox: tuple[float, float, float, float], bbox
     code = check_crs(bbox_crs) if bbox_crs is not None else spec.crs
     if code != spec.crs:
         transform = Transformer.from_crs(code, spec.crs, always_xy=True).transform
-        area = shapely.transform(area.segmentize(max(east - west, north - south) / 32), transform, interleaved=False)
+        area = shapely.transform(
+            area.segmentize(max(east - west, north - south) / 32), transform, interleaved=False
+        )
         area = box(*area.bounds)
     return area

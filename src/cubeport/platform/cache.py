@@ -23,13 +23,14 @@ shared by everyone who may use it: do not cache answers that differ per user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -40,7 +41,14 @@ from sqlalchemy.orm import Session
 from cubeport.config import CacheSettings, Settings
 from cubeport.db import Database, as_utc
 from cubeport.db.models import CacheCounterRecord, CacheEntryRecord
-from cubeport.errors import ConflictError, InputError, LimitError, NotFoundError, StorageError, UnavailableError
+from cubeport.errors import (
+    ConflictError,
+    InputError,
+    LimitError,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+)
 from cubeport.storage import Storage, describe_storage_error
 
 log = logging.getLogger("cubeport.cache")
@@ -53,7 +61,7 @@ T = TypeVar("T")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def cache_key(url: str, byte_range: ByteRange | None = None) -> str:
@@ -94,10 +102,18 @@ class CacheEntry:
     expires: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "url": self.url, "byte_range": list(self.byte_range) if self.byte_range else None,
-                "size": self.size, "sha256": self.sha256, "created": self.created.isoformat(),
-                "last_used": self.last_used.isoformat(), "pinned": self.pinned, "hits": self.hits,
-                "expires": self.expires.isoformat() if self.expires else None}
+        return {
+            "key": self.key,
+            "url": self.url,
+            "byte_range": list(self.byte_range) if self.byte_range else None,
+            "size": self.size,
+            "sha256": self.sha256,
+            "created": self.created.isoformat(),
+            "last_used": self.last_used.isoformat(),
+            "pinned": self.pinned,
+            "hits": self.hits,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,8 +155,15 @@ class _Flight:
 class RollingCache:
     """Remote objects and byte ranges kept in `storage` below `prefix`, indexed in `db`, under a quota."""
 
-    def __init__(self, storage: Storage, db: Database, settings: CacheSettings | None = None, *,
-                 prefix: str = "cache", clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        db: Database,
+        settings: CacheSettings | None = None,
+        *,
+        prefix: str = "cache",
+        clock: Clock = utc_now,
+    ) -> None:
         self.storage, self.db, self.prefix, self._clock = storage, db, prefix, clock
         self.settings = settings or CacheSettings()
         self._http = httpx.Client(timeout=self.settings.timeout_seconds, follow_redirects=True)
@@ -149,7 +172,7 @@ class RollingCache:
         self._quota_lock = threading.Lock()  # insertions and evictions of this process, one at a time
 
     @classmethod
-    def from_settings(cls, settings: Settings, storage: Storage, db: Database) -> "RollingCache":
+    def from_settings(cls, settings: Settings, storage: Storage, db: Database) -> RollingCache:
         """The cache of `settings.cache`: its own root if one is set, else `cache/` under the data root."""
         if settings.cache.root:
             return cls(Storage(settings.cache.root, settings.s3), db, settings.cache, prefix="")
@@ -173,8 +196,9 @@ class RollingCache:
         return min(self.settings.max_object_bytes, self.low_bytes)
 
     # -- fetching --------------------------------------------------------------------------------------
-    def fetch(self, url: str, *, byte_range: ByteRange | None = None,
-              headers: dict[str, str] | None = None) -> CachedObject:
+    def fetch(
+        self, url: str, *, byte_range: ByteRange | None = None, headers: dict[str, str] | None = None
+    ) -> CachedObject:
         """The bytes of `url` (or of `byte_range`, end exclusive): from the cache when it holds them unexpired
         and intact, else downloaded, checked and stored. A request that waited for another's download of the
         same key counts as a hit."""
@@ -189,13 +213,17 @@ class RollingCache:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InputError(f"the cache fetches http(s) URLs, not {url[:100]!r}")
         if "#" in url:
-            raise InputError(f"{_safe(url)}: a URL with a fragment (#...) cannot be cached; drop the fragment")
+            raise InputError(
+                f"{_safe(url)}: a URL with a fragment (#...) cannot be cached; drop the fragment"
+            )
         if byte_range is not None:
             start, end = byte_range
             if start < 0 or end <= start:
                 raise InputError(f"byte range {start}-{end} is empty or negative (the end is exclusive)")
         if any(name.lower() in ("range", "accept-encoding") for name in headers or {}):
-            raise InputError("pass byte_range instead of a Range header (the cache sets Range and Accept-Encoding)")
+            raise InputError(
+                "pass byte_range instead of a Range header (the cache sets Range and Accept-Encoding)"
+            )
         key = cache_key(url, byte_range)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise InputError(f"{_safe(url)}: the URL is longer than the cache's {MAX_KEY_BYTES - 48} bytes")
@@ -226,8 +254,9 @@ class RollingCache:
                 del self._flights[key]
             flight.done.set()
 
-    def _get(self, key: str, url: str, byte_range: ByteRange | None,
-             headers: dict[str, str] | None) -> CachedObject:
+    def _get(
+        self, key: str, url: str, byte_range: ByteRange | None, headers: dict[str, str] | None
+    ) -> CachedObject:
         with self.db.session() as session:
             record = session.get(CacheEntryRecord, key)
             entry = _entry(record, self.settings.ttl_seconds) if record else None
@@ -271,19 +300,27 @@ class RollingCache:
                     if len(data) > self.largest_object:
                         raise self._too_large(where, len(data))
         except httpx.TimeoutException:
-            raise UnavailableError(f"{where} did not answer within {self.settings.timeout_seconds:g} s; "
-                                   "nothing stored") from None
+            raise UnavailableError(
+                f"{where} did not answer within {self.settings.timeout_seconds:g} s; nothing stored"
+            ) from None
         except httpx.HTTPError as exc:
-            raise UnavailableError(f"download of {where} failed ({_first_line(exc)}); nothing stored") from None
+            raise UnavailableError(
+                f"download of {where} failed ({_first_line(exc)}); nothing stored"
+            ) from None
         if expected is not None and len(data) != expected:
-            raise UnavailableError(f"download of {where} was cut short ({len(data)} of {expected} bytes); "
-                                   "nothing stored")
+            raise UnavailableError(
+                f"download of {where} was cut short ({len(data)} of {expected} bytes); nothing stored"
+            )
         return bytes(data)
 
     def _too_large(self, where: str, size: int) -> LimitError:
-        return LimitError(f"{where} has {size} bytes, more than the cache takes in one object "
-                          f"({self.largest_object}); fetch it in byte ranges or raise cache.max_object_bytes and "
-                          "cache.quota_bytes", "bytes", self.largest_object)
+        return LimitError(
+            f"{where} has {size} bytes, more than the cache takes in one object "
+            f"({self.largest_object}); fetch it in byte ranges or raise cache.max_object_bytes and "
+            "cache.quota_bytes",
+            "bytes",
+            self.largest_object,
+        )
 
     def _store(self, key: str, url: str, byte_range: ByteRange | None, data: bytes, digest: str) -> None:
         """Write the object atomically, then index it and evict in one transaction, so that no reader of the
@@ -293,9 +330,15 @@ class RollingCache:
         except Exception as exc:
             raise StorageError(describe_storage_error(self.storage.root, exc)) from exc
         now = self._clock()
-        values = {"url": url, "range_start": byte_range[0] if byte_range else None,
-                  "range_end": byte_range[1] if byte_range else None, "size": len(data), "sha256": digest,
-                  "created": now, "last_used": now}
+        values = {
+            "url": url,
+            "range_start": byte_range[0] if byte_range else None,
+            "range_end": byte_range[1] if byte_range else None,
+            "size": len(data),
+            "sha256": digest,
+            "created": now,
+            "last_used": now,
+        }
         with self._quota_lock:
             try:
                 evicted = _retry_once(lambda: self._index(key, values))
@@ -308,23 +351,32 @@ class RollingCache:
         """Index a new download of `key` (keeping its pin and hits if it was there) and evict for it; the keys
         evicted. The first statement writes, so a SQLite transaction holds the write lock from its start."""
         with self.db.session() as session:
-            changed = session.execute(update(CacheEntryRecord).where(CacheEntryRecord.key == key).values(**values))
+            changed = session.execute(
+                update(CacheEntryRecord).where(CacheEntryRecord.key == key).values(**values)
+            )
             if not changed.rowcount:
                 session.add(CacheEntryRecord(key=key, pinned=False, hits=0, **values))
                 session.flush()
             _add(session, bytes_fetched=values["size"])
             evicted = self._evict_in(session)
             if _used(session) > self.settings.quota_bytes:  # pinned entries leave no room: roll it all back
-                raise LimitError(f"the cache cannot hold {_safe(values['url'])} ({values['size']} bytes): pinned "
-                                 f"entries fill its quota of {self.settings.quota_bytes} bytes; unpin some or "
-                                 "raise cache.quota_bytes", "bytes", self.settings.quota_bytes)
+                raise LimitError(
+                    f"the cache cannot hold {_safe(values['url'])} ({values['size']} bytes): pinned "
+                    f"entries fill its quota of {self.settings.quota_bytes} bytes; unpin some or "
+                    "raise cache.quota_bytes",
+                    "bytes",
+                    self.settings.quota_bytes,
+                )
         return evicted
 
     def _record_request(self, key: str, hit: bool, size: int) -> None:
         with self.db.session() as session:
             if hit:
-                session.execute(update(CacheEntryRecord).where(CacheEntryRecord.key == key)
-                                .values(hits=CacheEntryRecord.hits + 1, last_used=self._clock()))
+                session.execute(
+                    update(CacheEntryRecord)
+                    .where(CacheEntryRecord.key == key)
+                    .values(hits=CacheEntryRecord.hits + 1, last_used=self._clock())
+                )
             _add(session, hits=int(hit), misses=int(not hit), bytes_served=size)
 
     # -- quota -----------------------------------------------------------------------------------------
@@ -347,10 +399,12 @@ class RollingCache:
         with self._flights_lock:
             busy = set(self._flights)  # being fetched here: evicting them would delete a new file
         victims: list[str] = []
-        rows = session.execute(select(CacheEntryRecord.key, CacheEntryRecord.size)
-                               .where(CacheEntryRecord.pinned == false())
-                               .order_by(CacheEntryRecord.last_used, CacheEntryRecord.key)
-                               .execution_options(yield_per=1000))
+        rows = session.execute(
+            select(CacheEntryRecord.key, CacheEntryRecord.size)
+            .where(CacheEntryRecord.pinned == false())
+            .order_by(CacheEntryRecord.last_used, CacheEntryRecord.key)
+            .execution_options(yield_per=1000)
+        )
         for key, size in rows:
             if used <= self.low_bytes:
                 break
@@ -369,28 +423,37 @@ class RollingCache:
         try:
             if self.storage.is_s3:
                 for start in range(0, len(paths), 1000):  # one multi-object DELETE per 1000 keys
-                    self.storage.fs.rm(paths[start:start + 1000])
+                    self.storage.fs.rm(paths[start : start + 1000])
             else:
                 for path in paths:
-                    try:
+                    with contextlib.suppress(FileNotFoundError):
                         self.storage.fs.rm_file(path)
-                    except FileNotFoundError:
-                        pass
         except Exception as exc:  # the index no longer has them: a left-over file is only wasted space
             log.warning("cache files not deleted: %s", describe_storage_error(self.storage.root, exc))
 
     # -- administration --------------------------------------------------------------------------------
     def stats(self) -> CacheStats:
         with self.db.session() as session:
-            count, used = session.execute(select(func.count(), func.coalesce(func.sum(CacheEntryRecord.size), 0))).one()
-            pinned, pinned_bytes = session.execute(
+            count, used = session.execute(
                 select(func.count(), func.coalesce(func.sum(CacheEntryRecord.size), 0))
-                .where(CacheEntryRecord.pinned.is_(True))).one()
+            ).one()
+            pinned, pinned_bytes = session.execute(
+                select(func.count(), func.coalesce(func.sum(CacheEntryRecord.size), 0)).where(
+                    CacheEntryRecord.pinned.is_(True)
+                )
+            ).one()
             counters = dict(session.execute(select(CacheCounterRecord.name, CacheCounterRecord.value)).all())
         s = self.settings
-        return CacheStats(quota_bytes=s.quota_bytes, used_bytes=int(used), high_watermark=s.high_watermark,
-                          low_watermark=s.low_watermark, entries=int(count), pinned_entries=int(pinned),
-                          pinned_bytes=int(pinned_bytes), **{name: int(counters.get(name, 0)) for name in COUNTERS})
+        return CacheStats(
+            quota_bytes=s.quota_bytes,
+            used_bytes=int(used),
+            high_watermark=s.high_watermark,
+            low_watermark=s.low_watermark,
+            entries=int(count),
+            pinned_entries=int(pinned),
+            pinned_bytes=int(pinned_bytes),
+            **{name: int(counters.get(name, 0)) for name in COUNTERS},
+        )
 
     def entries(self, prefix: str | None = None, limit: int = 1000) -> list[CacheEntry]:
         """Entries (whose key starts with `prefix`), most recently used first."""
@@ -416,17 +479,26 @@ class RollingCache:
 
     def _set_pinned(self, key: str, pinned: bool) -> CacheEntry:
         with self.db.session() as session:
-            if not session.execute(update(CacheEntryRecord).where(CacheEntryRecord.key == key)
-                                   .values(pinned=pinned)).rowcount:
+            if not session.execute(
+                update(CacheEntryRecord).where(CacheEntryRecord.key == key).values(pinned=pinned)
+            ).rowcount:
                 raise NotFoundError(f"cache entry {key!r} not found")
         return self.entry(key)
 
-    def purge(self, *, everything: bool = False, expired: bool = False, prefix: str | None = None,
-              include_pinned: bool = False) -> int:
+    def purge(
+        self,
+        *,
+        everything: bool = False,
+        expired: bool = False,
+        prefix: str | None = None,
+        include_pinned: bool = False,
+    ) -> int:
         """Remove every entry, the expired ones, or those whose key starts with `prefix` (expired and prefix
         combine); pinned entries only with `include_pinned` (they never expire). The number removed."""
         if not (everything or expired or prefix):
-            raise InputError("say what to purge: everything, the expired entries, or the entries of a key prefix")
+            raise InputError(
+                "say what to purge: everything, the expired entries, or the entries of a key prefix"
+            )
         if everything and (expired or prefix):
             raise InputError("purge everything, or the expired entries or a key prefix, not both")
         conditions: list[ColumnElement[bool]] = []
@@ -476,13 +548,17 @@ def _expected_length(where: str, response: httpx.Response, byte_range: ByteRange
             raise UnavailableError(f"{where} answered {status} to a request for the whole object, not 200")
         return length
     if status != 206:
-        raise UnavailableError(f"{where} ignored the Range header (answered {status}, not 206 Partial Content)")
+        raise UnavailableError(
+            f"{where} ignored the Range header (answered {status}, not 206 Partial Content)"
+        )
     found = _CONTENT_RANGE.match(response.headers.get("content-range", "").strip())
     if not found:
         raise UnavailableError(f"{where} answered 206 without a valid Content-Range")
     first, last, total = int(found[1]), int(found[2]), found[3]
     start, end = byte_range
-    at_the_end = total != "*" and last == int(total) - 1 and last < end - 1  # the object ends inside the range
+    at_the_end = (
+        total != "*" and last == int(total) - 1 and last < end - 1
+    )  # the object ends inside the range
     if first != start or last < first or not (last == end - 1 or at_the_end):
         raise UnavailableError(f"{where} sent bytes {first}-{last} for the range {start}-{end - 1}")
     if length is not None and length != last - first + 1:
@@ -496,8 +572,18 @@ def _entry(record: CacheEntryRecord, ttl_seconds: float) -> CacheEntry:
     assert created is not None and last_used is not None
     byte_range = (record.range_start, record.range_end) if record.range_start is not None else None
     expires = None if record.pinned else created + timedelta(seconds=ttl_seconds)
-    return CacheEntry(record.key, record.url, byte_range, record.size, record.sha256, created, last_used,
-                      record.pinned, record.hits, expires)  # type: ignore[arg-type]
+    return CacheEntry(
+        record.key,
+        record.url,
+        byte_range,
+        record.size,
+        record.sha256,
+        created,
+        last_used,
+        record.pinned,
+        record.hits,
+        expires,
+    )  # type: ignore[arg-type]
 
 
 def _used(session: Session) -> int:
@@ -514,8 +600,11 @@ def _add(session: Session, **amounts: int) -> None:
     """Add to counters in the database (one UPDATE each, so concurrent processes never lose a count)."""
     for name, amount in amounts.items():
         if amount:
-            session.execute(update(CacheCounterRecord).where(CacheCounterRecord.name == name)
-                            .values(value=CacheCounterRecord.value + amount))
+            session.execute(
+                update(CacheCounterRecord)
+                .where(CacheCounterRecord.name == name)
+                .values(value=CacheCounterRecord.value + amount)
+            )
 
 
 def _retry_once(action: Callable[[], T]) -> T:
@@ -535,4 +624,3 @@ def _safe(url: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
-

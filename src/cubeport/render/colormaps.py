@@ -22,8 +22,10 @@ def _resolve(name: str) -> tuple[str, bool]:
     for candidate in (base, f"cmo.{base}"):
         if candidate in mpl.colormaps:
             return candidate, alpha
-    raise InputError(f"colour map {name!r} unknown; use a matplotlib or cmocean name such as viridis, "
-                     "RdYlBu_r or thermal, optionally with _r and _alpha")
+    raise InputError(
+        f"colour map {name!r} unknown; use a matplotlib or cmocean name such as viridis, "
+        "RdYlBu_r or thermal, optionally with _r and _alpha"
+    )
 
 
 def check_colormap(name: str) -> str:

@@ -16,8 +16,9 @@ from PIL import Image
 def encode(indices: np.ndarray, table: np.ndarray) -> bytes:
     """PNG bytes of a (height, width) uint8 index array coloured by an RGBA (256, 4) table."""
     height, width = indices.shape
-    image = Image.frombuffer("P", (width, height), np.ascontiguousarray(indices, dtype=np.uint8).tobytes(),
-                             "raw", "P", 0, 1)
+    image = Image.frombuffer(
+        "P", (width, height), np.ascontiguousarray(indices, dtype=np.uint8).tobytes(), "raw", "P", 0, 1
+    )
     image.putpalette(table[:, :3].tobytes())
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1, transparency=table[:, 3].tobytes())

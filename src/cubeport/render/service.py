@@ -75,8 +75,14 @@ class TileService:
                     west, south, east, north = entry.bbox
                     lat = max(min((south + north) / 2, 85.0), -85.0)
                     centre = tile_matrix_set("WebMercatorQuad").tile((west + east) / 2, lat, 3)
-                    self.tile(cube_id, entry.variables[0].name, tms_name="WebMercatorQuad", z=3, x=centre.x,
-                              y=centre.y)
+                    self.tile(
+                        cube_id,
+                        entry.variables[0].name,
+                        tms_name="WebMercatorQuad",
+                        z=3,
+                        x=centre.x,
+                        y=centre.y,
+                    )
             except Exception as exc:  # noqa: BLE001 - a warm-up must never keep the server from starting
                 log.warning("warm-up skipped cube %s: %s", cube_id, exc)
                 continue
@@ -91,33 +97,90 @@ class TileService:
             self._entries.put(cube_id, entry)
         return entry
 
-    def style(self, cube_id: str, variable: str, *, colormap: str | None = None, vmin: float | None = None,
-              vmax: float | None = None, norm: str | None = None) -> Style:
+    def style(
+        self,
+        cube_id: str,
+        variable: str,
+        *,
+        colormap: str | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        norm: str | None = None,
+    ) -> Style:
         """The variable's catalogue style with the request's overrides (InputError for a bad one)."""
         base = self.entry(cube_id).variable(variable).style
-        style = Style(colormap or base.colormap, base.vmin if vmin is None else vmin,
-                      base.vmax if vmax is None else vmax, norm or base.norm)
+        style = Style(
+            colormap or base.colormap,
+            base.vmin if vmin is None else vmin,
+            base.vmax if vmax is None else vmax,
+            norm or base.norm,
+        )
         check_colormap(style.colormap)
         return style
 
-    def tile(self, cube_id: str, variable: str, *, tms_name: str, z: int, x: int, y: int, time: str | None = None,
-             style: Style | None = None, resampling: Resampling = "nearest", retina: bool = False) -> RenderedTile:
+    def tile(
+        self,
+        cube_id: str,
+        variable: str,
+        *,
+        tms_name: str,
+        z: int,
+        x: int,
+        y: int,
+        time: str | None = None,
+        style: Style | None = None,
+        resampling: Resampling = "nearest",
+        retina: bool = False,
+    ) -> RenderedTile:
         """An encoded PNG tile, from the cache when it was made before."""
         cube = self.levels(cube_id)
         style = style or self.style(cube_id, variable)
         index = cf.nearest_step(cube.times, time)
         tms = tile_matrix_set(tms_name)
-        key = "/".join(map(str, (cube_id, cube.version, len(cube.times), variable, index, tms_name, z, x, y,
-                                 style.colormap, style.vmin, style.vmax, style.norm, resampling, retina)))
+        key = "/".join(
+            map(
+                str,
+                (
+                    cube_id,
+                    cube.version,
+                    len(cube.times),
+                    variable,
+                    index,
+                    tms_name,
+                    z,
+                    x,
+                    y,
+                    style.colormap,
+                    style.vmin,
+                    style.vmax,
+                    style.norm,
+                    resampling,
+                    retina,
+                ),
+            )
+        )
         etag = '"' + hashlib.sha1(key.encode()).hexdigest()[:24] + '"'
         cached = self.cache.get(key)
         if cached is not None:
             return RenderedTile(cached, etag)
         if retina:  # 512 px: the four tiles of the next zoom level, side by side
-            parts = [[render_values(cube, variable, index, tms, z + 1, 2 * x + dx, 2 * y + dy, resampling)
-                      for dx in (0, 1)] for dy in (0, 1)]
-            values = None if all(p is None for row in parts for p in row) else np.block(
-                [[p if p is not None else np.full((TILE_SIZE, TILE_SIZE), np.nan) for p in row] for row in parts])
+            parts = [
+                [
+                    render_values(cube, variable, index, tms, z + 1, 2 * x + dx, 2 * y + dy, resampling)
+                    for dx in (0, 1)
+                ]
+                for dy in (0, 1)
+            ]
+            values = (
+                None
+                if all(p is None for row in parts for p in row)
+                else np.block(
+                    [
+                        [p if p is not None else np.full((TILE_SIZE, TILE_SIZE), np.nan) for p in row]
+                        for row in parts
+                    ]
+                )
+            )
         else:
             values = render_values(cube, variable, index, tms, z, x, y, resampling)
         size = TILE_SIZE * (2 if retina else 1)

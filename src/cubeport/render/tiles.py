@@ -54,17 +54,29 @@ class CubeLevels:
         """From the tiles' CRS to the cube's, and whether it is separable (x from columns, y from rows)."""
         if tms.id not in self._transformers:
             tms_crs = tms.crs._pyproj_crs
-            self._transformers[tms.id] = (Transformer.from_crs(tms_crs, self.crs, always_xy=True),
-                                          _separable(tms_crs) and _separable(self.crs))
+            self._transformers[tms.id] = (
+                Transformer.from_crs(tms_crs, self.crs, always_xy=True),
+                _separable(tms_crs) and _separable(self.crs),
+            )
         return self._transformers[tms.id]
 
 
-def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecantile.TileMatrixSet,
-                  z: int, x: int, y: int, resampling: Resampling = "nearest") -> np.ndarray | None:
+def render_values(
+    cube: CubeLevels,
+    variable: str,
+    time_index: int,
+    tms: morecantile.TileMatrixSet,
+    z: int,
+    x: int,
+    y: int,
+    resampling: Resampling = "nearest",
+) -> np.ndarray | None:
     """The tile's values (float, NaN where there is no data), or None when the tile misses the cube."""
     cube.check_variable(variable)
     if not 0 <= time_index < len(cube.times):
-        raise NotFoundError(f"time index {time_index} not in cube {cube.cube_id!r} (0..{len(cube.times) - 1})")
+        raise NotFoundError(
+            f"time index {time_index} not in cube {cube.cube_id!r} (0..{len(cube.times) - 1})"
+        )
     xs, ys = pixel_centres(tms, z, x, y)
     cx, cy = _to_cube_crs(*cube.transformer(tms), xs, ys)
     if cube.wraps:
@@ -85,8 +97,10 @@ def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecan
             break
         level += 1
     da = cube.levels[level][variable]
-    window = np.asarray(da.isel({"time": time_index, cube.ydim: slice(r0, r1), cube.xdim: slice(c0, c1)}).values,
-                        dtype=np.float64)
+    window = np.asarray(
+        da.isel({"time": time_index, cube.ydim: slice(r0, r1), cube.xdim: slice(c0, c1)}).values,
+        dtype=np.float64,
+    )
     if resampling == "bilinear":
         values = _bilinear(window, fx - c0, fy - r0)
     else:
@@ -95,8 +109,9 @@ def render_values(cube: CubeLevels, variable: str, time_index: int, tms: morecan
     return np.broadcast_to(values, (TILE_SIZE, TILE_SIZE))
 
 
-def _to_cube_crs(transformer: Transformer, separable: bool, xs: np.ndarray,
-                 ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _to_cube_crs(
+    transformer: Transformer, separable: bool, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres in the cube's CRS: a (1, 256) row of x and a (256, 1) column of y when the transform is
     separable, otherwise two (256, 256) arrays."""
     if separable:
@@ -135,8 +150,10 @@ def _bilinear(window: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     top = window[y0, x0] * (1 - wx) + window[y0, x1] * wx
     bottom = window[y1, x0] * (1 - wx) + window[y1, x1] * wx
     values = top * (1 - wy) + bottom * wy
-    nearest = window[np.clip(np.rint(fy).astype(np.int64), 0, height - 1),
-                     np.clip(np.rint(fx).astype(np.int64), 0, width - 1)]
+    nearest = window[
+        np.clip(np.rint(fy).astype(np.int64), 0, height - 1),
+        np.clip(np.rint(fx).astype(np.int64), 0, width - 1),
+    ]
     return np.where(np.isfinite(values), values, nearest)
 
 
@@ -150,7 +167,9 @@ def colour_indices(values: np.ndarray, vmin: float, vmax: float, norm: Norm = "l
             if vmin <= 0:
                 raise InputError("a log norm needs vmin > 0")
             with np.errstate(divide="ignore", invalid="ignore"):
-                scaled = (np.log10(np.maximum(values, vmin)) - math.log10(vmin)) / (math.log10(vmax) - math.log10(vmin))
+                scaled = (np.log10(np.maximum(values, vmin)) - math.log10(vmin)) / (
+                    math.log10(vmax) - math.log10(vmin)
+                )
         else:
             scaled = (values - vmin) / (vmax - vmin)
         indices = np.clip(np.nan_to_num(scaled, nan=0.0) * COLOURS, 0, COLOURS - 1).astype(np.int64)

@@ -6,7 +6,7 @@ tile at zoom 0 (8192 m per pixel), halving per zoom level, as Finnish national m
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import morecantile
 import numpy as np
@@ -16,16 +16,25 @@ from cubeport.errors import InputError, NotFoundError
 
 TILE_SIZE = 256
 TILE_MATRIX_SETS = ("WebMercatorQuad", "WorldCRS84Quad", "TM35FIN")
-XCUBE_CRS = {"EPSG:3857": "WebMercatorQuad", "CRS84": "WorldCRS84Quad", "OGC:CRS84": "WorldCRS84Quad",
-             "EPSG:4326": "WorldCRS84Quad"}
+XCUBE_CRS = {
+    "EPSG:3857": "WebMercatorQuad",
+    "CRS84": "WorldCRS84Quad",
+    "OGC:CRS84": "WorldCRS84Quad",
+    "EPSG:4326": "WorldCRS84Quad",
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def tile_matrix_set(name: str) -> morecantile.TileMatrixSet:
     if name == "TM35FIN":
         return morecantile.TileMatrixSet.custom(
-            extent=[-548576.0, 6291456.0, 1548576.0, 8388608.0], crs=CRS.from_epsg(3067), id="TM35FIN",
-            title="ETRS-TM35FIN (JHS 180)", minzoom=0, maxzoom=15)
+            extent=[-548576.0, 6291456.0, 1548576.0, 8388608.0],
+            crs=CRS.from_epsg(3067),
+            id="TM35FIN",
+            title="ETRS-TM35FIN (JHS 180)",
+            minzoom=0,
+            maxzoom=15,
+        )
     if name not in TILE_MATRIX_SETS:
         raise NotFoundError(f"tile matrix set {name!r} unknown; use one of {', '.join(TILE_MATRIX_SETS)}")
     return morecantile.tms.get(name)
@@ -44,8 +53,10 @@ def pixel_centres(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> tup
         raise InputError(f"zoom {z} outside {tms.minzoom}..{tms.maxzoom} of {tms.id}")
     matrix = tms.matrix(z)
     if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
-        raise InputError(f"tile {z}/{y}/{x} outside the {matrix.matrixWidth}x{matrix.matrixHeight} tiles "
-                         f"of zoom {z} in {tms.id}")
+        raise InputError(
+            f"tile {z}/{y}/{x} outside the {matrix.matrixWidth}x{matrix.matrixHeight} tiles "
+            f"of zoom {z} in {tms.id}"
+        )
     bounds = tms.xy_bounds(morecantile.Tile(x, y, z))
     step_x = (bounds.right - bounds.left) / TILE_SIZE
     step_y = (bounds.top - bounds.bottom) / TILE_SIZE

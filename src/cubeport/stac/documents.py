@@ -48,16 +48,24 @@ def link(rel: str, href: str, kind: str = JSON, **extra: Any) -> dict[str, Any]:
 def landing(base: str, entries: list[CubeEntry]) -> dict[str, Any]:
     stac = f"{base}/stac"
     return {
-        "type": "Catalog", "stac_version": STAC_VERSION, "id": "cubeport", "title": "Cubeport STAC API",
+        "type": "Catalog",
+        "stac_version": STAC_VERSION,
+        "id": "cubeport",
+        "title": "Cubeport STAC API",
         "description": "Data cubes and the products they were built from, with federated STAC sources",
         "conformsTo": CONFORMANCE,
         "links": [
-            link("self", stac), link("root", stac), link("conformance", f"{stac}/conformance"),
+            link("self", stac),
+            link("root", stac),
+            link("conformance", f"{stac}/conformance"),
             link("data", f"{stac}/collections"),
             link("search", f"{stac}/search", GEOJSON, method="GET"),
             link("search", f"{stac}/search", GEOJSON, method="POST"),
-            link("http://www.opengis.net/def/rel/ogc/1.0/queryables", f"{stac}/queryables",
-                 "application/schema+json"),
+            link(
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                f"{stac}/queryables",
+                "application/schema+json",
+            ),
             link("service-desc", f"{base}/api", "application/vnd.oai.openapi+json;version=3.0"),
             link("service-doc", f"{base}/api.html", "text/html"),
             *[link("child", f"{stac}/collections/{quote(e.id)}", title=e.title) for e in entries],
@@ -78,29 +86,66 @@ def collection(entry: CubeEntry, ds: xr.Dataset, base: str) -> dict[str, Any]:
     system: Any = epsg if epsg else crs.to_wkt()
     times = cf.times_iso(ds)
     dimensions: dict[str, Any] = {
-        xdim: {"type": "spatial", "axis": "x", "extent": [west, east], "step": grid.dx, "reference_system": system},
-        ydim: {"type": "spatial", "axis": "y", "extent": [south, north], "step": grid.dy, "reference_system": system},
+        xdim: {
+            "type": "spatial",
+            "axis": "x",
+            "extent": [west, east],
+            "step": grid.dx,
+            "reference_system": system,
+        },
+        ydim: {
+            "type": "spatial",
+            "axis": "y",
+            "extent": [south, north],
+            "step": grid.dy,
+            "reference_system": system,
+        },
     }
     if "time" in ds.dims:
         dimensions["time"] = {"type": "temporal", "extent": [times[0], times[-1]] if times else [None, None]}
-    variables = {v.name: {"type": "data", "dimensions": list(ds[v.name].dims), "unit": v.units or "",
-                          "description": v.long_name or v.name} for v in entry.variables if v.name in ds}
+    variables = {
+        v.name: {
+            "type": "data",
+            "dimensions": list(ds[v.name].dims),
+            "unit": v.units or "",
+            "description": v.long_name or v.name,
+        }
+        for v in entry.variables
+        if v.name in ds
+    }
     interval = [[rfc3339(t) for t in (entry.time_start, entry.time_end)]]
     return {
-        "type": "Collection", "stac_version": STAC_VERSION, "stac_extensions": [DATACUBE],
-        "id": entry.id, "title": entry.title, "description": entry.description or entry.title,
-        "keywords": [*entry.tags, *entry.themes], **_license(entry.attrs.get("license")),
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [DATACUBE],
+        "id": entry.id,
+        "title": entry.title,
+        "description": entry.description or entry.title,
+        "keywords": [*entry.tags, *entry.themes],
+        **_license(entry.attrs.get("license")),
         "extent": {"spatial": {"bbox": [list(entry.bbox)]}, "temporal": {"interval": interval}},
-        "cube:dimensions": dimensions, "cube:variables": variables,
+        "cube:dimensions": dimensions,
+        "cube:variables": variables,
         "assets": {
-            "zarr": {"href": f"{base}/zarr/{cube}/0.zarr", "type": "application/vnd+zarr", "roles": ["data"],
-                     "title": "the cube, full resolution (Zarr v2, consolidated)"},
+            "zarr": {
+                "href": f"{base}/zarr/{cube}/0.zarr",
+                "type": "application/vnd+zarr",
+                "roles": ["data"],
+                "title": "the cube, full resolution (Zarr v2, consolidated)",
+            },
         },
-        "links": [link("self", url), link("root", stac), link("parent", stac),
-                  link("items", f"{url}/items", GEOJSON),
-                  link("http://www.opengis.net/def/rel/ogc/1.0/queryables", f"{url}/queryables",
-                       "application/schema+json"),
-                  link("alternate", f"{base}/collections/{cube}", title="OGC API collection (tiles, EDR)")],
+        "links": [
+            link("self", url),
+            link("root", stac),
+            link("parent", stac),
+            link("items", f"{url}/items", GEOJSON),
+            link(
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                f"{url}/queryables",
+                "application/schema+json",
+            ),
+            link("alternate", f"{base}/collections/{cube}", title="OGC API collection (tiles, EDR)"),
+        ],
     }
 
 
@@ -124,24 +169,39 @@ def rfc3339(moment: Any) -> str | None:
 def local_item(item: dict[str, Any], base: str) -> dict[str, Any]:
     """A stored item as served: asset hrefs as URLs of this server, and links."""
     stac, cube, name = f"{base}/stac", quote(item["collection"]), quote(item["id"])
-    assets = {key: {**asset, "href": f"{stac}/collections/{cube}/items/{name}/files/{quote(asset['href'])}"}
-              for key, asset in item["assets"].items()}
-    return {**item, "assets": assets, "links": [
-        link("self", f"{stac}/collections/{cube}/items/{name}", GEOJSON), link("parent", f"{stac}/collections/{cube}"),
-        link("collection", f"{stac}/collections/{cube}"), link("root", stac)]}
+    assets = {
+        key: {**asset, "href": f"{stac}/collections/{cube}/items/{name}/files/{quote(asset['href'])}"}
+        for key, asset in item["assets"].items()
+    }
+    return {
+        **item,
+        "assets": assets,
+        "links": [
+            link("self", f"{stac}/collections/{cube}/items/{name}", GEOJSON),
+            link("parent", f"{stac}/collections/{cube}"),
+            link("collection", f"{stac}/collections/{cube}"),
+            link("root", stac),
+        ],
+    }
 
 
 def queryables(url: str, title: str) -> dict[str, Any]:
     return {
-        "$schema": "https://json-schema.org/draft/2019-09/schema", "$id": url, "type": "object", "title": title,
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": url,
+        "type": "object",
+        "title": title,
         "properties": {
             "id": {"title": "Item id", "type": "string"},
             "collection": {"title": "Collection (cube) id", "type": "string"},
             "geometry": {"title": "Footprint (a GeoJSON geometry, CRS84)", "type": "object"},
             "datetime": {"title": "Time of the product", "type": "string", "format": "date-time"},
             "proj:code": {"title": "CRS of the product's grid", "type": "string"},
-            "cubeport:variables": {"title": "Variables in the product", "type": "array",
-                                   "items": {"type": "string"}},
+            "cubeport:variables": {
+                "title": "Variables in the product",
+                "type": "array",
+                "items": {"type": "string"},
+            },
         },
         "additionalProperties": True,
     }

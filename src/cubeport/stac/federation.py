@@ -54,8 +54,13 @@ class Source:
         return f"stac-source:{self.name}"
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "title": self.title, "timeout_seconds": self.timeout_seconds,
-                "headers": sorted(self.headers)}  # names only: the values are credentials
+        return {
+            "name": self.name,
+            "url": self.url,
+            "title": self.title,
+            "timeout_seconds": self.timeout_seconds,
+            "headers": sorted(self.headers),
+        }  # names only: the values are credentials
 
     def owns(self, href: str) -> bool:
         """Whether `href` is on the source's origin (scheme, host and port)."""
@@ -71,7 +76,10 @@ class SourceRegistry:
 
     def list(self) -> list[Source]:
         with self.db.session() as session:
-            return [_source(r) for r in session.scalars(sa.select(StacSourceRecord).order_by(StacSourceRecord.name))]
+            return [
+                _source(r)
+                for r in session.scalars(sa.select(StacSourceRecord).order_by(StacSourceRecord.name))
+            ]
 
     def get(self, name: str) -> Source:
         with self.db.session() as session:
@@ -83,10 +91,14 @@ class SourceRegistry:
 
     def add(self, source: Source, *, replace: bool = False) -> Source:
         if not re.match(SOURCE_NAME, source.name) or source.name == LOCAL:
-            raise InputError(f"source name {source.name!r}: use lower-case letters, digits and '-' (not 'local')")
+            raise InputError(
+                f"source name {source.name!r}: use lower-case letters, digits and '-' (not 'local')"
+            )
         parts = urlsplit(source.url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise InputError(f"source url {source.url!r}: give the http(s) root of a STAC API, without a query")
+            raise InputError(
+                f"source url {source.url!r}: give the http(s) root of a STAC API, without a query"
+            )
         if not 0 < source.timeout_seconds <= 120:
             raise InputError("timeout_seconds must be more than 0 and at most 120")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in source.headers.items()):
@@ -94,8 +106,15 @@ class SourceRegistry:
         with self.db.session() as session:
             if session.get(StacSourceRecord, source.name) is not None and not replace:
                 raise ConflictError(f"STAC source {source.name!r} exists; remove it first or replace it")
-            session.merge(StacSourceRecord(name=source.name, url=source.url.rstrip("/"), title=source.title,
-                                           headers=dict(source.headers), timeout_seconds=source.timeout_seconds))
+            session.merge(
+                StacSourceRecord(
+                    name=source.name,
+                    url=source.url.rstrip("/"),
+                    title=source.title,
+                    headers=dict(source.headers),
+                    timeout_seconds=source.timeout_seconds,
+                )
+            )
         return self.get(source.name)
 
     def remove(self, name: str) -> None:
@@ -105,7 +124,9 @@ class SourceRegistry:
 
 
 def _source(record: StacSourceRecord) -> Source:
-    return Source(record.name, record.url, record.title or "", dict(record.headers or {}), record.timeout_seconds)
+    return Source(
+        record.name, record.url, record.title or "", dict(record.headers or {}), record.timeout_seconds
+    )
 
 
 # Searching
@@ -122,8 +143,14 @@ class FederatedPage:
 LocalSearch = Callable[[int, int], tuple[list[dict[str, Any]], int | None, int]]  # (offset, limit) → page
 
 
-def search(local: LocalSearch | None, sources: list[Source], body: dict[str, Any], limit: int,
-           token: str | None, annotate: Callable[[Source, dict[str, Any]], dict[str, Any]]) -> FederatedPage:
+def search(
+    local: LocalSearch | None,
+    sources: list[Source],
+    body: dict[str, Any],
+    limit: int,
+    token: str | None,
+    annotate: Callable[[Source, dict[str, Any]], dict[str, Any]],
+) -> FederatedPage:
     """One page of a search over `local` (None: not asked) and `sources`. `body` is the STAC search request
     as sent to each remote; `annotate` adds the proxy links to a remote item."""
     names = ([LOCAL] if local else []) + [s.name for s in sources]
@@ -136,8 +163,10 @@ def search(local: LocalSearch | None, sources: list[Source], body: dict[str, Any
     if local and state[LOCAL] is not None:
         offset = state[LOCAL]["page"] or 0
         items, following, count = local(offset, limit)
-        pages[LOCAL] = ([{**i, "properties": {**i["properties"], "cubeport:source": LOCAL}} for i in items],
-                        following)
+        pages[LOCAL] = (
+            [{**i, "properties": {**i["properties"], "cubeport:source": LOCAL}} for i in items],
+            following,
+        )
         matched[LOCAL] = count
 
     asked = [by_name[n] for n in names if n != LOCAL and state[n] is not None]
@@ -158,11 +187,15 @@ def search(local: LocalSearch | None, sources: list[Source], body: dict[str, Any
                 matched[source.name] = count
                 continue
             log.warning("STAC source %s left out: %s", source.name, problem)
-            warnings.append({"source": source.name, "message": f"source {source.name!r} is left out of this "
-                             f"search: {problem}"})
+            warnings.append(
+                {
+                    "source": source.name,
+                    "message": f"source {source.name!r} is left out of this search: {problem}",
+                }
+            )
             state[source.name] = None  # left out of the following pages too: a client must not loop on it
 
-    taken = _round_robin({n: p[0][state[n]["skip"]:] for n, p in pages.items()}, limit)
+    taken = _round_robin({n: p[0][state[n]["skip"] :] for n, p in pages.items()}, limit)
     items = [item for _, item in taken]
     used = {n: sum(1 for m, _ in taken if m == n) for n in pages}
     for name, (page_items, following) in pages.items():
@@ -200,7 +233,11 @@ def _remote_page(source: Source, body: dict[str, Any], limit: int, page: Any) ->
             if not source.owns(href):
                 raise InputError(f"its next link {href!r} leaves its origin")
             if str(page.get("method", "GET")).upper() == "POST":
-                sent = {**body, "limit": limit, **page.get("body", {})} if page.get("merge") else page.get("body", {})
+                sent = (
+                    {**body, "limit": limit, **page.get("body", {})}
+                    if page.get("merge")
+                    else page.get("body", {})
+                )
                 response = client.post(href, json=sent)
             else:
                 response = client.get(href)
@@ -245,13 +282,21 @@ def annotated(source: Source, item: dict[str, Any], proxy: Callable[[Source, str
     item.setdefault("properties", {})["cubeport:source"] = source.name
     original = next((link["href"] for link in item.get("links", []) if link.get("rel") == "self"), None)
     if original:
-        item["links"].append({"rel": "via", "href": original, "type": "application/geo+json",
-                              "title": f"the item at {source.title or source.name}"})
+        item["links"].append(
+            {
+                "rel": "via",
+                "href": original,
+                "type": "application/geo+json",
+                "title": f"the item at {source.title or source.name}",
+            }
+        )
     for asset in (item.get("assets") or {}).values():
         href = asset.get("href") if isinstance(asset, dict) else None
         if isinstance(href, str) and source.owns(href):
             asset.setdefault("alternate", {})["cubeport"] = {
-                "href": proxy(source, href), "title": "through Cubeport's rolling cache"}
+                "href": proxy(source, href),
+                "title": "through Cubeport's rolling cache",
+            }
     extensions = item.setdefault("stac_extensions", [])
     if ALTERNATE not in extensions:
         extensions.append(ALTERNATE)
@@ -284,10 +329,17 @@ def _state(token: str | None, names: list[str]) -> dict[str, Any]:
         return {n: {"page": None, "skip": 0} for n in names}
     try:
         state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(state, dict) or set(state) != set(names) or not all(
+        if (
+            not isinstance(state, dict)
+            or set(state) != set(names)
+            or not all(
                 v is None or (isinstance(v, dict) and isinstance(v.get("skip"), int) and v["skip"] >= 0)
-                for v in state.values()):
+                for v in state.values()
+            )
+        ):
             raise ValueError
         return state
     except (ValueError, UnicodeDecodeError):
-        raise InputError("token: not one this server gave for these sources; follow the 'next' link") from None
+        raise InputError(
+            "token: not one this server gave for these sources; follow the 'next' link"
+        ) from None

@@ -52,7 +52,9 @@ def _north_up(transform: Affine, rows: int) -> Affine:
     """The transform as GDAL reads the file: it turns bottom-up grids (NetCDF, as stored) north up."""
     if transform.e <= 0:
         return transform
-    return Affine(transform.a, transform.b, transform.c, transform.d, -transform.e, transform.f + transform.e * rows)
+    return Affine(
+        transform.a, transform.b, transform.c, transform.d, -transform.e, transform.f + transform.e * rows
+    )
 
 
 def product_item(fragment: Fragment, cube_id: str, size: int) -> dict[str, Any]:
@@ -65,7 +67,11 @@ def product_item(fragment: Fragment, cube_id: str, size: int) -> dict[str, Any]:
     name = PurePosixPath(fragment.source).name
     properties: dict[str, Any] = {
         "datetime": rfc3339(times[0]) if len(times) == 1 else None,
-        **({"start_datetime": rfc3339(times[0]), "end_datetime": rfc3339(times[-1])} if len(times) > 1 else {}),
+        **(
+            {"start_datetime": rfc3339(times[0]), "end_datetime": rfc3339(times[-1])}
+            if len(times) > 1
+            else {}
+        ),
         "proj:code": f"EPSG:{epsg}" if epsg else None,
         **({} if epsg else {"proj:wkt2": crs.to_wkt()}),
         "proj:shape": [grid.ny, grid.nx],
@@ -75,12 +81,23 @@ def product_item(fragment: Fragment, cube_id: str, size: int) -> dict[str, Any]:
     }
     kind = kind_of(fragment.source)
     return {
-        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": [PROJECTION, FILE],
-        "id": item_id(fragment.source), "collection": cube_id,
-        "geometry": mapping(box(west, south, east, north)), "bbox": [west, south, east, north],
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [PROJECTION, FILE],
+        "id": item_id(fragment.source),
+        "collection": cube_id,
+        "geometry": mapping(box(west, south, east, north)),
+        "bbox": [west, south, east, north],
         "properties": properties,
-        "assets": {"data": {"href": name, "type": MEDIA_TYPES.get(kind, "application/octet-stream"),
-                            "title": name, "roles": ["data"], "file:size": size}},
+        "assets": {
+            "data": {
+                "href": name,
+                "type": MEDIA_TYPES.get(kind, "application/octet-stream"),
+                "title": name,
+                "roles": ["data"],
+                "file:size": size,
+            }
+        },
     }
 
 
@@ -100,8 +117,9 @@ class ProductArchive:
             if kind_of(fragment.source) == "zarr":
                 continue
             item = product_item(fragment, cube_id, Path(fragment.source).stat().st_size)
-            self.storage.put_file_atomic(fragment.source, *self._folder(cube_id, item["id"]),
-                                         item["assets"]["data"]["href"])
+            self.storage.put_file_atomic(
+                fragment.source, *self._folder(cube_id, item["id"]), item["assets"]["data"]["href"]
+            )
             self._save(item)
             kept.append(item["id"])
         return kept
@@ -111,9 +129,18 @@ class ProductArchive:
         when = props["datetime"] or props.get("start_datetime")
         west, south, east, north = item["bbox"]
         with self.db.session() as session:
-            session.merge(StacItemRecord(
-                collection=item["collection"], id=item["id"], datetime=_naive_utc(pd.Timestamp(when)),
-                west=west, south=south, east=east, north=north, item=item))
+            session.merge(
+                StacItemRecord(
+                    collection=item["collection"],
+                    id=item["id"],
+                    datetime=_naive_utc(pd.Timestamp(when)),
+                    west=west,
+                    south=south,
+                    east=east,
+                    north=north,
+                    item=item,
+                )
+            )
 
     def forget(self, cube_id: str) -> None:
         """Drop a cube's items, then its kept files."""
@@ -121,9 +148,14 @@ class ProductArchive:
             session.execute(sa.delete(StacItemRecord).where(StacItemRecord.collection == cube_id))
         self.storage.delete_tree("products", cube_id)
 
-    def query(self, collections: Sequence[str], *, ids: Sequence[str] | None = None,
-              bbox: tuple[float, float, float, float] | None = None,
-              end: datetime | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        collections: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        end: datetime | None = None,
+    ) -> list[dict[str, Any]]:
         """Items of the given collections that may match: the database narrows by id, bbox and time; the
         caller applies what needs the item itself (geometry, CQL2)."""
         if not collections:
@@ -134,13 +166,16 @@ class ProductArchive:
             query = query.where(record.id.in_(list(ids)))
         if bbox:
             west, south, east, north = bbox
-            query = query.where(record.east >= west, record.west <= east, record.north >= south,
-                                record.south <= north)
+            query = query.where(
+                record.east >= west, record.west <= east, record.north >= south, record.south <= north
+            )
         if end:  # a product starts before the end of the interval; the caller checks where it ends
             query = query.where(record.datetime <= _naive_utc(pd.Timestamp(end)))
         with self.db.session() as session:
-            return [row for (row,) in session.execute(query.order_by(record.collection, record.datetime,
-                                                                     record.id))]
+            return [
+                row
+                for (row,) in session.execute(query.order_by(record.collection, record.datetime, record.id))
+            ]
 
     def item(self, cube_id: str, item: str) -> dict[str, Any]:
         with self.db.session() as session:

@@ -48,48 +48,88 @@ class SearchRequest:
     def from_body(cls, body: dict[str, Any]) -> SearchRequest:
         if not isinstance(body, dict):
             raise InputError("the search body must be a JSON object")
-        unknown = set(body) - {"collections", "ids", "bbox", "intersects", "datetime", "filter", "filter-lang",
-                               "filter-crs", "sortby", "fields", "limit", "token", "sources", "conf"}
+        unknown = set(body) - {
+            "collections",
+            "ids",
+            "bbox",
+            "intersects",
+            "datetime",
+            "filter",
+            "filter-lang",
+            "filter-crs",
+            "sortby",
+            "fields",
+            "limit",
+            "token",
+            "sources",
+            "conf",
+        }
         if unknown:
             raise InputError(f"unknown search member(s) {', '.join(sorted(unknown))}")
         sortby = body.get("sortby") or []
         if not isinstance(sortby, list) or not all(isinstance(s, dict) and "field" in s for s in sortby):
-            raise InputError("sortby: give a list of {\"field\": ..., \"direction\": \"asc\"|\"desc\"}")
+            raise InputError('sortby: give a list of {"field": ..., "direction": "asc"|"desc"}')
         fields = body.get("fields") or {}
         if not isinstance(fields, dict):
-            raise InputError("fields: give {\"include\": [...], \"exclude\": [...]}")
-        return cls(collections=_strings(body.get("collections"), "collections"), ids=_strings(body.get("ids"), "ids"),
-                   bbox=_bbox_list(body["bbox"]) if body.get("bbox") is not None else None,
-                   intersects=body.get("intersects"), datetime=body.get("datetime"), filter=body.get("filter"),
-                   filter_lang=body.get("filter-lang"),
-                   sortby=[(s["field"], str(s.get("direction", "asc")).lower() != "desc") for s in sortby],
-                   include=_strings(fields.get("include"), "fields.include") or [],
-                   exclude=_strings(fields.get("exclude"), "fields.exclude") or [],
-                   limit=check_limit(body.get("limit", 10)), token=body.get("token")).checked()
+            raise InputError('fields: give {"include": [...], "exclude": [...]}')
+        return cls(
+            collections=_strings(body.get("collections"), "collections"),
+            ids=_strings(body.get("ids"), "ids"),
+            bbox=_bbox_list(body["bbox"]) if body.get("bbox") is not None else None,
+            intersects=body.get("intersects"),
+            datetime=body.get("datetime"),
+            filter=body.get("filter"),
+            filter_lang=body.get("filter-lang"),
+            sortby=[(s["field"], str(s.get("direction", "asc")).lower() != "desc") for s in sortby],
+            include=_strings(fields.get("include"), "fields.include") or [],
+            exclude=_strings(fields.get("exclude"), "fields.exclude") or [],
+            limit=check_limit(body.get("limit", 10)),
+            token=body.get("token"),
+        ).checked()
 
     @classmethod
-    def from_query(cls, *, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
-                   intersects: str | None = None, datetime: str | None = None, filter: str | None = None,
-                   filter_lang: str | None = None, sortby: str | None = None, fields: str | None = None,
-                   limit: int = 10, token: str | None = None) -> SearchRequest:
+    def from_query(
+        cls,
+        *,
+        collections: str | None = None,
+        ids: str | None = None,
+        bbox: str | None = None,
+        intersects: str | None = None,
+        datetime: str | None = None,
+        filter: str | None = None,
+        filter_lang: str | None = None,
+        sortby: str | None = None,
+        fields: str | None = None,
+        limit: int = 10,
+        token: str | None = None,
+    ) -> SearchRequest:
         try:
             geometry = json.loads(intersects) if intersects else None
         except json.JSONDecodeError as exc:
             raise InputError(f"intersects is not GeoJSON: {exc}") from None
         names = _split(fields)
-        return cls(collections=_split(collections) or None, ids=_split(ids) or None,
-                   bbox=parse_bbox(bbox) if bbox else None, intersects=geometry, datetime=datetime, filter=filter,
-                   filter_lang=filter_lang,
-                   sortby=[(s.lstrip("+-"), not s.startswith("-")) for s in _split(sortby)],
-                   include=[f.lstrip("+") for f in names if not f.startswith("-")],
-                   exclude=[f[1:] for f in names if f.startswith("-")], limit=check_limit(limit),
-                   token=token).checked()
+        return cls(
+            collections=_split(collections) or None,
+            ids=_split(ids) or None,
+            bbox=parse_bbox(bbox) if bbox else None,
+            intersects=geometry,
+            datetime=datetime,
+            filter=filter,
+            filter_lang=filter_lang,
+            sortby=[(s.lstrip("+-"), not s.startswith("-")) for s in _split(sortby)],
+            include=[f.lstrip("+") for f in names if not f.startswith("-")],
+            exclude=[f[1:] for f in names if f.startswith("-")],
+            limit=check_limit(limit),
+            token=token,
+        ).checked()
 
     def checked(self) -> SearchRequest:
         """Parse what can be wrong once, so the search itself cannot fail on the caller's input."""
         if self.bbox and self.intersects:
             raise InputError("give bbox or intersects, not both")
-        self._geometry = _geometry(self.intersects) if self.intersects else (box(*self.bbox) if self.bbox else None)
+        self._geometry = (
+            _geometry(self.intersects) if self.intersects else (box(*self.bbox) if self.bbox else None)
+        )
         self._interval = parse_interval(self.datetime) if self.datetime else (None, None)
         self._filter = _cql2(self.filter, self.filter_lang) if self.filter not in (None, "") else None
         self._offset = _offset(self.token)
@@ -106,11 +146,18 @@ class SearchRequest:
 
     def to_body(self) -> dict[str, Any]:
         """The search as a STAC POST body (what a remote source is sent), without limit and token."""
-        body: dict[str, Any] = {"collections": self.collections, "ids": self.ids,
-                                "bbox": list(self.bbox) if self.bbox else None, "intersects": self.intersects,
-                                "datetime": self.datetime, "filter": self.filter}
+        body: dict[str, Any] = {
+            "collections": self.collections,
+            "ids": self.ids,
+            "bbox": list(self.bbox) if self.bbox else None,
+            "intersects": self.intersects,
+            "datetime": self.datetime,
+            "filter": self.filter,
+        }
         if self.filter not in (None, ""):
-            body["filter-lang"] = self.filter_lang or ("cql2-json" if isinstance(self.filter, dict) else "cql2-text")
+            body["filter-lang"] = self.filter_lang or (
+                "cql2-json" if isinstance(self.filter, dict) else "cql2-text"
+            )
         if self.sortby:
             body["sortby"] = [{"field": f, "direction": "asc" if up else "desc"} for f, up in self.sortby]
         if self.include or self.exclude:
@@ -124,8 +171,13 @@ class SearchRequest:
             return False
         return self._filter is None or bool(self._filter.matches(item))
 
-    def page(self, items: list[dict[str, Any]], present: Callable[[dict[str, Any]], dict[str, Any]],
-             offset: int | None = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int | None, int]:
+    def page(
+        self,
+        items: list[dict[str, Any]],
+        present: Callable[[dict[str, Any]], dict[str, Any]],
+        offset: int | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None, int]:
         """The requested page (or the one at `offset`, of `limit` items) of the matching items, sorted:
         (items as `present` makes them, with fields applied; next offset or None; number matched)."""
         found = [i for i in items if self.matches(i)]
@@ -133,15 +185,16 @@ class SearchRequest:
             found.sort(key=lambda i, n=name: _sort_key(_field(i, n)), reverse=not ascending)
         start = self._offset if offset is None else offset
         size = limit or self.limit
-        chosen = found[start:start + size]
+        chosen = found[start : start + size]
         following = start + size if start + size < len(found) else None
         return [self.project(present(i)) for i in chosen], following, len(found)
 
     def project(self, item: dict[str, Any]) -> dict[str, Any]:
         """The fields extension: only `include` (if given, with what every item needs), then without `exclude`."""
         if self.include:
-            kept: dict[str, Any] = {k: item[k] for k in ("type", "stac_version", "id", "collection", "links")
-                                    if k in item}
+            kept: dict[str, Any] = {
+                k: item[k] for k in ("type", "stac_version", "id", "collection", "links") if k in item
+            }
             for path in self.include:
                 _copy_path(item, kept, _path(path))
             item = kept
@@ -180,10 +233,15 @@ def parse_interval(text: str) -> tuple[datetime | None, datetime | None]:
     ('..' or empty), but not both."""
     parts = text.split("/")
     open_end = ("..", "")
-    if len(parts) > 2 or (len(parts) == 2 and all(p in open_end for p in parts)) or not all(
-            RFC3339.match(p) for p in parts if not (len(parts) == 2 and p in open_end)):
-        raise InputError(f"datetime {text!r}: give an RFC 3339 date-time such as 2024-06-01T00:00:00Z, or an "
-                         "interval start/end with '..' for an open end")
+    if (
+        len(parts) > 2
+        or (len(parts) == 2 and all(p in open_end for p in parts))
+        or not all(RFC3339.match(p) for p in parts if not (len(parts) == 2 and p in open_end))
+    ):
+        raise InputError(
+            f"datetime {text!r}: give an RFC 3339 date-time such as 2024-06-01T00:00:00Z, or an "
+            "interval start/end with '..' for an open end"
+        )
     ends = [None if p in open_end else parse_instant(p.upper()) for p in parts]
     start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
     if start is not None and end is not None and start > end:
@@ -248,8 +306,11 @@ def _in_interval(properties: dict[str, Any], start: datetime | None, end: dateti
 
 def _path(name: str) -> list[str]:
     parts = name.split(".")
-    return parts if parts[0] in (*TOP_LEVEL, "properties", "assets", "links", "stac_version", "stac_extensions") \
+    return (
+        parts
+        if parts[0] in (*TOP_LEVEL, "properties", "assets", "links", "stac_version", "stac_extensions")
         else ["properties", *parts]
+    )
 
 
 def _field(item: dict[str, Any], name: str) -> Any:

@@ -34,7 +34,9 @@ def user_json(user: User) -> dict[str, Any]:
 class NewUser(BaseModel):
     name: str = Field(max_length=128)
     role: Role = "viewer"
-    password: str | None = Field(None, max_length=1024, description="none: the user signs in with API keys only")
+    password: str | None = Field(
+        None, max_length=1024, description="none: the user signs in with API keys only"
+    )
 
 
 class UserChange(BaseModel):
@@ -53,7 +55,9 @@ class AccessChange(BaseModel):
     access: Literal["public", "restricted"]
     groups: list[Name128] = Field(default_factory=list, description="groups or projects that may read")
     users: list[Name128] = Field(default_factory=list, description="users that may read")
-    owner: Name128 | None = Field(None, description="the project that owns the resource (its editors may write)")
+    owner: Name128 | None = Field(
+        None, description="the project that owns the resource (its editors may write)"
+    )
 
 
 class GrantChange(BaseModel):
@@ -114,37 +118,60 @@ def get_access(kind: Kind, resource_id: Name, context: ContextDep, _: Admin) -> 
     return context.policy.access(kind, resource_id).to_dict()
 
 
-@router.put("/access/{kind}/{resource_id}", summary="Make a resource public or restrict it to groups and users")
-def set_access(kind: Kind, resource_id: Name, change: AccessChange, context: ContextDep,
-               admin: Admin) -> dict[str, Any]:
-    return context.admin.set_access(kind, resource_id, public=change.access == "public", groups=change.groups,
-                                    users=change.users, owner=change.owner, by=admin.name).to_dict()
+@router.put(
+    "/access/{kind}/{resource_id}", summary="Make a resource public or restrict it to groups and users"
+)
+def set_access(
+    kind: Kind, resource_id: Name, change: AccessChange, context: ContextDep, admin: Admin
+) -> dict[str, Any]:
+    return context.admin.set_access(
+        kind,
+        resource_id,
+        public=change.access == "public",
+        groups=change.groups,
+        users=change.users,
+        owner=change.owner,
+        by=admin.name,
+    ).to_dict()
 
 
 @router.post("/access/{kind}/{resource_id}/grants", summary="Grant read or write on a resource")
-def grant(kind: Kind, resource_id: Name, change: GrantChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return context.admin.grant(kind, resource_id, change.subject_type, change.subject, change.permission,
-                               by=admin.name).to_dict()
+def grant(
+    kind: Kind, resource_id: Name, change: GrantChange, context: ContextDep, admin: Admin
+) -> dict[str, Any]:
+    return context.admin.grant(
+        kind, resource_id, change.subject_type, change.subject, change.permission, by=admin.name
+    ).to_dict()
 
 
 @router.delete("/access/{kind}/{resource_id}/grants/{subject_type}/{subject}", summary="Revoke a grant")
-def revoke(kind: Kind, resource_id: Name, subject_type: Literal["group", "user"], subject: Name,
-           context: ContextDep, admin: Admin) -> dict[str, Any]:
+def revoke(
+    kind: Kind,
+    resource_id: Name,
+    subject_type: Literal["group", "user"],
+    subject: Name,
+    context: ContextDep,
+    admin: Admin,
+) -> dict[str, Any]:
     return context.admin.revoke(kind, resource_id, subject_type, subject, by=admin.name).to_dict()
 
 
 @router.get("/keys", summary="API keys of every user, or of one owner")
-def list_keys(context: ContextDep, _: Admin,
-              owner: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
+def list_keys(
+    context: ContextDep, _: Admin, owner: Annotated[str | None, Query(max_length=128)] = None
+) -> dict[str, Any]:
     return {"keys": [k.to_dict() for k in context.auth.keys.list(owner)]}
 
 
 @router.get("/audit", summary="The audit log, newest first")
-def audit(context: ContextDep, _: Admin,
-          event: Annotated[str | None, Query(description=f"one of {', '.join(EVENTS)}")] = None,
-          user: Annotated[str | None, Query(max_length=128)] = None,
-          address: Annotated[str | None, Query(max_length=64)] = None,
-          since: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
-          limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
+def audit(
+    context: ContextDep,
+    _: Admin,
+    event: Annotated[str | None, Query(description=f"one of {', '.join(EVENTS)}")] = None,
+    user: Annotated[str | None, Query(max_length=128)] = None,
+    address: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
     events = context.auth.audit.query(event=event, user=user, address=address, since=since, limit=limit)
     return {"events": [e.to_dict() for e in events]}

@@ -22,7 +22,9 @@ Key = Annotated[str, Path(max_length=2048, description="the entry's key, percent
 class PurgeRequest(BaseModel):
     all: bool = Field(False, description="every entry (pinned ones only with include_pinned)")
     expired: bool = Field(False, description="the entries older than the TTL (pinned entries never expire)")
-    prefix: str | None = Field(None, min_length=1, max_length=2048, description="the entries whose key starts so")
+    prefix: str | None = Field(
+        None, min_length=1, max_length=2048, description="the entries whose key starts so"
+    )
     include_pinned: bool = Field(False, description="remove pinned entries too")
 
 
@@ -32,16 +34,23 @@ def cache_stats(context: ContextDep, _: Admin) -> dict[str, Any]:
 
 
 @router.get("/entries", summary="The cache's entries, most recently used first")
-def cache_entries(context: ContextDep, _: Admin,
-                  prefix: Annotated[str | None, Query(max_length=2048, description="keys starting so")] = None,
-                  limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
+def cache_entries(
+    context: ContextDep,
+    _: Admin,
+    prefix: Annotated[str | None, Query(max_length=2048, description="keys starting so")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
     return {"entries": [e.to_dict() for e in context.cache.entries(prefix, limit)]}
 
 
 @router.post("/purge", summary="Remove every entry, the expired ones, or those of a key prefix")
 def cache_purge(request: PurgeRequest, context: ContextDep, _: Admin) -> dict[str, Any]:
-    removed = context.cache.purge(everything=request.all, expired=request.expired, prefix=request.prefix,
-                                  include_pinned=request.include_pinned)
+    removed = context.cache.purge(
+        everything=request.all,
+        expired=request.expired,
+        prefix=request.prefix,
+        include_pinned=request.include_pinned,
+    )
     return {"removed": removed}
 
 

@@ -37,17 +37,24 @@ def _json(entry: CubeEntry, context: Context) -> dict[str, Any]:
 
 
 @router.get("", summary="Cubes in the catalogue that the caller may see")
-def list_cubes(context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
+def list_cubes(
+    context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
+) -> dict[str, Any]:
     return {"cubes": [_json(e, context) for e in visible_cubes(context, principal, published=False)]}
 
 
-@router.get("/{cube_id}", summary="One cube's catalogue entry", dependencies=[Depends(resource("cube", "cube_id"))])
+@router.get(
+    "/{cube_id}", summary="One cube's catalogue entry", dependencies=[Depends(resource("cube", "cube_id"))]
+)
 def get_cube(cube_id: CubeId, context: ContextDep) -> dict[str, Any]:
     return _json(context.catalogue.get(cube_id), context)
 
 
-@router.patch("/{cube_id}", summary="Edit a cube's title, description, tags or themes (editors with a write grant)",
-              dependencies=[Depends(resource("cube", "cube_id", "write"))])
+@router.patch(
+    "/{cube_id}",
+    summary="Edit a cube's title, description, tags or themes (editors with a write grant)",
+    dependencies=[Depends(resource("cube", "cube_id", "write"))],
+)
 def edit_cube(cube_id: CubeId, edit: CubeEdit, context: ContextDep) -> dict[str, Any]:
     entry = context.catalogue.update(cube_id, **edit.model_dump())
     return _json(entry, context)

@@ -42,7 +42,9 @@ def iso_times(values: np.ndarray) -> list[str]:
 def coordinates(context: Context, cube_id: str, dim: str) -> dict[str, Any]:
     ds = context.tiles.levels(cube_id).levels[0]
     if dim not in ds.coords:
-        raise NotFoundError(f"dimension {dim!r} not in dataset {cube_id!r}; dimensions: {', '.join(map(str, ds.dims))}")
+        raise NotFoundError(
+            f"dimension {dim!r} not in dataset {cube_id!r}; dimensions: {', '.join(map(str, ds.dims))}"
+        )
     var = ds[dim]
     if np.issubdtype(var.dtype, np.datetime64):
         values: list[Any] = iso_times(var.values)
@@ -74,49 +76,85 @@ def dataset_details(context: Context, entry: CubeEntry) -> dict[str, Any]:
             continue
         var = base[variable.name]
         style = variable.style
-        variables.append({
-            "id": f"{entry.id}.{variable.name}", "name": variable.name, "dims": list(map(str, var.dims)),
-            "shape": list(var.shape), "dtype": str(var.dtype), "units": variable.units or "",
-            "title": variable.long_name or variable.name, "timeChunkSize": twin_chunk,
-            "tileLevelMin": 0, "tileLevelMax": tile_level_max,
-            "colorBarName": style.colormap, "colorBarMin": style.vmin, "colorBarMax": style.vmax,
-            "colorBarNorm": style.norm, "attrs": cf.json_attrs(var.attrs, nan="NaN"),
-        })
+        variables.append(
+            {
+                "id": f"{entry.id}.{variable.name}",
+                "name": variable.name,
+                "dims": list(map(str, var.dims)),
+                "shape": list(var.shape),
+                "dtype": str(var.dtype),
+                "units": variable.units or "",
+                "title": variable.long_name or variable.name,
+                "timeChunkSize": twin_chunk,
+                "tileLevelMin": 0,
+                "tileLevelMax": tile_level_max,
+                "colorBarName": style.colormap,
+                "colorBarMin": style.vmin,
+                "colorBarMax": style.vmax,
+                "colorBarNorm": style.norm,
+                "attrs": cf.json_attrs(var.attrs, nan="NaN"),
+            }
+        )
         dims += [d for d in map(str, var.dims) if d not in dims]
     return {
-        **dataset_summary(entry), "description": entry.description,
-        "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
-                                                        [west, north], [west, south]]]},
-        "spatialRef": entry.crs, "spatialUnits": "degrees" if cube.crs.is_geographic else "meters",
+        **dataset_summary(entry),
+        "description": entry.description,
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+        },
+        "spatialRef": entry.crs,
+        "spatialUnits": "degrees" if cube.crs.is_geographic else "meters",
         "resolutions": [abs(g.dx) for g in cube.grids],
-        "variables": variables, "dimensions": [coordinates(context, entry.id, d) for d in dims],
-        "attrs": cf.json_attrs(base.attrs, nan="NaN"), "placeGroups": [], "tags": entry.tags, "themes": entry.themes,
+        "variables": variables,
+        "dimensions": [coordinates(context, entry.id, d) for d in dims],
+        "attrs": cf.json_attrs(base.attrs, nan="NaN"),
+        "placeGroups": [],
+        "tags": entry.tags,
+        "themes": entry.themes,
     }
 
 
 @router.get("/datasets", summary="Datasets the caller may see (xcube server compatible)")
-def list_datasets(context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))],
-                  details: Annotated[bool, Query(description="include variables and dimensions")] = False,
-                  ) -> dict[str, Any]:
-    return {"datasets": [dataset_details(context, e) if details else dataset_summary(e)
-                         for e in visible_cubes(context, principal)]}
+def list_datasets(
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(listing("cube"))],
+    details: Annotated[bool, Query(description="include variables and dimensions")] = False,
+) -> dict[str, Any]:
+    return {
+        "datasets": [
+            dataset_details(context, e) if details else dataset_summary(e)
+            for e in visible_cubes(context, principal)
+        ]
+    }
 
 
-@router.get("/datasets/{ds}", summary="One dataset with its variables and dimensions",
-            dependencies=[Depends(resource("cube", "ds"))])
+@router.get(
+    "/datasets/{ds}",
+    summary="One dataset with its variables and dimensions",
+    dependencies=[Depends(resource("cube", "ds"))],
+)
 def get_dataset(ds: DatasetId, context: ContextDep) -> dict[str, Any]:
     return dataset_details(context, context.catalogue.get(ds))
 
 
-@router.get("/datasets/{ds}/coords/{dim}", summary="The coordinates of one dimension",
-            dependencies=[Depends(resource("cube", "ds"))])
-def get_coordinates(ds: DatasetId, dim: Annotated[str, Path(max_length=128)], context: ContextDep) -> dict[str, Any]:
+@router.get(
+    "/datasets/{ds}/coords/{dim}",
+    summary="The coordinates of one dimension",
+    dependencies=[Depends(resource("cube", "ds"))],
+)
+def get_coordinates(
+    ds: DatasetId, dim: Annotated[str, Path(max_length=128)], context: ContextDep
+) -> dict[str, Any]:
     context.catalogue.get(ds)
     return coordinates(context, ds, dim)
 
 
-@router.get("/colorbars", summary="The colour maps, with a preview of each (xcube's format)",
-            dependencies=[Depends(OPEN)])
+@router.get(
+    "/colorbars",
+    summary="The colour maps, with a preview of each (xcube's format)",
+    dependencies=[Depends(OPEN)],
+)
 def colorbars() -> list[Any]:
     return _colorbars()
 
@@ -129,23 +167,54 @@ def _colorbars() -> list[Any]:
         table = categorical_table(name) if categorical else lookup_table(name)
         return base64.b64encode(png.encode(ramp, table)).decode()
 
-    qualitative = {"tab10", "tab20", "tab20b", "tab20c", "Set1", "Set2", "Set3", "Paired", "Accent", "Dark2",
-                   "Pastel1", "Pastel2"}
+    qualitative = {
+        "tab10",
+        "tab20",
+        "tab20b",
+        "tab20c",
+        "Set1",
+        "Set2",
+        "Set3",
+        "Paired",
+        "Accent",
+        "Dark2",
+        "Pastel1",
+        "Pastel2",
+    }
     ocean = [n for n in names() if n.startswith("cmo.")]
     other = [n for n in names() if n not in qualitative and n not in ocean]
     return [
-        ["Sequential and diverging", "matplotlib colour maps; add _r to reverse, _alpha to fade in",
-         [[n, preview(n)] for n in other]],
-        ["Ocean", "cmocean colour maps (also without the cmo. prefix)", [[n.removeprefix("cmo."), preview(n)]
-                                                                          for n in ocean]],
-        ["Qualitative", "for classes (norm=cat)", [[n, preview(n, True)] for n in sorted(qualitative)
-                                                  if n in names()]],
+        [
+            "Sequential and diverging",
+            "matplotlib colour maps; add _r to reverse, _alpha to fade in",
+            [[n, preview(n)] for n in other],
+        ],
+        [
+            "Ocean",
+            "cmocean colour maps (also without the cmo. prefix)",
+            [[n.removeprefix("cmo."), preview(n)] for n in ocean],
+        ],
+        [
+            "Qualitative",
+            "for classes (norm=cat)",
+            [[n, preview(n, True)] for n in sorted(qualitative) if n in names()],
+        ],
     ]
 
 
-@router.get("/expressions/capabilities", summary="Variable expressions the server evaluates (none yet)",
-            dependencies=[Depends(OPEN)])
+@router.get(
+    "/expressions/capabilities",
+    summary="Variable expressions the server evaluates (none yet)",
+    dependencies=[Depends(OPEN)],
+)
 def expression_capabilities() -> dict[str, Any]:
     """xcube viewers ask this at start-up; empty lists tell them that no expressions can be used."""
-    return {"namespace": {"constants": [], "arrayFunctions": [], "otherFunctions": [], "arrayOperators": [],
-                          "otherOperators": []}}
+    return {
+        "namespace": {
+            "constants": [],
+            "arrayFunctions": [],
+            "otherFunctions": [],
+            "arrayOperators": [],
+            "otherOperators": [],
+        }
+    }

@@ -68,31 +68,60 @@ def _base(request: Request) -> str:
 
 def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
     url = f"{base}/collections/{spec.id}"
-    links = [{"rel": "self", "href": url, "type": "application/json"},
-             {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "features"},
-             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "href": f"{url}/queryables",
-              "type": "application/schema+json", "title": "queryables"}]
+    links = [
+        {"rel": "self", "href": url, "type": "application/json"},
+        {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "features"},
+        {
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            "href": f"{url}/queryables",
+            "type": "application/schema+json",
+            "title": "queryables",
+        },
+    ]
     if spec.metadata_url:
         links.append({"rel": "describedby", "href": spec.metadata_url, "title": "metadata record"})
     if spec.licence:
-        links.append({"rel": "license", "href": spec.licence if "://" in spec.licence else f"{url}#license",
-                      "title": spec.licence})
-    return {"id": spec.id, "title": spec.title or spec.name, "description": spec.description,
-            "keywords": spec.keywords, "itemType": "feature", "crs": [CRS84],
-            "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{spec.crs}", "licence": spec.licence,
-            "provenance": spec.provenance, "owner": spec.owner, "properties": spec.properties,
-            "geometryType": spec.geometry_type, "timeProperty": spec.time_property or None, "links": links}
+        links.append(
+            {
+                "rel": "license",
+                "href": spec.licence if "://" in spec.licence else f"{url}#license",
+                "title": spec.licence,
+            }
+        )
+    return {
+        "id": spec.id,
+        "title": spec.title or spec.name,
+        "description": spec.description,
+        "keywords": spec.keywords,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{spec.crs}",
+        "licence": spec.licence,
+        "provenance": spec.provenance,
+        "owner": spec.owner,
+        "properties": spec.properties,
+        "geometryType": spec.geometry_type,
+        "timeProperty": spec.time_property or None,
+        "links": links,
+    }
 
 
 @router.get("", summary="OGC API Features landing page", dependencies=[Depends(OPEN)])
 def landing(request: Request) -> dict[str, Any]:
     base = _base(request)
-    return {"title": "Cubeport feature collections", "links": [
-        {"rel": "self", "href": base, "type": "application/json"},
-        {"rel": "conformance", "href": f"{base}/conformance", "type": "application/json"},
-        {"rel": "data", "href": f"{base}/collections", "type": "application/json"},
-        {"rel": "service-desc", "href": str(request.base_url).rstrip("/") + "/api",
-         "type": "application/vnd.oai.openapi+json;version=3.0"}]}
+    return {
+        "title": "Cubeport feature collections",
+        "links": [
+            {"rel": "self", "href": base, "type": "application/json"},
+            {"rel": "conformance", "href": f"{base}/conformance", "type": "application/json"},
+            {"rel": "data", "href": f"{base}/collections", "type": "application/json"},
+            {
+                "rel": "service-desc",
+                "href": str(request.base_url).rstrip("/") + "/api",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+            },
+        ],
+    }
 
 
 @router.get("/conformance", summary="OGC API Features conformance classes", dependencies=[Depends(OPEN)])
@@ -101,13 +130,19 @@ def conformance() -> dict[str, Any]:
 
 
 @router.get("/collections", summary="The feature collections the caller may see")
-def collections(request: Request, context: ContextDep,
-                principal: Annotated[Principal, Depends(listing("collection"))],
-                database: Annotated[str | None, Query(max_length=48, description="only this database's")] = None
-                ) -> dict[str, Any]:
+def collections(
+    request: Request,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(listing("collection"))],
+    database: Annotated[str | None, Query(max_length=48, description="only this database's")] = None,
+) -> dict[str, Any]:
     base = _base(request)
-    return {"collections": [collection_json(spec, base) for spec in context.sharing.collections(principal, database)],
-            "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}]}
+    return {
+        "collections": [
+            collection_json(spec, base) for spec in context.sharing.collections(principal, database)
+        ],
+        "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
+    }
 
 
 @router.get("/collections/{collectionId}", summary="One feature collection", dependencies=[Depends(READ)])
@@ -115,9 +150,13 @@ def collection(request: Request, collection_id: CollectionId, context: ContextDe
     return collection_json(context.features.get(*split_id(collection_id)), _base(request))
 
 
-@router.get("/collections/{collectionId}/queryables", summary="What filters may name (JSON Schema)",
-            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}},
-            dependencies=[Depends(READ)])
+@router.get(
+    "/collections/{collectionId}/queryables",
+    summary="What filters may name (JSON Schema)",
+    response_class=Response,
+    responses={200: {"content": {"application/schema+json": {}}}},
+    dependencies=[Depends(READ)],
+)
 def queryables(request: Request, collection_id: CollectionId, context: ContextDep) -> Response:
     spec = context.features.get(*split_id(collection_id))
     body = {**spec.queryables(), "$id": f"{_base(request)}/collections/{spec.id}/queryables"}
@@ -125,39 +164,60 @@ def queryables(request: Request, collection_id: CollectionId, context: ContextDe
 
 
 def selection(
-    bbox: Annotated[str | None, Query(max_length=200, description="west,south,east,north (CRS84 by default)")] = None,
+    bbox: Annotated[
+        str | None, Query(max_length=200, description="west,south,east,north (CRS84 by default)")
+    ] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
-    datetime: Annotated[str | None, Query(max_length=100, description="an instant or start/end ('..' open)")] = None,
+    datetime: Annotated[
+        str | None, Query(max_length=100, description="an instant or start/end ('..' open)")
+    ] = None,
     filter: Annotated[str | None, Query(max_length=20_000, description="a CQL2 filter")] = None,  # noqa: A002
     filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
     filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
 ) -> Selection:
     """The query parameters that select features, shared by items, export, update and delete."""
     box = _bbox(bbox)
-    return Selection(bbox=box, bbox_crs=_crs(bbox_crs) if box else None,
-                     filter=parse_filter(filter, filter_lang) if filter else None,
-                     filter_crs=_crs(filter_crs), datetime=parse_datetime(datetime) if datetime else None)
+    return Selection(
+        bbox=box,
+        bbox_crs=_crs(bbox_crs) if box else None,
+        filter=parse_filter(filter, filter_lang) if filter else None,
+        filter_crs=_crs(filter_crs),
+        datetime=parse_datetime(datetime) if datetime else None,
+    )
 
 
 SelectionDep = Annotated[Selection, Depends(selection)]
 SortBy = Annotated[str | None, Query(max_length=500, description="properties to sort by, e.g. -pop_est,name")]
 
 
-@router.get("/collections/{collectionId}/items", summary="Features: by bbox, time, CQL2 filter; sorted, paged",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}}, dependencies=[Depends(READ)])
+@router.get(
+    "/collections/{collectionId}/items",
+    summary="Features: by bbox, time, CQL2 filter; sorted, paged",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+    dependencies=[Depends(READ)],
+)
 def items(
-    request: Request, collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
+    request: Request,
+    collection_id: CollectionId,
+    context: ContextDep,
+    chosen: SelectionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-    properties: Annotated[str | None, Query(max_length=2000, description="comma-separated property names")] = None,
+    properties: Annotated[
+        str | None, Query(max_length=2000, description="comma-separated property names")
+    ] = None,
     sortby: SortBy = None,
 ) -> Response:
     database, name = split_id(collection_id)
     store = context.features
     spec = store.get(database, name)
     names = [p for p in properties.split(",") if p] if properties is not None else None
-    found = list(store.geojson(database, name, chosen, sortby=_list(sortby), limit=limit + 1, offset=offset,
-                               properties=names))
+    found = list(
+        store.geojson(
+            database, name, chosen, sortby=_list(sortby), limit=limit + 1, offset=offset, properties=names
+        )
+    )
     if len(found) <= limit and (found or offset == 0):  # the last page: no second query to count
         matched = offset + len(found)
     else:
@@ -168,24 +228,38 @@ def items(
         links.append({"rel": "next", "type": GEOJSON, "href": _page(request, url, offset + limit)})
     if offset > 0:
         links.append({"rel": "prev", "type": GEOJSON, "href": _page(request, url, max(offset - limit, 0))})
-    head = json.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(found),
-                       "links": links})
+    head = json.dumps(
+        {"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(found), "links": links}
+    )
     return Response(f'{head[:-1]},"features":[{",".join(found)}]}}', media_type=GEOJSON)
 
 
-@router.get("/collections/{collectionId}/count", summary="How many features are selected: exact, or the "
-            "database's quick estimate", dependencies=[Depends(READ)])
-def count(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
-          exact: Annotated[bool, Query(description="false: the planner's estimate (PostGIS), quick on big "
-                                                   "collections")] = True) -> dict[str, Any]:
+@router.get(
+    "/collections/{collectionId}/count",
+    summary="How many features are selected: exact, or the database's quick estimate",
+    dependencies=[Depends(READ)],
+)
+def count(
+    collection_id: CollectionId,
+    context: ContextDep,
+    chosen: SelectionDep,
+    exact: Annotated[
+        bool, Query(description="false: the planner's estimate (PostGIS), quick on big collections")
+    ] = True,
+) -> dict[str, Any]:
     return {"count": context.features.count(*split_id(collection_id), chosen, exact=exact), "exact": exact}
 
 
 FeatureId = Annotated[int, Path(alias="featureId", ge=1, le=MAX_ID)]
 
 
-@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature (GeoJSON)",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}}, dependencies=[Depends(READ)])
+@router.get(
+    "/collections/{collectionId}/items/{featureId}",
+    summary="One feature (GeoJSON)",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+    dependencies=[Depends(READ)],
+)
 def item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep) -> Response:
     database, name = split_id(collection_id)
     one = Selection(filter={"op": "=", "args": [{"property": "id"}, feature_id]})
@@ -194,11 +268,18 @@ def item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep
     raise NotFoundError(f"feature {feature_id} not in collection {collection_id}")
 
 
-@router.get("/collections/{collectionId}/items/{featureId}/observations", summary="In-situ observations at a "
-            "station: its parameters, or one parameter's time series", dependencies=[Depends(READ)])
-def observations(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep,
-                 parameter: Annotated[str | None, Query(max_length=64)] = None,
-                 datetime: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
+@router.get(
+    "/collections/{collectionId}/items/{featureId}/observations",
+    summary="In-situ observations at a station: its parameters, or one parameter's time series",
+    dependencies=[Depends(READ)],
+)
+def observations(
+    collection_id: CollectionId,
+    feature_id: FeatureId,
+    context: ContextDep,
+    parameter: Annotated[str | None, Query(max_length=64)] = None,
+    datetime: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
     from cubeport.features.observations import Observations
 
     found = Observations(context.features)
@@ -207,23 +288,38 @@ def observations(collection_id: CollectionId, feature_id: FeatureId, context: Co
         context.features.feature(database, name, feature_id)
         return {"station": feature_id, "parameters": found.parameters(database, name, feature_id)}
     series = found.series(database, name, feature_id, parameter, datetime)
-    return {"station": feature_id, "parameter": parameter, "unit": series[0]["unit"] if series else "",
-            "observations": [{k: v for k, v in o.items() if k != "unit"} for o in series]}
+    return {
+        "station": feature_id,
+        "parameter": parameter,
+        "unit": series[0]["unit"] if series else "",
+        "observations": [{k: v for k, v in o.items() if k != "unit"} for o in series],
+    }
 
 
-@router.get("/collections/{collectionId}/export", summary="The selected features as a GeoJSON, GeoPackage or "
-            "GeoParquet file", response_class=StreamingResponse, dependencies=[Depends(READ)])
-def export_features(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
-                    format: Annotated[str, Query(description=", ".join(FORMATS))] = "geojson",  # noqa: A002
-                    sortby: SortBy = None) -> StreamingResponse:
+@router.get(
+    "/collections/{collectionId}/export",
+    summary="The selected features as a GeoJSON, GeoPackage or GeoParquet file",
+    response_class=StreamingResponse,
+    dependencies=[Depends(READ)],
+)
+def export_features(
+    collection_id: CollectionId,
+    context: ContextDep,
+    chosen: SelectionDep,
+    format: Annotated[str, Query(description=", ".join(FORMATS))] = "geojson",  # noqa: A002
+    sortby: SortBy = None,
+) -> StreamingResponse:
     database, name = split_id(collection_id)
     spec = context.features.get(database, name)
     if format not in FORMATS:
         raise InputError(f"format {format!r}: use one of {', '.join(FORMATS)}")
     media_type, suffix = FORMATS[format]
     chunks = export(context.features, spec, chosen, format, sortby=_list(sortby))
-    return StreamingResponse(chunks, media_type=media_type, headers={
-        "Content-Disposition": f'attachment; filename="{spec.id}{suffix}"'})
+    return StreamingResponse(
+        chunks,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{spec.id}{suffix}"'},
+    )
 
 
 # -- writes (the Python client's routes) ----------------------------------------------------------------------
@@ -244,8 +340,9 @@ class Metadata(BaseModel):
 class NewCollection(Metadata):
     database: str = Field(max_length=48)
     name: str = Field(max_length=48)
-    properties: dict[str, str] = Field(default_factory=dict, description="name: string|integer|number|boolean|"
-                                       "datetime|json")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="name: string|integer|number|boolean|datetime|json"
+    )
     crs: int | str = 4326
     geometry_type: str = "Geometry"
     group: str | None = Field(None, description="a group of yours to own the database (default: you)")
@@ -253,14 +350,23 @@ class NewCollection(Metadata):
 
 
 @router.get("/databases", summary="Your feature databases")
-def databases(context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_IN)]) -> list[dict[str, str]]:
+def databases(
+    context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_IN)]
+) -> list[dict[str, str]]:
     return context.sharing.databases(principal)
 
 
-@router.post("/collections", status_code=201,
-             summary="Create a collection (private to you, or to your group or project)")
-def create_collection(request: Request, body: NewCollection, context: ContextDep,
-                      principal: Annotated[Principal, Depends(SIGNED_IN)]) -> dict[str, Any]:
+@router.post(
+    "/collections",
+    status_code=201,
+    summary="Create a collection (private to you, or to your group or project)",
+)
+def create_collection(
+    request: Request,
+    body: NewCollection,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(SIGNED_IN)],
+) -> dict[str, Any]:
     fields = body.model_dump()
     owners = [(kind, name) for kind in ("group", "project") if (name := fields.pop(kind)) is not None]
     if len(owners) > 1:
@@ -269,74 +375,116 @@ def create_collection(request: Request, body: NewCollection, context: ContextDep
     return collection_json(spec, _base(request))
 
 
-@router.delete("/collections/{collectionId}", summary="Drop a collection and its features",
-               dependencies=[Depends(WRITE)])
+@router.delete(
+    "/collections/{collectionId}", summary="Drop a collection and its features", dependencies=[Depends(WRITE)]
+)
 def drop_collection(collection_id: CollectionId, context: ContextDep) -> dict[str, str]:
     context.sharing.drop(*split_id(collection_id))
     return {"dropped": collection_id}
 
 
-@router.patch("/collections/{collectionId}", summary="Change a collection's metadata (the fields sent)",
-              dependencies=[Depends(WRITE)])
-def describe_collection(request: Request, collection_id: CollectionId, context: ContextDep,
-                        body: Metadata) -> dict[str, Any]:
+@router.patch(
+    "/collections/{collectionId}",
+    summary="Change a collection's metadata (the fields sent)",
+    dependencies=[Depends(WRITE)],
+)
+def describe_collection(
+    request: Request, collection_id: CollectionId, context: ContextDep, body: Metadata
+) -> dict[str, Any]:
     spec = context.features.describe(*split_id(collection_id), **body.model_dump(exclude_unset=True))
     return collection_json(spec, _base(request))
 
 
-@router.post("/collections/{collectionId}/rename", summary="Rename a collection within its database",
-             dependencies=[Depends(WRITE)])
-def rename_collection(request: Request, collection_id: CollectionId, context: ContextDep,
-                      name: Annotated[str, Body(embed=True, max_length=48)]) -> dict[str, Any]:
+@router.post(
+    "/collections/{collectionId}/rename",
+    summary="Rename a collection within its database",
+    dependencies=[Depends(WRITE)],
+)
+def rename_collection(
+    request: Request,
+    collection_id: CollectionId,
+    context: ContextDep,
+    name: Annotated[str, Body(embed=True, max_length=48)],
+) -> dict[str, Any]:
     return collection_json(context.sharing.rename(*split_id(collection_id), name), _base(request))
 
 
-@router.post("/collections/{collectionId}/copy", status_code=201, summary="Copy a collection into a database of yours")
-def copy_collection(request: Request, collection_id: CollectionId, context: ContextDep,
-                    principal: Annotated[Principal, Depends(READ)],
-                    database: Annotated[str, Body(max_length=48)],
-                    name: Annotated[str, Body(max_length=48)]) -> dict[str, Any]:
+@router.post(
+    "/collections/{collectionId}/copy", status_code=201, summary="Copy a collection into a database of yours"
+)
+def copy_collection(
+    request: Request,
+    collection_id: CollectionId,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(READ)],
+    database: Annotated[str, Body(max_length=48)],
+    name: Annotated[str, Body(max_length=48)],
+) -> dict[str, Any]:
     copied = context.sharing.copy(principal, *split_id(collection_id), database, name)
     return collection_json(copied, _base(request))
 
 
-@router.post("/collections/{collectionId}/items", status_code=201, summary="Add features (a GeoJSON "
-             "FeatureCollection or Feature in the collection's CRS); with upsert, features with an id replace theirs",
-             dependencies=[Depends(WRITE)])
-def add_items(collection_id: CollectionId, context: ContextDep, body: Annotated[dict[str, Any], Body()],
-              upsert: bool = False) -> dict[str, int]:
+@router.post(
+    "/collections/{collectionId}/items",
+    status_code=201,
+    summary="Add features (a GeoJSON "
+    "FeatureCollection or Feature in the collection's CRS); with upsert, features with an id replace theirs",
+    dependencies=[Depends(WRITE)],
+)
+def add_items(
+    collection_id: CollectionId,
+    context: ContextDep,
+    body: Annotated[dict[str, Any], Body()],
+    upsert: bool = False,
+) -> dict[str, int]:
     features = body.get("features") if body.get("type") == "FeatureCollection" else [body]
     if not isinstance(features, list) or body.get("type") not in ("FeatureCollection", "Feature"):
         raise InputError("send a GeoJSON FeatureCollection or Feature")
     return {"written": context.features.insert(*split_id(collection_id), features, upsert=upsert)}
 
 
-@router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature",
-            dependencies=[Depends(WRITE)])
-def replace_item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep,
-                 body: Annotated[dict[str, Any], Body()]) -> dict[str, int]:
+@router.put(
+    "/collections/{collectionId}/items/{featureId}",
+    summary="Replace a feature",
+    dependencies=[Depends(WRITE)],
+)
+def replace_item(
+    collection_id: CollectionId,
+    feature_id: FeatureId,
+    context: ContextDep,
+    body: Annotated[dict[str, Any], Body()],
+) -> dict[str, int]:
     if body.get("type") != "Feature":
         raise InputError("send a GeoJSON Feature")
     context.features.replace(*split_id(collection_id), feature_id, body)
     return {"replaced": feature_id}
 
 
-@router.delete("/collections/{collectionId}/items/{featureId}", summary="Delete a feature",
-               dependencies=[Depends(WRITE)])
+@router.delete(
+    "/collections/{collectionId}/items/{featureId}", summary="Delete a feature", dependencies=[Depends(WRITE)]
+)
 def delete_item(collection_id: CollectionId, feature_id: FeatureId, context: ContextDep) -> dict[str, int]:
     context.features.delete_feature(*split_id(collection_id), feature_id)
     return {"deleted": 1}
 
 
-@router.patch("/collections/{collectionId}/items", summary="Set properties of the selected features",
-              dependencies=[Depends(WRITE)])
-def update_items(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep,
-                 properties: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, int]:
+@router.patch(
+    "/collections/{collectionId}/items",
+    summary="Set properties of the selected features",
+    dependencies=[Depends(WRITE)],
+)
+def update_items(
+    collection_id: CollectionId,
+    context: ContextDep,
+    chosen: SelectionDep,
+    properties: Annotated[dict[str, Any], Body(embed=True)],
+) -> dict[str, int]:
     return {"updated": context.features.update(*split_id(collection_id), _some(chosen), properties)}
 
 
-@router.delete("/collections/{collectionId}/items", summary="Delete the selected features",
-               dependencies=[Depends(WRITE)])
+@router.delete(
+    "/collections/{collectionId}/items", summary="Delete the selected features", dependencies=[Depends(WRITE)]
+)
 def delete_items(collection_id: CollectionId, context: ContextDep, chosen: SelectionDep) -> dict[str, int]:
     return {"deleted": context.features.delete(*split_id(collection_id), _some(chosen))}
 
@@ -350,30 +498,46 @@ class Grant(BaseModel):
     permission: Literal["read", "write"] = "read"
 
 
-@router.get("/collections/{collectionId}/access", summary="Who may read and change the collection",
-            dependencies=[Depends(WRITE)])
+@router.get(
+    "/collections/{collectionId}/access",
+    summary="Who may read and change the collection",
+    dependencies=[Depends(WRITE)],
+)
 def access(collection_id: CollectionId, context: ContextDep) -> dict[str, object]:
     return context.policy.access("collection", collection_id).to_dict()
 
 
-@router.put("/collections/{collectionId}/access", summary="Publish (public read) or unpublish",
-            dependencies=[Depends(WRITE)])
-def publish(collection_id: CollectionId, context: ContextDep,
-            public: Annotated[bool, Body(embed=True)]) -> dict[str, object]:
+@router.put(
+    "/collections/{collectionId}/access",
+    summary="Publish (public read) or unpublish",
+    dependencies=[Depends(WRITE)],
+)
+def publish(
+    collection_id: CollectionId, context: ContextDep, public: Annotated[bool, Body(embed=True)]
+) -> dict[str, object]:
     return context.sharing.publish(collection_id, public).to_dict()
 
 
-@router.post("/collections/{collectionId}/access/grants", summary="Grant read or write to a user, group or project",
-             dependencies=[Depends(WRITE)])
+@router.post(
+    "/collections/{collectionId}/access/grants",
+    summary="Grant read or write to a user, group or project",
+    dependencies=[Depends(WRITE)],
+)
 def grant(collection_id: CollectionId, context: ContextDep, body: Grant) -> dict[str, object]:
     return context.sharing.grant(collection_id, body.subject_type, body.subject, body.permission).to_dict()
 
 
-@router.delete("/collections/{collectionId}/access/grants/{subjectType}/{subject}", summary="Revoke a grant",
-               dependencies=[Depends(WRITE)])
-def revoke(collection_id: CollectionId, context: ContextDep,
-           subject_type: Annotated[Subject, Path(alias="subjectType")],
-           subject: Annotated[str, Path(max_length=128)]) -> dict[str, object]:
+@router.delete(
+    "/collections/{collectionId}/access/grants/{subjectType}/{subject}",
+    summary="Revoke a grant",
+    dependencies=[Depends(WRITE)],
+)
+def revoke(
+    collection_id: CollectionId,
+    context: ContextDep,
+    subject_type: Annotated[Subject, Path(alias="subjectType")],
+    subject: Annotated[str, Path(max_length=128)],
+) -> dict[str, object]:
     return context.sharing.revoke(collection_id, subject_type, subject).to_dict()
 
 
@@ -408,6 +572,6 @@ def _crs(uri: str | None) -> int | str:
     if uri is None or uri == CRS84:
         return 4326
     prefix = "http://www.opengis.net/def/crs/EPSG/0/"
-    if uri.startswith(prefix) and uri[len(prefix):].isdigit():
-        return int(uri[len(prefix):])
+    if uri.startswith(prefix) and uri[len(prefix) :].isdigit():
+        return int(uri[len(prefix) :])
     raise InputError(f"bbox-crs {uri!r}: give {CRS84} or {prefix}<code>")

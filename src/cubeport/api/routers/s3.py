@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any, Union
 from urllib.parse import quote
@@ -58,8 +59,17 @@ from cubeport.api.security import OPEN, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes import objects
-from cubeport.errors import (AuthenticationError, CubeportError, InputError, LimitError, NotFoundError,
-                             PermissionDeniedError, StorageError, ThrottledError, UnavailableError)
+from cubeport.errors import (
+    AuthenticationError,
+    CubeportError,
+    InputError,
+    LimitError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    ThrottledError,
+    UnavailableError,
+)
 
 log = logging.getLogger("cubeport.api")
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -67,9 +77,14 @@ REGION = "us-east-1"
 MAX_KEYS = 1000
 # S3 error codes of the domain errors; the status codes stay those of every other route (problems.py)
 CODE_OF: dict[type[CubeportError], str] = {
-    LimitError: "InvalidRequest", InputError: "InvalidArgument", AuthenticationError: "AccessDenied",
-    PermissionDeniedError: "AccessDenied", NotFoundError: "NoSuchKey", ThrottledError: "SlowDown",
-    StorageError: "ServiceUnavailable", UnavailableError: "ServiceUnavailable",
+    LimitError: "InvalidRequest",
+    InputError: "InvalidArgument",
+    AuthenticationError: "AccessDenied",
+    PermissionDeniedError: "AccessDenied",
+    NotFoundError: "NoSuchKey",
+    ThrottledError: "SlowDown",
+    StorageError: "ServiceUnavailable",
+    UnavailableError: "ServiceUnavailable",
 }
 ContextDep = Annotated[Context, Depends(get_context)]
 
@@ -77,8 +92,9 @@ ContextDep = Annotated[Context, Depends(get_context)]
 class S3Error(Exception):
     """An S3 error answer: status, code (NoSuchBucket, InvalidRange, ...), message and extra elements."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: str
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
         self.headers = headers or {}
@@ -106,14 +122,21 @@ router = APIRouter(prefix="/s3", tags=["s3"], route_class=S3Route)
 def _check_request(request: Request) -> None:
     bucket = request.path_params.get("bucket")
     if bucket is not None and bucket not in objects.BUCKETS:  # the buckets are no secret: check before guards
-        raise S3Error(404, "NoSuchBucket", "The specified bucket does not exist; buckets: "
-                      + ", ".join(objects.BUCKETS), BucketName=bucket)
+        raise S3Error(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist; buckets: " + ", ".join(objects.BUCKETS),
+            BucketName=bucket,
+        )
     signed = request.headers.get("authorization", "").startswith(("AWS4-", "AWS "))
     presigned = "X-Amz-Signature" in request.query_params or "Signature" in request.query_params
     if (signed or presigned) and not request.headers.get("x-api-key"):
-        raise S3Error(403, "AccessDenied",
-                      "Cubeport does not check AWS signatures: connect anonymously (s3fs anon=True, GDAL "
-                      "AWS_NO_SIGN_REQUEST=YES) and send an API key in the X-API-Key header for restricted cubes")
+        raise S3Error(
+            403,
+            "AccessDenied",
+            "Cubeport does not check AWS signatures: connect anonymously (s3fs anon=True, GDAL "
+            "AWS_NO_SIGN_REQUEST=YES) and send an API key in the X-API-Key header for restricted cubes",
+        )
 
 
 def _error_response(request: Request, exc: Exception) -> Response:
@@ -143,8 +166,13 @@ def _error_response(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if request.method == "HEAD":  # a HEAD answer has no body; S3 clients read the status
         return Response(status_code=error.status, headers=headers)
-    fields = [("Code", error.code), ("Message", error.message), *error.extra.items(),
-              ("Resource", request.url.path), ("RequestId", headers["x-amz-request-id"])]
+    fields = [
+        ("Code", error.code),
+        ("Message", error.message),
+        *error.extra.items(),
+        ("Resource", request.url.path),
+        ("RequestId", headers["x-amz-request-id"]),
+    ]
     return _xml("Error", fields, status=error.status, headers=headers, namespace=False)
 
 
@@ -153,8 +181,13 @@ Fields = list[tuple[str, Union[str, int, bool, datetime, None, "Fields"]]]
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _xml(root: str, fields: Fields, status: int = 200, headers: dict[str, str] | None = None,
-         namespace: bool = True) -> Response:
+def _xml(
+    root: str,
+    fields: Fields,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    namespace: bool = True,
+) -> Response:
     element = ET.Element(root, {"xmlns": NAMESPACE} if namespace else {})
     _add(element, fields)
     body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(element)
@@ -169,8 +202,9 @@ def _add(parent: ET.Element, fields: Fields) -> None:
         elif isinstance(value, bool):
             child.text = "true" if value else "false"
         elif isinstance(value, datetime):
-            child.text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
-                f"{value.microsecond // 1000:03d}Z"
+            child.text = (
+                value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+            )
         elif value is not None:
             # echoed keys and prefixes may hold characters XML 1.0 cannot carry ("%00" in a path): replace
             # them, or the whole answer would be unreadable (encoding-type=url lists such keys exactly)
@@ -178,15 +212,22 @@ def _add(parent: ET.Element, fields: Fields) -> None:
 
 
 # -- routes ----------------------------------------------------------------------------------------------
-@router.get("", summary="S3 ListBuckets: the buckets of the cube stores", dependencies=[Depends(OPEN)],
-            response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+@router.get(
+    "",
+    summary="S3 ListBuckets: the buckets of the cube stores",
+    dependencies=[Depends(OPEN)],
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
 @router.get("/", include_in_schema=False, dependencies=[Depends(OPEN)], response_class=Response)
 def list_buckets() -> Response:
     """OPEN: the bucket names are constants of the layout and say nothing about cubes."""
-    created = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    created = datetime(2024, 1, 1, tzinfo=UTC)
     buckets: Fields = [("Bucket", [("Name", name), ("CreationDate", created)]) for name in objects.BUCKETS]
-    return _xml("ListAllMyBucketsResult", [("Owner", [("ID", "cubeport"), ("DisplayName", "cubeport")]),
-                                           ("Buckets", buckets)])
+    return _xml(
+        "ListAllMyBucketsResult",
+        [("Owner", [("ID", "cubeport"), ("DisplayName", "cubeport")]), ("Buckets", buckets)],
+    )
 
 
 @router.head("/{bucket}", summary="S3 HeadBucket", dependencies=[Depends(OPEN)], response_class=Response)
@@ -195,8 +236,12 @@ def head_bucket(bucket: Annotated[str, Path(max_length=64)]) -> Response:
     return Response(headers={"x-amz-bucket-region": REGION})
 
 
-@router.get("/{bucket}", summary="S3 ListObjectsV2 (list-type=2) or ListObjects: the cubes the caller may read",
-            response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+@router.get(
+    "/{bucket}",
+    summary="S3 ListObjectsV2 (list-type=2) or ListObjects: the cubes the caller may read",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
 @router.get("/{bucket}/", include_in_schema=False, response_class=Response)
 def list_objects(
     request: Request,
@@ -222,11 +267,11 @@ def list_objects(
     after = (_token(continuation_token) if continuation_token else start_after) if v2 else marker
     pointers = {}
     for entry in visible_cubes(context, principal):
-        try:
+        with contextlib.suppress(NotFoundError):  # deleted since
             pointers[entry.id] = context.open_cubes.pointer(entry.id)
-        except NotFoundError:  # deleted since
-            pass
-    page = objects.list_bucket(context.cubes, bucket, pointers, prefix, delimiter, after, min(max_keys, MAX_KEYS))
+    page = objects.list_bucket(
+        context.cubes, bucket, pointers, prefix, delimiter, after, min(max_keys, MAX_KEYS)
+    )
 
     def text(key: str) -> str:
         return quote(key, safe="/") if encoding_type == "url" else key
@@ -247,9 +292,22 @@ def list_objects(
         fields.append(("Marker", text(marker)))
     fields.append(("IsTruncated", page.truncated))
     if page.truncated and page.last is not None:
-        fields.append(("NextContinuationToken", _token_of(page.last)) if v2 else ("NextMarker", text(page.last)))
-    fields += [("Contents", [("Key", text(o.key)), ("LastModified", o.modified), ("ETag", o.etag),
-                             ("Size", o.size), ("StorageClass", "STANDARD")]) for o in page.objects]
+        fields.append(
+            ("NextContinuationToken", _token_of(page.last)) if v2 else ("NextMarker", text(page.last))
+        )
+    fields += [
+        (
+            "Contents",
+            [
+                ("Key", text(o.key)),
+                ("LastModified", o.modified),
+                ("ETag", o.etag),
+                ("Size", o.size),
+                ("StorageClass", "STANDARD"),
+            ],
+        )
+        for o in page.objects
+    ]
     fields += [("CommonPrefixes", [("Prefix", text(p))]) for p in page.prefixes]
     return _xml("ListBucketResult", fields, headers={"Cache-Control": "private, max-age=2"})
 
@@ -258,9 +316,13 @@ OBJECT_ROUTE = "/{bucket}/{key:path}"
 OBJECT_GUARD = [Depends(resource("cube", "key", id_of=objects.cube_of_key))]
 
 
-@router.get(OBJECT_ROUTE, summary="S3 GetObject (HEAD: HeadObject)", response_class=Response,
-            dependencies=OBJECT_GUARD,
-            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
+@router.get(
+    OBJECT_ROUTE,
+    summary="S3 GetObject (HEAD: HeadObject)",
+    response_class=Response,
+    dependencies=OBJECT_GUARD,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}},
+)
 def get_object(
     request: Request,
     bucket: Annotated[str, Path(max_length=64)],
@@ -276,13 +338,20 @@ def get_object(
     found = objects.stat(context.cubes, cube_id, pointer, store, inner)
     metadata = inner.rsplit("/", 1)[-1] in objects.METADATA
     scope = "private" if context.policy.is_restricted("cube", cube_id) else "public"
-    headers = {"ETag": found.etag, "Last-Modified": format_datetime(found.modified, usegmt=True),
-               "Accept-Ranges": "bytes",
-               # metadata may change with an append; chunks of a published step never do
-               "Cache-Control": f"{scope}, max-age={5 if metadata else 3600}"}
+    headers = {
+        "ETag": found.etag,
+        "Last-Modified": format_datetime(found.modified, usegmt=True),
+        "Accept-Ranges": "bytes",
+        # metadata may change with an append; chunks of a published step never do
+        "Cache-Control": f"{scope}, max-age={5 if metadata else 3600}",
+    }
     if if_match and not _matches(if_match, found.etag):
-        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
-                      Condition="If-Match")
+        raise S3Error(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+            Condition="If-Match",
+        )
     if if_none_match and _matches(if_none_match, found.etag):
         return Response(status_code=304, headers=headers)
     span = _byte_range(range_, found.size)
@@ -300,21 +369,38 @@ def get_object(
 
 
 # HEAD shares the GET route's code; one OpenAPI operation documents both (no duplicate operation id)
-router.add_api_route(OBJECT_ROUTE, get_object, methods=["HEAD"], include_in_schema=False, response_class=Response,
-                     dependencies=OBJECT_GUARD)
+router.add_api_route(
+    OBJECT_ROUTE,
+    get_object,
+    methods=["HEAD"],
+    include_in_schema=False,
+    response_class=Response,
+    dependencies=OBJECT_GUARD,
+)
 
 
 def read_only(request: Request) -> Response:
     """PutObject, DeleteObject, CreateBucket and the like: S3's own MethodNotAllowed, not a problem JSON.
     Open: it answers every caller the same 405 and reads nothing."""
-    raise S3Error(405, "MethodNotAllowed", "The S3 interface of Cubeport is read-only: cubes are written by "
-                  "`cubeport ingest`", headers={"Allow": "GET, HEAD"}, Method=request.method,
-                  ResourceType="OBJECT" if "key" in request.path_params else "BUCKET")
+    raise S3Error(
+        405,
+        "MethodNotAllowed",
+        "The S3 interface of Cubeport is read-only: cubes are written by `cubeport ingest`",
+        headers={"Allow": "GET, HEAD"},
+        Method=request.method,
+        ResourceType="OBJECT" if "key" in request.path_params else "BUCKET",
+    )
 
 
 for _path in ("/{bucket}", "/{bucket}/", OBJECT_ROUTE):
-    router.add_api_route(_path, read_only, methods=["PUT", "POST", "DELETE", "PATCH"], include_in_schema=False,
-                         response_class=Response, dependencies=[Depends(OPEN)])
+    router.add_api_route(
+        _path,
+        read_only,
+        methods=["PUT", "POST", "DELETE", "PATCH"],
+        include_in_schema=False,
+        response_class=Response,
+        dependencies=[Depends(OPEN)],
+    )
 
 
 def _token_of(key: str) -> str:
@@ -341,5 +427,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     try:
         return byte_range(header, size)
     except UnsatisfiableRange:
-        raise S3Error(416, "InvalidRange", "The requested range is not satisfiable",
-                      {"Content-Range": f"bytes */{size}"}, RangeRequested=header, ActualObjectSize=str(size)) from None
+        raise S3Error(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+            {"Content-Range": f"bytes */{size}"},
+            RangeRequested=header,
+            ActualObjectSize=str(size),
+        ) from None

@@ -29,8 +29,10 @@ CollectionId = Annotated[str, Path(max_length=128, description="collection (cube
 ItemId = Annotated[str, Path(max_length=256, description="item (product) id")]
 SourceName = Annotated[str, Path(max_length=64, description="a registered STAC source")]
 GEOJSON = "application/geo+json"
-SOURCES_HELP = ("comma-separated: 'local' (this server's items, the default), names of registered sources "
-                "(GET /stac/sources), or '*' for all of them")
+SOURCES_HELP = (
+    "comma-separated: 'local' (this server's items, the default), names of registered sources "
+    "(GET /stac/sources), or '*' for all of them"
+)
 
 
 def _base(request: Request) -> str:
@@ -46,8 +48,9 @@ def _source_id(name: str) -> str:
 
 
 @router.get("", summary="The STAC API landing page")
-def landing(request: Request, context: ContextDep,
-            principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
+def landing(
+    request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
+) -> dict[str, Any]:
     return documents.landing(_base(request), visible_cubes(context, principal))
 
 
@@ -56,65 +59,118 @@ def conformance() -> dict[str, Any]:
     return {"conformsTo": documents.CONFORMANCE}
 
 
-@router.get("/queryables", summary="What a filter may name, in every collection", dependencies=[Depends(OPEN)],
-            response_class=JSONResponse)
+@router.get(
+    "/queryables",
+    summary="What a filter may name, in every collection",
+    dependencies=[Depends(OPEN)],
+    response_class=JSONResponse,
+)
 def queryables(request: Request) -> JSONResponse:
-    return JSONResponse(documents.queryables(f"{_base(request)}/stac/queryables", "Cubeport items"),
-                        media_type="application/schema+json")
+    return JSONResponse(
+        documents.queryables(f"{_base(request)}/stac/queryables", "Cubeport items"),
+        media_type="application/schema+json",
+    )
 
 
 @router.get("/collections", summary="Cubes as STAC collections")
-def collections(request: Request, context: ContextDep,
-                principal: Annotated[Principal, Depends(listing("cube"))]) -> dict[str, Any]:
+def collections(
+    request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
+) -> dict[str, Any]:
     base = _base(request)
-    return {"collections": [documents.collection(e, context.open_cubes.open(e.id), base)
-                            for e in visible_cubes(context, principal)],
-            "links": [documents.link("self", f"{base}/stac/collections"), documents.link("root", f"{base}/stac"),
-                      documents.link("parent", f"{base}/stac")]}
+    return {
+        "collections": [
+            documents.collection(e, context.open_cubes.open(e.id), base)
+            for e in visible_cubes(context, principal)
+        ],
+        "links": [
+            documents.link("self", f"{base}/stac/collections"),
+            documents.link("root", f"{base}/stac"),
+            documents.link("parent", f"{base}/stac"),
+        ],
+    }
 
 
-@router.get("/collections/{collection}", summary="One cube as a STAC collection",
-            dependencies=[Depends(resource("cube", "collection"))])
+@router.get(
+    "/collections/{collection}",
+    summary="One cube as a STAC collection",
+    dependencies=[Depends(resource("cube", "collection"))],
+)
 def collection(collection: CollectionId, request: Request, context: ContextDep) -> dict[str, Any]:
-    return documents.collection(context.catalogue.get(collection), context.open_cubes.open(collection),
-                                _base(request))
+    return documents.collection(
+        context.catalogue.get(collection), context.open_cubes.open(collection), _base(request)
+    )
 
 
-@router.get("/collections/{collection}/queryables", summary="What a filter may name in this collection",
-            dependencies=[Depends(resource("cube", "collection"))], response_class=JSONResponse)
+@router.get(
+    "/collections/{collection}/queryables",
+    summary="What a filter may name in this collection",
+    dependencies=[Depends(resource("cube", "collection"))],
+    response_class=JSONResponse,
+)
 def collection_queryables(collection: CollectionId, request: Request, context: ContextDep) -> JSONResponse:
     entry = context.catalogue.get(collection)
     url = f"{_base(request)}/stac/collections/{quote(collection)}/queryables"
     return JSONResponse(documents.queryables(url, entry.title), media_type="application/schema+json")
 
 
-@router.get("/collections/{collection}/items", summary="The products of a cube (OGC API Features items)",
-            response_class=JSONResponse, dependencies=[Depends(resource("cube", "collection"))])
+@router.get(
+    "/collections/{collection}/items",
+    summary="The products of a cube (OGC API Features items)",
+    response_class=JSONResponse,
+    dependencies=[Depends(resource("cube", "collection"))],
+)
 def items(
-    collection: CollectionId, request: Request, context: ContextDep,
+    collection: CollectionId,
+    request: Request,
+    context: ContextDep,
     bbox: Annotated[str | None, Query(max_length=200, description="west,south,east,north (CRS84)")] = None,
-    datetime: Annotated[str | None, Query(max_length=100, description="an instant or an interval a/b")] = None,
+    datetime: Annotated[
+        str | None, Query(max_length=100, description="an instant or an interval a/b")
+    ] = None,
     filter: Annotated[str | None, Query(max_length=20_000, description="CQL2 text or JSON")] = None,
     filter_lang: Annotated[str | None, Query(alias="filter-lang", max_length=16)] = None,
     sortby: Annotated[str | None, Query(max_length=500, description="e.g. -datetime,id")] = None,
-    fields: Annotated[str | None, Query(max_length=2000, description="e.g. properties.proj:code,-assets")] = None,
+    fields: Annotated[
+        str | None, Query(max_length=2000, description="e.g. properties.proj:code,-assets")
+    ] = None,
     limit: Annotated[int, Query(description="page size (at most 10,000)")] = 10,
     token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     context.catalogue.get(collection)
-    search = SearchRequest.from_query(collections=collection, bbox=bbox, datetime=datetime, filter=filter,
-                                      filter_lang=filter_lang, sortby=sortby, fields=fields, limit=limit, token=token)
+    search = SearchRequest.from_query(
+        collections=collection,
+        bbox=bbox,
+        datetime=datetime,
+        filter=filter,
+        filter_lang=filter_lang,
+        sortby=sortby,
+        fields=fields,
+        limit=limit,
+        token=token,
+    )
     base = _base(request)
     found, following, matched = search.page(_candidates(context, [collection], search), _presenter(base))
     url = f"{base}/stac/collections/{quote(collection)}/items"
-    return _geojson(_item_collection(found, matched, base, [
-        documents.link("self", str(request.url), GEOJSON),
-        documents.link("collection", f"{base}/stac/collections/{quote(collection)}"),
-        *_next_get(url, request, following)]))
+    return _geojson(
+        _item_collection(
+            found,
+            matched,
+            base,
+            [
+                documents.link("self", str(request.url), GEOJSON),
+                documents.link("collection", f"{base}/stac/collections/{quote(collection)}"),
+                *_next_get(url, request, following),
+            ],
+        )
+    )
 
 
-@router.get("/collections/{collection}/items/{item}", summary="One product as a STAC item",
-            response_class=JSONResponse, dependencies=[Depends(resource("cube", "collection"))])
+@router.get(
+    "/collections/{collection}/items/{item}",
+    summary="One product as a STAC item",
+    response_class=JSONResponse,
+    dependencies=[Depends(resource("cube", "collection"))],
+)
 def item(collection: CollectionId, item: ItemId, request: Request, context: ContextDep) -> JSONResponse:
     return _geojson(documents.local_item(context.products.item(collection, item), _base(request)))
 
@@ -122,16 +178,30 @@ def item(collection: CollectionId, item: ItemId, request: Request, context: Cont
 FILE_ROUTE = "/collections/{collection}/items/{item}/files/{name}"
 
 
-@router.get(FILE_ROUTE, summary="A product's file (byte ranges, for GDAL's /vsicurl/ and rasterio; HEAD too)",
-            response_class=Response, dependencies=[Depends(resource("cube", "collection"))],
-            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"},
-                       416: {"description": "the range lies past the end"}})
-def item_file(collection: CollectionId, item: ItemId, name: Annotated[str, Path(max_length=256)],
-              request: Request, context: ContextDep,
-              range_: Annotated[str | None, Header(alias="range", max_length=256)] = None) -> Response:
+@router.get(
+    FILE_ROUTE,
+    summary="A product's file (byte ranges, for GDAL's /vsicurl/ and rasterio; HEAD too)",
+    response_class=Response,
+    dependencies=[Depends(resource("cube", "collection"))],
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "a range"},
+        416: {"description": "the range lies past the end"},
+    },
+)
+def item_file(
+    collection: CollectionId,
+    item: ItemId,
+    name: Annotated[str, Path(max_length=256)],
+    request: Request,
+    context: ContextDep,
+    range_: Annotated[str | None, Header(alias="range", max_length=256)] = None,
+) -> Response:
     parts = context.products.asset(collection, item, name)
     storage = context.storage
-    kind = next(a["type"] for a in context.products.item(collection, item)["assets"].values() if a["href"] == name)
+    kind = next(
+        a["type"] for a in context.products.item(collection, item)["assets"].values() if a["href"] == name
+    )
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
     if not storage.is_s3 and not range_:  # Starlette streams the file, with ETag and Last-Modified
         return FileResponse(storage.path(*parts), media_type=kind, headers=headers)
@@ -150,14 +220,22 @@ def item_file(collection: CollectionId, item: ItemId, name: Annotated[str, Path(
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=kind)
     if span:
-        return Response(storage.read_range(start, end, *parts), status_code=206, headers=headers, media_type=kind)
+        return Response(
+            storage.read_range(start, end, *parts), status_code=206, headers=headers, media_type=kind
+        )
     stream = storage.fs.open(storage.path(*parts), "rb")
     return StreamingResponse(iter(lambda: stream.read(2**20), b""), headers=headers, media_type=kind)
 
 
 # HEAD (GDAL asks for the size first) shares the GET route's code; one OpenAPI operation documents both
-router.add_api_route(FILE_ROUTE, item_file, methods=["HEAD"], include_in_schema=False, response_class=Response,
-                     dependencies=[Depends(resource("cube", "collection"))])
+router.add_api_route(
+    FILE_ROUTE,
+    item_file,
+    methods=["HEAD"],
+    include_in_schema=False,
+    response_class=Response,
+    dependencies=[Depends(resource("cube", "collection"))],
+)
 
 
 # Search
@@ -165,12 +243,16 @@ router.add_api_route(FILE_ROUTE, item_file, methods=["HEAD"], include_in_schema=
 
 @router.get("/search", summary="Search items (STAC item search, GET)", response_class=JSONResponse)
 async def search_get(
-    request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))],
+    request: Request,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(listing("cube"))],
     collections: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
     ids: Annotated[str | None, Query(max_length=10_000, description="comma-separated")] = None,
     bbox: Annotated[str | None, Query(max_length=200, description="west,south,east,north (CRS84)")] = None,
     intersects: Annotated[str | None, Query(max_length=100_000, description="a GeoJSON geometry")] = None,
-    datetime: Annotated[str | None, Query(max_length=100, description="an instant or an interval a/b")] = None,
+    datetime: Annotated[
+        str | None, Query(max_length=100, description="an instant or an interval a/b")
+    ] = None,
     filter: Annotated[str | None, Query(max_length=20_000, description="CQL2 text or JSON")] = None,
     filter_lang: Annotated[str | None, Query(alias="filter-lang", max_length=16)] = None,
     sortby: Annotated[str | None, Query(max_length=500, description="e.g. -datetime,id")] = None,
@@ -181,29 +263,60 @@ async def search_get(
 ) -> JSONResponse:
     names = _split(sources)
     federated = names != [LOCAL]
-    search = SearchRequest.from_query(collections=collections, ids=ids, bbox=bbox, intersects=intersects,
-                                      datetime=datetime, filter=filter, filter_lang=filter_lang, sortby=sortby,
-                                      fields=fields, limit=limit, token=None if federated else token)
+    search = SearchRequest.from_query(
+        collections=collections,
+        ids=ids,
+        bbox=bbox,
+        intersects=intersects,
+        datetime=datetime,
+        filter=filter,
+        filter_lang=filter_lang,
+        sortby=sortby,
+        fields=fields,
+        limit=limit,
+        token=None if federated else token,
+    )
     return await run_in_threadpool(_search, context, principal, request, search, names, token, None)
 
 
 @router.post("/search", summary="Search items (STAC item search, POST)", response_class=JSONResponse)
-async def search_post(request: Request, context: ContextDep,
-                      principal: Annotated[Principal, Depends(listing("cube"))],
-                      body: Annotated[dict[str, Any], Body(openapi_examples={"bbox": {"value": {
-                          "bbox": [10, 53, 31, 66], "datetime": "2020-01-01T00:00:00Z/..", "limit": 10}}})]
-                      ) -> JSONResponse:
+async def search_post(
+    request: Request,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(listing("cube"))],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "bbox": {
+                    "value": {"bbox": [10, 53, 31, 66], "datetime": "2020-01-01T00:00:00Z/..", "limit": 10}
+                }
+            }
+        ),
+    ],
+) -> JSONResponse:
     sources = body.get("sources")
-    if sources is not None and (not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)):
+    if sources is not None and (
+        not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)
+    ):
         raise InputError(f"sources: give a list of names ({SOURCES_HELP})")
     names = sources or [LOCAL]
     federated = names != [LOCAL]
     search = SearchRequest.from_body({k: v for k, v in body.items() if not (federated and k == "token")})
-    return await run_in_threadpool(_search, context, principal, request, search, names, body.get("token"), body)
+    return await run_in_threadpool(
+        _search, context, principal, request, search, names, body.get("token"), body
+    )
 
 
-def _search(context: Context, principal: Principal, request: Request, search: SearchRequest, names: list[str],
-            token: str | None, body: dict[str, Any] | None) -> JSONResponse:
+def _search(
+    context: Context,
+    principal: Principal,
+    request: Request,
+    search: SearchRequest,
+    names: list[str],
+    token: str | None,
+    body: dict[str, Any] | None,
+) -> JSONResponse:
     base = _base(request)
     url = f"{base}/stac/search"
     wanted = _visible_sources(context, principal, names)
@@ -212,19 +325,40 @@ def _search(context: Context, principal: Principal, request: Request, search: Se
     in_scope = [c for c in visible if search.collections is None or c in search.collections]
     if not wanted:  # the plain STAC API: this server's items
         found, following, matched = search.page(_candidates(context, in_scope, search), _presenter(base))
-        links = (_next_post(url, body, token_for(following)) if body is not None and following is not None
-                 else _next_get(url, request, following) if following is not None else [])
-        return _geojson(_item_collection(found, matched, base,
-                                         [documents.link("self", str(request.url), GEOJSON), *links]))
+        links = (
+            _next_post(url, body, token_for(following))
+            if body is not None and following is not None
+            else _next_get(url, request, following)
+            if following is not None
+            else []
+        )
+        return _geojson(
+            _item_collection(
+                found, matched, base, [documents.link("self", str(request.url), GEOJSON), *links]
+            )
+        )
 
     def local_page(offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None, int]:
         return search.page(_candidates(context, in_scope, search), _presenter(base), offset, limit)
 
-    page = federation.search(local_page if local else None, wanted, search.to_body(), search.limit, token,
-                             lambda s, i: federation.annotated(s, i, lambda src, h: federation.proxy_href(base, src, h)))
-    links = ([] if page.token is None else _next_post(url, body, page.token) if body is not None
-             else _next_get(url, request, page.token, raw_token=True))
-    result = _item_collection(page.items, None, base, [documents.link("self", str(request.url), GEOJSON), *links])
+    page = federation.search(
+        local_page if local else None,
+        wanted,
+        search.to_body(),
+        search.limit,
+        token,
+        lambda s, i: federation.annotated(s, i, lambda src, h: federation.proxy_href(base, src, h)),
+    )
+    links = (
+        []
+        if page.token is None
+        else _next_post(url, body, page.token)
+        if body is not None
+        else _next_get(url, request, page.token, raw_token=True)
+    )
+    result = _item_collection(
+        page.items, None, base, [documents.link("self", str(request.url), GEOJSON), *links]
+    )
     result["cubeport:matched"] = page.matched
     if page.warnings:
         result["warnings"] = page.warnings
@@ -235,8 +369,11 @@ def _visible_sources(context: Context, principal: Principal, names: list[str]) -
     """The remote sources named (all the caller may use for '*'); an unknown or hidden one is a 404."""
     remote = [n for n in names if n not in (LOCAL, "*")]
     if "*" in names:
-        return [s for s in context.stac_sources.list()
-                if context.policy.allows(principal, "read", "service", s.service_id)]
+        return [
+            s
+            for s in context.stac_sources.list()
+            if context.policy.allows(principal, "read", "service", s.service_id)
+        ]
     chosen = []
     for name in dict.fromkeys(remote):
         try:
@@ -244,8 +381,11 @@ def _visible_sources(context: Context, principal: Principal, names: list[str]) -
         except NotFoundError:
             source = None
         if source is None or not context.policy.allows(principal, "read", "service", source.service_id):
-            usable = [s.name for s in context.stac_sources.list()
-                      if context.policy.allows(principal, "read", "service", s.service_id)]
+            usable = [
+                s.name
+                for s in context.stac_sources.list()
+                if context.policy.allows(principal, "read", "service", s.service_id)
+            ]
             raise NotFoundError(f"STAC source {name!r} not found; sources: {', '.join([LOCAL, *usable])}")
         chosen.append(source)
     return chosen
@@ -259,11 +399,15 @@ def _candidates(context: Context, collections: list[str], search: SearchRequest)
     return context.products.query(collections, ids=search.ids, bbox=search.bounds, end=search.end)
 
 
-def _item_collection(features: list[dict[str, Any]], matched: int | None, base: str,
-                     links: list[dict[str, Any]]) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "FeatureCollection", "features": features,
-                            "links": [*links, documents.link("root", f"{base}/stac")],
-                            "numberReturned": len(features)}
+def _item_collection(
+    features: list[dict[str, Any]], matched: int | None, base: str, links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": features,
+        "links": [*links, documents.link("root", f"{base}/stac")],
+        "numberReturned": len(features),
+    }
     if matched is not None:
         body["numberMatched"] = matched
     return body
@@ -278,8 +422,11 @@ def _next_get(url: str, request: Request, following: int | str | None, raw_token
 
 
 def _next_post(url: str, body: dict[str, Any] | None, token: str) -> list[dict[str, Any]]:
-    return [documents.link("next", url, GEOJSON, method="POST", body={**(body or {}), "token": token},
-                           merge=False)]
+    return [
+        documents.link(
+            "next", url, GEOJSON, method="POST", body={**(body or {}), "token": token}, merge=False
+        )
+    ]
 
 
 def _split(text: str | None) -> list[str]:
@@ -298,45 +445,69 @@ class SourceBody(BaseModel):
 
 
 @router.get("/sources", summary="The remote STAC APIs the caller may search (credentials not shown)")
-def list_sources(context: ContextDep,
-                 principal: Annotated[Principal, Depends(listing("service"))]) -> dict[str, Any]:
-    sources = [s for s in context.stac_sources.list()
-               if context.policy.allows(principal, "read", "service", s.service_id)]
+def list_sources(
+    context: ContextDep, principal: Annotated[Principal, Depends(listing("service"))]
+) -> dict[str, Any]:
+    sources = [
+        s
+        for s in context.stac_sources.list()
+        if context.policy.allows(principal, "read", "service", s.service_id)
+    ]
     return {"sources": [s.public() for s in sources]}
 
 
-@router.put("/sources/{name}", summary="Register (or replace) a remote STAC API as a source (admins)",
-            dependencies=[Depends(ADMIN)])
+@router.put(
+    "/sources/{name}",
+    summary="Register (or replace) a remote STAC API as a source (admins)",
+    dependencies=[Depends(ADMIN)],
+)
 def put_source(name: SourceName, source: SourceBody, context: ContextDep) -> dict[str, Any]:
     if source.name != name:
         raise InputError(f"the body names source {source.name!r}, the path {name!r}")
     return context.stac_sources.add(Source(**source.model_dump()), replace=True).public()
 
 
-@router.delete("/sources/{name}", summary="Remove a source (admins)", status_code=204,
-               response_class=Response, dependencies=[Depends(ADMIN)])
+@router.delete(
+    "/sources/{name}",
+    summary="Remove a source (admins)",
+    status_code=204,
+    response_class=Response,
+    dependencies=[Depends(ADMIN)],
+)
 def delete_source(name: SourceName, context: ContextDep) -> Response:
     context.stac_sources.remove(name)
     return Response(status_code=204)
 
 
-@router.get("/sources/{name}/proxy", summary="A remote asset through the rolling cache (whole or a byte range)",
-            response_class=Response, dependencies=[Depends(resource("service", "name", id_of=_source_id))],
-            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
-def proxy(name: SourceName, context: ContextDep,
-          href: Annotated[str, Query(max_length=2000, description="the asset's URL on the source")],
-          range_: Annotated[str | None, Header(alias="range", max_length=256)] = None) -> Response:
+@router.get(
+    "/sources/{name}/proxy",
+    summary="A remote asset through the rolling cache (whole or a byte range)",
+    response_class=Response,
+    dependencies=[Depends(resource("service", "name", id_of=_source_id))],
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}},
+)
+def proxy(
+    name: SourceName,
+    context: ContextDep,
+    href: Annotated[str, Query(max_length=2000, description="the asset's URL on the source")],
+    range_: Annotated[str | None, Header(alias="range", max_length=256)] = None,
+) -> Response:
     source = context.stac_sources.get(name)
     if not source.owns(href):
         raise InputError(f"href {href!r} is not on the origin of source {name!r} ({source.url})")
     span = _requested_span(range_)
     found = context.cache.fetch(href, byte_range=span, headers=source.headers)
-    headers = {"Accept-Ranges": "bytes", "X-Cache": "hit" if found.hit else "miss",
-               "ETag": f'"{found.sha256}"', "Cache-Control": "private, max-age=3600"}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "X-Cache": "hit" if found.hit else "miss",
+        "ETag": f'"{found.sha256}"',
+        "Cache-Control": "private, max-age=3600",
+    }
     if span:
         headers["Content-Range"] = content_range(span[0], span[0] + found.size, None)
-    return Response(found.data, status_code=206 if span else 200, headers=headers,
-                    media_type="application/octet-stream")
+    return Response(
+        found.data, status_code=206 if span else 200, headers=headers, media_type="application/octet-stream"
+    )
 
 
 def _requested_span(header: str | None) -> tuple[int, int] | None:

@@ -30,9 +30,13 @@ def png_response(request: Request, context: Context, cube_id: str, tile) -> Resp
     return Response(tile.content, media_type="image/png", headers=headers)
 
 
-@router.get("/tiles/{ds}/{var}/{z}/{y}/{x}", summary="A map tile of a variable (xcube server compatible)",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}, 304: {}},
-            dependencies=[Depends(resource("cube", "ds"))])
+@router.get(
+    "/tiles/{ds}/{var}/{z}/{y}/{x}",
+    summary="A map tile of a variable (xcube server compatible)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 304: {}},
+    dependencies=[Depends(resource("cube", "ds"))],
+)
 def xcube_tile(
     request: Request,
     context: ContextDep,
@@ -44,27 +48,48 @@ def xcube_tile(
     crs: Annotated[str, Query(description="tiling: EPSG:3857 (Web Mercator) or CRS84")] = "EPSG:3857",
     vmin: Annotated[float | None, Query(description="value at the low end of the colour map")] = None,
     vmax: Annotated[float | None, Query(description="value at the high end of the colour map")] = None,
-    cmap: Annotated[str | None, Query(max_length=64, description="colour map, e.g. viridis, thermal_r, Blues_alpha")] = None,
+    cmap: Annotated[
+        str | None, Query(max_length=64, description="colour map, e.g. viridis, thermal_r, Blues_alpha")
+    ] = None,
     norm: Annotated[Literal["lin", "log", "cat"] | None, Query(description="colour scale")] = None,
-    time: Annotated[str | None, Query(max_length=64, description="ISO time; the nearest step (default: newest)")] = None,
+    time: Annotated[
+        str | None, Query(max_length=64, description="ISO time; the nearest step (default: newest)")
+    ] = None,
     retina: Annotated[bool, Query(description="512 px instead of 256 px")] = False,
     resampling: Annotated[Literal["nearest", "bilinear"], Query()] = "nearest",
 ) -> Response:
     tiles = context.tiles
     style = tiles.style(ds, var, colormap=cmap, vmin=vmin, vmax=vmax, norm=norm)
-    tile = tiles.tile(ds, var, tms_name=for_xcube_crs(crs).id, z=z, x=x, y=y, time=time, style=style,
-                      resampling=resampling, retina=retina)
+    tile = tiles.tile(
+        ds,
+        var,
+        tms_name=for_xcube_crs(crs).id,
+        z=z,
+        x=x,
+        y=y,
+        time=time,
+        style=style,
+        resampling=resampling,
+        retina=retina,
+    )
     return png_response(request, context, ds, tile)
 
 
-@router.get("/tiles/{ds}/{var}/legend", summary="The colour bar of a variable as a PNG", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}}, dependencies=[Depends(resource("cube", "ds"))])
+@router.get(
+    "/tiles/{ds}/{var}/legend",
+    summary="The colour bar of a variable as a PNG",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    dependencies=[Depends(resource("cube", "ds"))],
+)
 def legend(
     context: ContextDep,
-    ds: Annotated[str, Path(max_length=128)], var: Annotated[str, Path(max_length=128)],
+    ds: Annotated[str, Path(max_length=128)],
+    var: Annotated[str, Path(max_length=128)],
     cmap: Annotated[str | None, Query(max_length=64)] = None,
     norm: Annotated[Literal["lin", "log", "cat"] | None, Query()] = None,
-    width: Annotated[int, Query(ge=8, le=2048)] = 256, height: Annotated[int, Query(ge=1, le=256)] = 16,
+    width: Annotated[int, Query(ge=8, le=2048)] = 256,
+    height: Annotated[int, Query(ge=1, le=256)] = 16,
 ) -> Response:
     """A gradient from vmin (left) to vmax (right) in the variable's style or the given colour map."""
     style = context.tiles.style(ds, var, colormap=cmap, norm=norm)

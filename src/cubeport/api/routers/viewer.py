@@ -41,15 +41,28 @@ def file_response(request: Request, name: str) -> Response:
     return Response(content, media_type=media_type, headers=headers)
 
 
-@router.get("/viewer/{name}", summary="A file of the browser viewer", include_in_schema=False,
-            dependencies=[Depends(OPEN)])
+@router.get(
+    "/viewer/{name}",
+    summary="A file of the browser viewer",
+    include_in_schema=False,
+    dependencies=[Depends(OPEN)],
+)
 def viewer_file(request: Request, name: Annotated[str, Path(max_length=64)]) -> Response:
     return file_response(request, name)
 
 
-@router.get("/basemaps/{name}.geojson", summary="An offline base map layer (land polygons) as GeoJSON",
-            dependencies=[Depends(OPEN)], response_class=Response,
-            responses={200: {"content": {"application/geo+json": {}}}})
-def basemap(name: Annotated[str, Path(max_length=32)], context: Annotated[Context, Depends(get_context)]) -> Response:
-    return Response(context.basemaps.get(name), media_type="application/geo+json",
-                    headers={"Cache-Control": "public, max-age=86400"})
+@router.get(
+    "/basemaps/{name}.geojson",
+    summary="An offline base map layer (land polygons) as GeoJSON",
+    dependencies=[Depends(OPEN)],
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def basemap(
+    name: Annotated[str, Path(max_length=32)], context: Annotated[Context, Depends(get_context)]
+) -> Response:
+    return Response(
+        context.basemaps.get(name),
+        media_type="application/geo+json",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -19,10 +19,16 @@ from cubeport.render.tms import TILE_MATRIX_SETS, tile_matrix_set
 
 router = APIRouter(prefix="/wmts", tags=["wmts"])
 ContextDep = Annotated[Context, Depends(get_context)]
-NS = {"": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1",
-      "xlink": "http://www.w3.org/1999/xlink"}
-SUPPORTED_CRS = {"WebMercatorQuad": "urn:ogc:def:crs:EPSG::3857", "WorldCRS84Quad": "urn:ogc:def:crs:OGC:1.3:CRS84",
-                 "TM35FIN": "urn:ogc:def:crs:EPSG::3067"}
+NS = {
+    "": "http://www.opengis.net/wmts/1.0",
+    "ows": "http://www.opengis.net/ows/1.1",
+    "xlink": "http://www.w3.org/1999/xlink",
+}
+SUPPORTED_CRS = {
+    "WebMercatorQuad": "urn:ogc:def:crs:EPSG::3857",
+    "WorldCRS84Quad": "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "TM35FIN": "urn:ogc:def:crs:EPSG::3067",
+}
 XML = "application/xml"
 
 
@@ -41,8 +47,11 @@ def _attr(name: str) -> str:
 def capabilities_response(request: Request, context: Context, principal: Principal) -> Response:
     # the layers listed depend on the caller: clients (QGIS's network cache) must not answer one caller from
     # another's copy
-    return Response(capabilities(context, principal, str(request.base_url).rstrip("/")), media_type=XML,
-                    headers={"Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Cookie"})
+    return Response(
+        capabilities(context, principal, str(request.base_url).rstrip("/")),
+        media_type=XML,
+        headers={"Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Cookie"},
+    )
 
 
 def capabilities(context: Context, principal: Principal, base: str) -> bytes:
@@ -56,8 +65,11 @@ def capabilities(context: Context, principal: Principal, base: str) -> bytes:
     _el(identification, "ows:ServiceTypeVersion", "1.0.0")
     metadata = _el(root, "ows:OperationsMetadata")
     for operation in ("GetCapabilities", "GetTile"):
-        get = _el(_el(_el(_el(metadata, "ows:Operation", name=operation), "ows:DCP"), "ows:HTTP"), "ows:Get",
-                  xlink_href=f"{base}/wmts/kvp?")
+        get = _el(
+            _el(_el(_el(metadata, "ows:Operation", name=operation), "ows:DCP"), "ows:HTTP"),
+            "ows:Get",
+            xlink_href=f"{base}/wmts/kvp?",
+        )
         _el(_el(_el(get, "ows:Constraint", name="GetEncoding"), "ows:AllowedValues"), "ows:Value", "KVP")
     contents = _el(root, "Contents")
     for entry in visible_cubes(context, principal):
@@ -82,9 +94,14 @@ def capabilities(context: Context, principal: Principal, base: str) -> bytes:
                 _el(dimension, "Value", time)
             for name in TILE_MATRIX_SETS:
                 _el(_el(layer, "TileMatrixSetLink"), "TileMatrixSet", name)
-            _el(layer, "ResourceURL", format="image/png", resourceType="tile",
+            _el(
+                layer,
+                "ResourceURL",
+                format="image/png",
+                resourceType="tile",
                 template=f"{base}/wmts/1.0.0/tile/{cube_id}.{variable.name}/default/{{Time}}/{{TileMatrixSet}}/"
-                         "{TileMatrix}/{TileRow}/{TileCol}.png")
+                "{TileMatrix}/{TileRow}/{TileCol}.png",
+            )
     for name in TILE_MATRIX_SETS:
         tms = tile_matrix_set(name)
         matrix_set = _el(contents, "TileMatrixSet")
@@ -96,8 +113,12 @@ def capabilities(context: Context, principal: Principal, base: str) -> bytes:
             _el(element, "ows:Identifier", zoom)
             _el(element, "ScaleDenominator", repr(matrix.scaleDenominator))
             _el(element, "TopLeftCorner", " ".join(repr(float(v)) for v in matrix.pointOfOrigin))
-            for tag, value in (("TileWidth", matrix.tileWidth), ("TileHeight", matrix.tileHeight),
-                               ("MatrixWidth", matrix.matrixWidth), ("MatrixHeight", matrix.matrixHeight)):
+            for tag, value in (
+                ("TileWidth", matrix.tileWidth),
+                ("TileHeight", matrix.tileHeight),
+                ("MatrixWidth", matrix.matrixWidth),
+                ("MatrixHeight", matrix.matrixHeight),
+            ):
                 _el(element, tag, value)
     return ET.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -113,34 +134,59 @@ def _layer(layer: str) -> tuple[str, str]:
     return cube_id, variable
 
 
-def _tile(request: Request, context: Context, layer: str, tms_name: str, zoom: int, row: int, col: int,
-          time: str | None) -> Response:
+def _tile(
+    request: Request,
+    context: Context,
+    layer: str,
+    tms_name: str,
+    zoom: int,
+    row: int,
+    col: int,
+    time: str | None,
+) -> Response:
     """A tile of a layer whose cube the route's guard has let the caller read."""
     cube_id, variable = _layer(layer)
-    tile = context.tiles.tile(cube_id, variable, tms_name=tms_name, z=zoom, x=col, y=row,
-                              time=time)
+    tile = context.tiles.tile(cube_id, variable, tms_name=tms_name, z=zoom, x=col, y=row, time=time)
     return png_response(request, context, cube_id, tile)
 
 
-@router.get("/1.0.0/WMTSCapabilities.xml", summary="WMTS capabilities (RESTful)", response_class=Response,
-            responses={200: {"content": {XML: {}}}})
-def rest_capabilities(request: Request, context: ContextDep,
-                      principal: Annotated[Principal, Depends(listing("cube"))]) -> Response:
+@router.get(
+    "/1.0.0/WMTSCapabilities.xml",
+    summary="WMTS capabilities (RESTful)",
+    response_class=Response,
+    responses={200: {"content": {XML: {}}}},
+)
+def rest_capabilities(
+    request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
+) -> Response:
     return capabilities_response(request, context, principal)
 
 
-@router.get("/1.0.0/tile/{layer}/{style}/{time}/{tms}/{zoom}/{row}/{col}.png", summary="A WMTS tile (RESTful)",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}},
-            dependencies=[Depends(resource("cube", "layer", id_of=cube_of))])
-def rest_tile(request: Request, context: ContextDep, layer: Annotated[str, Path(max_length=260)], style: Annotated[str, Path(max_length=32)],
-              time: Annotated[str, Path(max_length=64)], tms: Annotated[str, Path(max_length=32)],
-              zoom: Annotated[int, Path(ge=0, le=30)], row: Annotated[int, Path(ge=0)],
-              col: Annotated[int, Path(ge=0)]) -> Response:
+@router.get(
+    "/1.0.0/tile/{layer}/{style}/{time}/{tms}/{zoom}/{row}/{col}.png",
+    summary="A WMTS tile (RESTful)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    dependencies=[Depends(resource("cube", "layer", id_of=cube_of))],
+)
+def rest_tile(
+    request: Request,
+    context: ContextDep,
+    layer: Annotated[str, Path(max_length=260)],
+    style: Annotated[str, Path(max_length=32)],
+    time: Annotated[str, Path(max_length=64)],
+    tms: Annotated[str, Path(max_length=32)],
+    zoom: Annotated[int, Path(ge=0, le=30)],
+    row: Annotated[int, Path(ge=0)],
+    col: Annotated[int, Path(ge=0)],
+) -> Response:
     return _tile(request, context, layer, tms, zoom, row, col, time)
 
 
 @router.get("/kvp", summary="WMTS in key-value pairs: GetCapabilities and GetTile", response_class=Response)
-def kvp(request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]) -> Response:
+def kvp(
+    request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
+) -> Response:
     """Both operations on one route: capabilities list what the caller may see (the listing guard), and a
     tile is authorised here, with the same policy function the resource guard calls."""
     params = {k.lower(): v for k, v in request.query_params.items()}

@@ -19,14 +19,21 @@ ROUTE = "/{ds}/{store}/{key:path}"
 GUARD = [Depends(resource("cube", "ds"))]
 
 
-@router.get(ROUTE, summary="An object of a cube's Zarr store (read-only; HEAD: its size)",
-            response_class=Response, dependencies=GUARD,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-def zarr_object(ds: Annotated[str, Path(max_length=128)],
-                store: Annotated[str, Path(max_length=32, description="0.zarr (full resolution), 1.zarr, ... or "
-                                                                       "timeseries.zarr")],
-                key: Annotated[str, Path(max_length=512)],
-                context: Annotated[Context, Depends(get_context)]) -> Response:
+@router.get(
+    ROUTE,
+    summary="An object of a cube's Zarr store (read-only; HEAD: its size)",
+    response_class=Response,
+    dependencies=GUARD,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def zarr_object(
+    ds: Annotated[str, Path(max_length=128)],
+    store: Annotated[
+        str, Path(max_length=32, description="0.zarr (full resolution), 1.zarr, ... or timeseries.zarr")
+    ],
+    key: Annotated[str, Path(max_length=512)],
+    context: Annotated[Context, Depends(get_context)],
+) -> Response:
     data = context.cubes.published_object(ds, store, key, context.open_cubes.pointer(ds))
     scope = "private" if context.policy.is_restricted("cube", ds) else "public"
     kind = "application/json" if key.rsplit("/", 1)[-1].startswith(".z") else "application/octet-stream"
@@ -37,5 +44,6 @@ def zarr_object(ds: Annotated[str, Path(max_length=128)],
 
 # HEAD (fsspec's and GDAL's first question about an object) shares the GET route's code and guard; the
 # server sends the headers only
-router.add_api_route(ROUTE, zarr_object, methods=["HEAD"], include_in_schema=False, response_class=Response,
-                     dependencies=GUARD)
+router.add_api_route(
+    ROUTE, zarr_object, methods=["HEAD"], include_in_schema=False, response_class=Response, dependencies=GUARD
+)

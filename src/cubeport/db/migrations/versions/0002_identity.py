@@ -42,14 +42,23 @@ def upgrade() -> None:
     )
     op.create_table(
         "memberships",
-        sa.Column("group_name", sa.String(128), sa.ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True),
-        sa.Column("user_name", sa.String(128), sa.ForeignKey("users.name", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "group_name", sa.String(128), sa.ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "user_name", sa.String(128), sa.ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+        ),
     )
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("owner", sa.String(128), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "owner",
+            sa.String(128),
+            sa.ForeignKey("users.name", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("label", sa.String(128), nullable=False),
         sa.Column("secret_hash", sa.String(64), nullable=False),
         sa.Column("created", TZ, nullable=False),
@@ -104,13 +113,28 @@ def upgrade() -> None:
     op.create_index("ix_audit_event_time", "audit_log", ["event", "time"])
 
     connection = op.get_bind()
-    restricted = connection.execute(sa.text("SELECT id FROM cubes WHERE access = 'restricted'")).scalars().all()
+    restricted = (
+        connection.execute(sa.text("SELECT id FROM cubes WHERE access = 'restricted'")).scalars().all()
+    )
     if restricted:
-        op.bulk_insert(resource_access, [{"kind": "cube", "resource_id": c, "public": False} for c in restricted])
+        op.bulk_insert(
+            resource_access, [{"kind": "cube", "resource_id": c, "public": False} for c in restricted]
+        )
     groups = connection.execute(sa.text('SELECT cube_id, "group" FROM cube_groups')).all()
     if groups:
-        op.bulk_insert(grants, [{"kind": "cube", "resource_id": c, "subject_type": "group", "subject": g,
-                                 "permission": "read"} for c, g in groups])
+        op.bulk_insert(
+            grants,
+            [
+                {
+                    "kind": "cube",
+                    "resource_id": c,
+                    "subject_type": "group",
+                    "subject": g,
+                    "permission": "read",
+                }
+                for c, g in groups
+            ],
+        )
     op.drop_table("cube_groups")
     with op.batch_alter_table("cubes") as batch:
         batch.drop_column("access")
@@ -124,6 +148,15 @@ def downgrade() -> None:
         sa.Column("cube_id", sa.String(128), sa.ForeignKey("cubes.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("group", sa.String(128), primary_key=True),
     )
-    for table in ("audit_log", "grants", "resource_access", "login_states", "sessions", "api_keys",
-                  "memberships", "groups", "users"):
+    for table in (
+        "audit_log",
+        "grants",
+        "resource_access",
+        "login_states",
+        "sessions",
+        "api_keys",
+        "memberships",
+        "groups",
+        "users",
+    ):
         op.drop_table(table)

@@ -26,7 +26,9 @@ def upgrade() -> None:
         table.add_column(sa.Column("time_property", sa.String(48), nullable=False, server_default=""))
     op.create_table(
         "observations",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("collection", sa.String(97), nullable=False),  # the station collection's id, database.name
         sa.Column("station", sa.BigInteger, nullable=False),  # the station's feature id
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
@@ -35,8 +37,9 @@ def upgrade() -> None:
         sa.Column("unit", sa.String(32), nullable=False, server_default=""),
         sa.Column("quality", sa.String(16), nullable=False, server_default=""),
     )
-    op.create_index("observations_series", "observations", ["collection", "station", "parameter", "time"],
-                    unique=True)
+    op.create_index(
+        "observations_series", "observations", ["collection", "station", "parameter", "time"], unique=True
+    )
 
 
 def downgrade() -> None:
