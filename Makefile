@@ -13,7 +13,7 @@ XCUBE_VIEWER := tests/e2e/xcube-viewer/index.html
 VIEWER := src/cubeport/web/static/viewer.js
 WEB_SOURCES := $(wildcard web/src/*) web/index.html web/build.mjs web/package-lock.json
 
-.PHONY: demo test install install-test system-deps node web serve bench clean qgis-plugin
+.PHONY: demo test lint install install-test system-deps node web serve bench clean qgis-plugin
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,7 +72,17 @@ $(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
 	$(PIP) download --no-deps -q -d build/xcube-wheel "xcube-core==$(XCUBE_VERSION)"
 	$(PY) tests/e2e/get_xcube_viewer.py build/xcube-wheel/xcube_core-$(XCUBE_VERSION)-py3-none-any.whl tests/e2e/xcube-viewer
 
-test: system-deps install-test $(VIEWER) $(OIDC_PROVIDER) $(XCUBE_VIEWER)
+# The house rules, each failing the build when broken: import contracts (.importlinter, the layers of
+# docs/architecture.md), mypy (pyproject.toml: strict for the settled core), ruff lint and format, and
+# the viewer's TypeScript (esbuild strips types without checking them).
+lint: install-test | node
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check src tests benchmarks qgis
+	$(VENV)/bin/ruff format --check src tests benchmarks qgis
+	@test -x web/node_modules/.bin/tsc || npm ci --prefix web --no-audit --no-fund --loglevel=error
+	cd web && node_modules/.bin/tsc --noEmit
+
+test: system-deps install-test lint $(VIEWER) $(OIDC_PROVIDER) $(XCUBE_VIEWER)
 	$(PY) -m pytest
 
 # The QGIS plugin as an installable zip (Plugins > Manage and Install Plugins > Install from ZIP), in dist/.
