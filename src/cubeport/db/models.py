@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -30,14 +30,14 @@ class CubeRecord(Base):
     south: Mapped[float] = mapped_column(Float)
     east: Mapped[float] = mapped_column(Float)
     north: Mapped[float] = mapped_column(Float)
-    time_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    time_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    time_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    time_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     time_steps: Mapped[int] = mapped_column(default=0)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
     variables: Mapped[list[CubeVariableRecord]] = relationship(
         back_populates="cube", cascade="all, delete-orphan", order_by="CubeVariableRecord.name"
@@ -81,8 +81,8 @@ class UserRecord(Base):
     display_name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    last_login: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_login: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class GroupRecord(Base):
@@ -93,7 +93,7 @@ class GroupRecord(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="group")  # group | project
     title: Mapped[str] = mapped_column(String(256), default="")
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class MembershipRecord(Base):
@@ -112,10 +112,10 @@ class ApiKeyRecord(Base):
     owner: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(128), default="")
     secret_hash: Mapped[str] = mapped_column(String(64))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SessionRecord(Base):
@@ -127,8 +127,8 @@ class SessionRecord(Base):
     user_name: Mapped[str] = mapped_column(String(128), index=True)
     principal: Mapped[dict[str, Any]] = mapped_column(JSON)  # who signed in, with roles and groups
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class LoginStateRecord(Base):
@@ -141,7 +141,7 @@ class LoginStateRecord(Base):
     code_verifier: Mapped[str] = mapped_column(String(128))
     nonce: Mapped[str] = mapped_column(String(64))
     next_url: Mapped[str] = mapped_column(Text, default="/")
-    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ResourceAccessRecord(Base):
@@ -174,7 +174,7 @@ class AuditRecord(Base):
     __table_args__ = (Index("ix_audit_event_time", "event", "time"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     event: Mapped[str] = mapped_column(String(32))
     user_name: Mapped[str | None] = mapped_column(String(128), index=True)
     address: Mapped[str | None] = mapped_column(String(64))
@@ -194,7 +194,7 @@ class StacItemRecord(Base):
 
     collection: Mapped[str] = mapped_column(String(128), primary_key=True)  # the cube id
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
-    datetime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    datetime: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     west: Mapped[float] = mapped_column(Float)
     south: Mapped[float] = mapped_column(Float)
     east: Mapped[float] = mapped_column(Float)
@@ -202,7 +202,7 @@ class StacItemRecord(Base):
     item: Mapped[dict[str, Any]] = mapped_column(
         JSON
     )  # the STAC item without links; asset hrefs are store keys
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class StacSourceRecord(Base):
@@ -215,7 +215,7 @@ class StacSourceRecord(Base):
     title: Mapped[str] = mapped_column(String(256), default="")
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 # Rolling cache (migration 0006): what the cache holds of remote data, and its counters.
@@ -233,8 +233,10 @@ class CacheEntryRecord(Base):
     range_end: Mapped[int | None] = mapped_column(BigInteger)  # exclusive, as in Python slices
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)  # TTL counts from here
-    last_used: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now
+    )  # TTL counts from here
+    last_used: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     hits: Mapped[int] = mapped_column(BigInteger, default=0)
 
