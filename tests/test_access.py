@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from helpers import add_users, context_with
 
 from cubeport.api.security import Guard
-from cubeport.cubes.sources import open_fragment
+from cubeport.cubes.readers import open_fragment
 from cubeport.features.schema import CollectionSpec
 from cubeport.stac.federation import Source
 

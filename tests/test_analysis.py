@@ -11,7 +11,7 @@ from helpers import SAMPLE_CUBES, context_with
 from pyproj import Transformer
 from shapely.geometry import Point, shape
 
-from cubeport.analysis import timeseries
+from cubeport.analysis import windows
 from cubeport.analysis.statistics import statistics
 from cubeport.analysis.timeseries import time_series
 from cubeport.api.app import create_app
@@ -175,7 +175,7 @@ def test_bad_geometries_and_parameters(client, body, params, status, says):
 
 
 def test_size_budget_is_a_clear_422(client, monkeypatch):
-    monkeypatch.setattr(timeseries, "MAX_VALUES", 1000)
+    monkeypatch.setattr(windows, "MAX_VALUES", 1000)
     response = client.post("/timeseries/ndvi/ndvi", json=NDVI_POLYGON)
     assert response.status_code == 422 and "the limit is 1,000" in response.json()["detail"]
     assert response.json()["limit"] == "values" and response.json()["maximum"] == 1000

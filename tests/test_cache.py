@@ -24,7 +24,7 @@ from cubeport.config import CacheSettings, load_settings
 from cubeport.context import Context
 from cubeport.db import Database
 from cubeport.errors import InputError, LimitError, NotFoundError, UnavailableError
-from cubeport.platform.cache import RollingCache, cache_key
+from cubeport.platform.rolling_cache import RollingCache, cache_key
 
 
 class Upstream:

@@ -23,7 +23,7 @@ from cubeport.storage import Storage
 if TYPE_CHECKING:
     from cubeport.features.sharing import FeatureSharing
     from cubeport.features.store import FeatureStore
-    from cubeport.platform.cache import RollingCache
+    from cubeport.platform.rolling_cache import RollingCache
     from cubeport.render.service import TileService
     from cubeport.stac.federation import SourceRegistry
     from cubeport.stac.products import ProductArchive
@@ -87,7 +87,7 @@ class Context:
     @cached_property
     def cache(self) -> RollingCache:
         """The rolling cache of remote data (`cache/` under the data root unless `cache.root` says otherwise)."""
-        from cubeport.platform.cache import RollingCache
+        from cubeport.platform.rolling_cache import RollingCache
 
         return RollingCache.from_settings(self.settings, self.storage, self.db)
 

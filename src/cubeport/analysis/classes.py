@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from cubeport.analysis.timeseries import open_variable, read_region
+from cubeport.analysis.windows import open_variable, read_region
 from cubeport.cubes import cf
-from cubeport.cubes.opened import OpenCubes
-from cubeport.cubes.store import CubeStore
+from cubeport.cubes.source import CubeSource
 from cubeport.errors import InputError
 
 CLASSES = ("High", "Good", "Moderate", "Poor", "Bad")
@@ -45,7 +44,7 @@ def classify(values: np.ndarray, limits: Sequence[float]) -> np.ndarray:
 
 
 def class_report(
-    store: CubeStore | OpenCubes,
+    store: CubeSource,
     cube_id: str,
     variable: str,
     geometry: BaseGeometry,

@@ -9,16 +9,15 @@ import numpy as np
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from cubeport.analysis.timeseries import open_variable, read_region
+from cubeport.analysis.windows import open_variable, read_region
 from cubeport.cubes import cf
-from cubeport.cubes.opened import OpenCubes
-from cubeport.cubes.store import CubeStore
+from cubeport.cubes.source import CubeSource
 
 HISTOGRAM_BINS = 100
 
 
 def statistics(
-    store: CubeStore | OpenCubes,
+    store: CubeSource,
     cube_id: str,
     variable: str,
     geometry: BaseGeometry,

@@ -9,17 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 from shapely.geometry.base import BaseGeometry
 
-from cubeport.analysis.regions import Region, region
+from cubeport.analysis.windows import open_variable, read_region
 from cubeport.cubes import cf
-from cubeport.cubes.opened import OpenCubes
-from cubeport.cubes.store import CubeStore
-from cubeport.errors import InputError, LimitError
+from cubeport.cubes.source import CubeSource
+from cubeport.errors import InputError
 
 AGGREGATIONS = ("mean", "median", "std", "min", "max", "count")
-MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as float64)
 
 
 def check_aggregations(names: Sequence[str]) -> list[str]:
@@ -29,32 +26,6 @@ def check_aggregations(names: Sequence[str]) -> list[str]:
             f"aggregation {unknown[0] if unknown else ''!r} unknown; use {', '.join(AGGREGATIONS)}"
         )
     return list(dict.fromkeys(names))
-
-
-def open_variable(store: CubeStore | OpenCubes, cube_id: str, variable: str, *, twin: bool) -> xr.Dataset:
-    """The cube without dask, as its time-chunked twin if asked for and built; NotFoundError naming the
-    variables when `variable` is not one of them."""
-    ds = store.open(cube_id, timeseries=twin and store.pointer(cube_id).timeseries, dask=False)
-    cf.check_variable(ds, variable, cube_id)
-    return ds
-
-
-def read_region(
-    ds: xr.Dataset, variable: str, geometry: BaseGeometry, steps: slice, all_touched: bool = False
-) -> tuple[np.ndarray, Region]:
-    """The values in the geometry's window as a (time, rows, cols) array as stored, within the size budget."""
-    where = region(ds, geometry, all_touched)
-    count = len(range(*steps.indices(ds.sizes["time"]))) * where.mask.size
-    if count > MAX_VALUES:
-        raise LimitError(
-            f"the request would read {count:,} values (area x time steps); the limit is "
-            f"{MAX_VALUES:,}: use a smaller polygon or a shorter startDate..endDate",
-            "values",
-            MAX_VALUES,
-        )
-    ydim, xdim = cf.spatial_dims(ds)
-    # the Variable, not the DataArray: no coordinates or indexes to cut (a third of a point's time)
-    return ds.variables[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values, where
 
 
 def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> dict[str, np.ndarray]:
@@ -81,7 +52,7 @@ def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> d
 
 
 def time_series(
-    store: CubeStore | OpenCubes,
+    store: CubeSource,
     cube_id: str,
     variable: str,
     geometry: BaseGeometry,

@@ -24,6 +24,7 @@ from cubeport.api.routers import (
     landing,
     ogc,
     places,
+    rolling_cache,
     s3,
     stac,
     tiles,
@@ -31,7 +32,6 @@ from cubeport.api.routers import (
     wmts,
     zarr,
 )
-from cubeport.api.routers import cache as cache_routes
 from cubeport.config import Settings
 from cubeport.context import Context
 from cubeport.deadline import time_budget
@@ -105,7 +105,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(landing.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
-    app.include_router(cache_routes.router)
+    app.include_router(rolling_cache.router)
     app.include_router(cubes.router)
     app.include_router(datasets.router)
     app.include_router(places.router)

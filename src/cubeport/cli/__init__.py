@@ -10,7 +10,18 @@ import sys
 
 import typer
 
-from cubeport.cli import cache, data, identity, sources  # noqa: F401  (register their commands)
+# each module registers its commands on `app`; the import order is the order of `cubeport --help`
+from cubeport.cli import (  # noqa: F401
+    rolling_cache,
+    serve,
+    ingest,
+    cubes,
+    places,
+    features,
+    db,
+    identity,
+    sources,
+)
 from cubeport.cli.base import app, err
 from cubeport.errors import ConfigError, ConflictError, CubeportError, InputError, NotFoundError
 

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from cubeport.cubes import cf
-from cubeport.cubes.sources import Fragment, open_fragment
+from cubeport.cubes.readers import Fragment, open_fragment
 from cubeport.cubes.store import CubeInfo, CubeStore, check_cube_id, check_same_grid
 from cubeport.errors import ConflictError, InputError
 

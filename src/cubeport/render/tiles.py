@@ -18,8 +18,7 @@ import numpy as np
 from pyproj import CRS, Transformer
 
 from cubeport.cubes import cf
-from cubeport.cubes.opened import OpenCubes
-from cubeport.cubes.store import CubeStore
+from cubeport.cubes.source import CubeSource
 from cubeport.errors import InputError, NotFoundError
 from cubeport.render.colormaps import COLOURS, NODATA_INDEX, categorical_table, lookup_table
 from cubeport.render.tms import TILE_SIZE, pixel_centres
@@ -32,7 +31,7 @@ MAX_WINDOW = 4096 * 4096  # source pixels one tile may read; a coarser level is 
 class CubeLevels:
     """One version of a cube opened for rendering: every pyramid level, lazily indexed, with its grid."""
 
-    def __init__(self, store: CubeStore | OpenCubes, cube_id: str) -> None:
+    def __init__(self, store: CubeSource, cube_id: str) -> None:
         pointer = store.pointer(cube_id)
         self.cube_id, self.version = cube_id, pointer.version
         self.levels = [store.open(cube_id, level=level, dask=False) for level in range(pointer.levels)]

@@ -19,7 +19,7 @@ from affine import Affine
 from shapely.geometry import box, mapping
 
 from cubeport.cubes import cf
-from cubeport.cubes.sources import Fragment, kind_of
+from cubeport.cubes.readers import Fragment, kind_of
 from cubeport.db import Database
 from cubeport.db.models import StacItemRecord
 from cubeport.errors import NotFoundError
