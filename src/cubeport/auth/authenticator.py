@@ -152,8 +152,8 @@ class Authenticator:
     def session(self, token: str) -> tuple[Principal, Session] | None:
         """The principal of a live session, with its role and groups read afresh (a disabled user is out)."""
         cache_key = _cache_key("session", token)
-        if known := self._known.get(cache_key):
-            return known  # type: ignore[return-value]
+        if (known := self._known.get(cache_key)) and known[1] is not None:  # session entries have one
+            return known[0], known[1]
         session = self.sessions.get(token)
         if session is None:
             return None

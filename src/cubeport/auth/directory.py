@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from cubeport.auth.passwords import hash_password, needs_rehash, verify_password
 from cubeport.auth.principal import ROLES, Principal, Role, Via
@@ -54,7 +56,12 @@ def check_name(name: str, what: str) -> str:
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise InputError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    return role  # type: ignore[return-value]
+    return role
+
+
+def _stored_role(record: UserRecord) -> Role:
+    """A user's role; the column is plain text, and every write to it passes `check_role` or is a `Role`."""
+    return cast(Role, record.role)
 
 
 class Directory:
@@ -120,7 +127,8 @@ class Directory:
         with self.db.session() as session:
             record = session.get(UserRecord, name)
             usable = record is not None and record.active and record.provider == "local"
-            if not verify_password(record.password_hash if usable else None, password):  # type: ignore[union-attr]
+            stored = record.password_hash if usable and record is not None else None
+            if not verify_password(stored, password):
                 return False
             assert record is not None
             if needs_rehash(record.password_hash or ""):  # stronger hashing settings since it was stored
@@ -145,9 +153,9 @@ class Directory:
             groups = frozenset(self._groups_of(session, name)) | frozenset(record.external_groups or ())
             return Principal(
                 name=name,
-                role=record.role,
+                role=_stored_role(record),
                 groups=groups,
-                via=via,  # type: ignore[arg-type]
+                via=via,
                 provider=record.provider,
             )
 
@@ -229,23 +237,23 @@ class Directory:
     # helpers
 
     @staticmethod
-    def _record(session, name: str) -> UserRecord:  # type: ignore[no-untyped-def]
+    def _record(session: Session, name: str) -> UserRecord:
         record = session.get(UserRecord, name)
         if record is None:
             raise NotFoundError(f"user {name!r} does not exist; create it with `cubeport users create`")
         return record
 
     @staticmethod
-    def _groups_of(session, user: str) -> list[str]:  # type: ignore[no-untyped-def]
+    def _groups_of(session: Session, user: str) -> list[str]:
         query = select(MembershipRecord.group_name).where(MembershipRecord.user_name == user)
         return sorted(session.scalars(query))
 
-    def _user(self, session, record: UserRecord) -> User:  # type: ignore[no-untyped-def]
+    def _user(self, session: Session, record: UserRecord) -> User:
         return User(
             record.name,
-            record.role,
+            _stored_role(record),
             record.provider,
-            record.active,  # type: ignore[arg-type]
+            record.active,
             record.password_hash is not None,
             tuple(self._groups_of(session, record.name)),
             record.created,
@@ -253,6 +261,6 @@ class Directory:
         )
 
     @staticmethod
-    def _group(session, record: GroupRecord) -> Group:  # type: ignore[no-untyped-def]
+    def _group(session: Session, record: GroupRecord) -> Group:
         query = select(MembershipRecord.user_name).where(MembershipRecord.group_name == record.name)
         return Group(record.name, record.kind, record.title, tuple(sorted(session.scalars(query))))

@@ -174,8 +174,9 @@ class OidcProvider:
             for path in settings.role_claims
             for r in _as_list(_claim(claims, path.format(client_id=settings.client_id)))
         }
-        mapped = {settings.role_map.get(r, r) for r in roles} & set(ROLES)
-        role: Role = max(mapped, key=ROLES.index) if mapped else "viewer"  # type: ignore[assignment]
+        mapped = {settings.role_map.get(r, r) for r in roles}
+        granted = [r for r in ROLES if r in mapped]  # in ROLES order, so the last is the highest
+        role: Role = granted[-1] if granted else "viewer"
         groups = frozenset(
             str(g).strip("/") for path in settings.group_claims for g in _as_list(_claim(claims, path))
         )
@@ -214,9 +215,13 @@ class OidcProvider:
             "client_id": self.settings.client_id,
             "code_verifier": code_verifier,
         }
-        auth = None
-        if self.settings.client_secret is not None:
-            auth = (self.settings.client_id, self.settings.client_secret.get_secret_value())
+        secret = self.settings.client_secret
+        # a public client sends no credentials (the client of this provider has no default auth)
+        auth = (
+            httpx.BasicAuth(self.settings.client_id, secret.get_secret_value())
+            if secret is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
         try:
             response = self._http.post(self.endpoint("token_endpoint"), data=form, auth=auth)
         except httpx.HTTPError as exc:

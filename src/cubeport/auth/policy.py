@@ -55,7 +55,7 @@ class Access:
 def check_kind(kind: str) -> Kind:
     if kind not in KINDS:
         raise InputError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 class Policy:
@@ -244,6 +244,6 @@ class Policy:
 
     @staticmethod
     def _subjects(principal: Principal) -> frozenset[tuple[str, str]]:
-        if principal.anonymous:
+        if principal.name is None:  # anonymous
             return frozenset()
-        return frozenset({("user", principal.name)} | {("group", g) for g in principal.groups})  # type: ignore[arg-type]
+        return frozenset({("user", principal.name)} | {("group", g) for g in principal.groups})

@@ -10,9 +10,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 
 from cubeport.db import Database, as_utc
 from cubeport.db.models import LoginStateRecord, SessionRecord
@@ -80,7 +80,11 @@ class Sessions:
     def end_all(self, user: str) -> int:
         """End every session of a user (after a password change or when disabling the account)."""
         with self.db.session() as db:
-            return db.execute(delete(SessionRecord).where(SessionRecord.user_name == user)).rowcount
+            # Session.execute is typed as Result; a DELETE returns a CursorResult, which has the row count.
+            result = cast(
+                CursorResult[Any], db.execute(delete(SessionRecord).where(SessionRecord.user_name == user))
+            )
+            return result.rowcount
 
     def start_login(self, provider: str, code_verifier: str, next_url: str) -> tuple[str, str]:
         """Remember an OIDC sign-in until the provider calls back; returns its state and nonce."""
