@@ -18,7 +18,8 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
-DATA = Path(os.environ.get("CUBEPORT_BENCH_DATA", "/work/shared/data"))
+# the sample data beside the checkout, as the tests take it (or $CUBEPORT_SAMPLE_DATA)
+DATA = Path(os.environ.get("CUBEPORT_SAMPLE_DATA") or REPO.parent / "shared" / "data")
 
 PACKAGES = (
     "cubeport",
