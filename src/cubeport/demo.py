@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,7 @@ def _coast_distance_proxy(land: np.ndarray, passes: int) -> np.ndarray:
             + np.roll(field, 1, 1)
             + np.roll(field, -1, 1)
         ) / 5
-    return np.clip(field * 3, 0, 1)
+    return (field * 3).clip(0, 1)
 
 
 def _days(start: str, count: int) -> pd.DatetimeIndex:
@@ -249,7 +250,9 @@ def _write_vectors(context: Context, days: pd.DatetimeIndex) -> list[str]:
     ]
 
 
-def _write_features(context: Context, stations: list[dict], bodies: list[dict], rows: list[dict]) -> str:
+def _write_features(
+    context: Context, stations: list[dict[str, Any]], bodies: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> str:
     """The same stations (with their observations) and water bodies as public collections of the feature
     store's `demo` database, as an agency would keep its monitoring network."""
     from cubeport.features.observations import Observations

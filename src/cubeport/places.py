@@ -81,7 +81,7 @@ class Places:
     def feature(self, group_id: str, place_id: str) -> dict[str, Any]:
         """One feature of a group, by its id; NotFoundError naming the ids there are."""
         features = self.get(group_id)["features"]
-        found = [f for f in features if str(f.get("id")) == place_id]
+        found: list[dict[str, Any]] = [f for f in features if str(f.get("id")) == place_id]
         if not found:
             ids = ", ".join(str(f.get("id")) for f in features[:20])
             raise NotFoundError(f"place {place_id!r} not in group {group_id!r}; places: {ids}")

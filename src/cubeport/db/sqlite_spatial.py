@@ -9,11 +9,14 @@ import sqlite3
 from collections.abc import Callable
 from functools import lru_cache
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+Predicate = Callable[[BaseGeometry, BaseGeometry], np.bool_]  # shapely's predicates on two geometries
+
 # ST_X(row, other) as a test of (other, row): GEOS uses a prepared geometry when it comes first
-PREDICATES: dict[str, Callable[[BaseGeometry, BaseGeometry], bool]] = {
+PREDICATES: dict[str, Predicate] = {
     "ST_Intersects": shapely.intersects,
     "ST_Disjoint": shapely.disjoint,
     "ST_Contains": shapely.within,
@@ -32,9 +35,7 @@ def _prepared(wkb: bytes) -> BaseGeometry:
     return geometry
 
 
-def _function(
-    predicate: Callable[[BaseGeometry, BaseGeometry], bool],
-) -> Callable[[bytes, bytes], int | None]:
+def _function(predicate: Predicate) -> Callable[[bytes, bytes], int | None]:
     def call(row: bytes | None, other: bytes | None) -> int | None:
         if row is None or other is None:
             return None
