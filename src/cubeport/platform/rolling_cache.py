@@ -31,11 +31,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import ColumnElement, delete, false, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, false, func, select, update
 from sqlalchemy.orm import Session
 
 from cubeport.config import CacheSettings, Settings
@@ -354,7 +354,7 @@ class RollingCache:
             changed = session.execute(
                 update(CacheEntryRecord).where(CacheEntryRecord.key == key).values(**values)
             )
-            if not changed.rowcount:
+            if not cast(CursorResult[Any], changed).rowcount:
                 session.add(CacheEntryRecord(key=key, pinned=False, hits=0, **values))
                 session.flush()
             _add(session, bytes_fetched=values["size"])
@@ -479,9 +479,10 @@ class RollingCache:
 
     def _set_pinned(self, key: str, pinned: bool) -> CacheEntry:
         with self.db.session() as session:
-            if not session.execute(
+            changed = session.execute(
                 update(CacheEntryRecord).where(CacheEntryRecord.key == key).values(pinned=pinned)
-            ).rowcount:
+            )
+            if not cast(CursorResult[Any], changed).rowcount:
                 raise NotFoundError(f"cache entry {key!r} not found")
         return self.entry(key)
 
@@ -570,7 +571,9 @@ def _entry(record: CacheEntryRecord, ttl_seconds: float) -> CacheEntry:
     created = as_utc(record.created)
     last_used = as_utc(record.last_used)
     assert created is not None and last_used is not None
-    byte_range = (record.range_start, record.range_end) if record.range_start is not None else None
+    byte_range = None
+    if record.range_start is not None and record.range_end is not None:
+        byte_range = (record.range_start, record.range_end)
     expires = None if record.pinned else created + timedelta(seconds=ttl_seconds)
     return CacheEntry(
         record.key,
@@ -583,7 +586,7 @@ def _entry(record: CacheEntryRecord, ttl_seconds: float) -> CacheEntry:
         record.pinned,
         record.hits,
         expires,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _used(session: Session) -> int:
