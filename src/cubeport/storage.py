@@ -14,13 +14,17 @@ import shutil
 import uuid
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import zarr.storage
 
 from cubeport.config import S3Settings, Settings
 from cubeport.errors import StorageError
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config, S3Store
+    from zarr.abc.store import Store
 
 
 class Storage:
@@ -90,7 +94,8 @@ class Storage:
         return bool(self.fs.exists(self.path(*parts)))
 
     def read_bytes(self, *parts: str) -> bytes:
-        return self.fs.cat_file(self.path(*parts))
+        data: bytes = self.fs.cat_file(self.path(*parts))  # fsspec has no type hints
+        return data
 
     def write_bytes_atomic(self, data: bytes, *parts: str) -> None:
         """Write a small object so that readers see either the old or the new content, never a part."""
@@ -122,7 +127,8 @@ class Storage:
 
     def read_range(self, start: int, end: int, *parts: str) -> bytes:
         """Bytes start..end (end exclusive) of an object."""
-        return self.fs.cat_file(self.path(*parts), start=start, end=end)
+        data: bytes = self.fs.cat_file(self.path(*parts), start=start, end=end)  # fsspec has no type hints
+        return data
 
     def list_dirs(self, *parts: str) -> list[str]:
         """Names of the immediate sub-folders (common prefixes on S3) below `parts`."""
@@ -150,7 +156,7 @@ class Storage:
             self.fs.invalidate_cache()
 
     # -- zarr ------------------------------------------------------------------------------------------
-    def zarr_store(self, *parts: str, read_only: bool = False) -> zarr.abc.store.Store:
+    def zarr_store(self, *parts: str, read_only: bool = False) -> Store:
         """A Zarr store at `parts` below the root."""
         if not self.is_s3:
             return zarr.storage.LocalStore(self.path(*parts), read_only=read_only)
@@ -158,19 +164,19 @@ class Storage:
             return zarr.storage.ObjectStore(self._object_store(*parts), read_only=True)
         return zarr.storage.FsspecStore(self._async_fs, path=self.path(*parts), read_only=False)
 
-    def _object_store(self, *parts: str) -> Any:
+    def _object_store(self, *parts: str) -> S3Store:
         from obstore.store import S3Store
 
         bucket, _, prefix = self.path(*parts).partition("/")
         s3 = self._s3
-        config: dict[str, Any] = {"region": s3.region}
+        config: S3Config = {"region": s3.region}
         if s3.endpoint_url:
             config["endpoint"] = s3.endpoint_url
             config["virtual_hosted_style_request"] = False
         if s3.access_key_id and s3.secret_access_key:
             config["access_key_id"] = s3.access_key_id.get_secret_value()
             config["secret_access_key"] = s3.secret_access_key.get_secret_value()
-        client = {"allow_http": True, "connect_timeout": f"{int(s3.connect_timeout)}s"}
+        client: ClientConfig = {"allow_http": True, "connect_timeout": f"{int(s3.connect_timeout)}s"}
         return S3Store(bucket, prefix=prefix, config=config, client_options=client)
 
     @cached_property

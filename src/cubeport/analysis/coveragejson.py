@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shapely.geometry import mapping
+from shapely.geometry import Point, mapping
 from shapely.geometry.base import BaseGeometry
 
 from cubeport.cubes.catalogue import VariableEntry
@@ -30,7 +30,7 @@ def series(
     """A coverage with one range per variable of the means in `records`, time_series() results keyed by
     variable."""
     times = [r["time"] for r in next(iter(records.values()))]
-    if geometry.geom_type == "Point":
+    if isinstance(geometry, Point):
         axes: dict[str, Any] = {
             "x": {"values": [geometry.x]},
             "y": {"values": [geometry.y]},

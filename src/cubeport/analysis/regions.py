@@ -8,6 +8,7 @@ import numpy as np
 import shapely
 import xarray as xr
 from affine import Affine
+from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 from shapely.geometry import Point
@@ -46,11 +47,21 @@ def _layout(ds: xr.Dataset) -> _Layout:
 
 
 def in_cube_crs(layout: _Layout, geometry: BaseGeometry) -> BaseGeometry:
-    if layout.to_cube is not None:
-        return shapely.transform(geometry, layout.to_cube.transform, interleaved=False)
+    to_cube = layout.to_cube
+    if to_cube is not None:
+
+        def project(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.column_stack(to_cube.transform(xy[:, 0], xy[:, 1]))
+
+        return shapely.transform(geometry, project)
     if layout.wraps and geometry.bounds[0] < 0:  # a 0..360 cube: shift western longitudes
-        return shapely.transform(geometry, lambda x, y: (np.where(x < 0, x + 360, x), y), interleaved=False)
+        return shapely.transform(geometry, _east_of_zero)
     return geometry
+
+
+def _east_of_zero(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Longitudes below 0 as their 180..360 equivalents, for a 0..360 cube."""
+    return np.column_stack((np.where(xy[:, 0] < 0, xy[:, 0] + 360, xy[:, 0]), xy[:, 1]))
 
 
 def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) -> Region:
@@ -60,7 +71,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     layout = _layout(ds)
     grid = layout.grid
     local = in_cube_crs(layout, geometry)
-    if isinstance(local, Point):
+    if isinstance(local, Point) and isinstance(geometry, Point):  # one is a point when the other is
         row, col = _pixel(grid, local, geometry)
         return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))
     shape = (grid.ny, grid.nx)
@@ -85,7 +96,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     return Region(slice(r0, r1), slice(c0, c1), mask)
 
 
-def _pixel(grid: cf.Grid, local: Point, point: BaseGeometry) -> tuple[int, int]:
+def _pixel(grid: cf.Grid, local: Point, point: Point) -> tuple[int, int]:
     """The (row, col) of the pixel under a point in the cube's CRS; NotFoundError outside the grid."""
     col, row = ~grid.transform @ (local.x, local.y)
     r, c = int(np.floor(row)), int(np.floor(col))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,11 @@ def aggregate(values: np.ndarray, mask: np.ndarray, methods: Sequence[str]) -> d
         order_statistics = [m for m in ("median", "min", "max") if m in methods]
         if order_statistics:
             inside = values[:, mask]  # (time, pixels)
-            functions = {"median": np.nanmedian, "min": np.nanmin, "max": np.nanmax}
+            functions: dict[str, Callable[..., np.ndarray]] = {
+                "median": np.nanmedian,
+                "min": np.nanmin,
+                "max": np.nanmax,
+            }
             for method in order_statistics:
                 result[method] = functions[method](inside, axis=1).astype(np.float64)
     return result

@@ -8,12 +8,14 @@ policy (`cubeport.auth.policy`), which covers every kind of resource.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cubeport.cubes.store import CubeInfo, CubeStore
 from cubeport.cubes.styles import Style, check_style, default_style
@@ -113,7 +115,7 @@ class Catalogue:
         with self.db.session() as session:
             return _entry(self._record(session, cube_id))
 
-    def _record(self, session: Any, cube_id: str) -> CubeRecord:
+    def _record(self, session: Session, cube_id: str) -> CubeRecord:
         record = session.get(CubeRecord, cube_id)
         if record is None:
             raise NotFoundError(f"cube {cube_id!r} is not in the catalogue")
@@ -125,8 +127,8 @@ class Catalogue:
         *,
         title: str | None = None,
         description: str | None = None,
-        tags: list[str] | None = None,
-        themes: list[str] | None = None,
+        tags: builtins.list[str] | None = None,  # `list` is the method above in this class
+        themes: builtins.list[str] | None = None,
     ) -> CubeEntry:
         """Edit what users read about a cube; the data is not touched."""
         with self.db.session() as session:

@@ -19,15 +19,21 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 import zarr
 from xarray.backends import BackendArray
 from xarray.core import indexing
+from zarr.core.metadata import ArrayV2Metadata
 
 from cubeport import deadline
 from cubeport.caching import ByteLru
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
+    from zarr.abc.store import Store
 
 DECODED_BYTES = 512 << 20  # decoded chunks kept per process
 PARALLEL_FROM = 4  # chunks to decode before a read uses the thread pool (a point reads 3)
@@ -41,9 +47,11 @@ class ChunkedArray(BackendArray):
     """One Zarr v2 array, read chunk by chunk without zarr-python's event loop."""
 
     def __init__(
-        self, array: zarr.Array, fetch: Callable[[str], bytes], source: str, keep: bool = True
+        self, array: zarr.Array[Any], fetch: Callable[[str], Buffer], source: str, keep: bool = True
     ) -> None:
         meta = array.metadata
+        if not isinstance(meta, ArrayV2Metadata):  # `fast_reads` passes plain v2 arrays only
+            raise TypeError(f"{array.path}: not a Zarr v2 array")
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
         self.chunks: tuple[int, ...] = tuple(meta.chunks)
         self.compressor, self.fill_value = meta.compressor, meta.fill_value
@@ -51,7 +59,11 @@ class ChunkedArray(BackendArray):
         self.fetch, self.source, self.prefix, self.keep = fetch, source, f"{array.path}/", keep
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self.read)
+        # typed Any by xarray; it returns what `read` returns, indexed further
+        values: np.ndarray = indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self.read
+        )
+        return values
 
     def read(self, key: tuple[int | slice, ...]) -> np.ndarray:
         """The window of integer and step-1 slice keys (one per dimension), as a new array."""
@@ -107,7 +119,7 @@ class ChunkedArray(BackendArray):
             )  # as zarr
         else:
             if self.compressor is None:
-                array = np.frombuffer(raw, self.dtype).reshape(self.chunks)
+                array = np.frombuffer(memoryview(raw), self.dtype).reshape(self.chunks)
             else:
                 out = None if self.keep else _scratch(math.prod(self.chunks) * self.dtype.itemsize)
                 array = np.frombuffer(self.compressor.decode(raw, out=out), self.dtype).reshape(self.chunks)
@@ -125,7 +137,7 @@ def _scratch(size: int) -> np.ndarray:
     return buffer[:size]
 
 
-def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str, keep: bool = True) -> xr.Dataset:
+def fast_reads(ds: xr.Dataset, store: Store, source: str, keep: bool = True) -> xr.Dataset:
     """`ds` (opened from `store` without dask) with every variable that has the plain layout read by
     `ChunkedArray`; the others, and every variable of other kinds of stores, unchanged. `source` names the
     store uniquely (for the cache of decoded chunks); `keep` says whether to cache them."""
@@ -144,11 +156,11 @@ def fast_reads(ds: xr.Dataset, store: zarr.abc.store.Store, source: str, keep: b
     return ds.assign(replaced) if replaced else ds
 
 
-def _plain(array: zarr.Array, variable: xr.Variable) -> bool:
+def _plain(array: zarr.Array[Any], variable: xr.Variable) -> bool:
     """Whether the chunks decode to exactly what xarray would give: Zarr v2, C order, no filters, and no
     scaling or masking by xarray (a float array whose fill value is NaN, or none)."""
     meta = array.metadata
-    if array.metadata.zarr_format != 2 or meta.order != "C" or meta.filters:
+    if not isinstance(meta, ArrayV2Metadata) or meta.order != "C" or meta.filters:
         return False
     if (
         any(k in variable.encoding for k in ("scale_factor", "add_offset"))
@@ -159,8 +171,9 @@ def _plain(array: zarr.Array, variable: xr.Variable) -> bool:
     return fill is None or (isinstance(fill, (float, np.floating)) and math.isnan(fill))
 
 
-def _fetcher(store: zarr.abc.store.Store) -> Callable[[str], bytes] | None:
-    """A synchronous `key -> bytes` for the store (FileNotFoundError for a missing key), or None."""
+def _fetcher(store: Store) -> Callable[[str], Buffer] | None:
+    """A synchronous `key -> bytes` (or a zero-copy buffer of them) for the store (FileNotFoundError for a
+    missing key), or None."""
     if isinstance(store, zarr.storage.LocalStore):
         root = Path(store.root)
         return lambda key: (root / key).read_bytes()

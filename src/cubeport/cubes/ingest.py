@@ -7,7 +7,7 @@ through the cube store, which publishes atomically.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -98,7 +98,7 @@ def plan_ingest(
     new, skipped = [pd.Timestamp(t) for f in fragments for t in f.times], []
     if append:
         checker = store.append_checker(cube_id)
-        fresh = set()
+        fresh: set[np.datetime64] = set()
         for fragment in fragments:
             checker.check_compatible(fragment.dataset, fragment.source)
             fresh.update(checker.new_times(fragment.dataset))
@@ -142,7 +142,7 @@ def _select_variables(fragments: list[Fragment], wanted: Sequence[str] | None) -
     available = [str(v) for v in first.data_vars if {"time", ydim, xdim} <= set(first[v].dims)]
     chosen = list(wanted) if wanted else available
     for fragment in fragments:
-        have = set(fragment.dataset.data_vars)
+        have = {str(v) for v in fragment.dataset.data_vars}
         missing = [v for v in chosen if v not in have]
         if missing:
             raise InputError(
@@ -168,7 +168,7 @@ def _check_times_across(fragments: list[Fragment]) -> None:
     cf.check_time_axis(np.sort(all_times), "inputs")
 
 
-def _slabs(ds: xr.Dataset):
+def _slabs(ds: xr.Dataset) -> Iterator[xr.Dataset]:
     per_step = (
         sum(
             v.dtype.itemsize * int(np.prod([ds.sizes[d] for d in v.dims if d != "time"]))

@@ -142,9 +142,10 @@ def read(
     if not _check_key(storage, cube_id, pointer, store, key):
         return cubes.published_object(cube_id, store, key, pointer)[start:end]
     try:
-        return storage.fs.cat_file(
+        data: bytes = storage.fs.cat_file(  # fsspec has no type hints
             storage.path(CUBES_DIR, cube_id, pointer.version, store, key), start=start, end=end
         )
+        return data
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise NotFoundError(f"no {key[:120]!r} in {cube_id}/{store}") from None
 

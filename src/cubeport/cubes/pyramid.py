@@ -57,7 +57,8 @@ def _halve_coord(values: np.ndarray) -> np.ndarray:
     if values.size % 2:
         step = values[-1] - values[-2] if values.size > 1 else 1
         values = np.append(values, values[-1] + step)
-    return values.reshape(-1, 2).mean(axis=1).astype(values.dtype)
+    means: np.ndarray = values.reshape(-1, 2).mean(axis=1)  # numpy types a mean along an axis as Any
+    return means.astype(values.dtype)
 
 
 def _halve(values: np.ndarray, yaxis: int, xaxis: int, categorical: bool) -> np.ndarray:
@@ -72,13 +73,17 @@ def _halve(values: np.ndarray, yaxis: int, xaxis: int, categorical: bool) -> np.
     shape[yaxis : yaxis + 1] = [shape[yaxis] // 2, 2]
     blocks = values.reshape(shape)
     block_axes = (yaxis + 1, xaxis + 2)
+    # numpy types `take`, `mean` and `nanmean` along axes as Any: the annotated local says what they give
+    halved: np.ndarray
     if categorical:
-        return blocks.take(0, axis=block_axes[1]).take(0, axis=block_axes[0])
-    if not np.issubdtype(values.dtype, np.floating):
-        return np.round(blocks.mean(axis=block_axes)).astype(values.dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN blocks stay NaN
-        return np.nanmean(blocks, axis=block_axes).astype(values.dtype)
+        halved = blocks.take(0, axis=block_axes[1]).take(0, axis=block_axes[0])
+    elif not np.issubdtype(values.dtype, np.floating):
+        halved = np.round(blocks.mean(axis=block_axes)).astype(values.dtype)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN blocks stay NaN
+            halved = np.nanmean(blocks, axis=block_axes).astype(values.dtype)
+    return halved
 
 
 def build_levels(ds: xr.Dataset, count: int) -> list[xr.Dataset]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,7 +102,7 @@ def netcdf_engine(path: str) -> str:
 
 def _open_geotiff(path: str, time_pattern: str | None, time: datetime | None) -> xr.Dataset:
     da = rioxarray.open_rasterio(path, masked=False, chunks={})
-    if isinstance(da, list):
+    if not isinstance(da, xr.DataArray):  # a Dataset or a list of them: several subdatasets
         raise InputError(f"{path}: holds several subdatasets; give one of them")
     if da.rio.crs is None:
         raise InputError(f"{path}: no CRS (the GeoTIFF has no georeferencing); add one with gdal_edit -a_srs")
@@ -150,7 +151,7 @@ def _band_names(da: xr.DataArray) -> list[str]:
     return [f"band_{i + 1}" for i in range(da.sizes["band"])]
 
 
-def _time_from_tags(path: str, attrs: dict) -> np.datetime64 | None:
+def _time_from_tags(path: str, attrs: dict[str, Any]) -> np.datetime64 | None:
     for tag in _TIFF_TIME_TAGS:
         value = attrs.get(tag)
         if not value:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numcodecs
 import numpy as np
@@ -38,10 +38,14 @@ from cubeport.cubes.pyramid import build_levels, level_count
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.storage import Storage
 
+if TYPE_CHECKING:
+    from zarr.abc.store import Store
+
 CUBES_DIR = "cubes"
 POINTER = "cube.json"
 TIMESERIES = "timeseries"
-ZARR_FORMAT = 2  # see docs/architecture.md: every client in the field (GDAL 3.6, xcube, QGIS) reads v2
+# see docs/architecture.md: every client in the field (GDAL 3.6, xcube, QGIS) reads v2
+ZARR_FORMAT: Literal[2] = 2
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _COMPRESSOR = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 # nanoseconds: exact for any input time, so re-ingesting a step finds it again
@@ -302,7 +306,7 @@ class CubeWriter:
             self.known_times = set(current["time"].values)
             self.last_time = current["time"].values[-1] if current.sizes["time"] else None
 
-    def _zarr_store(self, name: str) -> zarr.abc.store.Store:
+    def _zarr_store(self, name: str) -> Store:
         return self.store.storage.zarr_store(CUBES_DIR, self.cube_id, self.version, f"{name}.zarr")
 
     def new_times(self, slab: xr.Dataset) -> np.ndarray:
@@ -322,8 +326,8 @@ class CubeWriter:
         if self.template is None:
             return
         check_same_grid(self.template, slab, source)
-        ours = {v for v in self.template.data_vars if "time" in self.template[v].dims}
-        theirs = {v for v in slab.data_vars if "time" in slab[v].dims}
+        ours = {str(v) for v in self.template.data_vars if "time" in self.template[v].dims}
+        theirs = {str(v) for v in slab.data_vars if "time" in slab[v].dims}
         if ours != theirs:
             raise InputError(f"{source}: variables {sorted(theirs)} differ from the cube's {sorted(ours)}")
 
@@ -389,7 +393,7 @@ class CubeWriter:
             changed = False
             for _, array in group.arrays():
                 dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
-                if "time" in dims:
+                if isinstance(dims, list) and "time" in dims:  # a JSON list in Zarr v2
                     axis = dims.index("time")
                     if array.shape[axis] != self.existing.steps:
                         shape = list(array.shape)

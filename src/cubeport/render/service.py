@@ -57,7 +57,8 @@ class TileService:
         """Open the published cubes and their time-series twins, and render one tile (which loads the
         rendering code), before the first request would, for at most about `seconds`; returns the cubes
         opened. Best effort: whatever fails is logged and skipped, and its requests will say why."""
-        deadline, opened = time.monotonic() + seconds, []
+        deadline = time.monotonic() + seconds
+        opened: list[str] = []
         try:
             cube_ids = self.cubes.store.list()
         except CubeportError as exc:

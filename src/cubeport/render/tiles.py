@@ -44,7 +44,7 @@ class CubeLevels:
         first = self.grids[0]
         self.wraps = self.crs.is_geographic and max(first.x0, first.x0 + first.dx * (first.nx - 1)) > 180.0
 
-        self._transformers: dict[str, tuple[Transformer, bool]] = {}
+        self._transformers: dict[str | None, tuple[Transformer, bool]] = {}  # by TMS id (optional there)
 
     def check_variable(self, name: str) -> None:
         cf.check_variable(self.levels[0], name, self.cube_id)
@@ -153,7 +153,8 @@ def _bilinear(window: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
         np.clip(np.rint(fy).astype(np.int64), 0, height - 1),
         np.clip(np.rint(fx).astype(np.int64), 0, width - 1),
     ]
-    return np.where(np.isfinite(values), values, nearest)
+    blended: np.ndarray = np.where(np.isfinite(values), values, nearest)  # numpy types np.where as Any
+    return blended
 
 
 def colour_indices(values: np.ndarray, vmin: float, vmax: float, norm: Norm = "lin") -> np.ndarray:

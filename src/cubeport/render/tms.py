@@ -27,7 +27,8 @@ XCUBE_CRS = {
 @cache
 def tile_matrix_set(name: str) -> morecantile.TileMatrixSet:
     if name == "TM35FIN":
-        return morecantile.TileMatrixSet.custom(
+        # `custom` has no return annotation in morecantile 7.1 (it builds a `cls`)
+        tm35fin: morecantile.TileMatrixSet = morecantile.TileMatrixSet.custom(
             extent=[-548576.0, 6291456.0, 1548576.0, 8388608.0],
             crs=CRS.from_epsg(3067),
             id="TM35FIN",
@@ -35,6 +36,7 @@ def tile_matrix_set(name: str) -> morecantile.TileMatrixSet:
             minzoom=0,
             maxzoom=15,
         )
+        return tm35fin
     if name not in TILE_MATRIX_SETS:
         raise NotFoundError(f"tile matrix set {name!r} unknown; use one of {', '.join(TILE_MATRIX_SETS)}")
     return morecantile.tms.get(name)
