@@ -47,9 +47,10 @@ from services import PostgresServer  # noqa: E402  (a throw-away PostgreSQL + Po
 from cubeport.config import load_settings  # noqa: E402
 from cubeport.context import Context  # noqa: E402
 from cubeport.db import Database  # noqa: E402
+from cubeport.features.backends import feature_store  # noqa: E402
 from cubeport.features.geojson import geojson_features  # noqa: E402
 from cubeport.features.schema import CollectionSpec  # noqa: E402
-from cubeport.features.store import FeatureStore, Selection, feature_store, table_name  # noqa: E402
+from cubeport.features.store import FeatureStore, Selection, table_name  # noqa: E402
 
 GSHHG = DATA / "land" / "gshhg_full_baltic_9-31E_53-66.5N.gpkg"
 DATABASE, COLLECTION = "bench", "gshhg"

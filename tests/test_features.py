@@ -15,8 +15,9 @@ import shapely
 import sqlalchemy
 
 from cubeport.errors import ConflictError, InputError, NotFoundError
+from cubeport.features.backends import feature_store
 from cubeport.features.schema import CollectionSpec
-from cubeport.features.store import Selection, feature_store
+from cubeport.features.store import Selection
 
 
 @pytest.fixture
@@ -259,7 +260,7 @@ def test_a_killed_import_leaves_no_collection(store, database, data):
     created and filled in one transaction, so nothing of it is left and the import can simply run again."""
     script = (
         "import os, signal, sys; from pathlib import Path; from cubeport.db import Database;"
-        "from cubeport.features.importer import import_file; from cubeport.features.store import feature_store;"
+        "from cubeport.features.importer import import_file; from cubeport.features.backends import feature_store;"
         "kill = lambda done, total: done >= 10_000 and os.kill(os.getpid(), signal.SIGKILL);"
         "import_file(feature_store(Database(sys.argv[1])), Path(sys.argv[2]), 'helcom', 'land', progress=kill)"
     )

@@ -62,7 +62,7 @@ class Context:
 
     @cached_property
     def features(self) -> FeatureStore:
-        from cubeport.features.store import feature_store
+        from cubeport.features.backends import feature_store
 
         return feature_store(self.db)
 

@@ -1,20 +1,19 @@
 """Feature collections in the platform's database, one table each (`f_{database}__{collection}`) with the
-geometry and one typed column per property. Two backends behind one interface (`feature_store(db)`):
-
-- SQLite, the embedded default: geometry as WKB, bounding boxes in an R*Tree index, the exact intersection
-  test in shapely;
-- PostGIS: a native geometry column with its SRID and a GiST index; the bbox test runs in the database.
+geometry and one typed column per property. `FeatureStore` holds what both backends share (the registry,
+the SQL of paging, sorting, counting, updating and deleting); a backend (`features.backends`: SQLite,
+PostGIS) keeps the geometry column and its index by implementing the abstract hooks at the class's end.
 
 Inserts stream: features are checked and written in chunks inside one transaction, so millions of rows
 never sit in memory and a bad feature leaves nothing written. Queries, counts, updates and deletes take a
-`Selection` (bbox, CQL2 filter, time range) that becomes one SQL condition on either backend (SQLite gets
-the spatial functions from `db.sqlite_spatial`), so paging, sorting and counting all happen in SQL.
+`Selection` (bbox, CQL2 filter, time range) that becomes one SQL condition on either backend, so paging,
+sorting and counting all happen in SQL.
 """
 
 from __future__ import annotations
 
-import json
+import builtins
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -83,13 +82,8 @@ def table_name(database: str, name: str) -> str:
     return f"f_{database}__{name}"
 
 
-def feature_store(db: Database) -> FeatureStore:
-    """The store for the database's kind: SQLite or PostgreSQL with PostGIS."""
-    return PostgisFeatureStore(db) if db.engine.dialect.name == "postgresql" else SqliteFeatureStore(db)
-
-
-class FeatureStore:
-    """Create, fill, query and drop feature collections. Subclasses keep the geometry and its index."""
+class FeatureStore(ABC):
+    """Create, fill, query and drop feature collections. A backend keeps the geometry and its index."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -121,7 +115,7 @@ class FeatureStore:
             )
         return _spec(row)
 
-    def list(self, database: str | None = None) -> list[CollectionSpec]:
+    def list(self, database: str | None = None) -> builtins.list[CollectionSpec]:
         query = sa.select(_REGISTRY).order_by(_REGISTRY.c.database, _REGISTRY.c.name)
         if database is not None:
             query = query.where(_REGISTRY.c.database == database)
@@ -209,27 +203,27 @@ class FeatureStore:
         name: str,
         selection: Selection = EVERYTHING,
         *,
-        sortby: list[str] | None = None,
+        sortby: builtins.list[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
-        properties: list[str] | None = None,
+        properties: builtins.list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The selected features (id, shapely geometry, properties), sorted by `sortby` (property names, `-`
         for descending) then id; `offset` and `limit` page through them; `properties` chooses the properties."""
         spec = self.get(database, name)
         data = self._table(spec)
         chosen = list(spec.properties) if properties is None else properties
-        _known(spec, chosen, "properties")
+        check_known(spec, chosen, "properties")
         query = (
             sa.select(data.c.id, self._wkb(data), *(data.c[p] for p in chosen))
             .where(*self._where(spec, data, selection))
-            .order_by(*_order(spec, data, sortby))
+            .order_by(*order_terms(spec, data, sortby))
             .offset(offset)
             .limit(limit)
         )
         return (_feature(row, chosen, spec) for row in self._stream(query))
 
-    def _stream(self, query: sa.Select) -> Iterator[Any]:
+    def _stream(self, query: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
         """The rows of `query`, read in chunks from a server-side cursor as the caller iterates. The query is
         built (and the request checked) before: a bad one fails at the call, not once a response has begun."""
         with self.engine.connect() as connection:
@@ -241,10 +235,10 @@ class FeatureStore:
         name: str,
         selection: Selection = EVERYTHING,
         *,
-        sortby: list[str] | None = None,
+        sortby: builtins.list[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
-        properties: list[str] | None = None,
+        properties: builtins.list[str] | None = None,
     ) -> Iterator[str]:
         """The features `query` gives, as GeoJSON Feature texts in CRS84 (what the API and exports send)."""
         features = self.query(
@@ -288,7 +282,7 @@ class FeatureStore:
         """Set properties of the selected features; returns how many changed."""
         spec = self.get(database, name)
         data = self._table(spec)
-        _known(spec, list(values), "properties")
+        check_known(spec, list(values), "properties")
         if not values:
             raise InputError("give at least one property to set")
         checked = {p: _value(v, spec.properties[p], 0, p) for p, v in values.items()}
@@ -352,12 +346,12 @@ class FeatureStore:
         return new
 
     # -- helpers -----------------------------------------------------------------------------------------------
-    def _where(self, spec: CollectionSpec, data: sa.Table, selection: Selection) -> list[Any]:
+    def _where(self, spec: CollectionSpec, data: sa.Table, selection: Selection) -> builtins.list[Any]:
         """The SQL conditions of a selection."""
         conditions = []
         if selection.bbox is not None:
             conditions.extend(
-                self._in_area(spec, data, _bbox_in(spec, selection.bbox, selection.bbox_crs), True)
+                self._in_area(spec, data, bbox_in(spec, selection.bbox, selection.bbox_crs), True)
             )
         if selection.filter is not None:
             columns = {"id": data.c.id, **{p: data.c[p] for p in spec.properties}}
@@ -401,242 +395,62 @@ class FeatureStore:
         )
 
     # -- what a backend provides ---------------------------------------------------------------------------
+    @abstractmethod
     def _geometry_type(self, spec: CollectionSpec) -> Any:
-        raise NotImplementedError
+        """The SQLAlchemy type of the geometry column."""
 
+    @abstractmethod
     def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        raise NotImplementedError
+        """Create the collection's table and its geometry index."""
 
+    @abstractmethod
     def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        raise NotImplementedError
+        """Drop the collection's table and its geometry index."""
 
+    @abstractmethod
     def _renamed(self, connection: sa.Connection, old: str, new: str) -> None:
         """Rename what belongs to a renamed table (index tables, index names)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _copied(self, connection: sa.Connection, source: sa.Table, target: sa.Table) -> None:
         """Complete the index of a table filled by copying rows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _insert_rows(
-        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
+        self,
+        connection: sa.Connection,
+        spec: CollectionSpec,
+        data: sa.Table,
+        rows: builtins.list[dict[str, Any]],
     ) -> None:
-        raise NotImplementedError
+        """Write checked rows (ids given, geometry as shapely) and their index entries."""
 
-    def _filled(self, connection: sa.Connection, data: sa.Table) -> None:
-        """After rows were added: update what the query planner knows."""
+    def _filled(self, connection: sa.Connection, data: sa.Table) -> None:  # noqa: B027 - optional hook
+        """After rows were added: update what the query planner knows (nothing, unless a backend says)."""
 
-    def _delete_ids(self, connection: sa.Connection, data: sa.Table, ids: sa.Select) -> int:
+    @abstractmethod
+    def _delete_ids(self, connection: sa.Connection, data: sa.Table, ids: sa.Select[Any]) -> int:
         """Delete the features whose ids `ids` selects; returns how many."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _wkb(self, data: sa.Table) -> Any:
         """The geometry column as WKB, labelled `wkb`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _geometry_literal(self, spec: CollectionSpec, geometry: BaseGeometry) -> Any:
         """A geometry (in the collection's CRS) as an SQL value to compare the geometry column with."""
-        raise NotImplementedError
 
-    def _in_area(self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool) -> list[Any]:
+    @abstractmethod
+    def _in_area(
+        self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool
+    ) -> builtins.list[Any]:
         """Conditions for features meeting `area`: exactly, or by their bounding boxes (quicker)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _estimate(
         self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
     ) -> int:
-        raise NotImplementedError
-
-
-class SqliteFeatureStore(FeatureStore):
-    """WKB blobs; bounding boxes in an R*Tree virtual table `{table}_rtree`; exact tests by the spatial
-    functions `db.sqlite_spatial` registers."""
-
-    def _geometry_type(self, spec: CollectionSpec) -> Any:
-        return sa.LargeBinary
-
-    @staticmethod
-    def _rtree(name: str) -> sa.TableClause:
-        return sa.table(f"{name}_rtree", *(sa.column(c) for c in ("id", "minx", "maxx", "miny", "maxy")))
-
-    def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        data.create(connection)  # the names are checked identifiers (schema.check_name)
-        connection.exec_driver_sql(
-            f'CREATE VIRTUAL TABLE "{data.name}_rtree" USING rtree(id, minx, maxx, miny, maxy)'
-        )
-
-    def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        connection.exec_driver_sql(f'DROP TABLE "{data.name}_rtree"')
-        data.drop(connection)
-
-    def _renamed(self, connection: sa.Connection, old: str, new: str) -> None:
-        connection.exec_driver_sql(f'ALTER TABLE "{old}_rtree" RENAME TO "{new}_rtree"')
-
-    def _copied(self, connection: sa.Connection, source: sa.Table, target: sa.Table) -> None:
-        rtree = self._rtree(source.name)
-        connection.execute(
-            self._rtree(target.name).insert().from_select(list(rtree.c.keys()), sa.select(*rtree.c))
-        )
-
-    def _insert_rows(
-        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
-    ) -> None:
-        boxes = [
-            {"id": r["id"], **dict(zip(("minx", "miny", "maxx", "maxy"), r["geometry"].bounds, strict=False))}
-            for r in rows
-        ]
-        connection.execute(self._rtree(data.name).insert(), boxes)
-        connection.execute(data.insert(), [{**r, "geometry": shapely.to_wkb(r["geometry"])} for r in rows])
-
-    def _delete_ids(self, connection: sa.Connection, data: sa.Table, ids: sa.Select) -> int:
-        chosen = [row[0] for row in connection.execute(ids)]
-        rtree = self._rtree(data.name)
-        for start in range(0, len(chosen), 10_000):  # SQLite caps the parameters of a statement
-            part = chosen[start : start + 10_000]
-            connection.execute(rtree.delete().where(rtree.c.id.in_(part)))
-            connection.execute(data.delete().where(data.c.id.in_(part)))
-        return len(chosen)
-
-    def _wkb(self, data: sa.Table) -> Any:
-        return data.c.geometry.label("wkb")
-
-    def _geometry_literal(self, spec: CollectionSpec, geometry: BaseGeometry) -> Any:
-        return sa.literal(shapely.to_wkb(geometry), sa.LargeBinary)
-
-    def _in_area(self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool) -> list[Any]:
-        rtree = self._rtree(data.name)
-        west, south, east, north = area.bounds
-        candidates = data.c.id.in_(
-            sa.select(rtree.c.id).where(
-                rtree.c.minx <= east, rtree.c.maxx >= west, rtree.c.miny <= north, rtree.c.maxy >= south
-            )
-        )
-        return (
-            [candidates, sa.func.ST_Intersects(data.c.geometry, self._geometry_literal(spec, area))]
-            if exact
-            else [candidates]
-        )
-
-    def _estimate(
-        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
-    ) -> int:
-        conditions = self._where(spec, data, replace(selection, bbox=None))
-        if selection.bbox is not None:
-            conditions += self._in_area(spec, data, _bbox_in(spec, selection.bbox, selection.bbox_crs), False)
-        return int(
-            connection.execute(sa.select(sa.func.count()).select_from(data).where(*conditions)).scalar_one()
-        )
-
-
-class PostgisFeatureStore(FeatureStore):
-    """A native geometry column with the collection's SRID and a GiST index; spatial tests in the database."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db)
-        with self.engine.begin() as connection:
-            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
-
-    def _geometry_type(self, spec: CollectionSpec) -> Any:
-        from geoalchemy2 import Geometry
-
-        # any type in the column (a Polygon collection also takes MultiPolygons; `_row_of` checks the family)
-        return Geometry("GEOMETRY", srid=spec.crs, spatial_index=False)
-
-    def _create_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        data.create(connection)
-        connection.exec_driver_sql(f'CREATE INDEX "{data.name}_gix" ON "{data.name}" USING GIST (geometry)')
-
-    def _drop_table(self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table) -> None:
-        data.drop(connection)
-
-    def _renamed(self, connection: sa.Connection, old: str, new: str) -> None:
-        connection.exec_driver_sql(f'ALTER INDEX "{old}_gix" RENAME TO "{new}_gix"')
-
-    def _copied(self, connection: sa.Connection, source: sa.Table, target: sa.Table) -> None:
-        self._filled(connection, target)
-
-    def _filled(self, connection: sa.Connection, data: sa.Table) -> None:
-        connection.exec_driver_sql(f'ANALYZE "{data.name}"')
-
-    def _insert_rows(
-        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, rows: list[dict[str, Any]]
-    ) -> None:
-        # WKB made for the whole chunk in one call and parsed by PostGIS (geoalchemy2's shapes went through
-        # WKB, shapely and WKT per row: 6,700 features/s for the GSHHG polygons)
-        wkb = shapely.to_wkb([r["geometry"] for r in rows])
-        geometry = sa.func.ST_GeomFromWKB(sa.bindparam("_wkb", type_=sa.LargeBinary), spec.crs)
-        connection.execute(
-            data.insert().values(geometry=geometry),
-            [
-                {k: v for k, v in r.items() if k != "geometry"} | {"_wkb": w}
-                for r, w in zip(rows, wkb, strict=False)
-            ],
-        )
-
-    def _delete_ids(self, connection: sa.Connection, data: sa.Table, ids: sa.Select) -> int:
-        return int(connection.execute(data.delete().where(data.c.id.in_(ids))).rowcount)
-
-    def _wkb(self, data: sa.Table) -> Any:
-        return sa.func.ST_AsBinary(data.c.geometry).label("wkb")
-
-    def geojson(
-        self,
-        database: str,
-        name: str,
-        selection: Selection = EVERYTHING,
-        *,
-        sortby: list[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        properties: list[str] | None = None,
-    ) -> Iterator[str]:
-        """Each feature's text made by the database (ST_AsGeoJSON, to_json), so no row becomes Python objects:
-        a page of 10,000 polygons took 227 instead of 675 ms (benchmarks/features.py)."""
-        spec = self.get(database, name)
-        data = self._table(spec)
-        chosen = list(spec.properties) if properties is None else properties
-        _known(spec, chosen, "properties")
-        geometry = data.c.geometry if spec.crs == 4326 else sa.func.ST_Transform(data.c.geometry, 4326)
-        # `||` rather than json_build_object, which takes at most 50 properties (PostgreSQL's 100 arguments)
-        text: Any = (
-            sa.literal('{"type":"Feature","id":')
-            + sa.cast(data.c.id, sa.Text)
-            + ',"geometry":'
-            + sa.func.ST_AsGeoJSON(geometry)
-            + ',"properties":{'
-        )
-        for i, p in enumerate(chosen):  # the names are checked identifiers, safe inside a JSON string
-            value = sa.func.coalesce(sa.cast(sa.func.to_json(data.c[p]), sa.Text), "null")
-            text = text + f'{"," if i else ""}"{p}":' + value
-        query = (
-            sa.select((text + "}}").label("feature"))
-            .where(*self._where(spec, data, selection))
-            .order_by(*_order(spec, data, sortby))
-            .offset(offset)
-            .limit(limit)
-        )
-        return (row[0] for row in self._stream(query))
-
-    def _geometry_literal(self, spec: CollectionSpec, geometry: BaseGeometry) -> Any:
-        return sa.func.ST_GeomFromWKB(sa.literal(shapely.to_wkb(geometry), sa.LargeBinary), spec.crs)
-
-    def _in_area(self, spec: CollectionSpec, data: sa.Table, area: BaseGeometry, exact: bool) -> list[Any]:
-        envelope = sa.func.ST_MakeEnvelope(*area.bounds, spec.crs)
-        return [
-            sa.func.ST_Intersects(data.c.geometry, envelope) if exact else data.c.geometry.op("&&")(envelope)
-        ]
-
-    def _estimate(
-        self, connection: sa.Connection, spec: CollectionSpec, data: sa.Table, selection: Selection
-    ) -> int:
-        """The planner's row estimate (from the statistics ANALYZE keeps), as PostgreSQL front ends do."""
-        query = sa.select(data.c.id).where(*self._where(spec, data, selection))
-        compiled = query.compile(connection)
-        plan = connection.exec_driver_sql(
-            "EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params
-        ).scalar_one()
-        plan = json.loads(plan) if isinstance(plan, str) else plan
-        return int(plan[0]["Plan"]["Plan Rows"])
+        """A quick estimate of how many features `selection` selects."""
 
 
 def _spec(row: Any) -> CollectionSpec:
@@ -652,7 +466,8 @@ def _feature(row: Any, properties: list[str], spec: CollectionSpec) -> dict[str,
     return {"id": row.id, "geometry": shapely.from_wkb(row.wkb), "properties": values}
 
 
-def _known(spec: CollectionSpec, names: list[str], what: str) -> None:
+def check_known(spec: CollectionSpec, names: list[str], what: str) -> None:
+    """InputError unless every name is a property of the collection; `what` says what the names are for."""
     unknown = [p for p in names if p not in spec.properties]
     if unknown:
         raise InputError(
@@ -661,13 +476,13 @@ def _known(spec: CollectionSpec, names: list[str], what: str) -> None:
         )
 
 
-def _order(spec: CollectionSpec, data: sa.Table, sortby: list[str] | None) -> list[Any]:
+def order_terms(spec: CollectionSpec, data: sa.Table, sortby: list[str] | None) -> list[Any]:
     """ORDER BY terms for `sortby` ("name", "+name", "-name"; also "id"), ending with the id for stable pages."""
     terms = []
     for item in sortby or []:
         descending, field = item.startswith("-"), item.lstrip("+-").strip()
         if field != "id":
-            _known(spec, [field], "sort property")
+            check_known(spec, [field], "sort property")
             if spec.properties[field] == "json":
                 raise InputError(f"cannot sort by {field!r}: a json property has no order")
         column = data.c[field]
@@ -691,7 +506,7 @@ def _id_of(feature: Any, index: int) -> int | None:
 
 def _row_of(spec: CollectionSpec, feature: dict[str, Any], index: int) -> dict[str, Any]:
     """A table row of a feature, or InputError saying which feature is wrong and how."""
-    raw = feature.get("geometry") if isinstance(feature, dict) else None
+    raw: Any = feature.get("geometry") if isinstance(feature, dict) else None  # whatever the caller sent
     try:
         geometry = raw if isinstance(raw, BaseGeometry) else shape(raw)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
@@ -751,7 +566,7 @@ def _value(value: Any, kind: str, index: int, name: str) -> Any:
     raise InputError(f"feature {index}: property {name!r} must be {kind}, not {value!r}")
 
 
-def _bbox_in(
+def bbox_in(
     spec: CollectionSpec, bbox: tuple[float, float, float, float], bbox_crs: int | str | None
 ) -> BaseGeometry:
     """The bbox as a polygon in the collection's CRS (densified when it is reprojected)."""
@@ -763,7 +578,9 @@ def _bbox_in(
     if code != spec.crs:
         transform = Transformer.from_crs(code, spec.crs, always_xy=True).transform
         area = shapely.transform(
-            area.segmentize(max(east - west, north - south) / 32), transform, interleaved=False
+            area.segmentize(max(east - west, north - south) / 32),
+            transform,  # type: ignore[arg-type]  # types-shapely lacks interleaved=False's (x, y) signature
+            interleaved=False,
         )
         area = box(*area.bounds)
     return area
