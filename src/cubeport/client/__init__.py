@@ -39,8 +39,9 @@ def open_cube(
         f"{server.rstrip('/')}/zarr/{cube_id}/{name}", storage_options={"headers": headers}, read_only=True
     )
     try:
-        return xr.open_zarr(store, consolidated=True, zarr_format=2)
+        dataset: xr.Dataset = xr.open_zarr(store, consolidated=True, zarr_format=2)
     except FileNotFoundError:
         raise LookupError(
             f"no cube {cube_id!r} (level {level}) at {server} that these credentials may read"
         ) from None
+    return dataset

@@ -44,7 +44,8 @@ class FeatureClient:
 
     # -- collections ---------------------------------------------------------------------------------------
     def get_my_databases(self) -> list[dict[str, str]]:
-        return self._call("GET", "/databases")
+        databases: list[dict[str, str]] = self._call("GET", "/databases")
+        return databases
 
     def get_my_collections(self, database: str | None = None) -> Any:
         """The collections you may read (yours, shared with you, public) as a DataFrame."""
@@ -63,7 +64,7 @@ class FeatureClient:
         return pd.DataFrame(rows, columns=["collection", "database", "title", "owner"])
 
     def get_collection_info(self, name: str, database: str | None = None) -> dict[str, Any]:
-        return self._call("GET", f"/collections/{self._id(name, database)}")
+        return self._object("GET", f"/collections/{self._id(name, database)}")
 
     def create_collection(
         self,
@@ -89,24 +90,26 @@ class FeatureClient:
             "project": project,
             **metadata,
         }
-        return self._call("POST", "/collections", json=body)
+        return self._object("POST", "/collections", json=body)
 
     def update_collection_metadata(
         self, name: str, database: str | None = None, **metadata: Any
     ) -> dict[str, Any]:
         """Change title, description, licence, keywords, provenance, metadata_url or time_property."""
-        return self._call("PATCH", f"/collections/{self._id(name, database)}", json=metadata)
+        return self._object("PATCH", f"/collections/{self._id(name, database)}", json=metadata)
 
     def drop_collection(self, name: str, database: str | None = None) -> None:
         self._call("DELETE", f"/collections/{self._id(name, database)}")
 
     def rename_collection(self, name: str, new_name: str, database: str | None = None) -> dict[str, Any]:
-        return self._call("POST", f"/collections/{self._id(name, database)}/rename", json={"name": new_name})
+        return self._object(
+            "POST", f"/collections/{self._id(name, database)}/rename", json={"name": new_name}
+        )
 
     def copy_collection(
         self, name: str, new_name: str, database: str | None = None, new_database: str | None = None
     ) -> dict[str, Any]:
-        return self._call(
+        return self._object(
             "POST",
             f"/collections/{self._id(name, database)}/copy",
             json={"database": new_database or self._database(database), "name": new_name},
@@ -194,29 +197,32 @@ class FeatureClient:
             part = json.loads(
                 values.iloc[start : start + chunk].to_json(drop_id=not upsert, na="null", to_wgs84=False)
             )
-            written += self._call(
-                "POST",
-                f"/collections/{collection}/items",
-                json=part,
-                params={"upsert": "true"} if upsert else None,
-            )["written"]
+            written += int(
+                self._call(
+                    "POST",
+                    f"/collections/{collection}/items",
+                    json=part,
+                    params={"upsert": "true"} if upsert else None,
+                )["written"]
+            )
         return written
 
     def update_collection(
         self, name: str, values: dict[str, Any], query: str, database: str | None = None
     ) -> int:
         """Set properties of the features matching the CQL2 `query`; returns how many changed."""
-        return self._call(
-            "PATCH",
-            f"/collections/{self._id(name, database)}/items",
-            params={"filter": query},
-            json={"properties": values},
-        )["updated"]
+        return int(
+            self._call(
+                "PATCH",
+                f"/collections/{self._id(name, database)}/items",
+                params={"filter": query},
+                json={"properties": values},
+            )["updated"]
+        )
 
     def delete_from_collection(self, name: str, query: str, database: str | None = None) -> int:
-        return self._call(
-            "DELETE", f"/collections/{self._id(name, database)}/items", params={"filter": query}
-        )["deleted"]
+        items = f"/collections/{self._id(name, database)}/items"
+        return int(self._call("DELETE", items, params={"filter": query})["deleted"])
 
     def export_collection(
         self,
@@ -246,10 +252,10 @@ class FeatureClient:
 
     # -- sharing -------------------------------------------------------------------------------------------
     def publish_collection(self, name: str, database: str | None = None) -> dict[str, Any]:
-        return self._call("PUT", f"/collections/{self._id(name, database)}/access", json={"public": True})
+        return self._object("PUT", f"/collections/{self._id(name, database)}/access", json={"public": True})
 
     def unpublish_collection(self, name: str, database: str | None = None) -> dict[str, Any]:
-        return self._call("PUT", f"/collections/{self._id(name, database)}/access", json={"public": False})
+        return self._object("PUT", f"/collections/{self._id(name, database)}/access", json={"public": False})
 
     def grant_access(
         self,
@@ -263,7 +269,7 @@ class FeatureClient:
     ) -> dict[str, Any]:
         """Let one user, group or project read (or, with permission="write", also change) the collection."""
         subject_type, subject = _subject(user=user, group=group, project=project)
-        return self._call(
+        return self._object(
             "POST",
             f"/collections/{self._id(name, database)}/access/grants",
             json={"subject_type": subject_type, "subject": subject, "permission": permission},
@@ -279,14 +285,14 @@ class FeatureClient:
         database: str | None = None,
     ) -> dict[str, Any]:
         subject_type, subject = _subject(user=user, group=group, project=project)
-        return self._call(
+        return self._object(
             "DELETE", f"/collections/{self._id(name, database)}/access/grants/{subject_type}/{subject}"
         )
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _pages(
         self, collection: str, params: dict[str, Any], limit: int | None, offset: int
-    ) -> Iterator[dict]:
+    ) -> Iterator[dict[str, Any]]:
         left = limit
         while left is None or left > 0:
             size = PAGE if left is None else min(PAGE, left)
@@ -309,10 +315,16 @@ class FeatureClient:
         return f"{self._database(database)}.{name}"
 
     def _call(self, method: str, path: str, **options: Any) -> Any:
+        """The server's JSON answer, or FeatureClientError."""
         response = self.http.request(method, path, **options)
         if response.is_error:
             self._raise(response)
         return response.json()
+
+    def _object(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """`_call` for the routes that answer a JSON object."""
+        answer: dict[str, Any] = self._call(method, path, **options)
+        return answer
 
     @staticmethod
     def _raise(response: httpx.Response) -> None:

@@ -14,12 +14,17 @@ from pyproj import Transformer
 
 def geojson_features(crs: int, features: list[dict[str, Any]]) -> list[str]:
     """Features (id, shapely geometry in `crs`, properties) as GeoJSON texts, the geometries encoded in one call."""
+    if not features:
+        return []
     to_lonlat = None if crs == 4326 else Transformer.from_crs(crs, 4326, always_xy=True).transform
     geometries = [
-        f["geometry"] if to_lonlat is None else shapely.transform(f["geometry"], to_lonlat, interleaved=False)
+        f["geometry"]
+        if to_lonlat is None
+        # types-shapely knows only the interleaved signature; interleaved=False calls to_lonlat(x, y)
+        else shapely.transform(f["geometry"], to_lonlat, interleaved=False)  # type: ignore[arg-type]
         for f in features
     ]
-    texts = shapely.to_geojson(geometries) if geometries else []
+    texts = shapely.to_geojson(geometries)
     return [
         f'{{"type":"Feature","id":{f["id"]},"geometry":{g},"properties":{json.dumps(f["properties"], default=_iso)}}}'
         for f, g in zip(features, texts, strict=False)

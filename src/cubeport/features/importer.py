@@ -14,12 +14,18 @@ import numpy as np
 import shapely
 
 from cubeport.errors import ConflictError, CubeportError, InputError
-from cubeport.features.schema import RESERVED, CollectionSpec, check_name
+from cubeport.features.schema import RESERVED, CollectionSpec, PropertyType, check_crs, check_name
 from cubeport.features.store import CHUNK, FeatureStore
 
 Progress = Callable[[int, int], None]  # (features done, features in all)
 PARQUET = (".parquet", ".geoparquet")
-_TYPES = {"i": "integer", "u": "integer", "f": "number", "b": "boolean", "M": "datetime"}
+_TYPES: dict[str, PropertyType] = {
+    "i": "integer",
+    "u": "integer",
+    "f": "number",
+    "b": "boolean",
+    "M": "datetime",
+}
 
 
 def property_name(field: str) -> str:
@@ -59,22 +65,16 @@ def import_file(
     if info["geometry_type"] is None:
         raise InputError(f"{path}: no geometries; for a CSV give the coordinate columns with --x and --y")
     fields = [str(f) for f in info["fields"]]
-    properties = {
+    properties: dict[str, PropertyType] = {
         property_name(f): _TYPES.get(np.dtype(t).kind, "string")
         for f, t in zip(fields, info["dtypes"], strict=False)
     }
     if len(properties) != len(fields):
         raise InputError(f"{path}: field names {fields} collide once made property names")
-    geometry_type = str(info["geometry_type"]).removeprefix("Multi").removesuffix(" Z")
-    spec = CollectionSpec(
-        check_name(database, "database"),
-        check_name(name or property_name(Path(path).stem), "collection"),
-        properties,
-        crs=crs or info["crs"] or 4326,
-        geometry_type=geometry_type if geometry_type in ("Point", "LineString", "Polygon") else "Geometry",
-        title=title or Path(path).stem,
-        provenance=f"imported from {Path(path).name}",
-    )
+    family = str(info["geometry_type"]).removeprefix("Multi").removesuffix(" Z")
+    geometry_type = family if family in ("Point", "LineString", "Polygon") else "Geometry"
+    database = check_name(database, "database")
+    name = check_name(name or property_name(Path(path).stem), "collection")
     total = int(info["features"]) if info["features"] >= 0 else 0
 
     done = 0  # features read so far
@@ -102,6 +102,15 @@ def import_file(
                 progress(done, max(total, done))
 
     try:
+        spec = CollectionSpec(
+            database,
+            name,
+            properties,
+            crs=check_crs(crs or info["crs"] or 4326),
+            geometry_type=geometry_type,
+            title=title or Path(path).stem,
+            provenance=f"imported from {Path(path).name}",
+        )
         return store.create(spec, features(), chunk), done
     except ConflictError:
         raise

@@ -4,8 +4,9 @@ properties, its CRS and geometry type, and the metadata users read (title, licen
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 from pyproj import CRS
@@ -40,16 +41,20 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def check_properties(properties: dict[str, str]) -> dict[str, PropertyType]:
+def check_properties(properties: Mapping[str, str]) -> dict[str, PropertyType]:
     checked: dict[str, PropertyType] = {}
     for name, kind in properties.items():
         check_name(name, "property")
         if name in RESERVED:
             raise InputError(f"property name {name!r} is reserved; reserved: {', '.join(sorted(RESERVED))}")
-        if kind not in PROPERTY_TYPES:
+        if not _is_property_type(kind):
             raise InputError(f"property {name!r} has type {kind!r}; types: {', '.join(PROPERTY_TYPES)}")
-        checked[name] = kind  # type: ignore[assignment]
+        checked[name] = kind
     return checked
+
+
+def _is_property_type(kind: str) -> TypeGuard[PropertyType]:
+    return kind in PROPERTY_TYPES
 
 
 def check_crs(crs: int | str) -> int:

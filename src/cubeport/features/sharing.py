@@ -103,9 +103,9 @@ class FeatureSharing:
     ) -> CollectionSpec:
         """A new collection, private to the database's owner (claiming the database if it is new)."""
         spec = spec.checked()
-        owner_type, owner = self.claim(principal, spec.database, owner)
-        created = self.store.create(replace(spec, owner=f"{owner_type}:{owner}"))
-        self._private(created.id, owner_type, owner)
+        owner_type, owner_name = self.claim(principal, spec.database, owner)
+        created = self.store.create(replace(spec, owner=f"{owner_type}:{owner_name}"))
+        self._private(created.id, owner_type, owner_name)
         return created
 
     def drop(self, database: str, name: str) -> None:
