@@ -51,18 +51,19 @@ class TimeBudget:
             await self.app(scope, receive, send)
 
 
+OPENAPI_URL = "/api"
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
 
-def _serve_openapi_as_openapi(app: FastAPI) -> None:
+def _serve_openapi_as_openapi(app: FastAPI, url: str) -> None:
     """/api answers with the OpenAPI media type its links announce (STAC and OGC validators compare them);
     FastAPI's own route says application/json."""
 
     async def openapi_document(request: Request) -> JSONResponse:
         return JSONResponse(app.openapi(), media_type=OPENAPI_TYPE)
 
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]
-    app.add_route(app.openapi_url, openapi_document, include_in_schema=False)
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != url]
+    app.add_route(url, openapi_document, include_in_schema=False)
 
 
 def create_app(context: Context | Settings | None = None) -> FastAPI:
@@ -81,11 +82,11 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
         title="Cubeport",
         version=__version__,
         description="Earth-observation data platform: cubes, tiles, time series, features, processing.",
-        openapi_url="/api",
+        openapi_url=OPENAPI_URL,
         docs_url="/api.html",
         redoc_url=None,
     )
-    _serve_openapi_as_openapi(app)
+    _serve_openapi_as_openapi(app, OPENAPI_URL)
     app.state.context = context
     admin_password = context.settings.auth.admin_password
     if admin_password is not None:

@@ -33,6 +33,7 @@ from cubeport.errors import AuthenticationError, NotFoundError, PermissionDenied
 SESSION_COOKIE = "cubeport_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SIGN_IN_FIRST = "sign in first: send an API key, a bearer token or a session cookie"
 
 
 def client_address(request: Request) -> str | None:
@@ -123,7 +124,7 @@ class Guard:
         self, request: Request, principal: CurrentPrincipal, context: Annotated[Context, Depends(get_context)]
     ) -> Principal:
         if self.rule in ("signed-in", "admin") and principal.anonymous:
-            raise AuthenticationError("sign in first: send an API key, a bearer token or a session cookie")
+            raise AuthenticationError(SIGN_IN_FIRST)
         if self.rule == "admin" and not principal.is_admin:
             raise PermissionDeniedError("this needs the admin role")
         if self.rule == "resource":
@@ -167,6 +168,13 @@ class _Open(Guard):
 OPEN = _Open("open")
 SIGNED_IN = Guard("signed-in")
 ADMIN = Guard("admin")
+
+
+def signed_in_name(principal: Principal) -> str:
+    """The name of a caller that `SIGNED_IN` or `ADMIN` let through (they refuse anonymous callers)."""
+    if principal.name is None:
+        raise AuthenticationError(SIGN_IN_FIRST)
+    return principal.name
 
 
 def listing(kind: Kind) -> Guard:

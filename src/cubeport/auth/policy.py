@@ -37,18 +37,23 @@ class Access:
     readers: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (subject_type, subject)
     writers: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
-    def to_dict(self) -> dict[str, object]:
-        def names(subjects: frozenset[tuple[str, str]], kind: str) -> list[str]:
-            return sorted(s for t, s in subjects if t == kind)
+    def names(self, subject_type: SubjectType, *, writing: bool = False) -> list[str]:
+        """The groups or users granted reading (writers read too), or with `writing` those granted writing."""
+        subjects = self.writers if writing else self.readers | self.writers
+        return sorted(s for t, s in subjects if t == subject_type)
 
+    def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "id": self.resource_id,
             "access": "public" if self.public else "restricted",
             "owner": self.owner,
-            "groups": names(self.readers | self.writers, "group"),
-            "users": names(self.readers | self.writers, "user"),
-            "writers": {"groups": names(self.writers, "group"), "users": names(self.writers, "user")},
+            "groups": self.names("group"),
+            "users": self.names("user"),
+            "writers": {
+                "groups": self.names("group", writing=True),
+                "users": self.names("user", writing=True),
+            },
         }
 
 

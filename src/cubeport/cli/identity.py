@@ -224,9 +224,11 @@ def _check_resource(context: Context, kind: str, resource_id: str) -> None:
 
 
 def _subject(group: str | None, user: str | None) -> tuple[SubjectType, str]:
-    if bool(group) == bool(user):
-        raise InputError("give one of --group or --user")
-    return ("group", group) if group else ("user", user)  # type: ignore[return-value]
+    if group and not user:
+        return "group", group
+    if user and not group:
+        return "user", user
+    raise InputError("give one of --group or --user")
 
 
 @access_app.command("set")
@@ -297,12 +299,13 @@ def access_show(kind: KindArg, resource_id: IdArg, data_root: DataRoot = None) -
 
 
 def _print_access(context: Context, kind: str, resource_id: str) -> None:
-    data = context.policy.access(kind, resource_id).to_dict()
-    line = f"{kind} {resource_id}: {data['access']}"
-    if data["access"] == "restricted" or data["groups"] or data["users"]:
-        line += f"; groups: {', '.join(data['groups']) or '-'}; users: {', '.join(data['users']) or '-'}"
-    if data["owner"]:
-        line += f"; owner: {data['owner']}"
+    access = context.policy.access(kind, resource_id)
+    groups, users = access.names("group"), access.names("user")
+    line = f"{kind} {resource_id}: {'public' if access.public else 'restricted'}"
+    if not access.public or groups or users:
+        line += f"; groups: {', '.join(groups) or '-'}; users: {', '.join(users) or '-'}"
+    if access.owner:
+        line += f"; owner: {access.owner}"
     out.print(line)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import ADMIN
+from cubeport.api.security import ADMIN, signed_in_name
 from cubeport.auth.audit import EVENTS
 from cubeport.auth.directory import User
 from cubeport.auth.policy import Kind
@@ -73,17 +73,19 @@ def list_users(context: ContextDep, _: Admin) -> dict[str, Any]:
 
 @router.post("/users", summary="Create a local user", status_code=201)
 def create_user(new: NewUser, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return user_json(context.admin.create_user(new.name, role=new.role, password=new.password, by=admin.name))
+    return user_json(
+        context.admin.create_user(new.name, role=new.role, password=new.password, by=signed_in_name(admin))
+    )
 
 
 @router.patch("/users/{name}", summary="Change a user's role, password, or enable/disable it")
 def change_user(name: Name, change: UserChange, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return user_json(context.admin.update_user(name, **change.model_dump(), by=admin.name))
+    return user_json(context.admin.update_user(name, **change.model_dump(), by=signed_in_name(admin)))
 
 
 @router.delete("/users/{name}", summary="Delete a user, its keys and sessions", status_code=204)
 def delete_user(name: Name, context: ContextDep, admin: Admin) -> Response:
-    context.admin.delete_user(name, by=admin.name)
+    context.admin.delete_user(name, by=signed_in_name(admin))
     return Response(status_code=204)
 
 
@@ -94,23 +96,25 @@ def list_groups(context: ContextDep, _: Admin) -> dict[str, Any]:
 
 @router.post("/groups", summary="Create a group or project", status_code=201)
 def create_group(new: NewGroup, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return asdict(context.admin.create_group(new.name, kind=new.kind, title=new.title, by=admin.name))
+    return asdict(
+        context.admin.create_group(new.name, kind=new.kind, title=new.title, by=signed_in_name(admin))
+    )
 
 
 @router.delete("/groups/{name}", summary="Delete a group or project", status_code=204)
 def delete_group(name: Name, context: ContextDep, admin: Admin) -> Response:
-    context.admin.delete_group(name, by=admin.name)
+    context.admin.delete_group(name, by=signed_in_name(admin))
     return Response(status_code=204)
 
 
 @router.put("/groups/{name}/members/{user}", summary="Add a user to a group or project")
 def add_member(name: Name, user: Name, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return asdict(context.admin.add_member(name, user, by=admin.name))
+    return asdict(context.admin.add_member(name, user, by=signed_in_name(admin)))
 
 
 @router.delete("/groups/{name}/members/{user}", summary="Remove a user from a group or project")
 def remove_member(name: Name, user: Name, context: ContextDep, admin: Admin) -> dict[str, Any]:
-    return asdict(context.admin.remove_member(name, user, by=admin.name))
+    return asdict(context.admin.remove_member(name, user, by=signed_in_name(admin)))
 
 
 @router.get("/access/{kind}/{resource_id}", summary="Who may read and write a resource")
@@ -131,7 +135,7 @@ def set_access(
         groups=change.groups,
         users=change.users,
         owner=change.owner,
-        by=admin.name,
+        by=signed_in_name(admin),
     ).to_dict()
 
 
@@ -140,7 +144,7 @@ def grant(
     kind: Kind, resource_id: Name, change: GrantChange, context: ContextDep, admin: Admin
 ) -> dict[str, Any]:
     return context.admin.grant(
-        kind, resource_id, change.subject_type, change.subject, change.permission, by=admin.name
+        kind, resource_id, change.subject_type, change.subject, change.permission, by=signed_in_name(admin)
     ).to_dict()
 
 
@@ -153,7 +157,7 @@ def revoke(
     context: ContextDep,
     admin: Admin,
 ) -> dict[str, Any]:
-    return context.admin.revoke(kind, resource_id, subject_type, subject, by=admin.name).to_dict()
+    return context.admin.revoke(kind, resource_id, subject_type, subject, by=signed_in_name(admin)).to_dict()
 
 
 @router.get("/keys", summary="API keys of every user, or of one owner")

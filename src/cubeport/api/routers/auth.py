@@ -21,6 +21,7 @@ from cubeport.api.security import (
     CurrentPrincipal,
     client_address,
     same_origin,
+    signed_in_name,
 )
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
@@ -218,11 +219,9 @@ def create_key(
     request: KeyRequest, context: ContextDep, principal: Annotated[Principal, Depends(SIGNED_IN)]
 ) -> dict[str, Any]:
     try:
+        name = signed_in_name(principal)
         key, secret = context.auth.create_key(
-            principal.name,
-            expires_days=request.expires_days,  # type: ignore[arg-type]
-            label=request.label,
-            by=principal.name,
+            name, expires_days=request.expires_days, label=request.label, by=name
         )
     except NotFoundError:  # an OIDC user known only from bearer tokens has no account record yet
         raise InputError(

@@ -166,7 +166,7 @@ def _error_response(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
     if request.method == "HEAD":  # a HEAD answer has no body; S3 clients read the status
         return Response(status_code=error.status, headers=headers)
-    fields = [
+    fields: Fields = [
         ("Code", error.code),
         ("Message", error.message),
         *error.extra.items(),
@@ -426,12 +426,12 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The shared parser, with S3's InvalidRange (416) for a range past the end."""
     try:
         return byte_range(header, size)
-    except UnsatisfiableRange:
+    except UnsatisfiableRange as exc:
         raise S3Error(
             416,
             "InvalidRange",
             "The requested range is not satisfiable",
             {"Content-Range": f"bytes */{size}"},
-            RangeRequested=header,
+            RangeRequested=exc.header,
             ActualObjectSize=str(size),
         ) from None
