@@ -384,7 +384,7 @@ def ids(store, selection, **options):
 def test_cql2_filters_time_and_sort_equal_python(store, data):
     from datetime import datetime
 
-    from cubeport.features.filters import parse_filter
+    from cubeport.ogc.params import parse_filter
 
     geometries, rows = countries(store, data)
     every = list(range(1, 178))
@@ -460,7 +460,7 @@ def Transformer_to(code):
 
 
 def test_bad_filters_say_what_is_wrong(store, data):
-    from cubeport.features.filters import parse_filter
+    from cubeport.ogc.params import parse_filter
 
     countries(store, data)
     cases = [
@@ -503,7 +503,7 @@ def test_bad_filters_say_what_is_wrong(store, data):
 
 
 def test_upsert_update_delete_rename_and_copy(store, data):
-    from cubeport.features.filters import parse_filter
+    from cubeport.ogc.params import parse_filter
 
     geometries, rows = countries(store, data)
     europe = Selection(filter=parse_filter("continent = 'Europe'"))

@@ -8,4 +8,5 @@ from cubeport.context import Context
 
 
 async def get_context(request: Request) -> Context:  # async: FastAPI runs sync dependencies in a thread
-    return request.app.state.context
+    context: Context = request.app.state.context
+    return context

@@ -112,8 +112,8 @@ def features_export(
     from pathlib import Path
 
     from cubeport.features.export import FORMATS, export
-    from cubeport.features.filters import parse_filter
     from cubeport.features.store import Selection
+    from cubeport.ogc.params import parse_filter
 
     path = Path(target)
     format = next((name for name, (_, suffix) in FORMATS.items() if path.suffix.lower() == suffix), None)

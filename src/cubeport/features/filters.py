@@ -1,9 +1,9 @@
 """CQL2 filters (text or JSON) as SQL conditions on a collection's table.
 
-The `cql2` library parses and validates both encodings; this module walks the resulting CQL2 JSON tree and
-builds SQLAlchemy expressions. Property names are checked against the collection's queryables and literal
-types against the property types, so a filter never becomes SQL text and a wrong one is an InputError that
-says what is wrong, not a database error.
+`ogc.params.parse_filter` parses and validates both encodings (with the `cql2` library); this module walks
+the resulting CQL2 JSON tree and builds SQLAlchemy expressions. Property names are checked against the
+collection's queryables and literal types against the property types, so a filter never becomes SQL text and
+a wrong one is an InputError that says what is wrong, not a database error.
 
 Supported: and, or, not; =, <>, <, <=, >, >=, like, between, in, isNull; casei; + - * /; the spatial
 predicates s_intersects, s_disjoint, s_contains, s_within, s_touches, s_crosses, s_overlaps, s_equals (geometry
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 import shapely
@@ -26,9 +25,9 @@ from shapely.geometry.base import BaseGeometry
 
 from cubeport.errors import InputError
 from cubeport.features.schema import CollectionSpec
+from cubeport.ogc.params import parse_instant
 
 Filter = dict[str, Any]  # CQL2 JSON
-LANGUAGES = ("cql2-text", "cql2-json")
 SPATIAL = {
     f"s_{p}": f"ST_{p.capitalize()}"
     for p in ("intersects", "disjoint", "contains", "within", "touches", "crosses", "overlaps", "equals")
@@ -55,27 +54,6 @@ _KIND = {
     "datetime": "datetime",
     "json": "json",
 }
-
-
-def parse_filter(text: str | dict[str, Any], lang: str | None = None) -> Filter:
-    """A filter as CQL2 JSON, from CQL2 text or JSON (a string or an already parsed object)."""
-    import cql2
-
-    lang = lang or (
-        "cql2-json" if isinstance(text, dict) or str(text).lstrip().startswith("{") else "cql2-text"
-    )
-    if lang not in LANGUAGES:
-        raise InputError(f"filter-lang {lang!r}: use one of {', '.join(LANGUAGES)}")
-    try:
-        if lang == "cql2-text":
-            expression = cql2.parse_text(str(text))
-        else:
-            expression = cql2.Expr(text if isinstance(text, dict) else json.loads(text))
-        expression.validate()
-    except Exception as exc:  # noqa: BLE001 - cql2 raises its own ValidationError, ParseError and ValueError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"filter is not valid {lang}: {first[:300]}") from None
-    return expression.to_json()
 
 
 GeometryLiteral = Callable[[BaseGeometry], Any]  # a shapely geometry (in the collection's CRS) as SQL
@@ -193,7 +171,8 @@ class FilterCompiler:
         if geometry.is_empty or not geometry.is_valid:  # GEOS would fail on it inside the query
             raise InputError(f"filter: invalid geometry literal: {shapely.is_valid_reason(geometry)}")
         if self.to_storage is not None:
-            geometry = shapely.transform(geometry, self.to_storage, interleaved=False)
+            # shapely-stubs type only the interleaved form; with interleaved=False the function takes x and y
+            geometry = shapely.transform(geometry, self.to_storage, interleaved=False)  # type: ignore[arg-type]
         return geometry
 
     def _spatial(self, op: str, args: list[Any]) -> Any:
@@ -220,7 +199,7 @@ class FilterCompiler:
         within = sa.and_(
             value >= start if start is not None else sa.true(), value <= end if end is not None else sa.true()
         )
-        conditions = {
+        conditions: dict[str, Callable[[], Any]] = {
             "t_after": lambda: value > end if end is not None else sa.false(),
             "t_before": lambda: value < start if start is not None else sa.false(),
             "t_during": lambda: within,
@@ -249,29 +228,3 @@ def _op(node: Any) -> tuple[str, list[Any]]:
     if not isinstance(node, dict) or "op" not in node:
         raise InputError(f"filter: expected a boolean expression, not {json.dumps(node)[:200]}")
     return str(node["op"]).lower(), list(node.get("args", []))
-
-
-def parse_instant(text: str) -> datetime:
-    """A CQL2 timestamp or date as an aware UTC datetime (dates as their midnight)."""
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            moment = datetime.combine(date.fromisoformat(str(text)), time())
-        except ValueError:
-            raise InputError(f"{text!r} is not an RFC 3339 timestamp or date") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
-    """The OGC API `datetime` parameter (an instant, or an interval start/end with `..` open ends) as a range."""
-    parts = text.split("/")
-    if len(parts) > 2 or not text:
-        raise InputError(
-            f"datetime {text!r}: give an RFC 3339 instant or an interval start/end ('..' for open)"
-        )
-    ends = [None if p in ("..", "") else parse_instant(p) for p in parts]
-    start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
-    if start is not None and end is not None and start > end:
-        raise InputError(f"datetime {text!r}: the interval ends before it starts")
-    return start, end

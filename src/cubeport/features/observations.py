@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from cubeport.db import as_utc
 from cubeport.errors import InputError
-from cubeport.features.filters import parse_datetime, parse_instant
 from cubeport.features.store import CHUNK, FeatureStore
+from cubeport.ogc.params import parse_datetime, parse_instant
 
 COLUMNS = ("station", "time", "parameter", "value", "unit", "quality")
 _TABLE = sa.Table(  # as migration 0004 makes it

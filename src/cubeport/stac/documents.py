@@ -12,6 +12,7 @@ import xarray as xr
 
 from cubeport.cubes import cf
 from cubeport.cubes.catalogue import CubeEntry
+from cubeport.ogc import params
 
 STAC_VERSION = "1.0.0"
 DATACUBE = "https://stac-extensions.github.io/datacube/v2.2.0/schema.json"
@@ -25,18 +26,18 @@ CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
     "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
     "https://api.stacspec.org/v1.0.0/ogcapi-features#fields",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
-    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    params.FEATURES_CORE,
+    params.FEATURES_OAS30,
+    params.FEATURES_GEOJSON,
+    params.FEATURES_FILTER,
+    params.FEATURES_FEATURES_FILTER,
+    params.CQL2_TEXT,
+    params.CQL2_JSON,
+    params.CQL2_BASIC,
+    params.CQL2_ADVANCED_COMPARISON,
+    params.CQL2_BASIC_SPATIAL,
+    params.CQL2_SPATIAL,
+    params.CQL2_TEMPORAL,
 ]
 JSON, GEOJSON = "application/json", "application/geo+json"
 
@@ -183,6 +184,21 @@ def local_item(item: dict[str, Any], base: str) -> dict[str, Any]:
             link("root", stac),
         ],
     }
+
+
+def item_collection(
+    features: list[dict[str, Any]], matched: int | None, base: str, links: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A page of items; `matched` is left out when it is not known (a federated search)."""
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": features,
+        "links": [*links, link("root", f"{base}/stac")],
+        "numberReturned": len(features),
+    }
+    if matched is not None:
+        body["numberMatched"] = matched
+    return body
 
 
 def queryables(url: str, title: str) -> dict[str, Any]:

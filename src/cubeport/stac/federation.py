@@ -177,14 +177,15 @@ def search(
         pool.shutdown(wait=False, cancel_futures=True)
         for source in asked:
             future = futures[source.name]
+            error = future.exception() if future.done() else None
             if not future.done():
                 problem = f"no answer within {source.timeout_seconds:g} s"
-            elif future.exception() is not None:
-                problem = _describe(future.exception())
+            elif error is not None:
+                problem = _describe(error)
             else:
-                (items, following), count = future.result()
+                (items, following), said = future.result()
                 pages[source.name] = ([annotate(source, i) for i in items], following)
-                matched[source.name] = count
+                matched[source.name] = said
                 continue
             log.warning("STAC source %s left out: %s", source.name, problem)
             warnings.append(

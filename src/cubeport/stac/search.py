@@ -1,5 +1,6 @@
 """STAC item search over the local items: bbox, intersects, datetime, ids, collections, CQL2 filter (text or
-JSON, evaluated on each item by the `cql2` library), sortby, fields, limit and token paging.
+JSON, evaluated on each item by the `cql2` library), sortby, fields, limit and token paging; and which sources
+(this server, registered remote STAC APIs) a search asks.
 
 The database narrows the candidates (collection, id, bbox, time); geometry, CQL2 and sorting run on the
 items themselves, which is enough for catalogues of products (thousands of items per cube, not millions).
@@ -8,32 +9,36 @@ items themselves, which is enough for catalogues of products (thousands of items
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+import cql2
 import shapely
 from shapely.geometry import box, shape
 
 from cubeport.errors import InputError
-from cubeport.features.filters import parse_instant
+from cubeport.ogc.params import BBox, Interval, parse_bbox, parse_cql2, parse_datetime, parse_instant
+from cubeport.stac.federation import LOCAL
 
 MAX_LIMIT = 10_000  # larger limits are lowered to it, as the STAC API allows
-RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 TOP_LEVEL = ("id", "collection", "geometry", "bbox", "type")
+SOURCES_HELP = (
+    "comma-separated: 'local' (this server's items, the default), names of registered sources "
+    "(GET /stac/sources), or '*' for all of them"
+)
 
 
 @dataclass
 class SearchRequest:
-    """One search, from GET query parameters or a POST body (`from_body`)."""
+    """One search, from GET query parameters (`from_query`) or a POST body (`from_body`). A search of other
+    `sources` than this server's is federated; its `token` is then the federation's."""
 
     collections: list[str] | None = None
     ids: list[str] | None = None
-    bbox: tuple[float, float, float, float] | None = None
+    bbox: BBox | None = None
     intersects: dict[str, Any] | None = None
     datetime: str | None = None
     filter: str | dict[str, Any] | None = None
@@ -43,6 +48,7 @@ class SearchRequest:
     exclude: list[str] = field(default_factory=list)
     limit: int = 10
     token: str | None = None
+    sources: list[str] = field(default_factory=lambda: [LOCAL])
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> SearchRequest:
@@ -72,6 +78,11 @@ class SearchRequest:
         fields = body.get("fields") or {}
         if not isinstance(fields, dict):
             raise InputError('fields: give {"include": [...], "exclude": [...]}')
+        sources = body.get("sources")
+        if sources is not None and (
+            not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)
+        ):
+            raise InputError(f"sources: give a list of names ({SOURCES_HELP})")
         return cls(
             collections=_strings(body.get("collections"), "collections"),
             ids=_strings(body.get("ids"), "ids"),
@@ -85,6 +96,7 @@ class SearchRequest:
             exclude=_strings(fields.get("exclude"), "fields.exclude") or [],
             limit=check_limit(body.get("limit", 10)),
             token=body.get("token"),
+            sources=sources or [LOCAL],
         ).checked()
 
     @classmethod
@@ -102,6 +114,7 @@ class SearchRequest:
         fields: str | None = None,
         limit: int = 10,
         token: str | None = None,
+        sources: str | None = None,
     ) -> SearchRequest:
         try:
             geometry = json.loads(intersects) if intersects else None
@@ -121,7 +134,13 @@ class SearchRequest:
             exclude=[f[1:] for f in names if f.startswith("-")],
             limit=check_limit(limit),
             token=token,
+            sources=_split(sources) or [LOCAL],
         ).checked()
+
+    @property
+    def federated(self) -> bool:
+        """Whether the search asks other sources than this server's items."""
+        return self.sources != [LOCAL]
 
     def checked(self) -> SearchRequest:
         """Parse what can be wrong once, so the search itself cannot fail on the caller's input."""
@@ -130,19 +149,23 @@ class SearchRequest:
         self._geometry = (
             _geometry(self.intersects) if self.intersects else (box(*self.bbox) if self.bbox else None)
         )
-        self._interval = parse_interval(self.datetime) if self.datetime else (None, None)
-        self._filter = _cql2(self.filter, self.filter_lang) if self.filter not in (None, "") else None
-        self._offset = _offset(self.token)
+        self._interval: Interval = (
+            parse_datetime(self.datetime, strict=True) if self.datetime else (None, None)
+        )
+        self._filter: cql2.Expr | None = (
+            parse_cql2(self.filter, self.filter_lang) if self.filter not in (None, "") else None
+        )
+        self._offset = 0 if self.federated else _offset(self.token)
         return self
 
     @property
-    def end(self) -> datetime | None:
+    def end(self) -> dt.datetime | None:
         return self._interval[1]
 
     @property
-    def bounds(self) -> tuple[float, float, float, float] | None:
+    def bounds(self) -> BBox | None:
         """The bbox of `bbox` or `intersects`, which the database can narrow by."""
-        return None if self._geometry is None else tuple(self._geometry.bounds)  # type: ignore[return-value]
+        return None if self._geometry is None else tuple(self._geometry.bounds)
 
     def to_body(self) -> dict[str, Any]:
         """The search as a STAC POST body (what a remote source is sent), without limit and token."""
@@ -182,7 +205,7 @@ class SearchRequest:
         (items as `present` makes them, with fields applied; next offset or None; number matched)."""
         found = [i for i in items if self.matches(i)]
         for name, ascending in reversed(self.sortby):  # stable sorts, last key first
-            found.sort(key=lambda i, n=name: _sort_key(_field(i, n)), reverse=not ascending)
+            found.sort(key=_sort_by(name), reverse=not ascending)
         start = self._offset if offset is None else offset
         size = limit or self.limit
         chosen = found[start : start + size]
@@ -228,41 +251,7 @@ def check_limit(limit: Any) -> int:
     return min(limit, MAX_LIMIT)
 
 
-def parse_interval(text: str) -> tuple[datetime | None, datetime | None]:
-    """The STAC `datetime`: an RFC 3339 date-time (with its zone), or an interval a/b whose ends may be open
-    ('..' or empty), but not both."""
-    parts = text.split("/")
-    open_end = ("..", "")
-    if (
-        len(parts) > 2
-        or (len(parts) == 2 and all(p in open_end for p in parts))
-        or not all(RFC3339.match(p) for p in parts if not (len(parts) == 2 and p in open_end))
-    ):
-        raise InputError(
-            f"datetime {text!r}: give an RFC 3339 date-time such as 2024-06-01T00:00:00Z, or an "
-            "interval start/end with '..' for an open end"
-        )
-    ends = [None if p in open_end else parse_instant(p.upper()) for p in parts]
-    start, end = (ends[0], ends[0]) if len(ends) == 1 else (ends[0], ends[1])
-    if start is not None and end is not None and start > end:
-        raise InputError(f"datetime {text!r}: the interval ends before it starts")
-    return start, end
-
-
-def parse_bbox(value: str | list[Any]) -> tuple[float, float, float, float]:
-    parts = value.split(",") if isinstance(value, str) else value
-    try:
-        numbers = [float(p) for p in parts]
-    except (TypeError, ValueError):
-        raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north") from None
-    if len(numbers) == 6:
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers) or numbers[1] > numbers[3]:
-        raise InputError(f"bbox {value!r}: give 4 (or 6) numbers west,south,east,north in degrees")
-    return numbers[0], numbers[1], numbers[2], numbers[3]
-
-
-def _bbox_list(value: Any) -> tuple[float, float, float, float]:
+def _bbox_list(value: Any) -> BBox:
     if not isinstance(value, list):
         raise InputError(f"bbox {value!r}: in a POST body give a list of 4 (or 6) numbers")
     return parse_bbox(value)
@@ -278,25 +267,7 @@ def _geometry(data: Any) -> Any:
     return geometry
 
 
-def _cql2(text: str | dict[str, Any], lang: str | None) -> Any:
-    import cql2
-
-    if lang not in (None, "cql2-text", "cql2-json"):
-        raise InputError(f"filter-lang {lang!r}: use cql2-text or cql2-json")
-    try:
-        if isinstance(text, dict):
-            expression = cql2.Expr(text)
-        elif lang == "cql2-json" or str(text).lstrip().startswith("{"):
-            expression = cql2.parse_json(str(text))
-        else:
-            expression = cql2.parse_text(str(text))
-        expression.validate()
-    except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
-        raise InputError(f"filter: {str(exc).splitlines()[0][:300]}") from None
-    return expression
-
-
-def _in_interval(properties: dict[str, Any], start: datetime | None, end: datetime | None) -> bool:
+def _in_interval(properties: dict[str, Any], start: dt.datetime | None, end: dt.datetime | None) -> bool:
     first = properties.get("start_datetime") or properties.get("datetime")
     last = properties.get("end_datetime") or properties.get("datetime")
     if first is None or last is None:
@@ -318,6 +289,10 @@ def _field(item: dict[str, Any], name: str) -> Any:
     for part in _path(name):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+def _sort_by(name: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    return lambda item: _sort_key(_field(item, name))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

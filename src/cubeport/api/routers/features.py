@@ -19,37 +19,38 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cubeport.api.deps import get_context
 from cubeport.api.security import OPEN, SIGNED_IN, listing, resource
+from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
 from cubeport.features.export import FORMATS, export
-from cubeport.features.filters import parse_datetime, parse_filter
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import MAX_ID, Selection
+from cubeport.ogc import params
+from cubeport.ogc.params import MAX_FILTER, parse_bbox, parse_crs, parse_datetime, parse_filter
 
 router = APIRouter(prefix="/features", tags=["features"])
 ContextDep = Annotated[Context, Depends(get_context)]
 CollectionId = Annotated[str, Path(alias="collectionId", max_length=100, description="database.collection")]
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
 MAX_LIMIT = 10_000
 CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
-    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
-    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    params.FEATURES_CORE,
+    params.FEATURES_GEOJSON,
+    params.FEATURES_OAS30,
+    params.FEATURES_QUERYABLES,
+    params.FEATURES_QUERYABLES_QUERY_PARAMETERS,
+    params.FEATURES_FILTER,
+    params.FEATURES_FEATURES_FILTER,
+    params.CQL2_TEXT,
+    params.CQL2_JSON,
+    params.CQL2_BASIC,
+    params.CQL2_ADVANCED_COMPARISON,
+    params.CQL2_CASE_INSENSITIVE,
+    params.CQL2_BASIC_SPATIAL,
+    params.CQL2_SPATIAL,
+    params.CQL2_TEMPORAL,
+    params.CQL2_ARITHMETIC,
 ]
 READ = resource("collection", "collectionId")
 WRITE = resource("collection", "collectionId", action="write")
@@ -60,10 +61,6 @@ def split_id(collection_id: str) -> tuple[str, str]:
     if not name:
         raise NotFoundError(f"collection {collection_id!r} not found; ids are database.collection")
     return database, name
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/features"
 
 
 def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
@@ -94,8 +91,8 @@ def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
         "description": spec.description,
         "keywords": spec.keywords,
         "itemType": "feature",
-        "crs": [CRS84],
-        "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{spec.crs}",
+        "crs": [params.CRS84],
+        "storageCrs": params.epsg_uri(spec.crs),
         "licence": spec.licence,
         "provenance": spec.provenance,
         "owner": spec.owner,
@@ -108,7 +105,7 @@ def collection_json(spec: CollectionSpec, base: str) -> dict[str, Any]:
 
 @router.get("", summary="OGC API Features landing page", dependencies=[Depends(OPEN)])
 def landing(request: Request) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request, router.prefix)
     return {
         "title": "Cubeport feature collections",
         "links": [
@@ -117,7 +114,7 @@ def landing(request: Request) -> dict[str, Any]:
             {"rel": "data", "href": f"{base}/collections", "type": "application/json"},
             {
                 "rel": "service-desc",
-                "href": str(request.base_url).rstrip("/") + "/api",
+                "href": base_url(request, "/api"),
                 "type": "application/vnd.oai.openapi+json;version=3.0",
             },
         ],
@@ -136,7 +133,7 @@ def collections(
     principal: Annotated[Principal, Depends(listing("collection"))],
     database: Annotated[str | None, Query(max_length=48, description="only this database's")] = None,
 ) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request, router.prefix)
     return {
         "collections": [
             collection_json(spec, base) for spec in context.sharing.collections(principal, database)
@@ -147,7 +144,7 @@ def collections(
 
 @router.get("/collections/{collectionId}", summary="One feature collection", dependencies=[Depends(READ)])
 def collection(request: Request, collection_id: CollectionId, context: ContextDep) -> dict[str, Any]:
-    return collection_json(context.features.get(*split_id(collection_id)), _base(request))
+    return collection_json(context.features.get(*split_id(collection_id)), base_url(request, router.prefix))
 
 
 @router.get(
@@ -159,7 +156,10 @@ def collection(request: Request, collection_id: CollectionId, context: ContextDe
 )
 def queryables(request: Request, collection_id: CollectionId, context: ContextDep) -> Response:
     spec = context.features.get(*split_id(collection_id))
-    body = {**spec.queryables(), "$id": f"{_base(request)}/collections/{spec.id}/queryables"}
+    body = {
+        **spec.queryables(),
+        "$id": f"{base_url(request, router.prefix)}/collections/{spec.id}/queryables",
+    }
     return Response(json.dumps(body), media_type="application/schema+json")
 
 
@@ -171,17 +171,17 @@ def selection(
     datetime: Annotated[
         str | None, Query(max_length=100, description="an instant or start/end ('..' open)")
     ] = None,
-    filter: Annotated[str | None, Query(max_length=20_000, description="a CQL2 filter")] = None,  # noqa: A002
+    filter: Annotated[str | None, Query(max_length=MAX_FILTER, description="a CQL2 filter")] = None,  # noqa: A002
     filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None, Query(alias="filter-lang")] = None,
     filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
 ) -> Selection:
     """The query parameters that select features, shared by items, export, update and delete."""
-    box = _bbox(bbox)
+    box = parse_bbox(bbox) if bbox is not None else None
     return Selection(
         bbox=box,
-        bbox_crs=_crs(bbox_crs) if box else None,
+        bbox_crs=parse_crs(bbox_crs) if box else None,
         filter=parse_filter(filter, filter_lang) if filter else None,
-        filter_crs=_crs(filter_crs),
+        filter_crs=parse_crs(filter_crs),
         datetime=parse_datetime(datetime) if datetime else None,
     )
 
@@ -222,7 +222,7 @@ def items(
         matched = offset + len(found)
     else:
         found, matched = found[:limit], store.count(database, name, chosen)
-    url = f"{_base(request)}/collections/{spec.id}/items"
+    url = f"{base_url(request, router.prefix)}/collections/{spec.id}/items"
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if offset + len(found) < matched:
         links.append({"rel": "next", "type": GEOJSON, "href": _page(request, url, offset + limit)})
@@ -368,11 +368,12 @@ def create_collection(
     principal: Annotated[Principal, Depends(SIGNED_IN)],
 ) -> dict[str, Any]:
     fields = body.model_dump()
-    owners = [(kind, name) for kind in ("group", "project") if (name := fields.pop(kind)) is not None]
+    kinds: tuple[Subject, ...] = ("group", "project")
+    owners = [(kind, name) for kind in kinds if (name := fields.pop(kind)) is not None]
     if len(owners) > 1:
         raise InputError("a database has one owner: give group or project, not both")
     spec = context.sharing.create(principal, CollectionSpec(**fields), owners[0] if owners else None)
-    return collection_json(spec, _base(request))
+    return collection_json(spec, base_url(request, router.prefix))
 
 
 @router.delete(
@@ -392,7 +393,7 @@ def describe_collection(
     request: Request, collection_id: CollectionId, context: ContextDep, body: Metadata
 ) -> dict[str, Any]:
     spec = context.features.describe(*split_id(collection_id), **body.model_dump(exclude_unset=True))
-    return collection_json(spec, _base(request))
+    return collection_json(spec, base_url(request, router.prefix))
 
 
 @router.post(
@@ -406,7 +407,9 @@ def rename_collection(
     context: ContextDep,
     name: Annotated[str, Body(embed=True, max_length=48)],
 ) -> dict[str, Any]:
-    return collection_json(context.sharing.rename(*split_id(collection_id), name), _base(request))
+    return collection_json(
+        context.sharing.rename(*split_id(collection_id), name), base_url(request, router.prefix)
+    )
 
 
 @router.post(
@@ -421,7 +424,7 @@ def copy_collection(
     name: Annotated[str, Body(max_length=48)],
 ) -> dict[str, Any]:
     copied = context.sharing.copy(principal, *split_id(collection_id), database, name)
-    return collection_json(copied, _base(request))
+    return collection_json(copied, base_url(request, router.prefix))
 
 
 @router.post(
@@ -553,25 +556,3 @@ def _list(text: str | None) -> list[str] | None:
 
 def _page(request: Request, url: str, offset: int) -> str:
     return url + "?" + urlencode({**request.query_params, "offset": str(offset)})
-
-
-def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (4, 6):
-        raise InputError(f"bbox {text!r}: give west,south,east,north as numbers")
-    west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
-    return west, south, east, north
-
-
-def _crs(uri: str | None) -> int | str:
-    if uri is None or uri == CRS84:
-        return 4326
-    prefix = "http://www.opengis.net/def/crs/EPSG/0/"
-    if uri.startswith(prefix) and uri[len(prefix) :].isdigit():
-        return int(uri[len(prefix) :])
-    raise InputError(f"bbox-crs {uri!r}: give {CRS84} or {prefix}<code>")

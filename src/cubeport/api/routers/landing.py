@@ -11,6 +11,7 @@ from cubeport import __version__
 from cubeport.api.deps import get_context
 from cubeport.api.routers.viewer import file_response, wants_page
 from cubeport.api.security import OPEN
+from cubeport.api.urls import base_url
 from cubeport.context import Context
 
 router = APIRouter(tags=["platform"])
@@ -22,7 +23,7 @@ router = APIRouter(tags=["platform"])
 def landing(request: Request) -> Any:
     if wants_page(request):
         return file_response(request, "index.html")
-    base = str(request.base_url).rstrip("/")
+    base = base_url(request)
     return {
         "title": "Cubeport",
         "description": "Earth-observation data platform: data cubes, map tiles, time series, features.",

@@ -16,36 +16,34 @@ from cubeport.analysis.timeseries import time_series
 from cubeport.api.deps import get_context
 from cubeport.api.routers.tiles import png_response
 from cubeport.api.security import OPEN, listing, resource, visible_cubes
+from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
 from cubeport.errors import InputError
+from cubeport.ogc import params
 from cubeport.render.tms import TILE_MATRIX_SETS, tile_matrix_set
 
 router = APIRouter(tags=["ogc"])
 ContextDep = Annotated[Context, Depends(get_context)]
 CollectionId = Annotated[str, Path(max_length=128, description="collection (cube) id")]
 CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
-    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
-    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
-    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/png",
-    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
-    "http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/position",
-    "http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/area",
-    "http://www.opengis.net/spec/ogcapi-edr-1/1.0/conf/covjson",
+    params.COMMON_CORE,
+    params.COMMON_LANDING_PAGE,
+    params.COMMON_JSON,
+    params.COMMON_OAS30,
+    params.COMMON_COLLECTIONS,
+    params.TILES_CORE,
+    params.TILES_TILESET,
+    params.TILES_TILESETS_LIST,
+    params.TILES_GEODATA_TILESETS,
+    params.TILES_PNG,
+    params.TMS_TILEMATRIXSET,
+    params.EDR_CORE,
+    params.EDR_POSITION,
+    params.EDR_AREA,
+    params.EDR_COVJSON,
 ]
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def collection_json(entry: CubeEntry, base: str) -> dict[str, Any]:
@@ -57,10 +55,10 @@ def collection_json(entry: CubeEntry, base: str) -> dict[str, Any]:
         "description": entry.description,
         "itemType": "coverage",
         "extent": {
-            "spatial": {"bbox": [list(entry.bbox)], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
+            "spatial": {"bbox": [list(entry.bbox)], "crs": params.CRS84},
             "temporal": {"interval": interval},
         },
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "crs": [params.CRS84],
         "parameter_names": {
             v.name: {
                 "type": "Parameter",
@@ -108,7 +106,7 @@ def conformance() -> dict[str, Any]:
 def collections(
     request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
 ) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request)
     return {
         "collections": [collection_json(e, base) for e in visible_cubes(context, principal)],
         "links": [{"rel": "self", "href": f"{base}/collections", "type": "application/json"}],
@@ -121,7 +119,7 @@ def collections(
     dependencies=[Depends(resource("cube", "collection"))],
 )
 def collection(collection: CollectionId, request: Request, context: ContextDep) -> dict[str, Any]:
-    return collection_json(context.catalogue.get(collection), _base(request))
+    return collection_json(context.catalogue.get(collection), base_url(request))
 
 
 def tile_matrix_set_json(name: str) -> dict[str, Any]:
@@ -134,7 +132,7 @@ def tile_matrix_set_json(name: str) -> dict[str, Any]:
     dependencies=[Depends(OPEN)],
 )
 def tile_matrix_sets(request: Request) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request)
     return {
         "tileMatrixSets": [
             {
@@ -161,7 +159,7 @@ def one_tile_matrix_set(tms: Annotated[str, Path(max_length=32)]) -> dict[str, A
 )
 def tilesets(collection: CollectionId, request: Request, context: ContextDep) -> dict[str, Any]:
     context.catalogue.get(collection)
-    base = _base(request)
+    base = base_url(request)
     return {
         "tilesets": [
             {
@@ -247,7 +245,7 @@ def _edr(
             "parameter-name lists no parameter; give names from the collection's parameter_names"
         )
     variables = {name: entry.variable(name) for name in names}  # NotFoundError naming the variables
-    start, end = _interval(datetime)
+    start, end = params.interval_ends(datetime) if datetime else (None, None)
     records = {
         name: time_series(context.open_cubes, collection, name, geometry, ["mean"], start=start, end=end)
         for name in names
@@ -255,17 +253,7 @@ def _edr(
     return series(geometry, records, variables)
 
 
-def _interval(datetime: str | None) -> tuple[str | None, str | None]:
-    """EDR `datetime`: an instant, or start/end with `..` for an open end."""
-    if not datetime:
-        return None, None
-    if "/" not in datetime:
-        return datetime, datetime
-    start, end = datetime.split("/", 1)
-    return (None if start in ("", "..") else start), (None if end in ("", "..") else end)
-
-
-COVJSON = {"content": {"application/prs.coverage+json": {}}}
+COVJSON: dict[str, Any] = {"content": {"application/prs.coverage+json": {}}}
 
 
 @router.get(

@@ -5,7 +5,7 @@ filter, sort, fields), queryables, and federated search over registered remote S
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -16,12 +16,15 @@ from cubeport.api.deps import get_context
 from cubeport.api.problems import problem
 from cubeport.api.ranges import UnsatisfiableRange, byte_range, content_range
 from cubeport.api.security import ADMIN, OPEN, listing, resource, visible_cubes
+from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
-from cubeport.errors import InputError, NotFoundError
-from cubeport.stac import documents, federation
-from cubeport.stac.federation import LOCAL, Source
-from cubeport.stac.search import SearchRequest, token_for
+from cubeport.errors import InputError
+from cubeport.ogc.params import MAX_FILTER
+from cubeport.stac import documents, federation, service
+from cubeport.stac.federation import Source
+from cubeport.stac.search import SOURCES_HELP, SearchRequest
+from cubeport.stac.service import Origin
 
 router = APIRouter(prefix="/stac", tags=["stac"])
 ContextDep = Annotated[Context, Depends(get_context)]
@@ -29,14 +32,6 @@ CollectionId = Annotated[str, Path(max_length=128, description="collection (cube
 ItemId = Annotated[str, Path(max_length=256, description="item (product) id")]
 SourceName = Annotated[str, Path(max_length=64, description="a registered STAC source")]
 GEOJSON = "application/geo+json"
-SOURCES_HELP = (
-    "comma-separated: 'local' (this server's items, the default), names of registered sources "
-    "(GET /stac/sources), or '*' for all of them"
-)
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _geojson(body: dict[str, Any]) -> JSONResponse:
@@ -51,7 +46,7 @@ def _source_id(name: str) -> str:
 def landing(
     request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
 ) -> dict[str, Any]:
-    return documents.landing(_base(request), visible_cubes(context, principal))
+    return documents.landing(base_url(request), visible_cubes(context, principal))
 
 
 @router.get("/conformance", summary="The STAC API and OGC conformance classes", dependencies=[Depends(OPEN)])
@@ -67,7 +62,7 @@ def conformance() -> dict[str, Any]:
 )
 def queryables(request: Request) -> JSONResponse:
     return JSONResponse(
-        documents.queryables(f"{_base(request)}/stac/queryables", "Cubeport items"),
+        documents.queryables(f"{base_url(request)}/stac/queryables", "Cubeport items"),
         media_type="application/schema+json",
     )
 
@@ -76,7 +71,7 @@ def queryables(request: Request) -> JSONResponse:
 def collections(
     request: Request, context: ContextDep, principal: Annotated[Principal, Depends(listing("cube"))]
 ) -> dict[str, Any]:
-    base = _base(request)
+    base = base_url(request)
     return {
         "collections": [
             documents.collection(e, context.open_cubes.open(e.id), base)
@@ -97,7 +92,7 @@ def collections(
 )
 def collection(collection: CollectionId, request: Request, context: ContextDep) -> dict[str, Any]:
     return documents.collection(
-        context.catalogue.get(collection), context.open_cubes.open(collection), _base(request)
+        context.catalogue.get(collection), context.open_cubes.open(collection), base_url(request)
     )
 
 
@@ -109,7 +104,7 @@ def collection(collection: CollectionId, request: Request, context: ContextDep) 
 )
 def collection_queryables(collection: CollectionId, request: Request, context: ContextDep) -> JSONResponse:
     entry = context.catalogue.get(collection)
-    url = f"{_base(request)}/stac/collections/{quote(collection)}/queryables"
+    url = f"{base_url(request)}/stac/collections/{quote(collection)}/queryables"
     return JSONResponse(documents.queryables(url, entry.title), media_type="application/schema+json")
 
 
@@ -127,7 +122,7 @@ def items(
     datetime: Annotated[
         str | None, Query(max_length=100, description="an instant or an interval a/b")
     ] = None,
-    filter: Annotated[str | None, Query(max_length=20_000, description="CQL2 text or JSON")] = None,
+    filter: Annotated[str | None, Query(max_length=MAX_FILTER, description="CQL2 text or JSON")] = None,
     filter_lang: Annotated[str | None, Query(alias="filter-lang", max_length=16)] = None,
     sortby: Annotated[str | None, Query(max_length=500, description="e.g. -datetime,id")] = None,
     fields: Annotated[
@@ -148,21 +143,7 @@ def items(
         limit=limit,
         token=token,
     )
-    base = _base(request)
-    found, following, matched = search.page(_candidates(context, [collection], search), _presenter(base))
-    url = f"{base}/stac/collections/{quote(collection)}/items"
-    return _geojson(
-        _item_collection(
-            found,
-            matched,
-            base,
-            [
-                documents.link("self", str(request.url), GEOJSON),
-                documents.link("collection", f"{base}/stac/collections/{quote(collection)}"),
-                *_next_get(url, request, following),
-            ],
-        )
-    )
+    return _geojson(service.collection_items(context.products, collection, search, _origin(request)))
 
 
 @router.get(
@@ -172,7 +153,7 @@ def items(
     dependencies=[Depends(resource("cube", "collection"))],
 )
 def item(collection: CollectionId, item: ItemId, request: Request, context: ContextDep) -> JSONResponse:
-    return _geojson(documents.local_item(context.products.item(collection, item), _base(request)))
+    return _geojson(documents.local_item(context.products.item(collection, item), base_url(request)))
 
 
 FILE_ROUTE = "/collections/{collection}/items/{item}/files/{name}"
@@ -253,7 +234,7 @@ async def search_get(
     datetime: Annotated[
         str | None, Query(max_length=100, description="an instant or an interval a/b")
     ] = None,
-    filter: Annotated[str | None, Query(max_length=20_000, description="CQL2 text or JSON")] = None,
+    filter: Annotated[str | None, Query(max_length=MAX_FILTER, description="CQL2 text or JSON")] = None,
     filter_lang: Annotated[str | None, Query(alias="filter-lang", max_length=16)] = None,
     sortby: Annotated[str | None, Query(max_length=500, description="e.g. -datetime,id")] = None,
     fields: Annotated[str | None, Query(max_length=2000)] = None,
@@ -261,8 +242,6 @@ async def search_get(
     token: Annotated[str | None, Query(max_length=20_000)] = None,
     sources: Annotated[str | None, Query(max_length=2000, description=SOURCES_HELP)] = None,
 ) -> JSONResponse:
-    names = _split(sources)
-    federated = names != [LOCAL]
     search = SearchRequest.from_query(
         collections=collections,
         ids=ids,
@@ -274,9 +253,10 @@ async def search_get(
         sortby=sortby,
         fields=fields,
         limit=limit,
-        token=None if federated else token,
+        token=token,
+        sources=sources,
     )
-    return await run_in_threadpool(_search, context, principal, request, search, names, token, None)
+    return await run_in_threadpool(_search, context, principal, search, _origin(request))
 
 
 @router.post("/search", summary="Search items (STAC item search, POST)", response_class=JSONResponse)
@@ -295,142 +275,18 @@ async def search_post(
         ),
     ],
 ) -> JSONResponse:
-    sources = body.get("sources")
-    if sources is not None and (
-        not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)
-    ):
-        raise InputError(f"sources: give a list of names ({SOURCES_HELP})")
-    names = sources or [LOCAL]
-    federated = names != [LOCAL]
-    search = SearchRequest.from_body({k: v for k, v in body.items() if not (federated and k == "token")})
-    return await run_in_threadpool(
-        _search, context, principal, request, search, names, body.get("token"), body
-    )
+    search = SearchRequest.from_body(body)
+    return await run_in_threadpool(_search, context, principal, search, _origin(request, body))
 
 
-def _search(
-    context: Context,
-    principal: Principal,
-    request: Request,
-    search: SearchRequest,
-    names: list[str],
-    token: str | None,
-    body: dict[str, Any] | None,
-) -> JSONResponse:
-    base = _base(request)
-    url = f"{base}/stac/search"
-    wanted = _visible_sources(context, principal, names)
-    local = LOCAL in names or "*" in names
-    visible = [e.id for e in visible_cubes(context, principal)]
-    in_scope = [c for c in visible if search.collections is None or c in search.collections]
-    if not wanted:  # the plain STAC API: this server's items
-        found, following, matched = search.page(_candidates(context, in_scope, search), _presenter(base))
-        links = (
-            _next_post(url, body, token_for(following))
-            if body is not None and following is not None
-            else _next_get(url, request, following)
-            if following is not None
-            else []
-        )
-        return _geojson(
-            _item_collection(
-                found, matched, base, [documents.link("self", str(request.url), GEOJSON), *links]
-            )
-        )
-
-    def local_page(offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None, int]:
-        return search.page(_candidates(context, in_scope, search), _presenter(base), offset, limit)
-
-    page = federation.search(
-        local_page if local else None,
-        wanted,
-        search.to_body(),
-        search.limit,
-        token,
-        lambda s, i: federation.annotated(s, i, lambda src, h: federation.proxy_href(base, src, h)),
-    )
-    links = (
-        []
-        if page.token is None
-        else _next_post(url, body, page.token)
-        if body is not None
-        else _next_get(url, request, page.token, raw_token=True)
-    )
-    result = _item_collection(
-        page.items, None, base, [documents.link("self", str(request.url), GEOJSON), *links]
-    )
-    result["cubeport:matched"] = page.matched
-    if page.warnings:
-        result["warnings"] = page.warnings
-    return _geojson(result)
+def _search(context: Context, principal: Principal, search: SearchRequest, origin: Origin) -> JSONResponse:
+    sources = service.named_sources(context.stac_sources, context.policy, principal, search.sources)
+    cubes = [e.id for e in visible_cubes(context, principal)]
+    return _geojson(service.item_search(context.products, cubes, sources, search, origin))
 
 
-def _visible_sources(context: Context, principal: Principal, names: list[str]) -> list[Source]:
-    """The remote sources named (all the caller may use for '*'); an unknown or hidden one is a 404."""
-    remote = [n for n in names if n not in (LOCAL, "*")]
-    if "*" in names:
-        return [
-            s
-            for s in context.stac_sources.list()
-            if context.policy.allows(principal, "read", "service", s.service_id)
-        ]
-    chosen = []
-    for name in dict.fromkeys(remote):
-        try:
-            source = context.stac_sources.get(name)
-        except NotFoundError:
-            source = None
-        if source is None or not context.policy.allows(principal, "read", "service", source.service_id):
-            usable = [
-                s.name
-                for s in context.stac_sources.list()
-                if context.policy.allows(principal, "read", "service", s.service_id)
-            ]
-            raise NotFoundError(f"STAC source {name!r} not found; sources: {', '.join([LOCAL, *usable])}")
-        chosen.append(source)
-    return chosen
-
-
-def _presenter(base: str) -> Any:
-    return lambda item: documents.local_item(item, base)
-
-
-def _candidates(context: Context, collections: list[str], search: SearchRequest) -> list[dict[str, Any]]:
-    return context.products.query(collections, ids=search.ids, bbox=search.bounds, end=search.end)
-
-
-def _item_collection(
-    features: list[dict[str, Any]], matched: int | None, base: str, links: list[dict[str, Any]]
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": "FeatureCollection",
-        "features": features,
-        "links": [*links, documents.link("root", f"{base}/stac")],
-        "numberReturned": len(features),
-    }
-    if matched is not None:
-        body["numberMatched"] = matched
-    return body
-
-
-def _next_get(url: str, request: Request, following: int | str | None, raw_token: bool = False) -> list[dict]:
-    if following is None:
-        return []
-    token = following if raw_token else token_for(int(following))
-    query = {k: v for k, v in request.query_params.items() if k != "token"}
-    return [documents.link("next", f"{url}?{urlencode({**query, 'token': token})}", GEOJSON, method="GET")]
-
-
-def _next_post(url: str, body: dict[str, Any] | None, token: str) -> list[dict[str, Any]]:
-    return [
-        documents.link(
-            "next", url, GEOJSON, method="POST", body={**(body or {}), "token": token}, merge=False
-        )
-    ]
-
-
-def _split(text: str | None) -> list[str]:
-    return [p.strip() for p in (text or LOCAL).split(",") if p.strip()] or [LOCAL]
+def _origin(request: Request, body: dict[str, Any] | None = None) -> Origin:
+    return Origin(base_url(request), str(request.url), dict(request.query_params), body)
 
 
 # Sources (federation)
@@ -448,11 +304,7 @@ class SourceBody(BaseModel):
 def list_sources(
     context: ContextDep, principal: Annotated[Principal, Depends(listing("service"))]
 ) -> dict[str, Any]:
-    sources = [
-        s
-        for s in context.stac_sources.list()
-        if context.policy.allows(principal, "read", "service", s.service_id)
-    ]
+    sources = service.readable_sources(context.stac_sources, context.policy, principal)
     return {"sources": [s.public() for s in sources]}
 
 

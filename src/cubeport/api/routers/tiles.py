@@ -63,7 +63,7 @@ def xcube_tile(
     tile = tiles.tile(
         ds,
         var,
-        tms_name=for_xcube_crs(crs).id,
+        tms_name=str(for_xcube_crs(crs).id),  # morecantile types the id as optional; every one here has one
         z=z,
         x=x,
         y=y,

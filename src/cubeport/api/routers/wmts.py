@@ -12,6 +12,7 @@ from cubeport.api.deps import get_context
 from cubeport.api.routers.datasets import iso_times
 from cubeport.api.routers.tiles import png_response
 from cubeport.api.security import authorize, client_address, listing, resource, visible_cubes
+from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
@@ -48,7 +49,7 @@ def capabilities_response(request: Request, context: Context, principal: Princip
     # the layers listed depend on the caller: clients (QGIS's network cache) must not answer one caller from
     # another's copy
     return Response(
-        capabilities(context, principal, str(request.base_url).rstrip("/")),
+        capabilities(context, principal, base_url(request)),
         media_type=XML,
         headers={"Cache-Control": "private, no-cache", "Vary": "Authorization, X-API-Key, Cookie"},
     )
@@ -120,7 +121,8 @@ def capabilities(context: Context, principal: Principal, base: str) -> bytes:
                 ("MatrixHeight", matrix.matrixHeight),
             ):
                 _el(element, tag, value)
-    return ET.tostring(root, xml_declaration=True, encoding="UTF-8")
+    document: bytes = ET.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return document
 
 
 def cube_of(layer: str) -> str:
