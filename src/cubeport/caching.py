@@ -47,6 +47,7 @@ class TtlCache(Generic[K, V]):
 class ByteLru(Generic[K, V]):
     """Least-recently-used values, bounded by their total size (`len`, or `sizeof`): tiles, decoded chunks."""
 
+    # the default `len` fits sized values (bytes); caches of other values pass their own `sizeof`
     def __init__(self, max_bytes: int, sizeof: Callable[[V], int] = len) -> None:  # type: ignore[assignment]
         self.max_bytes, self.bytes, self.sizeof = max_bytes, 0, sizeof
         self._entries: OrderedDict[K, V] = OrderedDict()

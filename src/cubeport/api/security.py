@@ -161,6 +161,7 @@ def authorize(
 class _Open(Guard):
     """The guard of routes that return nothing protected: it does not even look at credentials."""
 
+    # no parameters on purpose, so FastAPI reads no credentials for open routes
     async def __call__(self) -> None:  # type: ignore[override]
         return None
 

@@ -11,6 +11,7 @@ import sys
 import typer
 
 # each module registers its commands on `app`; the import order is the order of `cubeport --help`
+# isort: off
 from cubeport.cli import (  # noqa: F401
     rolling_cache,
     serve,
@@ -22,6 +23,8 @@ from cubeport.cli import (  # noqa: F401
     identity,
     sources,
 )
+
+# isort: on
 from cubeport.cli.base import app, err
 from cubeport.errors import ConfigError, ConflictError, CubeportError, InputError, NotFoundError
 
@@ -38,6 +41,7 @@ def main() -> None:
         err.print("aborted")
         sys.exit(1)
     except typer.TyperException as exc:  # usage errors: message and usage line, exit code 2
+        # typer types it as TyperException, but only raises its Click subclasses, which have show()
         exc.show()  # type: ignore[attr-defined]
         sys.exit(2)
     except (InputError, NotFoundError, ConflictError, ConfigError) as exc:
