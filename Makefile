@@ -77,6 +77,7 @@ $(XCUBE_VIEWER): tests/e2e/get_xcube_viewer.py | $(PY)
 # the viewer's TypeScript (esbuild strips types without checking them).
 lint: install-test | node
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check src tests benchmarks qgis
 	$(VENV)/bin/ruff format --check src tests benchmarks qgis
 	@test -x web/node_modules/.bin/tsc || npm ci --prefix web --no-audit --no-fund --loglevel=error

@@ -185,7 +185,7 @@ def test_migration_moves_cube_access_to_the_policy(tmp_path):
 def test_ttl_cache_entries_expire():
     import time
 
-    from cubeport.caching import TtlCache
+    from cubeport.memory_cache import TtlCache
 
     cache: TtlCache[str, int] = TtlCache(0.05, size=2)
     cache.put("a", 1)

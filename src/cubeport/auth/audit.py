@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from cubeport.caching import TtlCache
 from cubeport.db import Database, as_utc
 from cubeport.db.models import AuditRecord
+from cubeport.memory_cache import TtlCache
 
 FAILURES = ("sign-in-failed", "key-failed")
 EVENTS = (

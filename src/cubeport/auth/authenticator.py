@@ -23,10 +23,10 @@ from cubeport.auth.oidc import OidcProviders, pkce_pair
 from cubeport.auth.principal import Principal
 from cubeport.auth.sessions import Session, Sessions
 from cubeport.auth.throttle import Throttle
-from cubeport.caching import TtlCache
 from cubeport.config import AuthSettings
 from cubeport.db import Database
 from cubeport.errors import AuthenticationError, NotFoundError, ThrottledError
+from cubeport.memory_cache import TtlCache
 
 CREDENTIAL_SECONDS = 5.0
 

@@ -15,10 +15,10 @@ from typing import Literal
 from sqlalchemy import delete, select, update
 
 from cubeport.auth.principal import Principal
-from cubeport.caching import TtlCache
 from cubeport.db import Database
 from cubeport.db.models import GrantRecord, ResourceAccessRecord
 from cubeport.errors import InputError
+from cubeport.memory_cache import TtlCache
 
 Kind = Literal["cube", "collection", "process", "service"]
 KINDS: tuple[Kind, ...] = ("cube", "collection", "process", "service")

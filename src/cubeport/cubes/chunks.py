@@ -29,7 +29,7 @@ from xarray.core import indexing
 from zarr.core.metadata import ArrayV2Metadata
 
 from cubeport import deadline
-from cubeport.caching import ByteLru
+from cubeport.memory_cache import ByteLru
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12

@@ -8,9 +8,9 @@ from threading import Lock
 
 import xarray as xr
 
-from cubeport.caching import TtlCache
 from cubeport.cubes.store import CubeStore, Pointer
 from cubeport.errors import NotFoundError
+from cubeport.memory_cache import TtlCache
 
 
 class OpenCubes:

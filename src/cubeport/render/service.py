@@ -11,13 +11,13 @@ from threading import Lock
 
 import numpy as np
 
-from cubeport.caching import ByteLru, TtlCache
 from cubeport.cubes import cf
 from cubeport.cubes.catalogue import Catalogue, CubeEntry
 from cubeport.cubes.opened import OpenCubes
 from cubeport.cubes.store import Pointer
 from cubeport.cubes.styles import Style
 from cubeport.errors import CubeportError
+from cubeport.memory_cache import ByteLru, TtlCache
 from cubeport.render import png
 from cubeport.render.colormaps import check_colormap
 from cubeport.render.tiles import CubeLevels, Resampling, colour_indices, palette, render_values
