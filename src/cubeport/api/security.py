@@ -4,7 +4,7 @@ Credentials are read from `X-API-Key`, `Authorization: Bearer` (an OIDC JWT or a
 session cookie. Bad credentials are a 401, never silently anonymous. Cookie-authenticated writes must
 echo the session's CSRF token in `X-CSRF-Token` and come from the same origin.
 
-Each route depends on exactly one `Guard` (tests/test_access.py fails otherwise):
+Each route depends on exactly one `Guard` (tests/api/test_access.py fails otherwise):
 - `OPEN`: returns nothing protected (landing page, health, sign-in pages);
 - `SIGNED_IN` / `ADMIN`: needs a signed-in user / an admin (401 or 403);
 - `listing(kind)`: the route lists resources and filters them with `context.policy.visible(...)`;

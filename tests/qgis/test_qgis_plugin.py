@@ -17,7 +17,7 @@ import xarray as xr
 from helpers import SAMPLE_CUBES, add_users, context_with
 from services import CubeportProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QGIS_PYTHON = "/usr/bin/python3"
 
 

@@ -25,7 +25,7 @@ from cubeport.cli import app as cli
 from cubeport.config import load_settings
 from cubeport.context import Context
 
-OSTIA = sorted(Path(__file__).resolve().parents[2].glob("shared/data/netcdf/*OSTIA*.nc"))
+OSTIA = sorted(Path(__file__).resolve().parents[3].glob("shared/data/netcdf/*OSTIA*.nc"))
 S1 = "sar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
 ICE = "rasters/nt_20201024_f18_nrt_s.tif"
 BALTIC = {"type": "Polygon", "coordinates": [[[10, 53], [31, 53], [31, 66], [10, 66], [10, 53]]]}
