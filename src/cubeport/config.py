@@ -108,9 +108,11 @@ class OidcProviderSettings(BaseModel):
     group_claims: list[str] = Field(
         default_factory=lambda: ["groups"], description="dotted claim paths of groups"
     )
-    role_map: dict[str, str] = Field(
+    role_map: dict[str, Literal["viewer", "editor", "admin"]] = Field(
         default_factory=dict,
-        description="provider role -> admin | editor | viewer, e.g. {cubeport-admin: admin}",
+        description="provider role -> admin | editor | viewer, e.g. {cubeport-admin: admin}; only roles "
+        "listed here grant Cubeport roles (a provider role called `admin` is not one): without a map, "
+        "every provider user is a viewer",
     )
     leeway_seconds: int = Field(30, ge=0, le=300, description="clock skew allowed on exp and nbf")
     jwks_min_refresh_seconds: float = Field(

@@ -221,3 +221,52 @@ def test_unreachable_provider_is_a_503_not_a_crash(tmp_path):
         response = client.get("/cubes", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 503 and "unreachable" in response.json()["detail"]
     context.close()
+
+
+def test_a_token_cannot_take_another_accounts_name(client, context, oidc_provider):
+    """Accounts are bound to the provider's `sub`: a token whose user name belongs to an account of another
+    subject is refused, and a renamed user keeps their own account."""
+    context.auth.directory.record_external("keycloak", "sub-ola", "ola", role="viewer")
+    context.policy.grant("cube", "secret-sst", "user", "keycloak:ola")
+    ola = oidc_provider.token(**_claims(sub="sub-ola", preferred_username="ola", groups=[]))
+    assert _me(client, ola).json()["name"] == "keycloak:ola"
+    assert client.get("/cubes/secret-sst", headers={"Authorization": f"Bearer {ola}"}).status_code == 200
+    impostor = oidc_provider.token(**_claims(sub="sub-someone-else", preferred_username="ola", groups=[]))
+    for path in ("/auth/me", "/cubes/secret-sst"):
+        response = client.get(path, headers={"Authorization": f"Bearer {impostor}"})
+        assert response.status_code == 401, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "another" in response.json()["detail"]
+    renamed = oidc_provider.token(**_claims(sub="sub-ola", preferred_username="ola-new", groups=[]))
+    assert _me(client, renamed).json()["name"] == "keycloak:ola"  # the account of the subject, not a new one
+    # the browser sign-in binds the same way: the impostor gets no session, ola keeps her account
+    for claims, status in (({"sub": "sub-someone-else"}, 409), ({"sub": "sub-ola"}, 303)):
+        oidc_provider.sign_in_as(preferred_username="ola", groups=[], **claims)
+        with TestClient(client.app, base_url="https://testserver") as browser:
+            start = browser.get("/auth/oidc/keycloak/login", follow_redirects=False)
+            back = httpx.get(start.headers["location"], follow_redirects=False)
+            done = browser.get(back.headers["location"], follow_redirects=False)
+            assert done.status_code == status, (claims, done.text)
+    assert [u.name for u in context.auth.directory.users() if u.name.startswith("keycloak:ola")] == [
+        "keycloak:ola"
+    ]
+
+
+def test_provider_roles_grant_nothing_without_a_role_map(tmp_path, client, oidc_provider):
+    """A provider role literally called `admin` is not a Cubeport role: only the role map grants roles."""
+    admin_role = oidc_provider.token(**_claims(sub="sub-adm", realm_access={"roles": ["admin", "editor"]}))
+    assert (
+        _me(client, admin_role).json()["role"] == "viewer"
+    )  # a map is configured, these roles are not in it
+    unmapped = Context(
+        load_settings(
+            data_root=str(tmp_path),
+            auth={
+                "oidc": [{"name": "keycloak", "issuer": oidc_provider.issuer, "client_id": "cubeport-web"}]
+            },
+        )
+    )
+    with TestClient(create_app(unmapped), raise_server_exceptions=False) as plain:
+        assert _me(plain, admin_role).json()["role"] == "viewer"
+        assert plain.get("/admin/users", headers={"Authorization": f"Bearer {admin_role}"}).status_code == 403
+    unmapped.close()

@@ -25,7 +25,7 @@ from cubeport.auth.sessions import Session, Sessions
 from cubeport.auth.throttle import Throttle
 from cubeport.config import AuthSettings
 from cubeport.db import Database
-from cubeport.errors import AuthenticationError, NotFoundError, ThrottledError
+from cubeport.errors import AuthenticationError, ConflictError, NotFoundError, ThrottledError
 from cubeport.memory_cache import TtlCache
 
 CREDENTIAL_SECONDS = 5.0
@@ -97,9 +97,14 @@ class Authenticator:
             self.audit.record("token-rejected", address=address, detail=str(exc))
             raise
         identity = provider.identity(claims)
-        name = f"{identity.provider}:{identity.username}"
-        try:
+        try:  # the account bound to the token's subject, as the browser sign-in binds it
+            name = self.directory.external_name(identity.provider, identity.subject, identity.username)
             local_groups = frozenset(self.directory.groups_of(name))
+        except ConflictError as exc:
+            self.audit.record("token-rejected", user=identity.username, address=address, detail=str(exc))
+            raise AuthenticationError(
+                f"the token's user name belongs to another {identity.provider} account here"
+            ) from None
         except NotFoundError:
             raise AuthenticationError("this account is disabled here") from None
         principal = Principal(name, identity.role, identity.groups | local_groups, "oidc", identity.provider)

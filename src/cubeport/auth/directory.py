@@ -159,6 +159,12 @@ class Directory:
                 provider=record.provider,
             )
 
+    def external_name(self, provider: str, subject: str, username: str) -> str:
+        """The account name of a provider's user: the account bound to (provider, subject) if there is one,
+        else `provider:username` while no account of another subject holds that name (ConflictError)."""
+        with self.db.session() as session:
+            return self._external_record(session, provider, subject, username).name
+
     def record_external(
         self,
         provider: str,
@@ -172,20 +178,29 @@ class Directory:
     ) -> str:
         """Create or refresh the record of a user signed in through an OIDC provider; returns its name.
 
-        Role and groups are those the provider asserts now; sessions and API keys of the user use them.
+        The account is the one bound to the provider's subject (a renamed user keeps theirs); role and groups
+        are those the provider asserts now; sessions and API keys of the user use them.
         """
-        name = f"{provider}:{username}"[:128]
         with self.db.session() as session:
-            record = session.get(UserRecord, name)
-            if record is None:
-                record = UserRecord(name=name, provider=provider, subject=subject, active=True)
+            record = self._external_record(session, provider, subject, username)
+            if record not in session:
                 session.add(record)
-            elif record.subject != subject:
-                raise ConflictError(f"user {name!r} is already linked to another {provider} account")
             record.role, record.display_name, record.email = role, display_name, email
             record.external_groups = sorted(groups)
             record.last_login = datetime.now(UTC)
-        return name
+            return record.name
+
+    @staticmethod
+    def _external_record(session: Session, provider: str, subject: str, username: str) -> UserRecord:
+        """The record bound to (provider, subject), or a new one (not yet added) named `provider:username`."""
+        query = select(UserRecord).where(UserRecord.provider == provider, UserRecord.subject == subject)
+        bound = session.scalars(query.order_by(UserRecord.created)).first()
+        if bound is not None:
+            return bound
+        name = f"{provider}:{username}"[:128]
+        if session.get(UserRecord, name) is not None:
+            raise ConflictError(f"user {name!r} is already linked to another {provider} account")
+        return UserRecord(name=name, provider=provider, subject=subject, active=True)
 
     # groups and projects
 

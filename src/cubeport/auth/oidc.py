@@ -174,7 +174,9 @@ class OidcProvider:
             for path in settings.role_claims
             for r in _as_list(_claim(claims, path.format(client_id=settings.client_id)))
         }
-        mapped = {settings.role_map.get(r, r) for r in roles}
+        mapped = {
+            settings.role_map[r] for r in roles if r in settings.role_map
+        }  # unmapped roles grant nothing
         granted = [r for r in ROLES if r in mapped]  # in ROLES order, so the last is the highest
         role: Role = granted[-1] if granted else "viewer"
         groups = frozenset(
