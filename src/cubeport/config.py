@@ -143,7 +143,27 @@ class AuthSettings(BaseModel):
         None,
         description="if set and no admin exists, an `admin` account with this password is created at start",
     )
-    max_failures: int = Field(5, ge=1, description="failed sign-ins per account or address before throttling")
+    max_failures: int = Field(
+        5, ge=1, description="failed sign-ins for one account from one client address before throttling"
+    )
+    account_max_failures: int = Field(
+        20, ge=1, description="failed sign-ins for one account from any addresses before throttling"
+    )
+    address_max_failures: int = Field(
+        50, ge=1, description="failed sign-ins from one client address for any accounts before throttling"
+    )
+    trusted_proxy_header: str | None = Field(
+        None,
+        description="header in which trusted reverse proxies name the client (e.g. X-Forwarded-For); unset: "
+        "the socket address, and such headers are ignored. Set it only when every request comes through "
+        "the proxies",
+    )
+    trusted_proxy_hops: int = Field(
+        1,
+        ge=1,
+        description="how many trusted proxies append to that header: the client is this many entries "
+        "from its right end",
+    )
     failure_window_seconds: int = Field(900, ge=1, description="window in which failures are counted")
     lockout_seconds: int = Field(60, ge=1, description="first wait once throttled; doubles with each failure")
 

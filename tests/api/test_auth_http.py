@@ -36,9 +36,12 @@ def browser(context):
         yield client
 
 
-def _sign_in(browser, user="mia", password=PASSWORD, **kwargs):
+def _sign_in(browser, user="mia", password=PASSWORD, headers=None, **kwargs):
     return browser.post(
-        "/auth/login", data={"username": user, "password": password, **kwargs}, follow_redirects=False
+        "/auth/login",
+        data={"username": user, "password": password, **kwargs},
+        headers=headers,
+        follow_redirects=False,
     )
 
 
@@ -108,9 +111,9 @@ def test_brute_force_on_the_login_is_slowed_and_logged(browser, context):
     assert throttled.headers["content-type"].startswith("application/problem+json")
     assert "try again in" in throttled.json()["detail"]
     other_account = _sign_in(browser, user="someone", password="guess guess guess")
-    assert other_account.status_code == 429  # the same address is throttled too
+    assert other_account.status_code == 401  # another account at this address: not locked out by mia's
     admin_key = context.auth.create_key("admin")[1]
-    assert browser.get("/cubes", headers={"X-API-Key": "cpk_0123456789ab_" + "x" * 43}).status_code == 429
+    assert browser.get("/cubes", headers={"X-API-Key": "cpk_0123456789ab_" + "x" * 43}).status_code == 401
     assert (
         browser.get("/cubes", headers={"X-API-Key": admin_key}).status_code == 200
     )  # a valid key still works
@@ -121,9 +124,9 @@ def test_brute_force_on_the_login_is_slowed_and_logged(browser, context):
             return answer.json()["events"]
 
         failed = audit("sign-in-failed")
-        assert len(failed) == 5 and {e["user"] for e in failed} == {"mia"}
+        assert len(failed) == 6 and {e["user"] for e in failed} == {"mia", "someone"}
         assert failed[0]["address"] == "testclient"
-        assert len(audit("sign-in-throttled")) == 3  # mia, someone, the bad key
+        assert len(audit("sign-in-throttled")) == 1  # mia
 
 
 def test_api_keys_over_http(browser, context):
@@ -179,3 +182,52 @@ def test_admin_api_manages_users_groups_and_access(browser, context):
     assert browser.get("/cubes", headers=leo).status_code == 401  # a disabled user's keys stop working
     changes = browser.get("/admin/audit", params={"event": "access-changed"}, headers=admin).json()["events"]
     assert any(e["resource_id"] == "sst" and "public" in e["detail"] for e in changes)
+
+
+def _throttle_context(root, **auth):
+    context = Context(load_settings(data_root=str(root), auth={"max_failures": 2, **auth}))
+    for name in ("mia", "leo", "ana"):
+        context.auth.directory.create_user(name, password=PASSWORD)
+    return context
+
+
+def test_failures_for_one_account_do_not_lock_out_another_at_the_same_address(tmp_path):
+    """Failures count per account and address; the address alone only past its own, higher limit."""
+    context = _throttle_context(tmp_path, address_max_failures=4)
+    with TestClient(create_app(context), base_url="https://testserver") as browser:
+        for _ in range(2):
+            assert _sign_in(browser, password="guess guess guess").status_code == 401
+        assert _sign_in(browser).status_code == 429  # mia, from here
+        assert _sign_in(browser, user="leo").status_code == 303  # leo, from the same address
+        for user in ("leo", "ana"):
+            assert _sign_in(browser, user=user, password="guess guess guess").status_code == 401
+        spraying = _sign_in(browser, user="ana")  # four failures from this address, for any account
+        assert spraying.status_code == 429 and "address" in spraying.json()["detail"]
+    context.close()
+
+
+def test_clients_behind_a_trusted_proxy_are_throttled_apart(tmp_path):
+    """With `auth.trusted_proxy_header`, the client is the address the proxy appended: two clients behind
+    one proxy are throttled separately, and what a client puts in the header itself is not believed."""
+    context = _throttle_context(tmp_path, trusted_proxy_header="X-Forwarded-For")
+    with TestClient(create_app(context), base_url="https://testserver") as proxy:
+        for spoofed in ("10.0.0.1", "10.0.0.2"):  # the client's own header value, then the proxy's hop
+            one = {"X-Forwarded-For": f"{spoofed}, 203.0.113.1"}
+            assert _sign_in(proxy, password="guess guess guess", headers=one).status_code == 401
+        assert _sign_in(proxy, headers=one).status_code == 429
+        other = {"X-Forwarded-For": "203.0.113.2"}
+        assert _sign_in(proxy, headers=other).status_code == 303
+    failed = context.auth.audit.query(event="sign-in-failed")
+    assert {e.address for e in failed} == {"203.0.113.1"}
+    context.close()
+
+
+def test_without_a_trusted_proxy_header_a_forwarded_header_is_ignored(tmp_path):
+    context = _throttle_context(tmp_path)
+    with TestClient(create_app(context), base_url="https://testserver") as browser:
+        for n in range(2):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{n}"}
+            assert _sign_in(browser, password="guess guess guess", headers=spoofed).status_code == 401
+        assert _sign_in(browser, headers={"X-Forwarded-For": "198.51.100.9"}).status_code == 429
+    assert {e.address for e in context.auth.audit.query(event="sign-in-failed")} == {"testclient"}
+    context.close()

@@ -16,7 +16,10 @@ from cubeport.errors import AuthenticationError, ConflictError, InputError, NotF
 
 @pytest.fixture
 def auth(database) -> Authenticator:
-    return Authenticator(database, AuthSettings(max_failures=3, lockout_seconds=30))
+    return Authenticator(
+        database,
+        AuthSettings(max_failures=3, account_max_failures=4, address_max_failures=5, lockout_seconds=30),
+    )
 
 
 def test_accounts_store_argon2_hashes_and_check_passwords(auth, database):
@@ -131,22 +134,31 @@ def test_policy_public_restricted_grants_owner_and_admin(database):
 
 def test_throttle_slows_repeated_failures_per_account_and_address(auth):
     auth.directory.create_user("mia", password="correct horse battery")
+    auth.directory.create_user("leo", password="correct horse battery")
     for _ in range(3):
         with pytest.raises(AuthenticationError):
             auth.sign_in("mia", "guess-guess-guess", "10.9.9.9")
-    with pytest.raises(ThrottledError) as throttled:  # even the right password waits now
-        auth.sign_in("mia", "correct horse battery", "10.0.0.1")
+    with pytest.raises(ThrottledError, match="account at this address") as throttled:  # even the right one
+        auth.sign_in("mia", "correct horse battery", "10.9.9.9")
     assert 0 < throttled.value.retry_after <= 30
-    with pytest.raises(ThrottledError, match="address"):  # the same address, another account
-        auth.sign_in("leo", "guess-guess-guess", "10.9.9.9")
-    for _ in range(3):  # API keys are throttled by address too
+    assert auth.sign_in("mia", "correct horse battery", "10.0.0.1").name == "mia"  # mia elsewhere
+    with pytest.raises(AuthenticationError):  # the fourth failure for mia, from anywhere
+        auth.sign_in("mia", "guess-guess-guess", "10.0.0.1")
+    with pytest.raises(ThrottledError, match="this account;"):
+        auth.sign_in("mia", "correct horse battery", "10.0.0.2")
+    for _ in range(2):  # another account at the same address: only the address's own limit (5) counts
+        with pytest.raises(AuthenticationError):
+            auth.sign_in("leo", "guess-guess-guess", "10.9.9.9")
+    with pytest.raises(ThrottledError, match="this address"):
+        auth.sign_in("leo", "correct horse battery", "10.9.9.9")
+    for _ in range(3):  # API keys are throttled per key and address too
         with pytest.raises(AuthenticationError):
             auth.api_key("cpk_0123456789ab_" + "x" * 43, "10.7.7.7")
     with pytest.raises(ThrottledError):
         auth.api_key("cpk_0123456789ab_" + "y" * 43, "10.7.7.7")
     events = [e.event for e in auth.audit.query(limit=50)]
-    assert events.count("sign-in-failed") == 3 and events.count("key-failed") == 3
-    assert events.count("sign-in-throttled") == 3
+    assert events.count("sign-in-failed") == 6 and events.count("key-failed") == 3
+    assert events.count("sign-in-throttled") == 4
     with auth.audit.db.session() as session:  # failures older than the window no longer count
         session.execute(update(AuditRecord).values(time=datetime.now(UTC) - timedelta(hours=1)))
     assert auth.sign_in("mia", "correct horse battery", "10.0.0.1").name == "mia"

@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from cubeport.api.deps import get_context
+from cubeport.auth.client_address import client_address as address_of
 from cubeport.auth.policy import Action, Kind
 from cubeport.auth.principal import ANONYMOUS, Principal
 from cubeport.context import Context
@@ -37,7 +38,9 @@ SIGN_IN_FIRST = "sign in first: send an API key, a bearer token or a session coo
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    auth, peer = request.app.state.context.settings.auth, request.client.host if request.client else None
+    trusted = request.headers.getlist(auth.trusted_proxy_header) if auth.trusted_proxy_header else []
+    return address_of(peer, trusted, hops=auth.trusted_proxy_hops)
 
 
 def same_origin(request: Request) -> bool:

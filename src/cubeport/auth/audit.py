@@ -111,15 +111,17 @@ class AuditLog:
     def failures(
         self, *, since: datetime, user: str | None = None, address: str | None = None
     ) -> tuple[int, datetime | None]:
-        """How many failed attempts since `since` for an account or an address, and when the last was."""
+        """How many failed attempts since `since` for an account, from an address, or for an account from an
+        address (both given), and when the last was."""
+        if not (user or address):
+            raise ValueError("count failures of an account, an address or both")
         query = select(func.count(), func.max(AuditRecord.time)).where(
             AuditRecord.event.in_(FAILURES), AuditRecord.time >= since
         )
-        query = (
-            query.where(AuditRecord.user_name == user)
-            if user
-            else query.where(AuditRecord.address == address)
-        )
+        if user:
+            query = query.where(AuditRecord.user_name == user)
+        if address:
+            query = query.where(AuditRecord.address == address)
         with self.db.session() as session:
             count, last = session.execute(query).one()
         return int(count), as_utc(last)
