@@ -39,8 +39,9 @@ class Places:
                 raise FileNotFoundError(group_id)
             collection = json.loads(self.storage.read_bytes(PLACES_DIR, f"{group_id}.geojson"))
         except FileNotFoundError:
-            # no list of the groups: some may be hidden from the caller (`/places` lists the visible ones)
-            raise NotFoundError(f"place group {group_id!r} not found; GET /places lists the groups") from None
+            # no list of the groups: some may be hidden from the caller (`/places` lists the visible ones); worded
+            # as the 404 of a group the caller may not see (a group has the access of the collection of its id)
+            raise NotFoundError(f"collection {group_id!r} not found") from None
         features = collection.get("features", [])
         if within is not None:
             area = box(*within)

@@ -87,4 +87,6 @@ def test_legend(client):
     assert legend.status_code == 200 and rgba(legend).shape == (20, 300, 4)
     colours = rgba(legend)[0]
     assert (colours[0] != colours[-1]).any() and (rgba(legend)[:, 0] == colours[0]).all()
+    # public: anonymous callers may read the cube (a restricted cube's is private: tests/api/test_access.py)
+    assert legend.headers["cache-control"] == "public, max-age=3600"
     assert client.get("/tiles/olci/conc_chl/legend", params={"cmap": "nope"}).status_code == 400

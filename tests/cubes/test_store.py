@@ -58,7 +58,7 @@ def test_create_conflicts_list_and_delete(store, data, tmp_path):
     assert store.storage.exists("cubes", "a", info.version, "0.zarr", ".zmetadata")
     store.delete("a")
     assert store.list() == ["b"]
-    with pytest.raises(NotFoundError, match="existing cubes: b"):
+    with pytest.raises(NotFoundError, match="^cube 'a' not found$"):  # no list of names: some may be hidden
         store.open("a")
     with pytest.raises(InputError, match="invalid cube id"):
         store.open("../etc")

@@ -10,6 +10,9 @@ Each route depends on exactly one `Guard` (tests/api/test_access.py fails otherw
 - `listing(kind)`: the route lists resources and filters them with `context.policy.visible(...)`;
 - `resource(kind, param)`: the route reads (or writes) the resource named by a path parameter; without
   access it answers 404, exactly as if the resource did not exist.
+
+"Not yours" and "not there" are one answer: `not_found` words the 404 of a hidden resource as the core words
+a missing one, and a refused write checks that the resource exists before it says 403.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from cubeport.auth.policy import Action, Kind
 from cubeport.auth.principal import ANONYMOUS, Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
-from cubeport.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from cubeport.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
 
 SESSION_COOKIE = "cubeport_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -132,8 +135,11 @@ class Guard:
             raise PermissionDeniedError("this needs the admin role")
         if self.rule == "resource":
             assert self.kind and self.param
-            value = request.path_params.get(self.param) or request.query_params.get(self.param, "")
+            # the declared path parameter only: a query parameter of the same name names nothing
+            value = request.path_params.get(self.param, "")
             resource_id = self.id_of(value) if self.id_of else value
+            if not resource_id:
+                raise not_found(self.kind, resource_id)
             # reads of public resources whose rules are cached need no thread (tiles come by the dozen)
             if self.action != "read" or not context.policy.known_public(self.kind, resource_id):
                 await run_in_threadpool(
@@ -148,17 +154,48 @@ class Guard:
         return principal
 
 
+def not_found(kind: Kind, resource_id: str) -> NotFoundError:
+    """The 404 of a resource the caller may not see, worded exactly as the core words a missing one (`cube 'x'
+    not found`, `collection 'x' not found`), so that the two cannot be told apart."""
+    return NotFoundError(f"{kind} {resource_id!r} not found")
+
+
+def _cube_exists(context: Context, cube_id: str) -> None:
+    context.catalogue.get(cube_id)
+
+
+def _collection_exists(context: Context, collection_id: str) -> None:
+    database, _, name = collection_id.partition(".")
+    context.features.get(database, name)
+
+
+# How a refused write learns whether its resource exists (NotFoundError or InputError if not): kinds that
+# write routes guard. A refusal is rare, so the lookup costs nothing on the paths that matter.
+EXISTS: dict[Kind, Callable[[Context, str], None]] = {"cube": _cube_exists, "collection": _collection_exists}
+
+
 def authorize(
     context: Context, principal: Principal, kind: Kind, resource_id: str, action: Action, address: str | None
 ) -> None:
-    """Apply the policy to one resource: 404 if the caller may not see it, 403 if they may see but not change it."""
+    """Apply the policy to one resource: 404 if the caller may not see it, 403 if they may see but not change
+    it. A write refused on a resource that does not exist is a 404 as well: otherwise a missing resource (403,
+    readable by default) and a hidden one (404) would answer differently."""
     policy = context.policy
     if not policy.allows(principal, "read", kind, resource_id):
-        raise NotFoundError(f"{kind} {resource_id!r} not found")
+        raise not_found(kind, resource_id)
     if action == "write" and not policy.allows(principal, "write", kind, resource_id):
+        try:
+            EXISTS[kind](context, resource_id)
+        except (NotFoundError, InputError):
+            raise not_found(kind, resource_id) from None
         raise PermissionDeniedError(f"you may read {kind} {resource_id!r} but not change it")
     if policy.is_restricted(kind, resource_id):
         context.auth.audit.restricted_read(principal.name, kind, resource_id, address)
+
+
+def cache_scope(context: Context, kind: Kind, resource_id: str) -> str:
+    """`public` when anonymous callers may read the resource, so shared caches may keep it; `private` else."""
+    return "public" if context.policy.allows(ANONYMOUS, "read", kind, resource_id) else "private"
 
 
 class _Open(Guard):
@@ -199,6 +236,8 @@ def visible_cubes(context: Context, principal: Principal, *, published: bool = T
 def resource(
     kind: Kind, param: str, action: Action = "read", id_of: Callable[[str], str] | None = None
 ) -> Guard:
-    """The route reads (or writes) the resource named by path or query parameter `param` (or by
-    `id_of(param)`, e.g. the cube of a WMTS layer `cube.variable`)."""
+    """The route reads (or writes) the resource named by path parameter `param` (or by `id_of(param)`, e.g.
+    the cube of a WMTS layer `cube.variable`); an empty one is not found."""
+    if action == "write" and kind not in EXISTS:
+        raise ValueError(f"a write guard on {kind} needs a way to tell a missing {kind} (EXISTS)")
     return Guard("resource", kind, param, action, id_of)

@@ -118,7 +118,8 @@ class Catalogue:
     def _record(self, session: Session, cube_id: str) -> CubeRecord:
         record = session.get(CubeRecord, cube_id)
         if record is None:
-            raise NotFoundError(f"cube {cube_id!r} is not in the catalogue")
+            # worded as the HTTP guard words a cube the caller may not see: the two must not differ
+            raise NotFoundError(f"cube {cube_id!r} not found")
         return record
 
     def update(

@@ -142,9 +142,8 @@ class CubeStore:
         try:
             raw = self.storage.read_bytes(CUBES_DIR, cube_id, POINTER)
         except FileNotFoundError:
-            raise NotFoundError(
-                f"cube {cube_id!r} not found; existing cubes: {', '.join(self.list()) or 'none'}"
-            ) from None
+            # no list of the cubes: some may be hidden from the caller; worded as a hidden one's 404
+            raise NotFoundError(f"cube {cube_id!r} not found") from None
         return Pointer(**json.loads(raw))
 
     def open(self, cube_id: str, level: int = 0, timeseries: bool = False, dask: bool = True) -> xr.Dataset:

@@ -21,7 +21,7 @@ from shapely.geometry import box, mapping
 from cubeport.cubes import cf
 from cubeport.cubes.readers import Fragment, kind_of
 from cubeport.db import Database
-from cubeport.db.models import StacItemRecord
+from cubeport.db.models import CubeRecord, StacItemRecord
 from cubeport.errors import NotFoundError
 from cubeport.stac.documents import rfc3339
 from cubeport.storage import Storage
@@ -178,9 +178,13 @@ class ProductArchive:
             ]
 
     def item(self, cube_id: str, item: str) -> dict[str, Any]:
+        """The item; a collection (cube) that does not exist is not found as a cube, as the HTTP guard words one
+        the caller may not see, so that an item route does not tell the two apart."""
         with self.db.session() as session:
             record = session.get(StacItemRecord, (cube_id, item))
             if record is None:
+                if session.get(CubeRecord, cube_id) is None:
+                    raise NotFoundError(f"cube {cube_id!r} not found")
                 raise NotFoundError(f"item {item!r} not found in collection {cube_id!r}")
             return record.item
 

@@ -44,9 +44,11 @@ def get_places(group: GroupId, context: ContextDep) -> dict[str, Any]:
 def dataset_places(
     ds: Annotated[str, Path(max_length=128)], group: GroupId, context: ContextDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Two resources: the dataset (the route's guard) and the place group (authorised here)."""
+    """Two resources: the dataset (the route's guard) and the place group (authorised here). Each is found
+    before the next is looked at, so that a hidden group and a missing one answer alike whatever the dataset."""
+    bbox = context.catalogue.get(ds).bbox
     authorize(context, principal, "collection", group, "read", None)
-    return context.places.get(group, within=context.catalogue.get(ds).bbox)
+    return context.places.get(group, within=bbox)
 
 
 @router.get(

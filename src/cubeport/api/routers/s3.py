@@ -55,7 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cubeport.api.deps import get_context
 from cubeport.api.problems import STATUS_OF
 from cubeport.api.ranges import UnsatisfiableRange, byte_range, content_range
-from cubeport.api.security import OPEN, listing, resource, visible_cubes
+from cubeport.api.security import OPEN, cache_scope, listing, resource, visible_cubes
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.cubes import objects
@@ -337,7 +337,7 @@ def get_object(
     store, inner = objects.locate(bucket, key, pointer)
     found = objects.stat(context.cubes, cube_id, pointer, store, inner)
     metadata = inner.rsplit("/", 1)[-1] in objects.METADATA
-    scope = "private" if context.policy.is_restricted("cube", cube_id) else "public"
+    scope = cache_scope(context, "cube", cube_id)
     headers = {
         "ETag": found.etag,
         "Last-Modified": format_datetime(found.modified, usegmt=True),

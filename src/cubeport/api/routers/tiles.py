@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import resource
+from cubeport.api.security import cache_scope, resource
 from cubeport.context import Context
 from cubeport.render import png
 from cubeport.render.colormaps import COLOURS
@@ -23,7 +23,7 @@ MAX_AGE = 3600
 
 def png_response(request: Request, context: Context, cube_id: str, tile) -> Response:  # type: ignore[no-untyped-def]
     """The tile, or 304 when the client has it; restricted cubes are not for shared caches."""
-    scope = "private" if context.policy.is_restricted("cube", cube_id) else "public"
+    scope = cache_scope(context, "cube", cube_id)
     headers = {"ETag": tile.etag, "Cache-Control": f"{scope}, max-age={MAX_AGE}"}
     if request.headers.get("if-none-match") == tile.etag:
         return Response(status_code=304, headers=headers)
@@ -91,8 +91,10 @@ def legend(
     width: Annotated[int, Query(ge=8, le=2048)] = 256,
     height: Annotated[int, Query(ge=1, le=256)] = 16,
 ) -> Response:
-    """A gradient from vmin (left) to vmax (right) in the variable's style or the given colour map."""
+    """A gradient from vmin (left) to vmax (right) in the variable's style or the given colour map; the style
+    is the cube's, so a restricted cube's legend is not for shared caches either."""
     style = context.tiles.style(ds, var, colormap=cmap, norm=norm)
     columns = np.linspace(0, COLOURS - 1, width).astype(np.uint8)
     image = png.encode(np.tile(columns, (height, 1)), palette(style.colormap, style.norm))  # type: ignore[arg-type]
-    return Response(image, media_type="image/png", headers={"Cache-Control": f"public, max-age={MAX_AGE}"})
+    scope = cache_scope(context, "cube", ds)
+    return Response(image, media_type="image/png", headers={"Cache-Control": f"{scope}, max-age={MAX_AGE}"})

@@ -129,8 +129,11 @@ def cube_of(layer: str) -> str:
     return layer.partition(".")[0]
 
 
-def _layer(layer: str) -> tuple[str, str]:
+def _layer(context: Context, layer: str) -> tuple[str, str]:
+    """(cube, variable) of a layer `cube.variable`. The cube is looked up first: a layer of a missing cube is
+    not found as the cube, as the guard answers for a cube the caller may not see, whatever follows the dot."""
     cube_id, dot, variable = layer.partition(".")
+    context.tiles.entry(cube_id)
     if not dot or not variable:
         raise NotFoundError(f"layer {layer!r} unknown; layers are named CUBE.VARIABLE (see the capabilities)")
     return cube_id, variable
@@ -147,7 +150,7 @@ def _tile(
     time: str | None,
 ) -> Response:
     """A tile of a layer whose cube the route's guard has let the caller read."""
-    cube_id, variable = _layer(layer)
+    cube_id, variable = _layer(context, layer)
     tile = context.tiles.tile(cube_id, variable, tms_name=tms_name, z=zoom, x=col, y=row, time=time)
     return png_response(request, context, cube_id, tile)
 

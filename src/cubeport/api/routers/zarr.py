@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from cubeport.api.deps import get_context
-from cubeport.api.security import resource
+from cubeport.api.security import cache_scope, resource
 from cubeport.context import Context
 
 router = APIRouter(prefix="/zarr", tags=["zarr"])
@@ -35,7 +35,7 @@ def zarr_object(
     context: Annotated[Context, Depends(get_context)],
 ) -> Response:
     data = context.cubes.published_object(ds, store, key, context.open_cubes.pointer(ds))
-    scope = "private" if context.policy.is_restricted("cube", ds) else "public"
+    scope = cache_scope(context, "cube", ds)
     kind = "application/json" if key.rsplit("/", 1)[-1].startswith(".z") else "application/octet-stream"
     # metadata may change with an append; chunks of a published step never do
     max_age = 5 if kind == "application/json" else 3600
