@@ -186,6 +186,12 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secret_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="signs what the server hands out and checks when it comes back (federated search "
+        "tokens); the same for every worker. Unset: one is generated once and kept under the data root",
+    )
     request_seconds: float = Field(
         30.0,
         gt=0,

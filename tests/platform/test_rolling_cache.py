@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
@@ -31,13 +32,16 @@ class Upstream:
     """A real HTTP/1.1 server of named objects with byte ranges; `faults[name]` makes it misbehave:
     "short" (body cut in half), "lie" (Content-Length too large), "ignore-range" (200 to a ranged request),
     "wrong-range" (another Content-Range), "range-length" (Content-Length disagreeing with Content-Range),
-    "500". `delay` slows every answer down. It counts the requests per object on its side."""
+    "500", "redirect:LOCATION" (a 302, also for names without an object). `delay` slows every answer down. It
+    counts the requests per object on its side, keeps the headers of each, and sets a cookie on every
+    answer."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.faults: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.ranges: list[str] = []
+        self.sent: list[tuple[str, dict[str, str]]] = []  # (name, request headers)
         self.delay = 0.0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -57,6 +61,7 @@ class Upstream:
         self.faults.clear()
         self.requests.clear()
         self.ranges.clear()
+        self.sent.clear()
         self.delay = 0.0
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -72,10 +77,14 @@ class Upstream:
                 name = self.path.lstrip("/").split("?")[0]
                 with upstream.lock:
                     upstream.requests[name] += 1
+                    upstream.sent.append((name, dict(self.headers)))
                     if "Range" in self.headers:
                         upstream.ranges.append(self.headers["Range"])
                 time.sleep(upstream.delay)
                 fault, data = upstream.faults.get(name), upstream.objects.get(name)
+                if fault and fault.startswith("redirect:"):
+                    self._answer(302, b"", {"Location": fault.removeprefix("redirect:")})
+                    return
                 if data is None or fault == "500":
                     self._answer(404 if data is None else 500, b"no", {})
                     return
@@ -103,6 +112,7 @@ class Upstream:
                     body = body[:-1]
                     length = len(body)
                 self.send_response(status)
+                self.send_header("Set-Cookie", "session=upstream-secret; Path=/")
                 for name, value in {**headers, "Content-Length": str(length)}.items():
                     self.send_header(name, value)
                 self.end_headers()
@@ -383,11 +393,71 @@ def test_remote_and_input_errors_are_domain_errors(make_cache, upstream):
         ("ftp://host/x", {}),
         ("http://host/x#part", {}),
         ("http://host/x", {"byte_range": (5, 5)}),
-        ("http://host/x", {"headers": {"range": "bytes=0-1"}}),
+        ("http://host/x", {"source": Owner("s", "http://host/", {"range": "bytes=0-1"})}),
+        ("http://host/x", {"source": Owner("s", "http://host/y/")}),  # not under its base URL
     ):
         with pytest.raises(InputError):
             cache.fetch(url, **kwargs)
     assert cache.entries() == [] and stored(cache) == {}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whom a fetch is for (a CacheSource): a name, headers, and the URLs under `base`."""
+
+    name: str
+    base: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def owns(self, url: str) -> bool:
+        return url.startswith(self.base)
+
+
+def test_entries_are_kept_per_source_with_its_own_headers(make_cache, upstream):
+    cache = make_cache()
+    data = upstream.put("shared/a.bin", 100)
+    url = upstream.url("shared/a.bin")
+    closed = Owner("closed", upstream.url("shared/"), {"X-Key": "right"})
+    public = Owner("public", upstream.url("shared/"), {"X-Key": "wrong"})
+    assert not cache.fetch(url, source=closed).hit and cache.fetch(url, source=closed).hit
+    assert not cache.fetch(url, source=public).hit  # the same URL: not served from the closed source's entry
+    assert not cache.fetch(url, byte_range=(0, 10), source=public).hit and not cache.fetch(url).hit
+    assert [h.get("X-Key") for _, h in upstream.sent] == ["right", "wrong", "wrong", None]
+    assert not [h for _, h in upstream.sent if "Cookie" in h]  # the upstream's cookie was never sent back
+    entries = {e.key: e.to_dict()["source"] for e in cache.entries()}
+    assert entries == {
+        f"source:closed|{url}": "closed",
+        f"source:public|{url}": "public",
+        f"source:public|{url}#bytes=0-9": "public",
+        url: None,
+    }
+    assert cache_key(url, (0, 10), "public") in entries and cache.fetch(url, source=closed).data == data
+    assert cache.purge(prefix="source:public|") == 2 and cache.stats().entries == 2
+
+
+def test_redirects_are_followed_only_within_the_source(make_cache, upstream):
+    cache = make_cache()
+    data = upstream.put("own/data", 100)
+    upstream.put("elsewhere/data", 50)
+    owner = Owner("own", upstream.url("own/"), {"X-Key": "right"})
+    for name, location in (
+        ("own/hop", "/own/data"),
+        ("own/out", "/elsewhere/data"),
+        ("own/port", f"http://127.0.0.1:{free_port()}/own/data"),
+        ("own/loop", "/own/loop"),
+        ("free/hop", "/elsewhere/data"),
+    ):
+        upstream.faults[name] = f"redirect:{location}"
+    found = cache.fetch(upstream.url("own/hop"), source=owner)
+    assert found.data == data and found.key == f"source:own|{upstream.url('own/hop')}"
+    for name, message in (("own/out", "outside the base URL"), ("own/port", "outside the base URL")):
+        with pytest.raises(UnavailableError, match=message):
+            cache.fetch(upstream.url(name), source=owner)
+    with pytest.raises(UnavailableError, match="more than 3 redirects"):
+        cache.fetch(upstream.url("own/loop"), source=owner)
+    assert upstream.requests["own/loop"] == 4 and upstream.requests["elsewhere/data"] == 0
+    assert len(cache.fetch(upstream.url("free/hop")).data) == 50  # no source, no headers: followed
+    assert [h.get("X-Key") for n, h in upstream.sent if n == "elsewhere/data"] == [None]
 
 
 def test_purge_by_prefix_expired_and_everything(make_cache, upstream):

@@ -13,7 +13,8 @@ from cubeport.errors import InputError
 
 cache_app = typer.Typer(
     help="The rolling cache of remote data (whole objects or byte ranges over HTTP), kept under a quota. "
-    "Entries are named by their key: the URL, with #bytes=FIRST-LAST for a byte range.",
+    "Entries are named by their key: the URL, with #bytes=FIRST-LAST for a byte range, and source:NAME| "
+    "before it for an entry fetched for a registered STAC source.",
     no_args_is_help=True,
 )
 app.add_typer(cache_app, name="cache")
@@ -89,10 +90,20 @@ def cache_fetch(
         ),
     ] = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin the entry once it is stored")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="For this STAC source (`cubeport sources list`): with its headers, a URL under its base "
+            "URL, into the entries its proxy serves"
+        ),
+    ] = None,
 ) -> None:
     """Fetch a URL into the cache (e.g. to warm it before a demo); a hit if it is there already."""
-    cache = context_for(data_root).cache
-    found = cache.fetch(url, byte_range=_range(byte_range))
+    context = context_for(data_root)
+    cache = context.cache
+    found = cache.fetch(
+        url, byte_range=_range(byte_range), source=context.stac_sources.get(source) if source else None
+    )
     if pin:
         cache.pin(found.key)
     out.print(

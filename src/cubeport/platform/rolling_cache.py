@@ -16,9 +16,15 @@ storage (a local folder or S3) under a quota, so that reading the same source ag
   from different downloads a miss, never wrong bytes. Eviction is serialised within a process; across
   processes the used bytes may pass the high watermark briefly, until the next insertion evicts.
 
+- **Kept per source.** A fetch for a source (a registered STAC source: its name, its headers, the URLs it
+  owns) is keyed `source:{name}|{url}`, so what one source's credentials fetched is never served through
+  another; a fetch without one (`cubeport cache fetch URL`) sends no headers and is keyed by its URL.
+- **Credentials go nowhere else.** A source's URL and every redirect of it must be one the source owns
+  (at most three redirects, each checked before it is followed); cookies are never kept.
+
 Objects are held in memory while they are checked (at most `cache.max_object_bytes`): larger data should be
-fetched in byte ranges. Headers (e.g. credentials) are sent but are not part of the key, so the cache is
-shared by everyone who may use it: do not cache answers that differ per user.
+fetched in byte ranges. Everyone who may use a source shares its entries: do not cache answers that differ
+per user.
 """
 
 from __future__ import annotations
@@ -28,10 +34,11 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +61,8 @@ from cubeport.storage import Storage, describe_storage_error
 log = logging.getLogger("cubeport.cache")
 COUNTERS = ("hits", "misses", "bytes_fetched", "bytes_served", "evictions")
 MAX_KEY_BYTES = 2048  # the key is the primary key: PostgreSQL indexes keys of up to about 2.7 kB
+MAX_REDIRECTS = 3
+SOURCE_PREFIX = "source:"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 ByteRange = tuple[int, int]  # (start, end), end exclusive as in Python slices
 Clock = Callable[[], datetime]
@@ -64,10 +73,29 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def cache_key(url: str, byte_range: ByteRange | None = None) -> str:
-    """The key of an entry: the URL, and for a range `#bytes=first-last` as the Range header says it (a URL
-    with a fragment is refused, so no key is ambiguous)."""
-    return url if byte_range is None else f"{url}#bytes={byte_range[0]}-{byte_range[1] - 1}"
+class CacheSource(Protocol):
+    """Whom a fetch is for (e.g. a registered STAC source): its name keeps its entries apart, its headers
+    (credentials) are sent, and only URLs it owns are fetched, redirects included."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+    def owns(self, url: str) -> bool: ...
+
+
+def cache_key(url: str, byte_range: ByteRange | None = None, source: str | None = None) -> str:
+    """The key of an entry: `source:{name}|` for a source's, the URL, and for a range `#bytes=first-last` as
+    the Range header says it (a URL with a fragment is refused, so no key is ambiguous)."""
+    key = url if source is None else f"{SOURCE_PREFIX}{source}|{url}"
+    return key if byte_range is None else f"{key}#bytes={byte_range[0]}-{byte_range[1] - 1}"
+
+
+def source_of(key: str) -> str | None:
+    """The source of an entry's key (None: fetched for nobody in particular)."""
+    return key.removeprefix(SOURCE_PREFIX).split("|", 1)[0] if key.startswith(SOURCE_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class CacheEntry:
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
+            "source": source_of(self.key),
             "url": self.url,
             "byte_range": list(self.byte_range) if self.byte_range else None,
             "size": self.size,
@@ -166,7 +195,13 @@ class RollingCache:
     ) -> None:
         self.storage, self.db, self.prefix, self._clock = storage, db, prefix, clock
         self.settings = settings or CacheSettings()
-        self._http = httpx.Client(timeout=self.settings.timeout_seconds, follow_redirects=True)
+        self._http = httpx.Client(
+            timeout=self.settings.timeout_seconds,
+            follow_redirects=False,  # followed in `_answer`, each target checked first
+            cookies=CookieJar(
+                DefaultCookiePolicy(allowed_domains=[])
+            ),  # none kept: none go to another source
+        )
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._quota_lock = threading.Lock()  # insertions and evictions of this process, one at a time
@@ -197,18 +232,18 @@ class RollingCache:
 
     # -- fetching --------------------------------------------------------------------------------------
     def fetch(
-        self, url: str, *, byte_range: ByteRange | None = None, headers: dict[str, str] | None = None
+        self, url: str, *, byte_range: ByteRange | None = None, source: CacheSource | None = None
     ) -> CachedObject:
-        """The bytes of `url` (or of `byte_range`, end exclusive): from the cache when it holds them unexpired
-        and intact, else downloaded, checked and stored. A request that waited for another's download of the
-        same key counts as a hit."""
-        key = self._checked_key(url, byte_range, headers)
-        found, shared = self._single_flight(key, lambda: self._get(key, url, byte_range, headers))
+        """The bytes of `url` (or of `byte_range`, end exclusive), for `source` (with its headers, from its
+        entries): from the cache when it holds them unexpired and intact, else downloaded, checked and
+        stored. A request that waited for another's download of the same key counts as a hit."""
+        key = self._checked_key(url, byte_range, source)
+        found, shared = self._single_flight(key, lambda: self._get(key, url, byte_range, source))
         hit = found.hit or shared
         self._record_request(key, hit, found.size)
         return replace(found, hit=True) if hit and not found.hit else found
 
-    def _checked_key(self, url: str, byte_range: ByteRange | None, headers: dict[str, str] | None) -> str:
+    def _checked_key(self, url: str, byte_range: ByteRange | None, source: CacheSource | None) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InputError(f"the cache fetches http(s) URLs, not {url[:100]!r}")
@@ -220,11 +255,13 @@ class RollingCache:
             start, end = byte_range
             if start < 0 or end <= start:
                 raise InputError(f"byte range {start}-{end} is empty or negative (the end is exclusive)")
-        if any(name.lower() in ("range", "accept-encoding") for name in headers or {}):
+        if source is not None and not source.owns(url):
+            raise InputError(f"{_safe(url)} is not under the base URL of source {source.name!r}")
+        if source is not None and any(n.lower() in ("range", "accept-encoding") for n in source.headers):
             raise InputError(
                 "pass byte_range instead of a Range header (the cache sets Range and Accept-Encoding)"
             )
-        key = cache_key(url, byte_range)
+        key = cache_key(url, byte_range, source.name if source else None)
         if len(key.encode()) > MAX_KEY_BYTES:
             raise InputError(f"{_safe(url)}: the URL is longer than the cache's {MAX_KEY_BYTES - 48} bytes")
         return key
@@ -255,7 +292,7 @@ class RollingCache:
             flight.done.set()
 
     def _get(
-        self, key: str, url: str, byte_range: ByteRange | None, headers: dict[str, str] | None
+        self, key: str, url: str, byte_range: ByteRange | None, source: CacheSource | None
     ) -> CachedObject:
         with self.db.session() as session:
             record = session.get(CacheEntryRecord, key)
@@ -264,7 +301,7 @@ class RollingCache:
             data = self._read_intact(entry)
             if data is not None:
                 return CachedObject(key, url, byte_range, data, entry.sha256, hit=True)
-        data = self._download(url, byte_range, headers)
+        data = self._download(url, byte_range, source)
         digest = hashlib.sha256(data).hexdigest()
         self._store(key, url, byte_range, data, digest)
         return CachedObject(key, url, byte_range, data, digest, hit=False)
@@ -283,14 +320,14 @@ class RollingCache:
             return None
         return data
 
-    def _download(self, url: str, byte_range: ByteRange | None, headers: dict[str, str] | None) -> bytes:
+    def _download(self, url: str, byte_range: ByteRange | None, source: CacheSource | None) -> bytes:
         """The checked bytes of `url` as its server stores them (identity encoding, nothing decoded)."""
-        sent = {**(headers or {}), "Accept-Encoding": "identity"}
+        sent = {**(source.headers if source else {}), "Accept-Encoding": "identity"}
         if byte_range is not None:
             sent["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         where = _safe(url)
         try:
-            with self._http.stream("GET", url, headers=sent) as response:
+            with self._answer(url, sent, source) as response:
                 expected = _expected_length(where, response, byte_range)
                 if expected is not None and expected > self.largest_object:
                     raise self._too_large(where, expected)
@@ -312,6 +349,29 @@ class RollingCache:
                 f"download of {where} was cut short ({len(data)} of {expected} bytes); nothing stored"
             )
         return bytes(data)
+
+    @contextlib.contextmanager
+    def _answer(
+        self, url: str, headers: dict[str, str], source: CacheSource | None
+    ) -> Iterator[httpx.Response]:
+        """The streamed answer to GET `url` after at most MAX_REDIRECTS redirects; for a source, each one
+        only to a URL it owns (its headers go along), checked before it is followed."""
+        for _ in range(MAX_REDIRECTS + 1):
+            with self._http.stream("GET", url, headers=headers) as response:
+                if not response.is_redirect:
+                    yield response
+                    return
+                try:
+                    target = str(response.url.join(response.headers["location"]))
+                except httpx.InvalidURL:
+                    raise UnavailableError(f"{_safe(url)} redirects to an invalid URL") from None
+            if source is not None and not source.owns(target):
+                raise UnavailableError(
+                    f"{_safe(url)} redirects to {_safe(target)}, outside the base URL of source "
+                    f"{source.name!r}; not followed"
+                )
+            url = target
+        raise UnavailableError(f"{_safe(url)}: more than {MAX_REDIRECTS} redirects; not followed")
 
     def _too_large(self, where: str, size: int) -> LimitError:
         return LimitError(

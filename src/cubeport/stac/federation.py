@@ -8,13 +8,20 @@ searched beside the local catalogue in one call.
   the pages after it) with a warning in the response; the other sources still answer.
 - **Where each item comes from.** Items carry `cubeport:source` and a `via` link to the original; remote
   assets get an alternate href through this server's proxy, which fetches through the rolling cache.
-- **No open relay.** Next-page links and proxied assets must stay on the source's own origin.
+- **Credentials stay with their source.** A source's headers go only to URLs under its base URL (`under`):
+  the same scheme, host and port, a path below the base path, no user info, no dot segments (plain or
+  percent-encoded); redirects are not followed. Next-page links that leave the base URL end the source's
+  pages with a warning, and the asset proxy refuses other URLs.
+- **Tokens the server signed.** The next-page token carries each source's next link; it is signed with
+  HMAC-SHA-256 under the server's secret, so a client can only hand back what the server gave it.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -33,6 +40,8 @@ from cubeport.errors import ConflictError, InputError, NotFoundError
 
 log = logging.getLogger("cubeport.stac")
 LOCAL = "local"
+TOKEN_PURPOSE = b"cubeport stac federation token\0"  # what the server secret signs here, and nothing else
+_ENCODED_DOT_OR_SLASH = re.compile(r"%(2e|2f|5c)", re.IGNORECASE)
 ALTERNATE = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
 SOURCE_NAME = r"^[a-z][a-z0-9-]{0,62}$"
 Page = tuple[list[dict[str, Any]], Any]  # items, and how to ask for the next page (None: no more)
@@ -63,9 +72,28 @@ class Source:
         }  # names only: the values are credentials
 
     def owns(self, href: str) -> bool:
-        """Whether `href` is on the source's origin (scheme, host and port)."""
-        mine, theirs = urlsplit(self.url), urlsplit(href)
-        return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
+        """Whether the source's headers (credentials) may be sent to `href`: it is under its base URL."""
+        return under(self.url, href)
+
+
+def under(base: str, href: str) -> bool:
+    """Whether `href` is under the URL `base`: the same scheme, host and port, and a path that is the base
+    path or below it. Refused, since a server may read them otherwise than this test: user info, dot
+    segments (also `..;`), percent-encoded dots, slashes and backslashes in the path, backslashes, spaces and
+    control characters anywhere. The URL is read by httpx, as it is then sent."""
+    if not href.isprintable() or any(c in href for c in " \\"):
+        return False
+    try:
+        mine, theirs, path = httpx.URL(base), httpx.URL(href), urlsplit(href).path
+    except (httpx.InvalidURL, ValueError):
+        return False
+    segments = {segment.split(";")[0] for segment in path.split("/")}
+    if theirs.userinfo or _ENCODED_DOT_OR_SLASH.search(path) or segments & {".", ".."}:
+        return False
+    if (theirs.scheme, theirs.host, theirs.port) != (mine.scheme, mine.host, mine.port):
+        return False
+    root = mine.path.rstrip("/")
+    return theirs.path == root or theirs.path.startswith(f"{root}/")
 
 
 class SourceRegistry:
@@ -85,8 +113,7 @@ class SourceRegistry:
         with self.db.session() as session:
             record = session.get(StacSourceRecord, name)
             if record is None:
-                names = ", ".join(s.name for s in self.list()) or "none yet"
-                raise NotFoundError(f"STAC source {name!r} not found; sources: {names}")
+                raise NotFoundError(f"STAC source {name!r} not found")
             return _source(record)
 
     def add(self, source: Source, *, replace: bool = False) -> Source:
@@ -95,9 +122,16 @@ class SourceRegistry:
                 f"source name {source.name!r}: use lower-case letters, digits and '-' (not 'local')"
             )
         parts = urlsplit(source.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+            or not under(source.url, source.url)
+        ):
             raise InputError(
-                f"source url {source.url!r}: give the http(s) root of a STAC API, without a query"
+                f"source url {source.url!r}: give the http(s) root of a STAC API, without a query, "
+                "user info or dot segments"
             )
         if not 0 < source.timeout_seconds <= 120:
             raise InputError("timeout_seconds must be more than 0 and at most 120")
@@ -150,11 +184,12 @@ def search(
     limit: int,
     token: str | None,
     annotate: Callable[[Source, dict[str, Any]], dict[str, Any]],
+    secret: bytes,
 ) -> FederatedPage:
     """One page of a search over `local` (None: not asked) and `sources`. `body` is the STAC search request
-    as sent to each remote; `annotate` adds the proxy links to a remote item."""
+    as sent to each remote; `annotate` adds the proxy links to a remote item; `secret` signs the token."""
     names = ([LOCAL] if local else []) + [s.name for s in sources]
-    state = _state(token, names)
+    state = _state(token, names, secret)
     by_name = {s.name: s for s in sources}
     warnings: list[dict[str, str]] = []
     pages: dict[str, Page] = {}
@@ -206,7 +241,7 @@ def search(
         else:
             state[name] = {"page": following, "skip": 0} if following is not None else None
     more = any(v is not None for v in state.values())
-    return FederatedPage(items, _token(state) if more else None, warnings, matched)
+    return FederatedPage(items, _token(state, secret) if more else None, warnings, matched)
 
 
 def _round_robin(lists: dict[str, list[dict[str, Any]]], limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -222,7 +257,8 @@ def _round_robin(lists: dict[str, list[dict[str, Any]]], limit: int) -> list[tup
 
 def _remote_page(source: Source, body: dict[str, Any], limit: int, page: Any) -> tuple[Page, int | None]:
     """One page from a remote: the first by POST /search (GET when POST is not allowed), later ones by its
-    own next link. Returns (items, next link or None) and numberMatched."""
+    own next link (from a signed token, and checked again). Returns (items, next link or None) and
+    numberMatched. Redirects are not followed: they would take the headers along."""
     headers = {"Accept": "application/geo+json", **source.headers}
     with httpx.Client(timeout=source.timeout_seconds, headers=headers, follow_redirects=False) as client:
         if page is None:
@@ -230,15 +266,11 @@ def _remote_page(source: Source, body: dict[str, Any], limit: int, page: Any) ->
             if response.status_code in (404, 405, 501):
                 response = client.get(f"{source.url}/search?{urlencode(_query(body, limit))}")
         else:
-            href = page.get("href", "")
+            href = page["href"]
             if not source.owns(href):
-                raise InputError(f"its next link {href!r} leaves its origin")
-            if str(page.get("method", "GET")).upper() == "POST":
-                sent = (
-                    {**body, "limit": limit, **page.get("body", {})}
-                    if page.get("merge")
-                    else page.get("body", {})
-                )
+                raise ValueError("its next link leaves its base URL")
+            if page["method"] == "POST":
+                sent = {**body, "limit": limit, **page["body"]} if page["merge"] else page["body"]
                 response = client.post(href, json=sent)
             else:
                 response = client.get(href)
@@ -249,13 +281,19 @@ def _remote_page(source: Source, body: dict[str, Any], limit: int, page: Any) ->
     following = next((link for link in document.get("links", []) if link.get("rel") == "next"), None)
     items = [i for i in document["features"] if isinstance(i, dict) and isinstance(i.get("properties"), dict)]
     count = document.get("numberMatched", document.get("context", {}).get("matched"))
-    return (items, _kept_link(following)), count if isinstance(count, int) else None
+    return (items, _kept_link(source, following)), count if isinstance(count, int) else None
 
 
-def _kept_link(link: dict[str, Any] | None) -> dict[str, Any] | None:
+def _kept_link(source: Source, link: Any) -> dict[str, Any] | None:
+    """What the token keeps of a remote's next link: a GET or POST under the source's base URL."""
     if link is None:
         return None
-    return {k: link[k] for k in ("href", "method", "body", "merge") if k in link}
+    href, method, body = link.get("href"), str(link.get("method", "GET")).upper(), link.get("body", {})
+    if not isinstance(href, str) or not source.owns(href):
+        raise ValueError("its next link leaves its base URL")
+    if method not in ("GET", "POST") or not isinstance(body, dict):
+        raise ValueError("its next link is neither a GET nor a POST with a JSON object")
+    return {"href": href, "method": method, "body": body, "merge": bool(link.get("merge"))}
 
 
 def _query(body: dict[str, Any], limit: int) -> dict[str, str]:
@@ -315,21 +353,35 @@ def _describe(exc: BaseException) -> str:
         return "it did not answer in time"
     if isinstance(exc, httpx.TransportError):
         return f"it cannot be reached ({type(exc).__name__})"
-    if isinstance(exc, (ValueError, InputError)):
+    if isinstance(exc, ValueError):
         return str(exc) or "its answer is not JSON"
     return type(exc).__name__
 
 
-def _token(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+def _token(state: dict[str, Any], secret: bytes) -> str:
+    """The state as `payload.signature`, both base64url."""
+    payload = _b64(json.dumps(state, separators=(",", ":")).encode())
+    return f"{payload}.{_signature(payload, secret)}"
 
 
-def _state(token: str | None, names: list[str]) -> dict[str, Any]:
-    """Per source {page, skip}, or None for a source that has no more; a fresh search starts every source."""
+def _signature(payload: str, secret: bytes) -> str:
+    return _b64(hmac.new(secret, TOKEN_PURPOSE + payload.encode(), hashlib.sha256).digest())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _state(token: str | None, names: list[str], secret: bytes) -> dict[str, Any]:
+    """Per source {page, skip}, or None for a source that has no more; a fresh search starts every source.
+    Only a token this server signed is read."""
     if not token:
         return {n: {"page": None, "skip": 0} for n in names}
+    payload, _, signature = token.partition(".")
     try:
-        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not hmac.compare_digest(signature.encode(), _signature(payload, secret).encode()):
+            raise ValueError
+        state = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         if (
             not isinstance(state, dict)
             or set(state) != set(names)

@@ -83,6 +83,8 @@ class SearchRequest:
             not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)
         ):
             raise InputError(f"sources: give a list of names ({SOURCES_HELP})")
+        if not isinstance(body.get("token"), (str, type(None))):
+            raise InputError("token: give the string of a 'next' link")
         return cls(
             collections=_strings(body.get("collections"), "collections"),
             ids=_strings(body.get("ids"), "ids"),

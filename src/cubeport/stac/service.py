@@ -49,7 +49,7 @@ def named_sources(
     registry: SourceRegistry, policy: Policy, principal: Principal, names: list[str]
 ) -> list[Source]:
     """The remote sources `names` asks for (for '*', all the caller may search); an unknown or hidden one is a
-    404, like a missing one."""
+    404, exactly like a missing one (and names no other)."""
     if "*" in names:
         return readable_sources(registry, policy, principal)
     chosen = []
@@ -59,8 +59,7 @@ def named_sources(
         except NotFoundError:
             source = None
         if source is None or not policy.allows(principal, "read", "service", source.service_id):
-            usable = [s.name for s in readable_sources(registry, policy, principal)]
-            raise NotFoundError(f"STAC source {name!r} not found; sources: {', '.join([LOCAL, *usable])}")
+            raise NotFoundError(f"STAC source {name!r} not found")
         chosen.append(source)
     return chosen
 
@@ -86,10 +85,11 @@ def item_search(
     sources: list[Source],
     search: SearchRequest,
     origin: Origin,
+    secret: Callable[[], bytes],
 ) -> dict[str, Any]:
     """A page of a search over this server's items in `cubes` (those the caller may see) and the remote
     `sources` the search names. A federated page says per source how many matched, and which sources were
-    left out."""
+    left out; its token is signed with `secret()` (asked for only then)."""
     base = origin.base
     url = f"{base}/stac/search"
     in_scope = [c for c in cubes if search.collections is None or c in search.collections]
@@ -109,6 +109,7 @@ def item_search(
         search.limit,
         search.token,
         lambda s, i: federation.annotated(s, i, lambda src, h: federation.proxy_href(base, src, h)),
+        secret(),
     )
     links = [link("self", origin.url, GEOJSON), *origin.next_links(url, page.token)]
     result = documents.item_collection(page.items, None, base, links)

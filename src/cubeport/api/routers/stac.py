@@ -19,8 +19,9 @@ from cubeport.api.security import ADMIN, OPEN, listing, resource, visible_cubes
 from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
-from cubeport.errors import InputError
+from cubeport.errors import InputError, NotFoundError
 from cubeport.ogc.params import MAX_FILTER
+from cubeport.platform.secret_key import server_secret
 from cubeport.stac import documents, federation, service
 from cubeport.stac.federation import Source
 from cubeport.stac.search import SOURCES_HELP, SearchRequest
@@ -282,7 +283,11 @@ async def search_post(
 def _search(context: Context, principal: Principal, search: SearchRequest, origin: Origin) -> JSONResponse:
     sources = service.named_sources(context.stac_sources, context.policy, principal, search.sources)
     cubes = [e.id for e in visible_cubes(context, principal)]
-    return _geojson(service.item_search(context.products, cubes, sources, search, origin))
+
+    def secret() -> bytes:
+        return server_secret(context.settings.secret_key, context.storage)
+
+    return _geojson(service.item_search(context.products, cubes, sources, search, origin, secret))
 
 
 def _origin(request: Request, body: dict[str, Any] | None = None) -> Origin:
@@ -341,14 +346,19 @@ def delete_source(name: SourceName, context: ContextDep) -> Response:
 def proxy(
     name: SourceName,
     context: ContextDep,
-    href: Annotated[str, Query(max_length=2000, description="the asset's URL on the source")],
+    href: Annotated[str, Query(max_length=2000, description="an asset's URL under the source's base URL")],
     range_: Annotated[str | None, Header(alias="range", max_length=256)] = None,
 ) -> Response:
-    source = context.stac_sources.get(name)
+    try:
+        source = context.stac_sources.get(name)
+    except NotFoundError:  # the guard's answer for a source the caller may not read, so both look alike
+        raise NotFoundError(f"service {_source_id(name)!r} not found") from None
     if not source.owns(href):
-        raise InputError(f"href {href!r} is not on the origin of source {name!r} ({source.url})")
+        raise InputError(
+            f"href: not under the base URL of source {name!r} ({source.url}: same origin, a path below it)"
+        )
     span = _requested_span(range_)
-    found = context.cache.fetch(href, byte_range=span, headers=source.headers)
+    found = context.cache.fetch(href, byte_range=span, source=source)
     headers = {
         "Accept-Ranges": "bytes",
         "X-Cache": "hit" if found.hit else "miss",
