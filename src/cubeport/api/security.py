@@ -137,9 +137,9 @@ class Guard:
             assert self.kind and self.param
             # the declared path parameter only: a query parameter of the same name names nothing
             value = request.path_params.get(self.param, "")
+            if not value:
+                raise not_found(self.kind, value)
             resource_id = self.id_of(value) if self.id_of else value
-            if not resource_id:
-                raise not_found(self.kind, resource_id)
             # reads of public resources whose rules are cached need no thread (tiles come by the dozen)
             if self.action != "read" or not context.policy.known_public(self.kind, resource_id):
                 await run_in_threadpool(
