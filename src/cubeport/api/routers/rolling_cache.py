@@ -15,15 +15,21 @@ from cubeport.context import Context
 router = APIRouter(prefix="/admin/cache", tags=["admin"])
 ContextDep = Annotated[Context, Depends(get_context)]
 Admin = Annotated[Principal, Depends(ADMIN)]
-# a key is a URL (with #bytes=a-b for a range): send it percent-encoded, slashes may stay
-Key = Annotated[str, Path(max_length=2048, description="the entry's key, percent-encoded")]
+# a key is a URL (with #bytes=a-b for a range, after source:NAME| for a STAC source's entry): send it
+# percent-encoded, slashes may stay
+Key = Annotated[
+    str, Path(max_length=2048, description="the entry's key (source:NAME|URL#bytes=a-b), percent-encoded")
+]
 
 
 class PurgeRequest(BaseModel):
     all: bool = Field(False, description="every entry (pinned ones only with include_pinned)")
     expired: bool = Field(False, description="the entries older than the TTL (pinned entries never expire)")
     prefix: str | None = Field(
-        None, min_length=1, max_length=2048, description="the entries whose key starts so"
+        None,
+        min_length=1,
+        max_length=2048,
+        description="the entries whose key starts so (e.g. source:NAME| for a STAC source's)",
     )
     include_pinned: bool = Field(False, description="remove pinned entries too")
 
