@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from cubeport.api.deps import get_context
 from cubeport.api.problems import problem
 from cubeport.api.ranges import UnsatisfiableRange, byte_range, content_range
-from cubeport.api.security import ADMIN, OPEN, listing, resource, visible_cubes
+from cubeport.api.security import ADMIN, OPEN, listing, not_found, resource, visible_cubes
 from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
 from cubeport.context import Context
@@ -351,8 +351,8 @@ def proxy(
 ) -> Response:
     try:
         source = context.stac_sources.get(name)
-    except NotFoundError:  # the guard's answer for a source the caller may not read, so both look alike
-        raise NotFoundError(f"service {_source_id(name)!r} not found") from None
+    except NotFoundError:  # worded as the guard's 404 for a source the caller may not read
+        raise not_found("service", _source_id(name)) from None
     if not source.owns(href):
         raise InputError(
             f"href: not under the base URL of source {name!r} ({source.url}: same origin, a path below it)"
