@@ -436,3 +436,99 @@ def test_station_time_series_route(as_user, context, tmp_path):
     assert eva.get(url, params={"parameter": "oxygen"}).status_code == 400
     assert eva.get("/features/collections/eva.stations/items/99/observations").status_code == 404
     assert as_user("leo").get(url).status_code == 404
+
+
+POINT = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9, 60.2]}, "properties": {}}
+
+
+def test_only_the_owner_shares_and_can_never_be_revoked(as_user, context):
+    """Writers write data; sharing, renaming and dropping are the owner's (or an admin's), and the owner
+    keeps reading and writing whatever is revoked."""
+    eva = as_user("eva")
+    assert eva.post("/features/collections", json={"database": "eva", "name": "notes"}).status_code == 201
+    url = "/features/collections/eva.notes"
+    grants = f"{url}/access/grants"
+    assert eva.post(grants, json={"subject_type": "user", "subject": "leo", "permission": "write"}).is_success
+    leo = as_user("leo")  # an editor with a write grant, not the owner
+    assert leo.post(f"{url}/items", json=POINT).status_code == 201
+    for method, path, body in (
+        ("PUT", f"{url}/access", {"public": True}),
+        ("POST", grants, {"subject_type": "user", "subject": "mia", "permission": "write"}),
+        ("DELETE", f"{grants}/user/eva", None),
+        ("POST", f"{url}/rename", {"name": "leos"}),
+        ("DELETE", url, None),
+    ):
+        response = leo.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    for other in (None, "mia"):
+        assert as_user(other).get(url).status_code == 404  # still private
+    assert as_user("eva").get(url).status_code == 200  # and still hers
+    # the owner cannot be revoked: not by herself, not by an admin; she keeps reading and writing
+    if "ada" not in {u.name for u in context.auth.directory.users()}:
+        context.auth.directory.create_user("ada", role="admin")
+    admin = {"X-API-Key": context.auth.create_key("ada")[1]}
+    eva = as_user("eva")
+    assert eva.delete(f"{grants}/user/eva").status_code == 400
+    assert eva.delete("/admin/access/collection/eva.notes/grants/user/eva", headers=admin).status_code == 400
+    assert eva.post(grants, json={"subject_type": "user", "subject": "eva", "permission": "read"}).is_success
+    assert eva.put(
+        "/admin/access/collection/eva.notes", json={"access": "restricted"}, headers=admin
+    ).is_success
+    eva = as_user("eva")
+    assert eva.post(f"{url}/items", json=POINT).status_code == 201  # neither downgraded her
+    assert eva.get(url).json()["id"] == "eva.notes"
+    assert eva.get(f"{url}/access").json()["owner_user"] == "eva"
+    # she shares (a grant to mia), an admin may too; then the writer is revoked and is out
+    assert eva.post(grants, json={"subject_type": "user", "subject": "mia"}).is_success
+    assert eva.delete(f"{grants}/user/leo").is_success
+    assert as_user("leo").get(url).status_code == 404
+    assert eva.put(f"{url}/access", json={"public": True}, headers=admin).json()["access"] == "public"
+
+
+def test_a_group_databases_editors_share_and_the_group_stays(as_user):
+    eva = as_user("eva")
+    body = {"database": "syke-notes", "name": "sites", "group": "syke"}
+    assert eva.post("/features/collections", json=body).status_code == 201
+    url = "/features/collections/syke-notes.sites"
+    assert as_user("mia").put(f"{url}/access", json={"public": True}).status_code == 403  # a viewer member
+    eva = as_user("eva")
+    assert eva.delete(f"{url}/access/grants/group/syke").status_code == 400  # the owning group stays
+    assert eva.post(f"{url}/access/grants", json={"subject_type": "user", "subject": "leo"}).is_success
+    assert as_user("mia").get(url).status_code == 200  # members read
+
+
+def test_a_new_or_copied_collection_is_never_public(as_user, context, monkeypatch):
+    """The private rule is written in the transaction that creates the table, so no reader, in this process
+    or another, ever sees a new collection without it."""
+    from sqlalchemy import select
+
+    from cubeport.auth.policy import Policy
+    from cubeport.auth.principal import ANONYMOUS
+    from cubeport.db.models import ResourceAccessRecord
+    from cubeport.features.schema import CollectionSpec
+    from cubeport.features.sharing import FeatureSharing
+
+    store = context.features
+    rules_when_created = {}
+    create_table = store._create_table
+
+    def create_and_look(connection, spec, data):  # the real hook, then what the transaction holds
+        create_table(connection, spec, data)
+        rule = connection.execute(
+            select(ResourceAccessRecord.public).where(
+                ResourceAccessRecord.kind == "collection", ResourceAccessRecord.resource_id == spec.id
+            )
+        ).scalar()
+        rules_when_created[spec.id] = rule
+
+    monkeypatch.setattr(store, "_create_table", create_and_look)
+    assert context.policy.allows(ANONYMOUS, "read", "collection", "eva.fresh")  # nothing there: the default
+    another_worker = FeatureSharing(store, Policy(context.db))
+    eva = context.auth.directory.principal("eva", "api-key")
+    another_worker.create(eva, CollectionSpec("eva", "fresh", {"name": "string"}))
+    assert not context.policy.allows(ANONYMOUS, "read", "collection", "eva.fresh")  # at once, here too
+    assert as_user(None).get("/features/collections/eva.fresh").status_code == 404
+    as_user("eva").post("/features/collections/eva.fresh/copy", json={"database": "eva", "name": "fresh-2"})
+    assert rules_when_created == {"eva.fresh": False, "eva.fresh-2": False}
+    assert as_user(None).get("/features/collections/eva.fresh-2").status_code == 404

@@ -132,6 +132,28 @@ def test_policy_public_restricted_grants_owner_and_admin(database):
     assert not restrictive.allows(ANONYMOUS, "read", "service", "new-service")
 
 
+def test_owners_are_recorded_never_revoked_and_new_rules_come_with_their_resource(database):
+    policy = Policy(database)
+    eva = Principal("eva", role="editor", via="password")
+    mia = Principal("mia", role="editor", groups=frozenset({"syke"}), via="password")
+    assert policy.allows(ANONYMOUS, "read", "collection", "eva.notes")  # no rule yet: the default
+    with database.engine.begin() as connection:  # as the transaction that creates the collection
+        policy.restrict_new(connection, "collection", "eva.notes", owner_user="eva")
+        policy.restrict_new(connection, "collection", "syke.sites", owner="syke")
+    # not cached while there was no rule, so the new rule holds at once
+    assert not policy.allows(ANONYMOUS, "read", "collection", "eva.notes")
+    assert policy.allows(eva, "write", "collection", "eva.notes")
+    assert policy.access("collection", "eva.notes").owner_user == "eva"
+    for subject_type, subject, resource in (("user", "eva", "eva.notes"), ("group", "syke", "syke.sites")):
+        with pytest.raises(InputError, match="an owner cannot be revoked"):
+            policy.revoke("collection", resource, subject_type, subject)
+    policy.grant("collection", "eva.notes", "user", "eva", "read")  # does not make the owner a reader
+    policy.set_access("collection", "eva.notes", public=False, users=["eva"])
+    policy.set_access("collection", "syke.sites", public=False, groups=[], owner="syke")
+    assert policy.allows(eva, "write", "collection", "eva.notes")
+    assert policy.allows(mia, "read", "collection", "syke.sites")  # the owning project reads, ungranted
+
+
 def test_throttle_slows_repeated_failures_per_account_and_address(auth):
     auth.directory.create_user("mia", password="correct horse battery")
     auth.directory.create_user("leo", password="correct horse battery")

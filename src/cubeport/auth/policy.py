@@ -2,8 +2,12 @@
 
 Each resource (a cube, feature collection, process or service) is public or restricted. A restricted
 resource is readable by the users and groups (projects included) granted access to it; writing needs
-the editor role and a write grant, or membership of the project that owns it. Admins may do anything.
-A resource nobody has set access for follows the configured default.
+the editor role and a write grant, or owning it: being the user who owns it (a grant with permission
+`owner`) or a member of the project that owns it. Owners always read and write, whatever is granted,
+revoked or restricted; an owner cannot be revoked. Admins may do anything.
+A resource nobody has set access for follows the configured default. Such a rule is not cached for feature
+collections, so one created by another process is never taken for a public one (their private rule is
+written in the transaction that creates them, see `restrict_new`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from cubeport.auth.principal import Principal
 from cubeport.db import Database
@@ -24,18 +28,30 @@ Kind = Literal["cube", "collection", "process", "service"]
 KINDS: tuple[Kind, ...] = ("cube", "collection", "process", "service")
 Action = Literal["read", "write"]
 SubjectType = Literal["group", "user"]
+OWNER = "owner"  # the permission of the grant that names a resource's owning user
 
 
 @dataclass(frozen=True)
 class Access:
-    """A resource's access rule: public or not, the owning project and the grants."""
+    """A resource's access rule: public or not, its owners (a project, a user) and the grants."""
 
     kind: str
     resource_id: str
     public: bool
-    owner: str | None = None
+    owner: str | None = None  # the owning project (group)
     readers: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (subject_type, subject)
     writers: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    owner_user: str | None = None
+
+    def owned_by(self, principal: Principal) -> bool:
+        """Whether the principal is the owning user or a member of the owning project."""
+        return not principal.anonymous and (
+            (self.owner_user is not None and self.owner_user == principal.name)
+            or (self.owner is not None and self.owner in principal.groups)
+        )
+
+    def is_owner(self, subject_type: str, subject: str) -> bool:
+        return (subject_type, subject) in (("user", self.owner_user), ("group", self.owner))
 
     def names(self, subject_type: SubjectType, *, writing: bool = False) -> list[str]:
         """The groups or users granted reading (writers read too), or with `writing` those granted writing."""
@@ -48,6 +64,7 @@ class Access:
             "id": self.resource_id,
             "access": "public" if self.public else "restricted",
             "owner": self.owner,
+            "owner_user": self.owner_user,
             "groups": self.names("group"),
             "users": self.names("user"),
             "writers": {
@@ -82,9 +99,9 @@ class Policy:
             return True
         subjects = self._subjects(principal)
         if action == "read":
-            return bool(subjects & (access.readers | access.writers))
+            return bool(subjects & (access.readers | access.writers)) or access.owned_by(principal)
         return principal.has_role("editor") and (
-            bool(subjects & access.writers) or (access.owner is not None and access.owner in principal.groups)
+            bool(subjects & access.writers) or access.owned_by(principal)
         )
 
     def visible(self, principal: Principal, kind: str, resource_ids: Iterable[str]) -> list[str]:
@@ -104,8 +121,9 @@ class Policy:
         key = (check_kind(kind), resource_id)
         access = self._cache.get(key)
         if access is None:
-            access = self._load(*key)
-            self._cache.put(key, access)
+            access, recorded = self._load(*key)
+            if recorded or kind != "collection":  # a collection without a rule may be one being created
+                self._cache.put(key, access)
         return access
 
     def set_access(
@@ -121,7 +139,8 @@ class Policy:
         """Make a resource public, or restricted to the given groups and users (replacing their read grants)."""
         kind = check_kind(kind)
         readers = {("group", g) for g in groups} | {("user", u) for u in users}
-        if not public and not readers and owner is None:
+        owner_user = self.access(kind, resource_id).owner_user
+        if not public and not readers and owner is None and owner_user is None:
             raise InputError("a restricted resource needs at least one group, user or owning project")
         with self.db.session() as session:
             record = session.get(ResourceAccessRecord, (kind, resource_id))
@@ -137,7 +156,7 @@ class Policy:
                         GrantRecord.permission == "read",
                     )
                 )
-                for subject_type, subject in sorted(readers):
+                for subject_type, subject in sorted(readers - {("user", owner_user)}):  # owners read anyway
                     session.merge(
                         GrantRecord(
                             kind=kind,
@@ -152,7 +171,7 @@ class Policy:
     def set_public(self, kind: str, resource_id: str, public: bool) -> Access:
         """Publish a resource or take it back, keeping its grants and owner."""
         access = self.access(kind, resource_id)
-        if not public and not (access.readers or access.writers or access.owner):
+        if not public and not (access.readers or access.writers or access.owner or access.owner_user):
             raise InputError("grant access to a user or group before restricting the resource to them")
         with self.db.session() as session:
             record = session.get(ResourceAccessRecord, (access.kind, resource_id))
@@ -179,6 +198,9 @@ class Policy:
                 session.add(
                     ResourceAccessRecord(kind=kind, resource_id=resource_id, public=self.default_public)
                 )
+            held = session.get(GrantRecord, (kind, resource_id, subject_type, subject))
+            if held is not None and held.permission == OWNER:  # the owner has every permission already
+                return self._changed(kind, resource_id)
             session.merge(
                 GrantRecord(
                     kind=kind,
@@ -191,7 +213,12 @@ class Policy:
         return self._changed(kind, resource_id)
 
     def revoke(self, kind: str, resource_id: str, subject_type: SubjectType, subject: str) -> Access:
+        """Take a user's or group's grant away; an owner cannot be revoked (InputError)."""
         kind = check_kind(kind)
+        if self._load(kind, resource_id)[0].is_owner(subject_type, subject):
+            raise InputError(
+                f"{subject_type} {subject!r} owns {kind} {resource_id!r}; an owner cannot be revoked"
+            )
         with self.db.session() as session:
             session.execute(
                 delete(GrantRecord).where(
@@ -202,6 +229,41 @@ class Policy:
                 )
             )
         return self._changed(kind, resource_id)
+
+    def restrict_new(
+        self,
+        connection: Connection,
+        kind: str,
+        resource_id: str,
+        *,
+        owner: str | None = None,
+        owner_user: str | None = None,
+    ) -> None:
+        """Write the private rule of a resource being created through the connection whose transaction creates
+        it, so that it is never seen without one: readable and writable by its owning project or user only.
+        Rules an earlier resource of the id left are replaced. Call `changed` once the transaction commits."""
+        kind = check_kind(kind)
+        if (owner is None) == (owner_user is None):
+            raise InputError("a new private resource has one owner: a project or a user")
+        for table in (GrantRecord, ResourceAccessRecord):
+            connection.execute(delete(table).where(table.kind == kind, table.resource_id == resource_id))
+        connection.execute(
+            insert(ResourceAccessRecord).values(kind=kind, resource_id=resource_id, public=False, owner=owner)
+        )
+        if owner_user is not None:
+            connection.execute(
+                insert(GrantRecord).values(
+                    kind=kind,
+                    resource_id=resource_id,
+                    subject_type="user",
+                    subject=owner_user,
+                    permission=OWNER,
+                )
+            )
+
+    def changed(self, kind: str, resource_id: str) -> Access:
+        """The rule as stored now, after a change this object did not make (e.g. by `restrict_new`)."""
+        return self._changed(check_kind(kind), resource_id)
 
     def forget(self, kind: str, resource_id: str) -> None:
         """Drop a deleted resource's rules, so that a new resource of the same id starts from the default."""
@@ -232,20 +294,24 @@ class Policy:
         self._cache.pop((kind, resource_id))
         return self.access(kind, resource_id)
 
-    def _load(self, kind: str, resource_id: str) -> Access:
+    def _load(self, kind: str, resource_id: str) -> tuple[Access, bool]:
+        """The rule, and whether one is stored (else it is the default)."""
         with self.db.session() as session:
             record = session.get(ResourceAccessRecord, (kind, resource_id))
             grants = session.scalars(
                 select(GrantRecord).where(GrantRecord.kind == kind, GrantRecord.resource_id == resource_id)
             ).all()
-            return Access(
+            owners = [g.subject for g in grants if g.permission == OWNER and g.subject_type == "user"]
+            access = Access(
                 kind,
                 resource_id,
                 self.default_public if record is None else record.public,
                 record.owner if record else None,
                 frozenset((g.subject_type, g.subject) for g in grants if g.permission == "read"),
                 frozenset((g.subject_type, g.subject) for g in grants if g.permission == "write"),
+                owners[0] if owners else None,
             )
+            return access, record is not None
 
     @staticmethod
     def _subjects(principal: Principal) -> frozenset[tuple[str, str]]:

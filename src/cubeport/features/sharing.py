@@ -1,12 +1,16 @@
 """Ownership and sharing of feature collections, as geoDB users know them.
 
 Collections live in databases (namespaces). A database is owned by the user who created it, or by a group
-or project they belong to; its owners create, drop, rename and share the collections in it. A new
-collection is private to its owner: restricted, readable and writable by the owning user, group or
-project. Its owners may publish it (public read), grant read or write to a user, group or project, and
-revoke. The rules are the identity layer's (`Policy`, resource kind "collection", id "database.name"), so
-every route that guards a collection enforces them. A project is a kind of group there: a principal's
-groups include its projects, so "project" is the word users say and "group" the subject the policy keeps.
+or project they belong to; its owners (the user, or the group's members with the editor role) create,
+drop, rename and share the collections in it, as in geoDB, where the database owner holds the tables. A
+new collection is private to its owner: restricted, readable and writable by the owning user, group or
+project, a rule written in the transaction that creates its table, so it is never public for a moment.
+Its owners may publish it (public read), grant read or write to a user, group or project, and revoke;
+others with a write grant write data only. The owner is recorded in the rule (the policy's owning user
+or project), so it keeps reading and writing whatever is revoked, and cannot be revoked itself.
+The rules are the identity layer's (`Policy`, resource kind "collection", id "database.name"), so every
+route that guards a collection enforces them. A project is a kind of group there: a principal's groups
+include its projects, so "project" is the word users say and "group" the subject the policy keeps.
 """
 
 from __future__ import annotations
@@ -104,17 +108,22 @@ class FeatureSharing:
         """A new collection, private to the database's owner (claiming the database if it is new)."""
         spec = spec.checked()
         owner_type, owner_name = self.claim(principal, spec.database, owner)
-        created = self.store.create(replace(spec, owner=f"{owner_type}:{owner_name}"))
-        self._private(created.id, owner_type, owner_name)
+        created = self.store.create(
+            replace(spec, owner=f"{owner_type}:{owner_name}"),
+            on_create=lambda connection: self._private(connection, spec.id, owner_type, owner_name),
+        )
+        self.policy.changed(KIND, created.id)
         return created
 
     def drop(self, database: str, name: str) -> None:
+        """Drop a collection with its observations and rules (routes check `check_manages` first)."""
         spec = self.store.get(database, name)
         self.store.drop(database, name)
         Observations(self.store).drop(spec.id)
         self.policy.forget(KIND, spec.id)
 
     def rename(self, database: str, name: str, new_name: str) -> CollectionSpec:
+        """Rename within the database, carrying the rules (routes check `check_manages` first)."""
         renamed = self.store.rename(database, name, new_name)
         self.policy.move(KIND, f"{database}.{name}", renamed.id)
         Observations(self.store).move(f"{database}.{name}", renamed.id)
@@ -124,35 +133,75 @@ class FeatureSharing:
         self, principal: Principal, database: str, name: str, to_database: str, to_name: str
     ) -> CollectionSpec:
         """A copy in a database of the caller's, private to its owner."""
+        self.store.get(database, name)  # a missing source answers as a hidden one (404), before any claim
         owner_type, owner = self.claim(principal, to_database)
-        copied = self.store.copy(database, name, to_database, to_name)
-        self._private(copied.id, owner_type, owner)
+        copied = self.store.copy(
+            database,
+            name,
+            to_database,
+            to_name,
+            on_create=lambda connection: self._private(
+                connection, f"{to_database}.{to_name}", owner_type, owner
+            ),
+        )
+        self.policy.changed(KIND, copied.id)
         return copied
 
-    def may_write(self, principal: Principal, collection_id: str) -> bool:
-        return self.policy.allows(principal, "write", KIND, collection_id)
-
     # -- sharing -------------------------------------------------------------------------------------------
-    def publish(self, collection_id: str, public: bool = True) -> Access:
+    def manages(self, principal: Principal, collection_id: str) -> bool:
+        """Whether the caller may share, rename or drop the collection: an admin, or an owner of its database
+        (the owning user, or a member with the editor role of the owning group or project)."""
+        database = collection_id.partition(".")[0]
+        return principal.is_admin or (
+            principal.has_role("editor") and _owned_by(principal, self.owner(database))
+        )
+
+    def check_manages(self, principal: Principal, collection_id: str) -> None:
+        if not self.manages(principal, collection_id):
+            raise PermissionDeniedError(
+                f"only the owner of database {collection_id.partition('.')[0]!r} or an admin may share, "
+                "rename or drop its collections; a write grant allows writing features"
+            )
+
+    def publish(self, principal: Principal, collection_id: str, public: bool = True) -> Access:
         """Make the collection readable by everyone (or take that back), keeping its grants."""
+        self.check_manages(principal, collection_id)
         return self.policy.set_public(KIND, collection_id, public)
 
     def grant(
-        self, collection_id: str, subject_type: OwnerType, subject: str, permission: Action = "read"
+        self,
+        principal: Principal,
+        collection_id: str,
+        subject_type: OwnerType,
+        subject: str,
+        permission: Action = "read",
     ) -> Access:
+        self.check_manages(principal, collection_id)
         if not subject:
             raise InputError("grant to a named user, group or project")
         return self.policy.grant(KIND, collection_id, _subject_type(subject_type), subject, permission)
 
-    def revoke(self, collection_id: str, subject_type: OwnerType, subject: str) -> Access:
+    def revoke(
+        self, principal: Principal, collection_id: str, subject_type: OwnerType, subject: str
+    ) -> Access:
+        """Take a grant away; never from the database's owner (collections made before owners were recorded in
+        the rule are covered by this check too)."""
+        self.check_manages(principal, collection_id)
+        owner = self.owner(collection_id.partition(".")[0])
+        if owner is not None and (_subject_type(subject_type), subject) == (
+            _subject_type(owner[0]),
+            owner[1],
+        ):
+            raise InputError(f"{owner[0]} {owner[1]!r} owns {collection_id!r}; an owner cannot be revoked")
         return self.policy.revoke(KIND, collection_id, _subject_type(subject_type), subject)
 
-    def _private(self, collection_id: str, owner_type: str, owner: str) -> None:
-        if owner_type in MEMBERSHIPS:  # members with the editor role write (the policy's owning project)
-            self.policy.set_access(KIND, collection_id, public=False, groups=[owner], owner=owner)
+    def _private(self, connection: sa.Connection, collection_id: str, owner_type: str, owner: str) -> None:
+        """The new collection's rule: its owning user, or the owning group or project (whose members read,
+        and write with the editor role)."""
+        if owner_type in MEMBERSHIPS:
+            self.policy.restrict_new(connection, KIND, collection_id, owner=owner)
         else:
-            self.policy.set_access(KIND, collection_id, public=False, users=[owner])
-            self.policy.grant(KIND, collection_id, "user", owner, "write")
+            self.policy.restrict_new(connection, KIND, collection_id, owner_user=owner)
 
 
 def _owned_by(principal: Principal, owner: tuple[str, str] | None) -> bool:
@@ -164,6 +213,6 @@ def _owned_by(principal: Principal, owner: tuple[str, str] | None) -> bool:
     )
 
 
-def _subject_type(subject_type: OwnerType) -> SubjectType:
+def _subject_type(subject_type: str) -> SubjectType:
     """The policy's subject for a user, group or project (projects are groups there)."""
     return "user" if subject_type == "user" else "group"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
@@ -91,15 +91,24 @@ class FeatureStore(ABC):
 
     # -- collections ---------------------------------------------------------------------------------------
     def create(
-        self, spec: CollectionSpec, features: Iterable[dict[str, Any]] = (), chunk: int = CHUNK
+        self,
+        spec: CollectionSpec,
+        features: Iterable[dict[str, Any]] = (),
+        chunk: int = CHUNK,
+        *,
+        on_create: Callable[[sa.Connection], None] | None = None,
     ) -> CollectionSpec:
         """A new collection, with `features` (as `insert` takes them) written in the same transaction: an
-        import that fails or is killed leaves no collection behind. ConflictError if it exists."""
+        import that fails or is killed leaves no collection behind. ConflictError if it exists.
+        `on_create` runs first in that transaction (e.g. to write the collection's access rule, so that
+        nobody sees it without one)."""
         spec = spec.checked()
         data = self._table(spec)
         with self.engine.begin() as connection:
             if self._row(connection, spec.database, spec.name) is not None:
                 raise ConflictError(f"collection {spec.id!r} exists")
+            if on_create is not None:
+                on_create(connection)
             connection.execute(_REGISTRY.insert().values(**asdict(spec), created=datetime.now(UTC)))
             self._create_table(connection, spec, data)
             self._write(connection, spec, data, features, chunk, upsert=False)
@@ -330,10 +339,19 @@ class FeatureStore(ABC):
             )
         return new
 
-    def copy(self, database: str, name: str, to_database: str, to_name: str) -> CollectionSpec:
-        """A new collection `to_database.to_name` with the same properties, metadata and features."""
+    def copy(
+        self,
+        database: str,
+        name: str,
+        to_database: str,
+        to_name: str,
+        *,
+        on_create: Callable[[sa.Connection], None] | None = None,
+    ) -> CollectionSpec:
+        """A new collection `to_database.to_name` with the same properties, metadata and features
+        (`on_create` as for `create`)."""
         spec = self.get(database, name)
-        new = self.create(replace(spec, database=to_database, name=to_name, owner=None))
+        new = self.create(replace(spec, database=to_database, name=to_name, owner=None), on_create=on_create)
         source, target = self._table(spec), self._table(new)
         columns = [c.name for c in source.columns]
         try:

@@ -4,7 +4,8 @@
 insert or upsert, replace, update and delete by filter, rename, copy, export, sharing).
 
 Each collection has the access of the resource ("collection", its id): reads need read access, changes
-write access; creating needs a signed-in editor who owns the database (`features/sharing.py`).
+of features and metadata write access; creating needs a signed-in editor who owns the database, and
+sharing, renaming and dropping an owner of the database or an admin (`features/sharing.py`).
 Geometries come out in CRS84 (lon/lat); features sent in are in the collection's CRS."""
 
 from __future__ import annotations
@@ -376,10 +377,11 @@ def create_collection(
     return collection_json(spec, base_url(request, router.prefix))
 
 
-@router.delete(
-    "/collections/{collectionId}", summary="Drop a collection and its features", dependencies=[Depends(WRITE)]
-)
-def drop_collection(collection_id: CollectionId, context: ContextDep) -> dict[str, str]:
+@router.delete("/collections/{collectionId}", summary="Drop a collection and its features (owners, admins)")
+def drop_collection(
+    collection_id: CollectionId, context: ContextDep, principal: Annotated[Principal, Depends(WRITE)]
+) -> dict[str, str]:
+    context.sharing.check_manages(principal, collection_id)
     context.sharing.drop(*split_id(collection_id))
     return {"dropped": collection_id}
 
@@ -397,16 +399,16 @@ def describe_collection(
 
 
 @router.post(
-    "/collections/{collectionId}/rename",
-    summary="Rename a collection within its database",
-    dependencies=[Depends(WRITE)],
+    "/collections/{collectionId}/rename", summary="Rename a collection within its database (owners, admins)"
 )
 def rename_collection(
     request: Request,
     collection_id: CollectionId,
     context: ContextDep,
+    principal: Annotated[Principal, Depends(WRITE)],
     name: Annotated[str, Body(embed=True, max_length=48)],
 ) -> dict[str, Any]:
+    context.sharing.check_manages(principal, collection_id)
     return collection_json(
         context.sharing.rename(*split_id(collection_id), name), base_url(request, router.prefix)
     )
@@ -511,37 +513,44 @@ def access(collection_id: CollectionId, context: ContextDep) -> dict[str, object
 
 
 @router.put(
-    "/collections/{collectionId}/access",
-    summary="Publish (public read) or unpublish",
-    dependencies=[Depends(WRITE)],
+    "/collections/{collectionId}/access", summary="Publish (public read) or unpublish (owners, admins)"
 )
 def publish(
-    collection_id: CollectionId, context: ContextDep, public: Annotated[bool, Body(embed=True)]
+    collection_id: CollectionId,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(WRITE)],
+    public: Annotated[bool, Body(embed=True)],
 ) -> dict[str, object]:
-    return context.sharing.publish(collection_id, public).to_dict()
+    return context.sharing.publish(principal, collection_id, public).to_dict()
 
 
 @router.post(
     "/collections/{collectionId}/access/grants",
-    summary="Grant read or write to a user, group or project",
-    dependencies=[Depends(WRITE)],
+    summary="Grant read or write to a user, group or project (owners, admins)",
 )
-def grant(collection_id: CollectionId, context: ContextDep, body: Grant) -> dict[str, object]:
-    return context.sharing.grant(collection_id, body.subject_type, body.subject, body.permission).to_dict()
+def grant(
+    collection_id: CollectionId,
+    context: ContextDep,
+    principal: Annotated[Principal, Depends(WRITE)],
+    body: Grant,
+) -> dict[str, object]:
+    return context.sharing.grant(
+        principal, collection_id, body.subject_type, body.subject, body.permission
+    ).to_dict()
 
 
 @router.delete(
     "/collections/{collectionId}/access/grants/{subjectType}/{subject}",
-    summary="Revoke a grant",
-    dependencies=[Depends(WRITE)],
+    summary="Revoke a grant (owners, admins; never the owner's)",
 )
 def revoke(
     collection_id: CollectionId,
     context: ContextDep,
+    principal: Annotated[Principal, Depends(WRITE)],
     subject_type: Annotated[Subject, Path(alias="subjectType")],
     subject: Annotated[str, Path(max_length=128)],
 ) -> dict[str, object]:
-    return context.sharing.revoke(collection_id, subject_type, subject).to_dict()
+    return context.sharing.revoke(principal, collection_id, subject_type, subject).to_dict()
 
 
 def _some(chosen: Selection) -> Selection:
