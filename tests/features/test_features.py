@@ -124,7 +124,7 @@ def test_bad_input_is_refused_and_nothing_is_written(store):
     with pytest.raises(InputError, match="unknown properties"):
         list(store.query("ne", "cities", properties=["name; DROP TABLE x"]))
     store.drop("ne", "cities")
-    with pytest.raises(NotFoundError, match="collections of ne: none"):
+    with pytest.raises(NotFoundError, match=r"^collection 'ne.cities' not found$"):
         store.get("ne", "cities")
 
 

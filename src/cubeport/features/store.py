@@ -118,10 +118,8 @@ class FeatureStore(ABC):
         with self.engine.connect() as connection:
             row = self._row(connection, check_name(database, "database"), check_name(name, "collection"))
         if row is None:
-            raise NotFoundError(
-                f"collection {database}.{name} not found; collections of {database}: "
-                f"{', '.join(c.name for c in self.list(database)) or 'none'}"
-            )
+            # worded as the guard words a hidden one, and naming no other collection
+            raise NotFoundError(f"collection {f'{database}.{name}'!r} not found")
         return _spec(row)
 
     def list(self, database: str | None = None) -> builtins.list[CollectionSpec]:
