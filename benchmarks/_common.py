@@ -48,6 +48,24 @@ def s3_server_class():
     return S3Server
 
 
+def cubeport_process_class() -> Any:
+    """`CubeportProcess` from tests/services.py (`cubeport serve` on a free loopback port, its own process)."""
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from services import CubeportProcess  # type: ignore[import-not-found]  # tests/ is no package
+
+    return CubeportProcess
+
+
+def process_tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB (10^6 bytes)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return float(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6)
+
+
 def start_s3_server():
     """Start the SeaweedFS S3 server of tests/services.py; `.stop()` it when done."""
     server = s3_server_class()().start()
