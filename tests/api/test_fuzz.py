@@ -4,7 +4,8 @@ the demo cube, places and feature collections, a restricted sample cube with a S
 collections the member may change.
 
 Every operation gets the examples, coverage and fuzzing phases with a fixed seed and derandomized
-generation, so a run repeats; there is no Hypothesis database, so nothing is written into the repository.
+generation, so a run repeats; there is no Hypothesis database, and its caches go to the temporary folder,
+so nothing is written into the checkout.
 A case fails on a 5xx (`not_a_server_error`), on a body that contradicts its declared schema
 (`response_schema_conformance`), and on an error that is not problem JSON (`problem_json`, below).
 
@@ -24,6 +25,7 @@ import pytest
 import schemathesis
 from helpers import add_users, context_with
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from cubeport.cubes.readers import open_fragment
 from cubeport.demo import DEMO_CUBE, STATIONS, build_demo
@@ -146,6 +148,8 @@ def _document() -> dict[str, Any]:
     return create_app(load_settings(data_root=str(unused))).openapi()
 
 
+# Hypothesis keeps caches (source constants, Unicode tables) in ./.hypothesis: keep them out of the checkout
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cubeport-fuzz-hypothesis")
 DOCUMENT = _document()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.config.seed = SEED
