@@ -198,7 +198,7 @@ class SearchRequest:
             return True
         try:
             return bool(self._filter.matches(item))
-        except Exception:  # noqa: BLE001: cql2 raises a bare Exception when an item cannot be compared
+        except Exception:  # noqa: BLE001 (cql2 raises a bare Exception when an item cannot be compared)
             # A property the item lacks, or a value of another type, leaves the predicate unknown: as in SQL,
             # unknown is not true, so the item is not selected (and the request is no 500).
             return False
