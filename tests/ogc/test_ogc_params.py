@@ -1,6 +1,7 @@
 """OGC API request parameters (cubeport.ogc.params): what each accepts, and that a wrong one is an InputError
 saying what is wrong."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from cubeport.errors import InputError
 from cubeport.ogc.params import (
     CRS84,
+    MAX_FILTER_DEPTH,
     epsg_uri,
     interval_ends,
     parse_bbox,
@@ -143,3 +145,48 @@ def test_long_cql2_messages_are_cut():
     with pytest.raises(InputError) as raised:
         parse_cql2({"op": "like", "args": ["x" * 1000]})  # the library's message repeats the filter
     assert len(str(raised.value)) <= len("filter is not valid cql2-text: ") + 300
+
+
+def nested_not(levels: int) -> dict:
+    node: dict = {"op": "=", "args": [{"property": "a"}, 1]}
+    for _ in range(levels):
+        node = {"op": "not", "args": [node]}
+    return node  # 2 * levels + 3 deep
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("NOT (" * 1100 + "a = 1" + ")" * 1100, None),  # overflowed the cql2 parser's stack: the process died
+        ("NOT " * 4000 + "a = 1", None),  # prefix operators nest without parentheses
+        ("a = " + "-" * 4000 + "1", None),
+        ("a = " + "CASEI(" * 2000 + "b" + ")" * 2000, None),
+        ("a = " + "1 + " * 4000 + "1", None),  # a flat chain the parser folds into a deep tree
+        (")" * 2000 + "NOT (" * 1100 + "a = 1", None),  # closing parentheses first do not hide the depth
+        (json.dumps(nested_not(15)), None),  # JSON text: 33 levels
+        (json.dumps(nested_not(400)), "cql2-json"),  # 8 KB that took the validator 53 s and 16 GB
+        (nested_not(15), None),  # an object from a POST body
+        (nested_not(5000), None),
+    ],
+)
+def test_a_filter_nested_too_deep_is_refused_before_cql2_sees_it(text, lang):
+    with pytest.raises(InputError, match=f"^filter nests deeper than {MAX_FILTER_DEPTH} levels"):
+        parse_cql2(text, lang)
+
+
+def test_a_filter_longer_than_the_limit_is_refused():
+    with pytest.raises(InputError, match="^filter is longer than 20,000 characters"):
+        parse_cql2("a = 1" + " OR a = 1" * 3000)
+    with pytest.raises(InputError, match="^filter is longer than 20,000 characters"):
+        parse_cql2(json.dumps({"op": "in", "args": [{"property": "a"}, list(range(5000))]}))
+
+
+def test_filters_of_real_depth_pass_and_strings_do_not_count():
+    assert parse_cql2(nested_not(14))  # 31 levels
+    assert parse_cql2("NOT (" * 14 + "a = 1" + ")" * 14)
+    assert parse_cql2(
+        "a = 1 OR NOT (b = 2 AND (c = 3 OR S_INTERSECTS(geometry, POLYGON((-1 -1, 1 -1, 1 1, -1 -1)))))"
+    )
+    assert parse_cql2("a = '" + "(" * 5000 + "'")  # in a string, parentheses are text
+    assert parse_cql2('"' + "(" * 100 + '" = 1')  # so in a quoted property name
+    assert parse_cql2(json.dumps({"op": "=", "args": [{"property": "a"}, "[" * 5000]}))
