@@ -198,6 +198,12 @@ class Settings(BaseSettings):
         description="time budget of one API request; past it the request "
         "ends with 422 problem JSON that names the limit",
     )
+    max_body_bytes: int = Field(
+        16 * 2**20,
+        gt=0,
+        description="largest request body the API reads; a larger one is refused with 413 problem JSON "
+        "(routes may have smaller limits)",
+    )
 
     @classmethod
     def settings_customise_sources(

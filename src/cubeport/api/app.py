@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cubeport import __version__
 from cubeport.api import problems
+from cubeport.api.limits import BodyLimit
 from cubeport.api.routers import (
     admin,
     analysis,
@@ -95,6 +96,8 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     # Any site may read the API, as xcube server and TiTiler allow (viewers on other origins, notebooks):
     # without credentials, so a browser never sends its session cookie cross-site; keys go in headers.
     app.add_middleware(TimeBudget, seconds=context.settings.request_seconds)
+    # outside the time budget: a slow upload does not use it up
+    app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
