@@ -14,6 +14,7 @@ from rasterio.features import geometry_mask
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
+from cubeport import deadline
 from cubeport.cubes import cf
 from cubeport.errors import NotFoundError
 
@@ -71,6 +72,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
     layout = _layout(ds)
     grid = layout.grid
     local = in_cube_crs(layout, geometry)
+    deadline.check("projecting the geometry")
     if isinstance(local, Point) and isinstance(geometry, Point):  # one is a point when the other is
         row, col = _pixel(grid, local, geometry)
         return Region(slice(row, row + 1), slice(col, col + 1), np.ones((1, 1), dtype=bool))
@@ -91,6 +93,7 @@ def region(ds: xr.Dataset, geometry: BaseGeometry, all_touched: bool = False) ->
         all_touched=all_touched,
         invert=True,
     )
+    deadline.check("masking the polygon")
     if not mask.any():
         raise NotFoundError("the polygon covers no pixel centre of the dataset; try all_touched=true")
     return Region(slice(r0, r1), slice(c0, c1), mask)

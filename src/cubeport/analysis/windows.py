@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 from shapely.geometry.base import BaseGeometry
 
+from cubeport import deadline
 from cubeport.analysis.regions import Region, region
 from cubeport.cubes import cf
 from cubeport.cubes.source import CubeSource
@@ -36,6 +37,7 @@ def read_region(
             "values",
             MAX_VALUES,
         )
+    deadline.check("reading the data")
     ydim, xdim = cf.spatial_dims(ds)
     # the Variable, not the DataArray: no coordinates or indexes to cut (a third of a point's time)
     return ds.variables[variable].isel({"time": steps, ydim: where.rows, xdim: where.cols}).values, where

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from shapely.geometry import shape
 
 from cubeport.analysis.classes import class_report
+from cubeport.analysis.geometry import parse_geojson
 from cubeport.api.deps import get_context
-from cubeport.api.routers.analysis import AllTouched, DatasetId, VarName, geojson_body
+from cubeport.api.routers.analysis import AllTouched, DatasetId, GeoJsonBody, VarName
 from cubeport.api.security import CurrentPrincipal, authorize, resource
 from cubeport.context import Context
 from cubeport.errors import InputError
@@ -89,7 +90,7 @@ def polygon_dashboard(
     ds: DatasetId,
     var: VarName,
     context: ContextDep,
-    geometry: Annotated[Any, Depends(geojson_body)],
+    body: GeoJsonBody,
     limits: Limits = None,
     start_date: StartDate = None,
     end_date: EndDate = None,
@@ -99,6 +100,7 @@ def polygon_dashboard(
     if chosen is None:
         raise InputError("give the four class limits: limits=2,3.5,6,10")
     context.tiles.entry(ds)
+    geometry = parse_geojson(body)  # in this route's worker thread
     return class_report(
         context.open_cubes, ds, var, geometry, chosen, start=start_date, end=end_date, all_touched=all_touched
     )

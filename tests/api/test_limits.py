@@ -1,0 +1,279 @@
+"""No request crashes or stalls the server (issue 19, findings 1 and 4), against a real `cubeport serve`
+process, so a crash shows as a dead process and a stall as a slow /health:
+
+- a CQL2 filter nested deeper than `MAX_FILTER_DEPTH` (1,100 `NOT (` overflowed the cql2 parser's stack
+  and killed the process) is a 400 on every route that takes a filter;
+- a body over `max_body_bytes` is a 413, at once for a Content-Length and as it streams when chunked;
+  a JSON body nested deeper than `MAX_JSON_DEPTH` is a 400 before any parser sees it;
+- a big GeoJSON body (20,000 squares) is parsed and united in a worker thread: /health answers within a
+  second meanwhile, and a spent time budget in the geometry step is the 422 of every budget.
+
+After every worst input the process must still run and answer /health within a second."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from helpers import context_with
+from services import CubeportProcess
+
+from cubeport.api.app import create_app
+from cubeport.config import load_settings
+from cubeport.context import Context
+from cubeport.nesting import MAX_JSON_DEPTH
+from cubeport.ogc.params import MAX_FILTER_DEPTH
+
+DEEP_TEXT = "NOT (" * 1100 + "a = 1" + ")" * 1100  # 7.7 KB: overflowed the cql2 parser's stack
+MAX_BODY = 16 * 2**20  # the default `max_body_bytes`
+SERIES = "/timeseries/sst/analysed_sst"
+
+
+def deep_not(levels: int) -> dict[str, Any]:
+    """CQL2 JSON: `levels` nested NOTs around a comparison (2 * levels + 3 deep)."""
+    node: dict[str, Any] = {"op": "=", "args": [{"property": "a"}, 1]}
+    for _ in range(levels):
+        node = {"op": "not", "args": [node]}
+    return node
+
+
+def squares(count: int = 20_000) -> bytes:
+    """A FeatureCollection of `count` disjoint 0.04-degree squares over the Baltic (3.4 MB for 20,000)."""
+    features = []
+    for i in range(count):
+        x, y = round(14 + (i % 200) * 0.05, 2), round(55 + (i // 200) * 0.05, 2)
+        ring = [[x, y], [x + 0.04, y], [x + 0.04, y + 0.04], [x, y + 0.04], [x, y]]
+        features.append(
+            {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        )
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data) -> Iterator[SimpleNamespace]:
+    """A server with the OSTIA sample cube (public) and a feature collection of the admin's."""
+    root = tmp_path_factory.mktemp("limits")
+    context = context_with(root, data, {"sst": "sst"})
+    context.auth.directory.create_user("root", role="admin")
+    key = {"X-API-Key": context.auth.create_key("root")[1]}
+    context.close()
+    process = CubeportProcess(root)
+    created = httpx.post(
+        f"{process.url}/features/collections",
+        json={"database": "root", "name": "spots", "properties": {"a": "integer"}, "geometry_type": "Point"},
+        headers=key,
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    yield SimpleNamespace(url=process.url, process=process, key=key)
+    process.stop()
+
+
+def assert_alive(server: SimpleNamespace) -> float:
+    """The process runs and /health answers within a second; the seconds it took."""
+    assert server.process.process.poll() is None, "the server process died"
+    start = time.monotonic()
+    response = httpx.get(f"{server.url}/health", timeout=30)
+    took = time.monotonic() - start
+    assert response.status_code == 200 and took < 1, (response.status_code, took)
+    return took
+
+
+def assert_problem(response: httpx.Response, status: int, *says: str) -> None:
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    for text in says:
+        assert text in response.json()["detail"], response.json()["detail"]
+
+
+FILTER_ROUTES = [  # (method, path, filter-lang, admin key): every route a filter reaches
+    ("GET", "/stac/search", None, False),
+    ("POST", "/stac/search", "cql2-text", False),
+    ("GET", "/stac/collections/sst/items", None, False),
+    ("GET", "/stac/collections/nothing/items", None, False),
+    *[("GET", f"/features/collections/root.spots/{r}", None, True) for r in ("items", "count", "export")],
+    *[
+        ("GET", f"/features/collections/nobody.nothing/{r}", None, False)
+        for r in ("items", "count", "export")
+    ],
+]
+
+
+def send_filter(server: SimpleNamespace, method: str, path: str, lang: str | None, keyed: bool, value: Any):
+    headers = server.key if keyed else {}
+    if method == "POST":
+        body = {"filter": value, **({"filter-lang": lang} if lang else {})}
+        return httpx.post(f"{server.url}{path}", json=body, headers=headers, timeout=60)
+    params = {"filter": value if isinstance(value, str) else json.dumps(value)}
+    if lang:
+        params["filter-lang"] = lang
+    return httpx.get(f"{server.url}{path}", params=params, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize(("method", "path", "lang", "keyed"), FILTER_ROUTES)
+def test_a_deep_cql2_text_filter_is_a_400_and_the_server_survives(server, method, path, lang, keyed):
+    response = send_filter(server, method, path, lang, keyed, DEEP_TEXT)
+    if "nothing" in path:  # a collection that does not exist may be a 404 first
+        assert response.status_code in (400, 404), response.text[:300]
+    else:
+        assert_problem(response, 400, f"filter nests deeper than {MAX_FILTER_DEPTH} levels")
+    assert_alive(server)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "lang"),
+    [
+        ("GET", "/stac/search", "cql2-json"),  # JSON text in a query parameter
+        ("POST", "/stac/search", "cql2-json"),  # an object in the body, under the body's own depth limit
+        ("GET", "/features/collections/root.spots/items", "cql2-json"),
+    ],
+)
+def test_a_deep_cql2_json_filter_is_a_400_before_the_validator_sees_it(server, method, path, lang):
+    """16 NOTs (35 levels) took the cql2 validator 0.5 s and 300 MB; 400 NOTs (an 8 KB query) 53 s and 16 GB."""
+    response = send_filter(server, method, path, lang, "features" in path, deep_not(16))
+    assert_problem(response, 400, f"filter nests deeper than {MAX_FILTER_DEPTH} levels")
+    response = send_filter(server, method, path, lang, "features" in path, deep_not(400))
+    assert_problem(response, 400, "nests deeper than")  # in a body: refused as a body nested too deep
+    assert_alive(server)
+
+
+def test_filters_of_real_depth_still_work(server):
+    nested = "a = 1 OR NOT (a = 2 AND (a = 3 OR S_INTERSECTS(geometry, POLYGON((0 0, 1 0, 1 1, 0 0)))))"
+    for path, key in (("/stac/search", {}), ("/features/collections/root.spots/items", server.key)):
+        response = httpx.get(f"{server.url}{path}", params={"filter": nested}, headers=key, timeout=30)
+        assert response.status_code == 200, response.text
+    body = {"filter": deep_not(14), "filter-lang": "cql2-json"}  # 31 levels: just within the limit
+    assert httpx.post(f"{server.url}/stac/search", json=body, timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "keyed"),
+    [
+        (SERIES, False),  # parsed by the route (was a 500: RecursionError)
+        ("/stac/search", False),  # parsed by FastAPI
+        ("/features/collections/root.spots/items", True),  # 900 levels of coordinates were a 500
+    ],
+)
+def test_a_deeply_nested_json_body_is_a_400(server, path, keyed):
+    for levels in (900, 100_000):
+        body = '{"type": "Polygon", "coordinates": ' + "[" * levels + "]" * levels + "}"
+        response = httpx.post(
+            f"{server.url}{path}",
+            content=body,
+            headers={"Content-Type": "application/json", **(server.key if keyed else {})},
+            timeout=60,
+        )
+        assert_problem(response, 400, f"nests deeper than {MAX_JSON_DEPTH} levels")
+        assert response.json()["limit"] == "depth"
+    assert_alive(server)
+
+
+def raw_request(server: SimpleNamespace, head: str, chunks: Iterable[bytes] = ()) -> bytes:
+    """Send a request over a plain socket with its body as given (so it may lie about its length or never
+    end), until the server answers or closes; the answer's first bytes (read meanwhile, in a thread)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    answer: list[bytes] = []
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+
+        def read() -> None:
+            try:
+                answer.append(connection.recv(4096))
+            except OSError:
+                answer.append(b"")
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        connection.sendall(head.encode())
+        for chunk in chunks:
+            if answer:
+                break
+            try:
+                connection.sendall(chunk)
+            except OSError:  # the server answered and closed the connection
+                break
+        reader.join(30)
+    return answer[0] if answer else b""
+
+
+def test_a_body_over_the_limit_is_a_413_at_once_or_as_it_streams(server):
+    path = "/stac/search"
+    start = time.monotonic()
+    answer = raw_request(  # a Content-Length over the limit, and no body at all: answered without waiting
+        server,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_BODY + 1}\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"application/problem+json" in answer and time.monotonic() - start < 5
+
+    sent = []
+
+    def chunked() -> Iterator[bytes]:
+        piece = b"[" + b"0," * (2**19)  # 1 MiB of a JSON array that never ends
+        for _ in range(64):
+            sent.append(len(piece))
+            yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+
+    answer = raw_request(
+        server,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        chunked(),
+    )
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sum(sent) < 2 * MAX_BODY  # cut off near the limit, not after the 64 MiB
+    assert_alive(server)
+
+
+def test_a_route_keeps_its_smaller_limit(server):
+    points = {"type": "Point", "coordinates": [20.0, 60.0]}
+    body = json.dumps({**points, "padding": "x" * (MAX_BODY // 2)})  # 8 MiB: over the route's 5 MB
+    response = httpx.post(f"{server.url}{SERIES}", content=body, timeout=60)
+    assert_problem(response, 413, "larger than 5,000,000 bytes")
+    response = httpx.post(f"{server.url}{SERIES}", json=points, timeout=60)
+    assert response.status_code == 200 and response.json()["result"], response.text
+
+
+def test_health_answers_within_a_second_while_a_huge_polygon_is_read(server):
+    """A FeatureCollection of 20,000 squares (3.4 MB) took 9.4 s and held the event loop: /health waited
+    7.8 s. Now it is parsed and united in a worker thread."""
+    body = squares()
+    answer: dict[str, Any] = {}
+
+    def post() -> None:
+        answer["response"] = httpx.post(f"{server.url}{SERIES}", content=body, timeout=120)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    latencies = []
+    while worker.is_alive():
+        latencies.append(assert_alive(server))
+        time.sleep(0.05)
+    worker.join()
+    response = answer["response"]
+    assert response.status_code == 200, response.text[:300]
+    assert [r["mean"] is not None for r in response.json()["result"]] == [True, True, True]
+    assert len(latencies) >= 5, latencies  # /health was asked while the polygon was read
+    assert max(latencies) < 1, latencies
+
+
+def test_a_budget_spent_in_the_geometry_step_is_a_422(tmp_path, data):
+    """In process (the budget is a setting): 0.3 s do not reach past the parsing of 20,000 squares."""
+    context_with(tmp_path, data, {"sst": "sst"}).close()
+    context = Context(load_settings(data_root=str(tmp_path), request_seconds=0.3))
+    try:
+        with TestClient(create_app(context), raise_server_exceptions=False) as client:
+            response = client.post(SERIES, content=squares())
+        assert response.status_code == 422, response.text[:300]
+        problem = response.json()
+        assert problem["limit"] == "seconds" and problem["maximum"] == 0.3
+        assert "GeoJSON" in problem["detail"], problem["detail"]
+    finally:
+        context.close()
