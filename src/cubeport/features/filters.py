@@ -3,7 +3,8 @@
 `ogc.params.parse_filter` parses and validates both encodings (with the `cql2` library); this module walks
 the resulting CQL2 JSON tree and builds SQLAlchemy expressions. Property names are checked against the
 collection's queryables and literal types against the property types, so a filter never becomes SQL text and
-a wrong one is an InputError that says what is wrong, not a database error.
+a wrong one is an InputError that says what is wrong, not a database error. The compiler recurses once per
+level of the tree; `parse_filter` has refused trees deeper than `MAX_FILTER_DEPTH` (32) before they get here.
 
 Supported: and, or, not; =, <>, <, <=, >, >=, like, between, in, isNull; casei; + - * /; the spatial
 predicates s_intersects, s_disjoint, s_contains, s_within, s_touches, s_crosses, s_overlaps, s_equals (geometry
