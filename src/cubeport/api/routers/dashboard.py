@@ -54,8 +54,8 @@ def place_dashboard(
     all_touched: AllTouched = False,
 ) -> dict[str, Any]:
     """Two resources: the dataset (the route's guard) and the place group (authorised here)."""
+    context.tiles.entry(ds)  # first the dataset: a missing one answers the same whatever the group
     authorize(context, principal, "collection", group, "read", None)
-    context.tiles.entry(ds)  # 404 for a cube not in the catalogue (cached)
     feature = context.places.feature(group, place)
     if not isinstance(feature.get("geometry"), dict):
         raise InputError(f"place {place!r} of group {group!r} has no geometry")
