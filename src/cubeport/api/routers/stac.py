@@ -243,7 +243,9 @@ async def search_get(
     token: Annotated[str | None, Query(max_length=20_000)] = None,
     sources: Annotated[str | None, Query(max_length=2000, description=SOURCES_HELP)] = None,
 ) -> JSONResponse:
-    search = SearchRequest.from_query(
+    # parsing (CQL2, an intersects geometry of up to 100 KB) is CPU work: off the event loop, like the search
+    search = await run_in_threadpool(
+        SearchRequest.from_query,
         collections=collections,
         ids=ids,
         bbox=bbox,
@@ -276,7 +278,7 @@ async def search_post(
         ),
     ],
 ) -> JSONResponse:
-    search = SearchRequest.from_body(body)
+    search = await run_in_threadpool(SearchRequest.from_body, body)
     return await run_in_threadpool(_search, context, principal, search, _origin(request, body))
 
 
