@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cubeport.api.deps import get_context
+from cubeport.api.deps import JSON_OBJECT_BODY, RawBody, get_context, json_object
 from cubeport.api.security import OPEN, SIGNED_IN, listing, resource
 from cubeport.api.urls import base_url
 from cubeport.auth.principal import Principal
@@ -435,13 +435,15 @@ def copy_collection(
     summary="Add features (a GeoJSON "
     "FeatureCollection or Feature in the collection's CRS); with upsert, features with an id replace theirs",
     dependencies=[Depends(WRITE)],
+    openapi_extra=JSON_OBJECT_BODY,
 )
 def add_items(
     collection_id: CollectionId,
     context: ContextDep,
-    body: Annotated[dict[str, Any], Body()],
+    raw: RawBody,
     upsert: bool = False,
 ) -> dict[str, int]:
+    body = json_object(raw, "a GeoJSON FeatureCollection or Feature")  # here, in the worker thread
     features = body.get("features") if body.get("type") == "FeatureCollection" else [body]
     if not isinstance(features, list) or body.get("type") not in ("FeatureCollection", "Feature"):
         raise InputError("send a GeoJSON FeatureCollection or Feature")
@@ -452,13 +454,15 @@ def add_items(
     "/collections/{collectionId}/items/{featureId}",
     summary="Replace a feature",
     dependencies=[Depends(WRITE)],
+    openapi_extra=JSON_OBJECT_BODY,
 )
 def replace_item(
     collection_id: CollectionId,
     feature_id: FeatureId,
     context: ContextDep,
-    body: Annotated[dict[str, Any], Body()],
+    raw: RawBody,
 ) -> dict[str, int]:
+    body = json_object(raw, "a GeoJSON Feature")
     if body.get("type") != "Feature":
         raise InputError("send a GeoJSON Feature")
     context.features.replace(*split_id(collection_id), feature_id, body)
