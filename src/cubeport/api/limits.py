@@ -18,9 +18,8 @@ from cubeport import nesting
 from cubeport.api.problems import problem
 
 JSON_START = re.compile(rb"\s*[\[{]")  # whatever its Content-Type: xcube clients send GeoJSON as text/plain
-SCAN_IN_THREAD = (
-    1 << 20
-)  # bytes of JSON measured on the event loop (about 20 ms a megabyte); more in a thread
+# bytes of JSON measured on the event loop (about 20 ms a megabyte); a larger body is measured in a thread
+SCAN_IN_THREAD = 1 << 20
 
 
 class BodyLimit:
