@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -171,8 +172,21 @@ def close_async_fs(fs: Any) -> None:
     fs._s3 = fs._s3creator = None
 
 
-def run_and_report(name: str, run: Any, report: Any, args: Any) -> None:
-    """Run a benchmark, print its table and write its JSON, timing the whole run."""
+def square(lon: float, lat: float, km: float) -> dict[str, Any]:
+    """A GeoJSON square of `km` a side centred on (lon, lat): the polygon of the area benchmarks."""
+    half_lat, half_lon = km / 2 / 111.32, km / 2 / (111.32 * math.cos(math.radians(lat)))
+    ring = [
+        [lon - half_lon, lat - half_lat],
+        [lon + half_lon, lat - half_lat],
+        [lon + half_lon, lat + half_lat],
+        [lon - half_lon, lat + half_lat],
+        [lon - half_lon, lat - half_lat],
+    ]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def run_and_report(name: str, run: Any, report: Any, args: Any) -> dict[str, Any]:
+    """Run a benchmark, print its table and write its JSON, timing the whole run; the figures."""
     import time
 
     started = time.perf_counter()
@@ -181,3 +195,4 @@ def run_and_report(name: str, run: Any, report: Any, args: Any) -> None:
     print()
     print(report(payload))
     print(f"\nwrote {write_json(name, payload, args.out)} ({payload['wall_s']:.0f} s in all)")
+    return payload

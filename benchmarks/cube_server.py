@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import random
 import signal
@@ -35,7 +34,7 @@ import morecantile
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH_DIR, REPO, environment, percentile, run_and_report, table  # noqa: E402
+from _common import BENCH_DIR, REPO, environment, percentile, run_and_report, square, table  # noqa: E402
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 
@@ -151,18 +150,6 @@ def places(bbox: tuple[float, float, float, float], count: int, seed: int) -> li
     xs = [west + (east - west) * (0.2 + 0.6 * i / max(count - 1, 1)) for i in range(count)]
     rng.shuffle(xs)
     return [(x, south + (north - south) * rng.uniform(0.3, 0.7)) for x in xs]
-
-
-def square(lon: float, lat: float, km: float) -> dict[str, Any]:
-    half_lat, half_lon = km / 2 / 111.32, km / 2 / (111.32 * math.cos(math.radians(lat)))
-    ring = [
-        [lon - half_lon, lat - half_lat],
-        [lon + half_lon, lat - half_lat],
-        [lon + half_lon, lat + half_lat],
-        [lon - half_lon, lat + half_lat],
-        [lon - half_lon, lat - half_lat],
-    ]
-    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def xcube_config(

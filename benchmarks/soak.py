@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import shutil
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 import morecantile
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -37,8 +37,9 @@ from _common import (  # noqa: E402
     environment,
     percentile,
     process_tree_rss_mb,
+    run_and_report,
+    square,
     table,
-    write_json,
 )
 
 # kind: share of the requests
@@ -164,18 +165,6 @@ class Plan:
         raise ValueError(kind)
 
 
-def square(lon: float, lat: float, km: float) -> dict[str, Any]:
-    half_lat, half_lon = km / 2 / 111.32, km / 2 / (111.32 * math.cos(math.radians(lat)))
-    ring = [
-        [lon - half_lon, lat - half_lat],
-        [lon + half_lon, lat - half_lat],
-        [lon + half_lon, lat + half_lat],
-        [lon - half_lon, lat + half_lat],
-        [lon - half_lon, lat - half_lat],
-    ]
-    return {"type": "Polygon", "coordinates": [ring]}
-
-
 @dataclass
 class Record:
     at: float  # seconds since the start
@@ -283,6 +272,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     growth = 100 * (result["rss_end_mb"] - result["rss_warm_mb"]) / result["rss_warm_mb"]
+    # a leak grows RSS steadily; filling bounded caches levels off: the slope of the second half tells them apart
+    late = [(t, mb) for t, mb in result["rss_samples"] if t >= (args.warmup + args.seconds) / 2]
+    slope = float(np.polyfit(*zip(*late, strict=True), 1)[0]) * 60 if len(late) >= 3 else float("nan")
     return {
         "environment": environment(),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "tmp")},
@@ -294,6 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "after_warmup": result["rss_warm_mb"],
             "end": result["rss_end_mb"],
             "growth_percent": growth,
+            "late_slope_mb_per_min": slope,
         },
         "rss_samples": result["rss_samples"],
     }
@@ -312,7 +305,7 @@ def report(payload: dict[str, Any]) -> str:
         f"{total / payload['elapsed_s']:.0f} requests/s in all; percentiles after the first "
         f"{payload['settings']['warmup']:.0f} s, answered requests only",
         f"server RSS: {rss['after_warmup']:.0f} MB after the warm-up, {rss['end']:.0f} MB at the end "
-        f"({rss['growth_percent']:+.1f} %)",
+        f"({rss['growth_percent']:+.1f} %); {rss['late_slope_mb_per_min']:+.1f} MB a minute over the last half",
     ]
     for example in payload["error_examples"][:5]:
         lines.append(f"error: {json.dumps(example)}")
@@ -335,7 +328,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--warmup", type=float, default=30, help="seconds before the RSS baseline and timing")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=90,
+        help="seconds before the RSS baseline and timing: the server's tile and chunk caches (640 MB at most) "
+        "fill in about that time under 64 clients",
+    )
     parser.add_argument("--max-requests", type=int, default=100_000, help="cap on each client's requests")
     parser.add_argument("--timeout", type=float, default=60, help="seconds a client waits for an answer")
     parser.add_argument("--rss-every", type=float, default=5, help="seconds between RSS samples")
@@ -352,13 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
     )
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    payload = run(args)
-    payload["wall_s"] = time.perf_counter() - started
-    print()
-    print(report(payload))
-    print(f"\nwrote {write_json('soak', payload, args.out)} ({payload['wall_s']:.0f} s in all)")
-    reasons = failed(payload)
+    reasons = failed(run_and_report("soak", run, report, args))
     if reasons:
         sys.exit("soak failed: " + ", ".join(reasons))
 
