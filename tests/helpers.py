@@ -1,5 +1,8 @@
 """Small real inputs made from the shared samples for the tests that need many files."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +62,14 @@ def add_users(context, users=TEAM) -> None:  # type: ignore[no-untyped-def]
         if group not in {g.name for g in directory.groups()}:
             directory.create_group(group)
         directory.add_member(group, name)
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`cubeport ARGS...` in a fresh process, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cubeport", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )

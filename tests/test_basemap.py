@@ -7,8 +7,8 @@ import numpy as np
 import shapely
 from fastapi.testclient import TestClient
 from global_land_mask import globe
+from helpers import cli
 from shapely.geometry import shape
-from test_cli import cli
 
 from cubeport.api.app import create_app
 from cubeport.config import load_settings

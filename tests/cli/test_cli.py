@@ -1,7 +1,6 @@
 """The CLI contract: help everywhere, JSON output, dry runs, the demo set."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,19 +8,10 @@ import sys
 import numpy as np
 import pytest
 from global_land_mask import globe
+from helpers import cli
 
 from cubeport.config import load_settings
 from cubeport.context import Context
-
-
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cubeport", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ def test_bad_input_is_refused_and_nothing_is_written(store):
 def test_import_files_of_every_kind_from_the_command_line(tmp_path, data):
     import json
 
-    from test_cli import cli
+    from helpers import cli
 
     root = str(tmp_path / "root")
     cities = data / "land/naturalearth_cities/naturalearth_cities.shp"
