@@ -78,9 +78,8 @@ class Context:
 
     @cached_property
     def tiles(self) -> TileService:
-        from cubeport.render.service import (
-            TileService,
-        )  # matplotlib and friends load only for servers that draw
+        # matplotlib and friends load only for servers that draw
+        from cubeport.render.service import TileService
 
         return TileService(self.open_cubes, self.catalogue)
 
@@ -90,6 +89,13 @@ class Context:
         from cubeport.platform.rolling_cache import RollingCache
 
         return RollingCache.from_settings(self.settings, self.storage, self.db)
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """The server's secret (the setting, or the one kept under the data root), read once per process."""
+        from cubeport.platform.secret_key import server_secret
+
+        return server_secret(self.settings.secret_key, self.storage)
 
     @cached_property
     def products(self) -> ProductArchive:

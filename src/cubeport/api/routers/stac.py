@@ -21,7 +21,6 @@ from cubeport.auth.principal import Principal
 from cubeport.context import Context
 from cubeport.errors import InputError, NotFoundError
 from cubeport.ogc.params import MAX_FILTER
-from cubeport.platform.secret_key import server_secret
 from cubeport.stac import documents, federation, service
 from cubeport.stac.federation import Source
 from cubeport.stac.search import SOURCES_HELP, SearchRequest
@@ -285,11 +284,10 @@ async def search_post(
 def _search(context: Context, principal: Principal, search: SearchRequest, origin: Origin) -> JSONResponse:
     sources = service.named_sources(context.stac_sources, context.policy, principal, search.sources)
     cubes = [e.id for e in visible_cubes(context, principal)]
-
-    def secret() -> bytes:
-        return server_secret(context.settings.secret_key, context.storage)
-
-    return _geojson(service.item_search(context.products, cubes, sources, search, origin, secret))
+    # a callable: only a federated search needs the secret (read once per process, then kept)
+    return _geojson(
+        service.item_search(context.products, cubes, sources, search, origin, lambda: context.secret_key)
+    )
 
 
 def _origin(request: Request, body: dict[str, Any] | None = None) -> Origin:
