@@ -241,14 +241,14 @@ def test_a_route_keeps_its_smaller_limit(server):
     assert response.status_code == 200 and response.json()["result"], response.text
 
 
-def test_health_answers_within_a_second_while_a_huge_polygon_is_read(server):
-    """A FeatureCollection of 20,000 squares (3.4 MB) took 9.4 s and held the event loop: /health waited
-    7.8 s. Now it is parsed and united in a worker thread."""
-    body = squares()
-    answer: dict[str, Any] = {}
+def post_polling_health(
+    server: SimpleNamespace, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[httpx.Response, list[float]]:
+    """POST `body` in a thread and ask /health every 50 ms until the answer comes: it and the latencies."""
+    answer: dict[str, httpx.Response] = {}
 
     def post() -> None:
-        answer["response"] = httpx.post(f"{server.url}{SERIES}", content=body, timeout=120)
+        answer["response"] = httpx.post(f"{server.url}{path}", content=body, headers=headers, timeout=120)
 
     worker = threading.Thread(target=post)
     worker.start()
@@ -257,7 +257,13 @@ def test_health_answers_within_a_second_while_a_huge_polygon_is_read(server):
         latencies.append(assert_alive(server))
         time.sleep(0.05)
     worker.join()
-    response = answer["response"]
+    return answer["response"], latencies
+
+
+def test_health_answers_within_a_second_while_a_huge_polygon_is_read(server):
+    """A FeatureCollection of 20,000 squares (3.4 MB) took 9.4 s and held the event loop: /health waited
+    7.8 s. Now it is parsed and united in a worker thread."""
+    response, latencies = post_polling_health(server, SERIES, squares())
     assert response.status_code == 200, response.text[:300]
     assert [r["mean"] is not None for r in response.json()["result"]] == [True, True, True]
     assert len(latencies) >= 5, latencies  # /health was asked while the polygon was read
@@ -282,23 +288,10 @@ def test_health_answers_within_a_second_while_a_large_feature_collection_is_pars
     ]
     body = json.dumps({"type": "FeatureCollection", "features": points}).encode()
     assert 12e6 < len(body) < 16 * 2**20
-    answer: dict[str, Any] = {}
-
-    def post() -> None:
-        headers = {**server.key, "Content-Type": "application/json"}
-        answer["response"] = httpx.post(
-            f"{server.url}/features/collections/root.bulk/items", content=body, headers=headers, timeout=120
-        )
-
-    worker = threading.Thread(target=post)
-    worker.start()
-    latencies = []
-    while worker.is_alive():
-        latencies.append(assert_alive(server))
-        time.sleep(0.05)
-    worker.join()
-    assert answer["response"].status_code == 201, answer["response"].text[:300]
-    assert answer["response"].json() == {"written": count}
+    headers = {**server.key, "Content-Type": "application/json"}
+    response, latencies = post_polling_health(server, "/features/collections/root.bulk/items", body, headers)
+    assert response.status_code == 201, response.text[:300]
+    assert response.json() == {"written": count}
     assert len(latencies) >= 5 and max(latencies) < 1, latencies
     not_json = httpx.post(
         f"{server.url}/features/collections/root.bulk/items", content=b"{nope", headers=server.key
