@@ -28,7 +28,6 @@ from services import OidcProvider  # noqa: E402  (the test OIDC provider, npm oa
 from cubeport.api.app import create_app  # noqa: E402
 from cubeport.config import load_settings  # noqa: E402
 from cubeport.context import Context  # noqa: E402
-from cubeport.cubes.ingest import ingest  # noqa: E402
 
 PASSWORD = "benchmark password"
 
@@ -60,8 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         for cube in ("open", "secret"):
-            info = ingest(context.cubes, [str(DATA / "cubes/ostia-sst-baltic-3steps.zarr")], cube)
-            context.catalogue.register(info, context.cubes)
+            context.ingestion([str(DATA / "cubes/ostia-sst-baltic-3steps.zarr")], cube)
         context.policy.set_access("cube", "secret", public=False, groups=["syke"])
         context.auth.directory.create_user("mia", password=PASSWORD)
         context.auth.directory.create_group("syke")

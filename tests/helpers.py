@@ -40,14 +40,10 @@ def context_with(root: Path, data: Path, cubes: dict[str, str], **ingest_options
     sample name is a key of SAMPLE_CUBES or a folder name under ../shared/data/cubes."""
     from cubeport.config import load_settings
     from cubeport.context import Context
-    from cubeport.cubes.ingest import ingest
 
     context = Context(load_settings(data_root=str(root)))
     for cube_id, sample in cubes.items():
-        info = ingest(
-            context.cubes, [str(data / "cubes" / SAMPLE_CUBES.get(sample, sample))], cube_id, **ingest_options
-        )
-        context.catalogue.register(info, context.cubes)
+        context.ingestion([str(data / "cubes" / SAMPLE_CUBES.get(sample, sample))], cube_id, **ingest_options)
     return context
 
 
@@ -73,3 +69,10 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         timeout=600,
         env={**os.environ, **(env or {})},
     )
+
+
+def write_cube(store, sources, cube_id: str, **options):  # type: ignore[no-untyped-def]
+    """The cube layer alone (plan and write, no catalogue, no STAC): for tests of the store itself."""
+    from cubeport.cubes.ingest import plan_ingest, run_ingest
+
+    return run_ingest(store, plan_ingest(store, sources, cube_id, **options))

@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 from cubeport.errors import InputError, NotFoundError
 
 
@@ -18,10 +17,7 @@ from cubeport.errors import InputError, NotFoundError
 def context(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("places")
     context = Context(load_settings(data_root=str(root)))
-    info = ingest(
-        context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"]
-    )
-    context.catalogue.register(info, context.cubes)
+    context.ingestion([str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"])
     for name in ("inside-cube", "outside-cube"):
         result = subprocess.run(
             [

@@ -23,6 +23,7 @@ from cubeport.storage import Storage
 if TYPE_CHECKING:
     from cubeport.features.sharing import FeatureSharing
     from cubeport.features.store import FeatureStore
+    from cubeport.ingestion import Ingestion
     from cubeport.platform.rolling_cache import RollingCache
     from cubeport.render.service import TileService
     from cubeport.stac.federation import SourceRegistry
@@ -103,6 +104,13 @@ class Context:
         from cubeport.stac.products import ProductArchive
 
         return ProductArchive(self.storage, self.db)
+
+    @cached_property
+    def ingestion(self) -> Ingestion:
+        """The ingest use case: cube, catalogue entry and STAC products together."""
+        from cubeport.ingestion import Ingestion
+
+        return Ingestion(self.cubes, self.catalogue, self.products)
 
     @cached_property
     def stac_sources(self) -> SourceRegistry:

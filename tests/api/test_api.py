@@ -8,15 +8,13 @@ from fastapi.testclient import TestClient
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 
 
 @pytest.fixture
 def client(tmp_path, data):
     context = Context(load_settings(data_root=str(tmp_path / "root")))
     for cube_id in ("open-cube", "secret-cube"):
-        info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], cube_id)
-        context.catalogue.register(info, context.cubes)
+        context.ingestion([str(data / "cubes/ostia-sst-baltic-3steps.zarr")], cube_id)
     context.policy.set_access("cube", "secret-cube", public=False, groups=["syke"])
     with TestClient(create_app(context), raise_server_exceptions=False) as client:
         yield client

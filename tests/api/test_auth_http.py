@@ -6,7 +6,6 @@ from fastapi.testclient import TestClient
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 
 PASSWORD = "a long enough password"
 
@@ -16,8 +15,7 @@ def context(tmp_path, data):
     context = Context(
         load_settings(data_root=str(tmp_path / "root"), auth={"admin_password": "admin password 1"})
     )
-    info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "sst")
-    context.catalogue.register(info, context.cubes)
+    context.ingestion([str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "sst")
     context.policy.set_access("cube", "sst", public=False, groups=["syke"])
     context.policy.grant("cube", "sst", "group", "syke", "write")
     context.auth.directory.create_user("mia", role="editor", password=PASSWORD)

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,7 @@ def context(tmp_path_factory, data, oidc_provider):
             },
         )
     )
-    info = ingest(context.cubes, [str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "secret-sst")
-    context.catalogue.register(info, context.cubes)
+    context.ingestion([str(data / "cubes/ostia-sst-baltic-3steps.zarr")], "secret-sst")
     context.policy.set_access("cube", "secret-sst", public=False, groups=["syke"])
     yield context
     context.close()

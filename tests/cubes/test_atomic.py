@@ -7,9 +7,8 @@ import sys
 import time
 
 import numpy as np
-from helpers import daily_geotiffs
+from helpers import daily_geotiffs, write_cube
 
-from cubeport.cubes.ingest import ingest
 from cubeport.cubes.store import CubeStore
 from cubeport.storage import Storage
 
@@ -43,7 +42,7 @@ def test_killed_replace_and_append_leave_old_version(data, tmp_path):
     root = tmp_path / "root"
     store = CubeStore(Storage(str(root)))
     files = daily_geotiffs(data, tmp_path / "in", 30, size=3)
-    info = ingest(store, files[:4], "s1")
+    info = write_cube(store, files[:4], "s1")
     old = store.open("s1").load()
 
     # a replacement killed while it writes its new version
@@ -64,7 +63,7 @@ def test_killed_replace_and_append_leave_old_version(data, tmp_path):
     assert reopened.sizes["time"] == 4
     np.testing.assert_array_equal(reopened["band_1"].values, old["band_1"].values)
 
-    done = ingest(store, files[4:8], "s1", append=True)
+    done = write_cube(store, files[4:8], "s1", append=True)
     assert done.dims["time"] == 8 and done.version == info.version
     cube = store.open("s1")
     assert cube["time"].dt.day.values.tolist() == list(range(1, 9))

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import daily_geotiffs
+from helpers import daily_geotiffs, write_cube
 
-from cubeport.cubes.ingest import ingest
 from cubeport.errors import InputError
 
 
@@ -65,19 +64,19 @@ def inputs(data, tmp_path):
     ],
 )
 def test_bad_inputs_publish_nothing(local_store, inputs, case, pattern):
-    ingest(local_store, inputs["good"][:1], "keep")  # an existing cube must stay as it was
+    write_cube(local_store, inputs["good"][:1], "keep")  # an existing cube must stay as it was
     with pytest.raises(InputError, match=pattern):
-        ingest(local_store, case(inputs), "new")
+        write_cube(local_store, case(inputs), "new")
     assert local_store.list() == ["keep"]
     assert local_store.storage.list_dirs("cubes", "new") == []
 
 
 def test_unknown_variable_and_bad_pattern(local_store, inputs, data, tmp_path):
     with pytest.raises(InputError, match="unknown variable 'chl'; available: analysed_sst, sst_anomaly"):
-        ingest(local_store, inputs["good"], "x", variables=["chl"])
+        write_cube(local_store, inputs["good"], "x", variables=["chl"])
     tif = daily_geotiffs(data, tmp_path / "tif", 1)
     with pytest.raises(InputError, match="does not match the file name"):
-        ingest(local_store, tif, "x", time_pattern="%Y-%m-%d")
+        write_cube(local_store, tif, "x", time_pattern="%Y-%m-%d")
     assert local_store.list() == []
 
 

@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
-
-from cubeport.cubes.ingest import ingest
+from helpers import write_cube
 
 S1 = "sar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
 
 
 def test_netcdf_files_combine_along_time(store, data):
     files = sorted(str(p) for p in (data / "netcdf").glob("*.nc"))
-    info = ingest(store, files[::-1], "ostia")  # order of the arguments does not matter
+    info = write_cube(store, files[::-1], "ostia")  # order of the arguments does not matter
     assert info.dims == {"time": 3, "lat": 720, "lon": 1440}
     assert info.crs == "EPSG:4326"
     assert info.time_start == "2017-06-05T12:00:00" and info.time_end == "2017-06-07T12:00:00"
@@ -33,7 +32,7 @@ def test_netcdf_files_combine_along_time(store, data):
 
 
 def test_geotiff_time_from_file_name_and_values(store, data):
-    info = ingest(store, [str(data / S1)], "s1", time_pattern="%Y%m%dT%H%M%S")
+    info = write_cube(store, [str(data / S1)], "s1", time_pattern="%Y%m%dT%H%M%S")
     assert info.time_start == "2015-03-09T17:30:17"
     assert info.crs == "EPSG:32631"
     cube = store.open("s1")
@@ -52,7 +51,7 @@ def test_geotiff_time_from_file_name_and_values(store, data):
 
 def test_geotiff_integer_bands_keep_dtype_and_nodata(local_store, data):
     path = data / "rasters/RGB.byte.tif"
-    info = ingest(local_store, [str(path)], "rgb", time=pd.Timestamp("2001-01-01").to_pydatetime())
+    info = write_cube(local_store, [str(path)], "rgb", time=pd.Timestamp("2001-01-01").to_pydatetime())
     assert [v.name for v in info.variables] == ["band_1", "band_2", "band_3"]
     assert info.crs == "EPSG:32618"
     cube = local_store.open("rgb")
@@ -65,7 +64,7 @@ def test_geotiff_integer_bands_keep_dtype_and_nodata(local_store, data):
 
 def test_zarr_cube_with_flags_and_pyramid(local_store, data):
     path = data / "cubes/olci-north-sea-chl-5steps.zarr"
-    info = ingest(local_store, [str(path)], "olci", variables=["conc_chl", "c2rcc_flags"])
+    info = write_cube(local_store, [str(path)], "olci", variables=["conc_chl", "c2rcc_flags"])
     assert info.dims == {"time": 5, "lat": 1000, "lon": 2000}
     assert info.levels == 4  # 2000 px -> 1000 -> 500 -> 250 fits a 256 px tile
     original = xr.open_zarr(path)
@@ -89,7 +88,7 @@ def test_zarr_cube_with_flags_and_pyramid(local_store, data):
 
 def test_projected_cube_gets_time_series_twin(store, data):
     path = data / "cubes/s2-ndvi-slovenia-68steps.zarr"
-    info = ingest(store, [str(path)], "ndvi")
+    info = write_cube(store, [str(path)], "ndvi")
     assert info.crs == "EPSG:32633" and info.dims == {"time": 68, "y": 101, "x": 100}
     assert info.timeseries  # 68 steps >= the twin threshold
     twin = store.open("ndvi", timeseries=True)
@@ -108,7 +107,7 @@ def test_zarr_v3_input(local_store, data, tmp_path):
         var.encoding = {}  # the v2 codecs of the source do not apply to v3
     source.to_zarr(v3, zarr_format=3)
     assert (v3 / "zarr.json").exists()
-    info = ingest(local_store, [str(v3)], "ostia-v3")
+    info = write_cube(local_store, [str(v3)], "ostia-v3")
     assert info.dims == {"time": 3, "lat": 54, "lon": 88}
     np.testing.assert_allclose(
         local_store.open("ostia-v3")["analysed_sst"].values,

@@ -17,7 +17,6 @@ from test_xcube_viewer import CHROMIUM, CHROMIUM_ARGS
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 from cubeport.features.importer import import_file
 from cubeport.web import asset
 
@@ -35,8 +34,7 @@ def cubeport_url(tmp_path_factory, data):
         ("olci", "olci-north-sea-chl-5steps.zarr", ["conc_chl"]),
         ("sst", "ostia-sst-baltic-3steps.zarr", ["analysed_sst"]),
     ):
-        info = ingest(context.cubes, [str(data / "cubes" / sample)], cube_id, variables=variables)
-        context.catalogue.register(info, context.cubes)
+        context.ingestion([str(data / "cubes" / sample)], cube_id, variables=variables)
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll", themes=["Water quality/Chlorophyll"])
     context.catalogue.update("sst", title="OSTIA sea surface temperature", themes=["Ocean"])
     context.policy.set_access("cube", "sst", public=False, groups=["syke"])  # appears after signing in

@@ -19,7 +19,6 @@ from services import AppServer, free_port
 from cubeport.api.app import create_app
 from cubeport.config import load_settings
 from cubeport.context import Context
-from cubeport.cubes.ingest import ingest
 
 VIEWER = Path(os.environ.get("CUBEPORT_XCUBE_VIEWER", Path(__file__).parent / "xcube-viewer"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -57,10 +56,7 @@ def viewer_url():
 @pytest.fixture(scope="module")
 def cubeport_url(tmp_path_factory, data):
     context = Context(load_settings(data_root=str(tmp_path_factory.mktemp("viewer"))))
-    info = ingest(
-        context.cubes, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"]
-    )
-    context.catalogue.register(info, context.cubes)
+    context.ingestion([str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci", variables=["conc_chl"])
     context.catalogue.update("olci", title="OLCI North Sea chlorophyll")
     server = AppServer(create_app(context))
     yield server.url

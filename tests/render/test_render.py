@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import write_cube
 from PIL import Image
 from pyproj import Transformer
 
 from cubeport.cubes import cf
-from cubeport.cubes.ingest import ingest
 from cubeport.cubes.store import CubeStore
 from cubeport.errors import InputError, NotFoundError
 from cubeport.render import png
@@ -25,8 +25,8 @@ def cubes(tmp_path_factory, data):
     from cubeport.storage import Storage
 
     store = CubeStore(Storage(str(tmp_path_factory.mktemp("render"))))
-    ingest(store, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci")
-    ingest(store, [str(data / "cubes/s2-ndvi-slovenia-68steps.zarr")], "ndvi")
+    write_cube(store, [str(data / "cubes/olci-north-sea-chl-5steps.zarr")], "olci")
+    write_cube(store, [str(data / "cubes/s2-ndvi-slovenia-68steps.zarr")], "ndvi")
     return store
 
 

@@ -85,8 +85,9 @@ def test_valid_projection_item_passes_pystac_and_stac_validator():
         item.validate()  # pystac: core schemas bundled, the projection schema fetched with urllib3
         validator = StacValidate()
         assert validator.validate_dict(item.to_dict()), validator.message
-    # both validators really fetched the extension schema, and got the local copy
-    assert offline.served.count(PROJ_V2) == 2
+    # stac-validator really fetched the extension schema and got the local copy (pystac 1.16+ bundles the
+    # projection schema in pystac-ext-projection; older releases fetched it too)
+    assert 1 <= offline.served.count(PROJ_V2) <= 2
     assert offline.missing == offline.blocked == []
     core = "https://schemas.stacspec.org/v1.1.0/item-spec/json-schema/item.json"
     assert sorted(validator.message[0]["schema"]) == sorted([core, PROJ_V2])

@@ -22,10 +22,12 @@ from cubeport.api.routers import (
     cubes,
     dashboard,
     datasets,
+    expressions,
     features,
     landing,
     ogc,
     places,
+    processes,
     rolling_cache,
     s3,
     stac,
@@ -129,5 +131,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(zarr.router)
     app.include_router(s3.router)
     app.include_router(stac.router)
+    app.include_router(expressions.router)
+    app.include_router(processes.router)
     app.include_router(viewer.router)
     return app

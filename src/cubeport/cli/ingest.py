@@ -35,12 +35,9 @@ def ingest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written and stop")] = False,
 ) -> None:
     """Turn product files into a cube (or add time steps to one); published only when complete."""
-    from cubeport.cubes.ingest import plan_ingest, run_ingest
-
     context = context_for(data_root)
     context.storage.check()
-    plan = plan_ingest(
-        context.cubes,
+    plan = context.ingestion.plan(
         sources,
         cube,
         append=append,
@@ -58,13 +55,5 @@ def ingest(
         return
     with progress_bar() as progress:
         task = progress.add_task(f"ingest {cube}", total=len(plan.new_times))
-        info = run_ingest(context.cubes, plan, progress=lambda n: progress.advance(task, n))
-    context.catalogue.register(info, context.cubes)
-    if title:
-        context.catalogue.update(cube, title=title)
-    products = context.products.keep(cube, plan.fragments, replace=plan.mode == "replace")
-    out.print(
-        f"published {cube}: {info.dims.get('time', 0)} time steps, {len(info.variables)} variables, "
-        f"{info.levels} levels{', time-series twin' if info.timeseries else ''}"
-        f"{f', {len(products)} products in STAC' if products else ''}"
-    )
+        done = context.ingestion.run(plan, title=title, progress=lambda n: progress.advance(task, n))
+    out.print(done.summary())

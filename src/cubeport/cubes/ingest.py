@@ -2,7 +2,8 @@
 
 `plan_ingest` opens and checks every input before anything is written (so `--dry-run` can print the plan
 and a bad file is reported by name with nothing published); `run_ingest` writes the plan's time slabs
-through the cube store, which publishes atomically.
+through the cube store, which publishes atomically. This layer writes data only: the platform's ingest
+(catalogue, STAC products) is `cubeport.ingestion.Ingestion`.
 """
 
 from __future__ import annotations
@@ -131,11 +132,6 @@ def run_ingest(store: CubeStore, plan: IngestPlan, progress: Callable[[int], Non
     return store.describe(plan.cube_id)
 
 
-def ingest(store: CubeStore, sources: Sequence[str], cube_id: str, **options: object) -> CubeInfo:
-    """Plan and run an ingestion in one call (the Python API of `cubeport ingest`)."""
-    return run_ingest(store, plan_ingest(store, sources, cube_id, **options))  # type: ignore[arg-type]
-
-
 def _select_variables(fragments: list[Fragment], wanted: Sequence[str] | None) -> list[str]:
     first = fragments[0].dataset
     ydim, xdim = cf.spatial_dims(first)
@@ -189,4 +185,4 @@ def _size_of(path: str) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else 0
 
 
-__all__ = ["IngestPlan", "plan_ingest", "run_ingest", "ingest"]
+__all__ = ["IngestPlan", "plan_ingest", "run_ingest"]
