@@ -168,6 +168,36 @@ class AuthSettings(BaseModel):
     lockout_seconds: int = Field(60, ge=1, description="first wait once throttled; doubles with each failure")
 
 
+class ProcessingSettings(BaseModel):
+    """Where processing jobs run and how many at once."""
+
+    scheduler: str | None = Field(
+        None,
+        description="address of a Dask distributed scheduler (tcp://host:8786); unset: jobs run in local "
+        "worker processes of the server",
+    )
+    workers: int = Field(2, ge=1, le=64, description="jobs run at once by the local executor (per server)")
+    max_jobs_per_user: int = Field(
+        2, ge=1, description="jobs of one user running at once; the next ones wait in `accepted`"
+    )
+    user_processes: str | None = Field(
+        None, description="folder of user processes (*.py modules declaring @process functions)"
+    )
+    work_dir: str | None = Field(
+        None,
+        description="scratch folder of running jobs (on a multi-host Dask cluster: a shared file system) "
+        "[default: cubeport-jobs in the system's temporary folder]",
+    )
+    heartbeat_seconds: float = Field(2.0, gt=0, description="how often a running job reports that it lives")
+    stale_seconds: float = Field(
+        30.0, gt=0, description="a running job silent for this long is taken for dead (its worker stopped)"
+    )
+    max_attempts: int = Field(2, ge=1, le=10, description="tries of a retry-safe job whose worker died")
+    sync_seconds: float = Field(
+        60.0, gt=0, description="how long a synchronous execution waits before it answers as a job"
+    )
+
+
 class Settings(BaseSettings):
     """Cubeport's settings. `docs/configuration.md` lists every field."""
 
@@ -185,6 +215,7 @@ class Settings(BaseSettings):
     layout: CubeLayoutSettings = Field(default_factory=CubeLayoutSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret_key: SecretStr | None = Field(
         None,

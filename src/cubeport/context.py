@@ -5,7 +5,7 @@ The CLI, the API and notebooks all start from a Context, so they see the same da
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from cubeport.auth.admin import Administration
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from cubeport.features.store import FeatureStore
     from cubeport.ingestion import Ingestion
     from cubeport.platform.rolling_cache import RollingCache
+    from cubeport.processes.executors import Dispatcher
+    from cubeport.processes.jobs import JobStore
+    from cubeport.processes.registry import ProcessRegistry
+    from cubeport.processes.service import Processing
     from cubeport.render.service import TileService
     from cubeport.stac.federation import SourceRegistry
     from cubeport.stac.products import ProductArchive
@@ -119,6 +123,39 @@ class Context:
         return SourceRegistry(self.db)
 
     @cached_property
+    def processes(self) -> ProcessRegistry:
+        """Every process offered: entry points `cubeport.processes` and the folder of user processes."""
+        from cubeport.processes.registry import ProcessRegistry
+
+        return ProcessRegistry.discover(self.settings.processing.user_processes)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        from cubeport.processes.jobs import JobStore
+
+        return JobStore(self.db)
+
+    @cached_property
+    def processing(self) -> Processing:
+        from cubeport.processes.service import Processing
+
+        return Processing(self.processes, self.jobs, self.policy, self.catalogue, self.cubes, self.features)
+
+    def start_dispatcher(self, only: list[str] | None = None) -> Dispatcher:
+        """Run jobs from the queue (all, or `only` these) on the configured executor until `close()`;
+        its workers open a Context of their own from these settings."""
+        from cubeport.processes.executors import Dispatcher, executor_for
+
+        dispatcher = Dispatcher(self, executor_for(partial(Context, self.settings), self), only=only)
+        dispatcher.start()
+        self._dispatchers.append(dispatcher)
+        return dispatcher
+
+    @cached_property
+    def _dispatchers(self) -> list[Dispatcher]:
+        return []
+
+    @cached_property
     def auth(self) -> Authenticator:
         return Authenticator(self.db, self.settings.auth)
 
@@ -140,6 +177,8 @@ class Context:
             self.open_cubes.refresh()
 
     def close(self) -> None:
+        for dispatcher in self.__dict__.get("_dispatchers", []):
+            dispatcher.close()
         if "cache" in self.__dict__:
             self.cache.close()
         if "db" in self.__dict__:

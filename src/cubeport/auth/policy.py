@@ -24,8 +24,8 @@ from cubeport.db.models import GrantRecord, ResourceAccessRecord
 from cubeport.errors import InputError
 from cubeport.memory_cache import TtlCache
 
-Kind = Literal["cube", "collection", "process", "service"]
-KINDS: tuple[Kind, ...] = ("cube", "collection", "process", "service")
+Kind = Literal["cube", "collection", "process", "service", "job"]
+KINDS: tuple[Kind, ...] = ("cube", "collection", "process", "service", "job")
 Action = Literal["read", "write"]
 SubjectType = Literal["group", "user"]
 OWNER = "owner"  # the permission of the grant that names a resource's owning user

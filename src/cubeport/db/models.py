@@ -249,3 +249,64 @@ class CacheCounterRecord(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class JobRecord(Base):
+    """A processing job: what ran, for whom, how it went, and what it consumed (read by accounting)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64))
+    process_version: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # accepted running successful failed dismissed
+    message: Mapped[str] = mapped_column(Text, default="")
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    heartbeat: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    runner: Mapped[str] = mapped_column(String(256), default="")  # which executor runs it, and where
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    retry_safe: Mapped[bool] = mapped_column(Boolean, default=False)
+    dismiss_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class JobStepRecord(Base):
+    """One step of a job (scheduling, fetching, processing, ingesting) with its own state and times."""
+
+    __tablename__ = "job_steps"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting running successful failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobLogRecord(Base):
+    """A line of a job's log, in order of `id` (what `GET /jobs/{id}/logs` follows)."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = (Index("ix_job_logs_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    text: Mapped[str] = mapped_column(Text)

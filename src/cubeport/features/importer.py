@@ -48,9 +48,10 @@ def import_file(
     title: str = "",
     chunk: int = CHUNK,
     progress: Progress | None = None,
+    on_create: Callable[[Any], None] | None = None,
 ) -> tuple[CollectionSpec, int]:
     """A new collection `database.name` (default: the file's name) with the file's features; returns it and
-    the number of features."""
+    the number of features. `on_create` is `FeatureStore.create`'s (e.g. the collection's access rule)."""
     import pyogrio
 
     options: dict[str, Any] = {"layer": layer}
@@ -111,7 +112,7 @@ def import_file(
             title=title or Path(path).stem,
             provenance=f"imported from {Path(path).name}",
         )
-        return store.create(spec, features(), chunk), done
+        return store.create(spec, features(), chunk, on_create=on_create), done
     except ConflictError:
         raise
     except (CubeportError, ValueError) as exc:
