@@ -176,6 +176,9 @@ class ProcessingSettings(BaseModel):
         description="address of a Dask distributed scheduler (tcp://host:8786); unset: jobs run in local "
         "worker processes of the server",
     )
+    run_jobs: bool = Field(
+        True, description="servers run queued jobs (false: this server only queues them for others to run)"
+    )
     workers: int = Field(2, ge=1, le=64, description="jobs run at once by the local executor (per server)")
     max_jobs_per_user: int = Field(
         2, ge=1, description="jobs of one user running at once; the next ones wait in `accepted`"

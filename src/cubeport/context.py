@@ -151,6 +151,15 @@ class Context:
         self._dispatchers.append(dispatcher)
         return dispatcher
 
+    def stop_dispatcher(self, dispatcher: Dispatcher) -> None:
+        dispatcher.close()
+        self._dispatchers.remove(dispatcher)
+
+    def wake_dispatchers(self) -> None:
+        """Let this process's dispatchers look at the queue now (a job was submitted or dismissed)."""
+        for dispatcher in self.__dict__.get("_dispatchers", []):
+            dispatcher.wake()
+
     @cached_property
     def _dispatchers(self) -> list[Dispatcher]:
         return []
@@ -177,8 +186,8 @@ class Context:
             self.open_cubes.refresh()
 
     def close(self) -> None:
-        for dispatcher in self.__dict__.get("_dispatchers", []):
-            dispatcher.close()
+        for dispatcher in list(self.__dict__.get("_dispatchers", [])):
+            self.stop_dispatcher(dispatcher)
         if "cache" in self.__dict__:
             self.cache.close()
         if "db" in self.__dict__:

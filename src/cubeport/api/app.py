@@ -79,6 +79,8 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # each worker opens the cubes before it takes requests, so the first map does not wait for it
         await run_in_threadpool(context.tiles.warm_up)
+        # jobs queued in the database run in this server's executor (or on the Dask cluster it names)
+        dispatcher = context.start_dispatcher() if context.settings.processing.run_jobs else None
         # What start-up made (modules, opened cubes) lives as long as the app: frozen, it is left out of
         # later full garbage collections, each of which walked its 300,000 objects (0.2 s, holding the GIL,
         # so every other request waited) when a request made many objects, e.g. a big GeoJSON body
@@ -86,6 +88,8 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         gc.unfreeze()
+        if dispatcher is not None:
+            await run_in_threadpool(context.stop_dispatcher, dispatcher)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -110,7 +114,7 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
         expose_headers=["ETag"],
         max_age=3600,

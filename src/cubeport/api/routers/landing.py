@@ -73,6 +73,18 @@ def landing(request: Request) -> Any:
                 "type": "application/xml",
                 "title": "WMTS",
             },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+                "href": f"{base}/processes",
+                "type": "application/json",
+                "title": "processes (OGC API - Processes)",
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/job-list",
+                "href": f"{base}/jobs",
+                "type": "application/json",
+                "title": "your jobs",
+            },
             {"rel": "status", "href": f"{base}/health", "type": "application/json", "title": "health"},
             {"rel": "login", "href": f"{base}/auth/login", "type": "text/html", "title": "sign in"},
         ],

@@ -43,6 +43,12 @@ CONFORMANCE = [
     params.EDR_POSITION,
     params.EDR_AREA,
     params.EDR_COVJSON,
+    params.PROCESSES_CORE,
+    params.PROCESSES_DESCRIPTION,
+    params.PROCESSES_JSON,
+    params.PROCESSES_JOB_LIST,
+    params.PROCESSES_DISMISS,
+    params.PROCESSES_OAS30,
 ]
 
 
