@@ -37,6 +37,7 @@ PRODUCT = "20170605120000-UKMO-L4_GHRSST-SSTfnd-OSTIAanom-GLOB-v02.0-fv02.0"  # 
 SECRET_PRODUCT = "20170606120000-UKMO-L4_GHRSST-SSTfnd-OSTIAanom-GLOB-v02.0-fv02.0"  # of the restricted one
 # what a request names that a caller may not see -> the same name for something that does not exist
 HIDDEN = {RESTRICTED: UNKNOWN, SECRET_PRODUCT: SECRET_PRODUCT.replace("UKMO", "NONE")}
+SECRET_JOB = "secret-job"  # mia's job: its id is known once it is made (see `build`)
 MISSING = "no-such-cube"  # another resource that does not exist, for routes that read two
 POINT = {
     "type": "Feature",
@@ -88,6 +89,7 @@ REASONS = {
     ("GET", "/features/conformance"): "a constant document",
     ("GET", "/stac/conformance"): "a constant document",
     ("GET", "/stac/queryables"): "a constant document",
+    ("GET", "/jobs"): "the caller's own jobs (SIGNED_IN)",
     ("PUT", "/stac/sources/{name}"): ADMINS,
     ("DELETE", "/stac/sources/{name}"): ADMINS,
 }
@@ -278,6 +280,22 @@ SAMPLES = {
     ],
     ("GET", "/stac/sources"): {},  # sources "open-cube" (public) and RESTRICTED (for syke)
     ("GET", "/stac/sources/{name}/proxy"): {"path": {"name": RESTRICTED}, "params": {"href": "upstream"}},
+    ("GET", "/processes"): {},
+    ("GET", "/processes/{process_id}"): {"path": {"process_id": RESTRICTED}},
+    ("POST", "/processes/{process_id}/execution"): {
+        "path": {"process_id": RESTRICTED},
+        "json": {"inputs": {"cube": "open-cube"}},
+        "headers": {"Prefer": "respond-async"},
+    },
+    ("GET", "/jobs/{job_id}"): {"path": {"job_id": SECRET_JOB}},
+    ("DELETE", "/jobs/{job_id}"): {"path": {"job_id": SECRET_JOB}},
+    ("GET", "/jobs/{job_id}/results"): {"path": {"job_id": SECRET_JOB}},
+    ("GET", "/jobs/{job_id}/results/{name}"): {"path": {"job_id": SECRET_JOB, "name": "result"}},
+    ("GET", "/jobs/{job_id}/item"): {"path": {"job_id": SECRET_JOB}},
+    ("GET", "/jobs/{job_id}/logs"): [
+        {"path": {"job_id": SECRET_JOB}},
+        {"path": {"job_id": SECRET_JOB}, "params": {"follow": True}},
+    ],
     ("GET", "/collections"): {},
     ("GET", "/collections/{collection}"): {},
     ("GET", "/collections/{collection}/map/tiles"): {},
@@ -338,7 +356,18 @@ MEASURES = {
     ("POST", "/stac/search"): _json_list("features", lambda e: e.get("bbox")),
     ("GET", "/stac/sources"): _json_list("sources"),
     ("GET", "/collections"): _json_list("collections", _spatial),
+    ("GET", "/processes"): _json_list("processes"),
 }
+
+
+SECRET_PROCESS = f"""
+from cubeport.processes import Cube, process
+
+
+@process("{RESTRICTED}", title="A process for one group")
+def secret(cube: Cube) -> dict:
+    return {{"variables": sorted(cube.data_vars)}}
+"""
 
 
 # -- the app, and the same app without the restricted resources -----------------------------------------------
@@ -377,6 +406,20 @@ def build(root, data, upstream_url, east, *, restricted):
             context.policy.set_access("service", f"stac-source:{name}", public=False, groups=["syke"])
     add_users(context)
     context.upstream = f"{upstream_url}/{PRODUCT}.nc"
+    if restricted:  # a process for syke only, and a finished job of mia's with a file output
+        folder = root / "user-processes"
+        folder.mkdir()
+        (folder / "secret.py").write_text(SECRET_PROCESS)
+        context.settings.processing.user_processes = str(folder)
+        context.policy.set_access("process", RESTRICTED, public=False, groups=["syke"])
+        mia = Principal("mia", groups=frozenset({"syke"}), via="password")
+        job = context.processing.submit(mia, RESTRICTED, {"cube": "open-cube"})
+        context.storage.write_bytes_atomic(b"a file output", "jobs", job.id, "out.txt")
+        context.jobs.finish(
+            job.id, "successful", "done", results={"result": {"kind": "file", "name": "out.txt"}}
+        )
+        context.secret_job = job.id
+        HIDDEN[job.id] = "0" * len(job.id)
     return context
 
 
@@ -478,6 +521,7 @@ def _prepare(client, method, path, sample):
     for key in ("as", "granted"):
         sample.pop(key, None)
     url = _url(path, {**dict.fromkeys(CUBE_PARAMS, RESTRICTED), **sample.pop("path", {})})
+    url = url.replace(SECRET_JOB, getattr(client.app.state.context, "secret_job", SECRET_JOB))
     if sample.get("params", {}).get("href") == "upstream":  # the proxy's origin, known once it runs
         sample["params"] = {"href": client.app.state.context.upstream}
     return url, sample

@@ -42,9 +42,11 @@ class Processing:
 
     def submit(self, principal: Principal, process_id: str, inputs: Mapping[str, Any]) -> Job:
         """Check everything that can be checked before a job exists, then queue it, private to the caller."""
+        process = self.process(principal, process_id)  # first: a hidden process answers as a missing one
         if principal.anonymous or principal.name is None:
-            raise PermissionDeniedError("running a process needs a signed-in user")
-        process = self.process(principal, process_id)
+            raise PermissionDeniedError(
+                "running a process needs a signed-in user: send an API key or a token"
+            )
         values = process.validate(inputs)
         for name, reference in process.references.items():
             value = values.get(name)

@@ -164,8 +164,6 @@ async def execute(
     principal: Annotated[Principal, Depends(resource("process", "process_id"))],
     prefer: Annotated[str | None, Header(description="respond-async for a job")] = None,
 ) -> Response:
-    if principal.anonymous:
-        raise PermissionDeniedError("running a process needs a signed-in user: send an API key or a token")
     body = await run_in_threadpool(_execute_body, raw)
     job = await run_in_threadpool(context.processing.submit, principal, process_id, body.get("inputs") or {})
     context.wake_dispatchers()
