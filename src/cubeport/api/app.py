@@ -22,7 +22,6 @@ from cubeport.api.routers import (
     cubes,
     dashboard,
     datasets,
-    expressions,
     features,
     landing,
     ogc,
@@ -135,7 +134,6 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(zarr.router)
     app.include_router(s3.router)
     app.include_router(stac.router)
-    app.include_router(expressions.router)
     app.include_router(processes.router)
     app.include_router(viewer.router)
     return app

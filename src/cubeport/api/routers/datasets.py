@@ -204,17 +204,11 @@ def _colorbars() -> list[Any]:
 
 @router.get(
     "/expressions/capabilities",
-    summary="Variable expressions the server evaluates (none yet)",
+    summary="What band-math expressions may contain (the `band-math` process evaluates them)",
     dependencies=[Depends(OPEN)],
 )
 def expression_capabilities() -> dict[str, Any]:
-    """xcube viewers ask this at start-up; empty lists tell them that no expressions can be used."""
-    return {
-        "namespace": {
-            "constants": [],
-            "arrayFunctions": [],
-            "otherFunctions": [],
-            "arrayOperators": [],
-            "otherOperators": [],
-        }
-    }
+    """xcube viewers ask this at start-up; the namespace is the one `processes/expressions.py` parses."""
+    from cubeport.processes.expressions import capabilities
+
+    return capabilities()
