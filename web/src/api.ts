@@ -184,9 +184,69 @@ export async function me(): Promise<Me> {
   return json<Me>(await fetch("auth/me"));
 }
 
+/** The headers of a write with the session cookie: the CSRF token that /auth/me gave. */
+function csrf(who: Me): Record<string, string> {
+  return who.csrf_header && who.csrf_token ? { [who.csrf_header]: who.csrf_token } : {};
+}
+
 export async function signOut(who: Me): Promise<void> {
-  const headers: Record<string, string> = {};
-  if (who.csrf_header && who.csrf_token) headers[who.csrf_header] = who.csrf_token;
-  const response = await fetch("auth/logout", { method: "POST", headers });
+  const response = await fetch("auth/logout", { method: "POST", headers: csrf(who) });
   if (!response.ok && response.status !== 204) await json(response);
+}
+
+/** A processing job's status (OGC API - Processes statusInfo with Cubeport's steps); times are RFC 3339. */
+export type JobStatus = "accepted" | "running" | "successful" | "failed" | "dismissed";
+
+export interface JobStep {
+  name: string; // scheduling, fetching, processing, ingesting
+  status: "waiting" | "running" | "successful" | "failed";
+  progress: number;
+  message: string | null;
+}
+
+export interface Job {
+  jobID: string;
+  processID: string;
+  status: JobStatus;
+  message: string | null;
+  created: string;
+  started: string | null;
+  finished: string | null;
+  progress: number; // 0..100
+  steps: JobStep[];
+}
+
+/** An output by reference: a cube (`cube`), a feature collection (`collection`, `href` its items) or a file. */
+export interface JobOutput {
+  href: string;
+  title?: string;
+  cube?: string;
+  collection?: string;
+}
+
+/** The caller's jobs, newest first; null when nobody is signed in. */
+export async function jobs(): Promise<Job[] | null> {
+  const response = await fetch("jobs", { cache: "no-store" });
+  if (response.status === 401) return null;
+  return (await json<{ jobs: Job[] }>(response)).jobs;
+}
+
+/** One job with its steps (the list leaves them out). */
+export async function job(id: string): Promise<Job> {
+  return json(await fetch(`jobs/${enc(id)}`, { cache: "no-store" }));
+}
+
+export async function jobLog(id: string): Promise<string> {
+  const response = await fetch(`jobs/${enc(id)}/logs`, { cache: "no-store" });
+  if (!response.ok) await json(response);
+  return response.text();
+}
+
+/** A successful job's outputs by name: a reference (JobOutput) or a JSON value. */
+export async function jobResults(id: string): Promise<Record<string, JobOutput | unknown>> {
+  return json(await fetch(`jobs/${enc(id)}/results`));
+}
+
+export async function dismissJob(id: string, who: Me): Promise<Job> {
+  return json(await fetch(`jobs/${enc(id)}`, { method: "DELETE", headers: csrf(who) }));
 }

@@ -7,6 +7,7 @@ import "./style.css";
 import * as api from "./api";
 import { SeriesChart, download } from "./chart";
 import { Dashboard, Histogram } from "./dashboard";
+import { JobsPanel } from "./jobs";
 import { DataMap } from "./map";
 import { readHash, writeHash, type LayerState, type ViewState } from "./state";
 import GeoJSON from "ol/format/GeoJSON";
@@ -28,6 +29,7 @@ const time = new TimeControl($("time-bar"), (t) => {
 const chart = new SeriesChart($<HTMLCanvasElement>("chart"));
 const dashboard = new Dashboard($("dashboard"));
 const areaHistogram = new Histogram($<HTMLCanvasElement>("area-histogram"));
+const jobs = new JobsPanel($("jobs"), { openCube, status });
 
 function status(message: string, error = false): void {
   const bar = $("status");
@@ -101,6 +103,20 @@ function renderCatalogue(): void {
     }
     root.append(group);
   }
+}
+
+/** A cube a job made: the dataset list read again (the cube is new), then its first variable switched on as the
+ * catalogue's checkbox does, on top of the other layers. */
+async function openCube(id: string): Promise<void> {
+  const found = await api.datasets();
+  datasets.clear();
+  for (const dataset of found) datasets.set(dataset.id, dataset);
+  renderCatalogue();
+  const dataset = datasets.get(id);
+  const variable = dataset?.variables[0];
+  if (!dataset || !variable) throw new api.ApiError(`cube ${id} is not in the catalogue (yet)`);
+  toggleLayer(dataset, variable, true);
+  status(`${dataset.title || id} on the map`);
 }
 
 function datasetEntry(dataset: api.Dataset, where: string): HTMLElement {
@@ -429,6 +445,8 @@ function wireControls(): void {
   $("chart-png").addEventListener("click", () => download("timeseries.png", chart.png()));
   $("chart-clear").addEventListener("click", () => { chart.clear(); $("chart-panel").hidden = true; });
   $("info-close").addEventListener("click", () => $<HTMLDialogElement>("info").close());
+  $("jobs-toggle").addEventListener("click", () => (jobs.isOpen ? jobs.close() : jobs.open()));
+  $("jobs-close").addEventListener("click", () => jobs.close());
 }
 
 async function start(): Promise<void> {
