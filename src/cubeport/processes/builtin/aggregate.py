@@ -27,6 +27,36 @@ def period_sizes(times: np.ndarray, period: str) -> pd.Series:
     return counts[counts > 0]
 
 
+def nan_quantile(values: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile (0..1) along the last axis, NaN skipped, interpolated linearly between the order
+    statistics as numpy's default method; NaN where a pixel has no value. Vectorised: numpy's own
+    nanquantile loops over pixels in Python when there are NaNs (40 s instead of 1 s on a small cube)."""
+    values = values.astype(np.float64)
+    ordered = np.sort(values, axis=-1)  # NaN last
+    count = np.isfinite(values).sum(axis=-1)
+    position = np.maximum(count - 1, 0) * q
+    lower = np.floor(position).astype(np.intp)
+    upper = np.minimum(lower + 1, np.maximum(count - 1, 0))
+    low = np.take_along_axis(ordered, lower[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, upper[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        quantile = low + (high - low) * (position - lower)
+    return np.where(count > 0, quantile, np.nan)
+
+
+def _quantile(group: xr.Dataset, q: float) -> xr.Dataset:
+    """One period's quantile, lazily per chunk (the period's steps are one chunk along time)."""
+    return xr.apply_ufunc(  # type: ignore[no-any-return]
+        nan_quantile,
+        group,
+        input_core_dims=[["time"]],
+        kwargs={"q": q},
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        keep_attrs=True,
+    )
+
+
 @process(
     "temporal-aggregate",
     title="Temporal aggregation",
@@ -70,9 +100,9 @@ def temporal_aggregate(
     if method in ("median", "percentile"):  # the steps of a period in one chunk: an exact, lazy quantile
         ds = ds.chunk({"time": tuple(int(n) for n in sizes.values)})
     groups = ds.resample(time=FREQUENCIES[period])
-    if method == "percentile":
-        assert percentile is not None
-        result = groups.quantile(percentile / 100, skipna=True).drop_vars("quantile")
+    if method in ("median", "percentile"):
+        fraction = 0.5 if method == "median" else float(percentile or 0) / 100
+        result = groups.map(_quantile, q=fraction)
     elif method == "count":
         result = groups.count()
     else:
@@ -87,4 +117,4 @@ def temporal_aggregate(
     return publishable(result.assign_attrs(ds.attrs), like=ds)
 
 
-__all__ = ["FREQUENCIES", "Method", "Period", "period_sizes", "temporal_aggregate"]
+__all__ = ["FREQUENCIES", "Method", "Period", "nan_quantile", "period_sizes", "temporal_aggregate"]
