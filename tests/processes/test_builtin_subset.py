@@ -137,7 +137,10 @@ def test_resample_to_another_crs_takes_the_source_pixel_under_each_centre(sst, j
     np.testing.assert_array_equal(published["analysed_sst"].values, got)
 
 
-def test_resample_refusals(ndvi, job):
+def test_resample_refusals(ndvi, sst, job):
+    irregular = sst.assign_coords(lat=np.geomspace(53.125, 66.375, sst.sizes["lat"]))
+    with pytest.raises(InputError, match="lat coordinates are not evenly spaced"):
+        resample(job, irregular, resolution=0.5)
     with pytest.raises(InputError, match="give a target crs"):
         resample(job, ndvi)
     with pytest.raises(InputError, match="EPSG:1025 is not a known CRS"):

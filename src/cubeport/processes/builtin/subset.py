@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 from pydantic import Field
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
@@ -158,6 +159,7 @@ def resample(
     except CRSError:
         raise InputError(f"crs: EPSG:{crs} is not a known CRS") from None
     grid = cf.Grid.of(ds)
+    _check_regular(ds)
     west, south, east, north = cf.bounds(ds)
     try:
         transform, width, height = calculate_default_transform(
@@ -215,12 +217,22 @@ def resample(
     return publishable(xr.open_zarr(store, chunks={}), what="the resampled cube")
 
 
+def _check_regular(ds: xr.Dataset) -> None:
+    """InputError unless the grid's coordinates are evenly spaced (warping needs an affine transform)."""
+    for dim in cf.spatial_dims(ds):
+        steps = np.diff(np.asarray(ds[dim].values, dtype="float64"))
+        if steps.size and not np.allclose(steps, steps[0], rtol=1e-3, atol=0):
+            raise InputError(
+                f"the cube's {dim} coordinates are not evenly spaced; resample needs a regular grid"
+            )
+
+
 def _warp(
     da: xr.DataArray,
     source_crs: CRS,
     grid: cf.Grid,
     target_crs: CRS,
-    transform: object,
+    transform: Affine,
     shape: tuple[int, int],
     method: str,
 ) -> np.ndarray:
