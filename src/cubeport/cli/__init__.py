@@ -19,6 +19,8 @@ from cubeport.cli import (  # noqa: F401
     cubes,
     places,
     features,
+    processes,
+    jobs,
     db,
     identity,
     sources,

@@ -1,0 +1,133 @@
+"""`cubeport processes new`: the package it writes passes its own tests, declares its entry point right, is
+found by the folder loader, and its process runs as a job on a real cube, all without installing it into
+the test environment (its metadata is built into a temporary folder instead, as `pip install -e` would)."""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import PathDistribution
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import cli, context_with
+
+from cubeport.errors import ConflictError, InputError
+from cubeport.processes.registry import ENTRY_POINT_GROUP, load_folder, processes_in
+from cubeport.processes.template import create_package
+
+
+@pytest.fixture
+def package(tmp_path):
+    created = create_package("baltic-tools", tmp_path / "work")
+    yield created
+    for name in [m for m in sys.modules if m == created.package or m.startswith(f"{created.package}.")]:
+        del sys.modules[name]
+
+
+def build_metadata(folder: Path, into: Path) -> Path:
+    """The package's metadata as setuptools builds it from pyproject.toml (the step of `pip install -e`
+    that declares the entry point), written into `into`; no files of the environment change."""
+    into.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "egg_info",
+            "--egg-base",
+            str(into),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    (info,) = into.glob("*.egg-info")
+    return info
+
+
+def test_the_generated_tests_pass(package):
+    assert [p.relative_to(package.folder).as_posix() for p in package.files] == [
+        "pyproject.toml",
+        "README.md",
+        ".gitignore",
+        "src/baltic_tools/__init__.py",
+        "src/baltic_tools/processes.py",
+        "tests/test_baltic_tools.py",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=package.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST")},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 passed" in run.stdout
+    readme = (package.folder / "README.md").read_text()
+    for command in ('pip install -e ".[test]"', "pytest", "cubeport processes list"):
+        assert command in readme
+
+
+def test_the_entry_point_and_the_folder_loader_find_the_process(package, tmp_path):
+    source = package.folder / "src"
+    info = build_metadata(package.folder, tmp_path / "meta")
+    (entry,) = PathDistribution(info).entry_points.select(group=ENTRY_POINT_GROUP)
+    assert (entry.name, entry.value) == ("baltic_tools", "baltic_tools.processes")
+    sys.path.insert(0, str(source))
+    try:
+        found = processes_in(entry.load())
+        assert [p.id for p in found] == ["baltic-tools-scale"]
+        assert importlib.import_module("baltic_tools").scale is found[0]
+    finally:
+        sys.path.remove(str(source))
+    (loaded,) = load_folder(source / package.package)  # processing.user_processes pointed at the module
+    assert loaded.id == "baltic-tools-scale" and loaded.title == "Scale a variable"
+    inputs = loaded.description_document()["inputs"]
+    assert inputs["factor"]["description"] == "the factor every value is multiplied by"
+    assert inputs["factor"]["schema"]["exclusiveMinimum"] == 0
+
+
+def test_the_installed_package_runs_as_a_job(package, tmp_path, data):
+    """As after `pip install -e`: with the metadata on the path the command line finds the process by its
+    entry point, and so does the job's own worker process, which runs it on the SST sample."""
+    root = tmp_path / "root"
+    context = context_with(root, data, {"sst": "sst"})
+    context.auth.directory.create_user("mia")
+    source = package.folder / "src"
+    build_metadata(package.folder, source)
+    env = {
+        "CUBEPORT_DATA_ROOT": str(root),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
+    }
+    run = cli(
+        "jobs", "submit", "baltic-tools-scale", "-i", "cube=sst", "-i", "variable=analysed_sst",
+        "-i", "factor=10", "--as", "mia", "--wait", "--json", env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    job = json.loads(run.stdout)
+    assert job["status"] == "successful" and job["owner"] == "mia"
+    result = context.cubes.open(job["results"]["result"]["id"])
+    sst = context.cubes.open("sst")["analysed_sst"]
+    np.testing.assert_allclose(result["analysed_sst_scaled"].values, sst.values * 10, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Sea-Ice", "9tools", "sea_ice", "sea--ice", "sea-", "x" * 41, "numpy"])
+def test_bad_names_are_refused(tmp_path, name):
+    with pytest.raises(InputError, match="package name"):
+        create_package(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_not_overwritten(tmp_path):
+    (tmp_path / "sea-ice").mkdir()
+    (tmp_path / "sea-ice" / "notes.txt").write_text("mine")
+    with pytest.raises(ConflictError, match="exists already"):
+        create_package("sea-ice", tmp_path)
+    assert [p.name for p in (tmp_path / "sea-ice").iterdir()] == ["notes.txt"]
