@@ -107,6 +107,10 @@ def type_text(schema: dict[str, Any]) -> str:
     fmt = schema.get("format")
     if fmt in ("cube-id", "collection-id"):
         return str(fmt).replace("-id", " id")
+    if kind == "array" and isinstance(schema.get("prefixItems"), list):  # a tuple, e.g. a bbox
+        kinds = {str(item.get("type", "any")) for item in schema["prefixItems"]}
+        count = len(schema["prefixItems"])
+        return f"list of {count} {kinds.pop()}s" if len(kinds) == 1 else f"list of {count} items"
     if kind == "array":
         items = schema.get("items")
         text = f"list of {type_text(items)}" if isinstance(items, dict) else "list"

@@ -5,7 +5,8 @@
     >>> ds["chl"].sel(lat=60.2, lon=24.9, method="nearest").plot()
 
 Only the chunks a computation touches are fetched; access is checked by the server on every request.
-Feature collections: `FeatureClient` (geoDB-like calls, GeoDataFrames).
+Feature collections: `FeatureClient` (geoDB-like calls, GeoDataFrames). Processing: `Processes` (submit a
+process as a job, wait with a progress bar, open its result as xarray or a GeoDataFrame).
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ import xarray as xr
 import zarr
 
 from cubeport.client.features import FeatureClient, FeatureClientError
+from cubeport.client.processes import JobFailed, JobHandle, ProcessClientError, Processes
 
-__all__ = ["FeatureClient", "FeatureClientError", "open_cube"]
+__all__ = [
+    "FeatureClient",
+    "FeatureClientError",
+    "JobFailed",
+    "JobHandle",
+    "ProcessClientError",
+    "Processes",
+    "open_cube",
+]
 
 
 def open_cube(
