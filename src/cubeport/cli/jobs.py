@@ -7,6 +7,7 @@ job waits for a server (`cubeport serve`) to run it, or runs here with `--wait`.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -137,8 +138,10 @@ def jobs_submit(
 
 
 def run_here(context: Context, job: Job) -> Job:
-    """Run one job in this process's own dispatcher until it ends, with a progress bar on stderr. Ctrl-C
-    dismisses it (nothing it published stays)."""
+    """Run one job in this process's own dispatcher until it ends, with a progress bar on stderr.
+
+    Ctrl-C dismisses the job: the dispatcher stops it and removes what it published, and a job still
+    unfinished when the dispatcher closes is ended here, so no server picks it up later."""
     dispatcher = context.start_dispatcher(only=[job.id])
     jobs = context.jobs
     try:
@@ -149,12 +152,20 @@ def run_here(context: Context, job: Job) -> Job:
                 time.sleep(POLL_SECONDS)
             bar.update(task, completed=job.progress, description=f"{job.process_id}: {job.status}")
     except KeyboardInterrupt:
-        err.print(f"interrupted: dismissing job {job.id}", highlight=False)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave the job half-ended
+        err.print(f"interrupted: dismissing job {job.id} (a few seconds)", highlight=False)
         jobs.dismiss(job.id)
-        deadline = time.monotonic() + 10  # the dispatcher stops it and removes its outputs
+        deadline = time.monotonic() + 10
         while not jobs.get(job.id).done and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-        raise
+        dispatcher.close()  # stops its worker, if it still runs
+        job = jobs.get(job.id)
+        if not job.done:
+            from cubeport.processes.runner import unpublish
+
+            unpublish(context, job)
+            jobs.finish(job.id, "dismissed", "dismissed: the command running it was interrupted")
+        raise JobNotSuccessful(f"interrupted: job {job.id} was dismissed; it published nothing") from None
     finally:
         dispatcher.close()
     return job
