@@ -3,7 +3,6 @@ found by the folder loader, and its process runs as a job on a real cube, all wi
 the test environment (its metadata is built into a temporary folder instead, as `pip install -e` would)."""
 
 import importlib
-import json
 import os
 import subprocess
 import sys
@@ -12,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, context_with
+from helpers import context_with
 
 from cubeport.errors import ConflictError, InputError
 from cubeport.processes.registry import ENTRY_POINT_GROUP, load_folder, processes_in
+from cubeport.processes.runner import run_job
 from cubeport.processes.template import create_package
 
 
@@ -94,28 +94,30 @@ def test_the_entry_point_and_the_folder_loader_find_the_process(package, tmp_pat
     assert inputs["factor"]["schema"]["exclusiveMinimum"] == 0
 
 
-def test_the_installed_package_runs_as_a_job(package, tmp_path, data):
-    """As after `pip install -e`: with the metadata on the path the command line finds the process by its
-    entry point, and so does the job's own worker process, which runs it on the SST sample."""
-    root = tmp_path / "root"
-    context = context_with(root, data, {"sst": "sst"})
-    context.auth.directory.create_user("mia")
+def test_the_installed_package_runs_as_a_job(package, tmp_path, data, monkeypatch):
+    """As after `pip install -e`: with the package and its metadata on the path, the platform finds the
+    process by its entry point, and a job runs it on the SST sample and publishes the result (the runner
+    in this process, as a worker runs it)."""
     source = package.folder / "src"
     build_metadata(package.folder, source)
-    env = {
-        "CUBEPORT_DATA_ROOT": str(root),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
-    }
-    run = cli(
-        "jobs", "submit", "baltic-tools-scale", "-i", "cube=sst", "-i", "variable=analysed_sst",
-        "-i", "factor=10", "--as", "mia", "--wait", "--json", env=env,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    job = json.loads(run.stdout)
-    assert job["status"] == "successful" and job["owner"] == "mia"
-    result = context.cubes.open(job["results"]["result"]["id"])
-    sst = context.cubes.open("sst")["analysed_sst"]
-    np.testing.assert_allclose(result["analysed_sst_scaled"].values, sst.values * 10, rtol=1e-6)
+    monkeypatch.syspath_prepend(str(source))
+    context = context_with(tmp_path / "root", data, {"sst": "sst"})
+    try:
+        assert "baltic-tools-scale" in context.processes.ids()
+        context.auth.directory.create_user("mia")
+        mia = context.auth.directory.principal("mia", "password")
+        inputs = {"cube": "sst", "variable": "analysed_sst", "factor": 10}
+        job = context.processing.submit(mia, "baltic-tools-scale", inputs)
+        assert context.jobs.claim("test", max_per_owner=1, only={job.id}).id == job.id
+        run_job(job.id, context, runner="test")
+        job = context.jobs.get(job.id)
+        assert (job.status, job.message) == ("successful", "done")
+        result = context.cubes.open(job.results["result"]["id"])
+        sst = context.cubes.open("sst")["analysed_sst"]
+        np.testing.assert_allclose(result["analysed_sst_scaled"].values, sst.values * 10, rtol=1e-6)
+        assert result["analysed_sst_scaled"].attrs["units"] == sst.attrs["units"]
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("name", ["Sea-Ice", "9tools", "sea_ice", "sea--ice", "sea-", "x" * 41, "numpy"])
