@@ -97,7 +97,7 @@ def jobs_submit(
 
         cubeport jobs submit temporal-aggregate -i cube=sst -i period=month -i method=mean --as mia --wait
 
-        cubeport jobs submit subset -i cube=olci -i bbox=[2,51,3,52] --as mia
+        cubeport jobs submit subset -i cube=olci -i 'bbox=[2,51,3,52]' --as mia
 
     Without --wait the job id is printed and the job runs when a server on this data root takes it;
     follow it with `cubeport jobs status JOB` or `cubeport jobs logs JOB --follow`.

@@ -146,7 +146,7 @@ def processes_new(
 
     The package goes to DIR/NAME (never over an existing folder). Try it in its folder:
 
-        pip install -e ".[test]" && pytest && cubeport processes list
+        pip install -e ".\\[test]" && pytest && cubeport processes list
 
     Example: cubeport processes new sea-ice-tools --dir ~/src
     """
