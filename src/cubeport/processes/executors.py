@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import socket
 import threading
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 import psutil
 
 from cubeport.processes.jobs import Job, now
-from cubeport.processes.runner import Platform, run_job, unpublish
+from cubeport.processes.runner import Platform, run_job, unpublish, work_root
 
 log = logging.getLogger(__name__)
 OpenPlatform = Callable[[], Platform]  # picklable (e.g. functools.partial(Context, settings))
@@ -245,7 +246,7 @@ class Dispatcher:
                 first = self._dismissing.setdefault(job_id, time.monotonic())
                 if time.monotonic() - first > DISMISS_GRACE_SECONDS:
                     self.executor.stop(job_id)
-                    unpublish(self.platform, job)
+                    self.remove_try(jobs.get(job_id))  # as it is now: it may have published meanwhile
                     jobs.finish(job_id, "dismissed", "dismissed while running (stopped)")
         self.recover_dead()
         while self.executor.free() > 0:
@@ -275,16 +276,26 @@ class Dispatcher:
                 )
 
     def recover(self, job: Job, reason: str) -> None:
-        """Remove what the dead try published, then run the job again if its process allows, else fail it."""
+        """Remove what the dead try published, then run the job again if its process allows, else fail it.
+
+        A try whose worker died before it began (`start_try` names the worker; until then the runner is the
+        executor that claimed it) is counted here, or a worker that cannot start would loop forever."""
         jobs = self.platform.jobs
-        unpublish(self.platform, job)
+        self.remove_try(job)
+        tries = job.attempt + 1 if job.runner == self.executor.name else job.attempt
         if job.dismiss_requested:
             jobs.finish(job.id, "dismissed", "dismissed while running (stopped)")
-        elif job.retry_safe and job.attempt < self.settings.max_attempts:
-            jobs.requeue(job.id, reason)
+        elif job.retry_safe and tries < self.settings.max_attempts:
+            jobs.requeue(job.id, reason, attempt=tries)
         else:
             jobs.finish(job.id, "failed", f"{reason}; nothing was published")
             jobs.log(job.id, f"failed: {reason}")
+
+    def remove_try(self, job: Job) -> None:
+        """What a stopped or dead try left: its published outputs and its scratch folder (a killed process
+        never ran its own clean-up)."""
+        unpublish(self.platform, job)
+        shutil.rmtree(work_root(self.platform.settings) / job.id, ignore_errors=True)
 
 
 def executor_for(open_platform: OpenPlatform, platform: Platform) -> Executor:

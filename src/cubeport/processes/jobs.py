@@ -259,9 +259,11 @@ class JobStore:
         """Record outputs as they are published, so a failed try can find and remove them."""
         self._set(job_id, results=dict(results))
 
-    def requeue(self, job_id: str, reason: str) -> None:
-        """Put a running job back in the queue (its worker died and the process may run again)."""
-        self._set(job_id, status="accepted", runner="", heartbeat=None, message=reason)
+    def requeue(self, job_id: str, reason: str, *, attempt: int | None = None) -> None:
+        """Put a running job back in the queue (its worker died and the process may run again); `attempt`
+        counts a try that died before `start_try` counted it."""
+        values: dict[str, Any] = {} if attempt is None else {"attempt": attempt}
+        self._set(job_id, status="accepted", runner="", heartbeat=None, message=reason, **values)
         self._reset_steps(job_id)
         self.log(job_id, f"requeued: {reason}")
 

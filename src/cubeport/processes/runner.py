@@ -27,7 +27,7 @@ import xarray as xr
 
 from cubeport.auth.policy import Policy
 from cubeport.config import Settings
-from cubeport.cubes.store import CubeStore
+from cubeport.cubes.store import CUBES_DIR, CubeStore
 from cubeport.errors import CubeportError, InputError
 from cubeport.features.store import FeatureStore
 from cubeport.ingestion import Ingestion
@@ -39,6 +39,7 @@ from cubeport.storage import Storage
 JOB_OUTPUTS = "jobs"  # storage folder of file outputs: jobs/{job id}/{file}
 OUTPUT_DATABASE = "jobs"  # feature database of collection outputs: jobs.{process}-{job}
 MAX_DOWNLOAD_BYTES = 4 * 2**30
+STAGED = "result.zarr"  # a cube result, computed into the job's scratch folder before it is ingested
 
 
 class Platform(Protocol):
@@ -209,7 +210,7 @@ def run_job(job_id: str, platform: Platform, *, runner: str = "") -> None:
         jobs.log(job.id, f"failed during {step}:\n{traceback.format_exc()}")
         with contextlib.suppress(Exception):
             unpublish(platform, jobs.get(job.id))
-        jobs.finish(job.id, "failed", _message(e), meters=meters)
+        jobs.finish(job.id, "failed", _message(e, workdir), meters=meters)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -220,12 +221,15 @@ def _died_message(job: Job, max_attempts: int) -> str:
     return f"the worker running it stopped in each of {max_attempts} tries"
 
 
-def _message(error: BaseException) -> str:
-    """What the client sees of a failure: the error's text, never a traceback (that is in the log)."""
+def _message(error: BaseException, workdir: Path) -> str:
+    """What the client sees of a failure: the error's text, never a traceback (that is in the log) nor the
+    server's paths (an ingestion error names the staging Zarr in the job's scratch folder)."""
     if isinstance(error, CubeportError):
-        return str(error)
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        message = str(error)
+    else:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        message = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return message.replace(str(workdir / STAGED), "the result").replace(str(workdir), "the job's folder")
 
 
 # ------------------------------------------------------------------------------------ fetching
@@ -295,7 +299,7 @@ def _stage(process: Process, result: Any, running: RunningJob) -> Any:
         return result
     if not isinstance(result, xr.Dataset):
         raise TypeError(f"process {process.id!r} returned {type(result).__name__}, not an xarray Dataset")
-    path = running.workdir / "result.zarr"
+    path = running.workdir / STAGED
     dataset = result.drop_encoding() if hasattr(result, "drop_encoding") else result
     delayed = dataset.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
     _compute(delayed, running)
@@ -398,6 +402,8 @@ def unpublish(platform: Platform, job: Job, results: dict[str, Any] | None = Non
             if kind == "cube":
                 if platform.cubes.exists(output["id"]):
                     platform.cubes.delete(output["id"])
+                # a try killed while ingesting wrote data but no pointer yet: remove the folder all the same
+                platform.storage.delete_tree(CUBES_DIR, output["id"])
                 platform.ingestion.catalogue.remove(output["id"])
                 platform.ingestion.products.forget(output["id"])
                 platform.policy.forget("cube", output["id"])
