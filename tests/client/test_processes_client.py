@@ -27,7 +27,11 @@ def served(tmp_path_factory, data):
 
     root = tmp_path_factory.mktemp("processes-client")
     context = Context(
-        load_settings(data_root=str(root / "root"), processing={"workers": 3, "max_jobs_per_user": 3})
+        load_settings(
+            data_root=str(root / "root"),
+            # three jobs at once; a worker sees a dismissal within 0.2 s (a job takes longer than that)
+            processing={"workers": 3, "max_jobs_per_user": 3, "heartbeat_seconds": 0.2},
+        )
     )
     context.ingestion([str(data / "cubes" / SAMPLE_CUBES["sst"])], "sst")
     path = root / "boxes.geojson"
