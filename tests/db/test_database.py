@@ -25,11 +25,14 @@ def test_migrations_create_schema_and_are_idempotent(database):
         "feature_collections",
         "cache_entries",
         "cache_counters",
+        "jobs",
+        "job_steps",
+        "job_logs",
         "alembic_version",
     } <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0006"
+    assert database.revision() == "0007"
 
 
 @pytest.fixture
