@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin, get_type_hints
 
 import geopandas as gpd
 import pydantic
@@ -78,7 +79,7 @@ class Reference:
     """Marks an input that names something the runner opens before the call."""
 
     kind: Literal["cube", "collection", "files"]
-    schema: Mapping[str, Any]
+    schema: Mapping[str, Any] = field(compare=False)  # not hashed: `Cube | None` hashes its members
 
 
 CUBE_ID_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}
@@ -112,19 +113,46 @@ Files = Annotated[
 ]
 
 
+def _reference_parts(annotation: Any) -> tuple[Reference | None, bool, list[Any]]:
+    """The Reference of a `Cube`-like type (also in `Cube | None` and under `Annotated[..., Field()]`),
+    whether it may be None, and the other metadata beside it."""
+    optional, extras = False, []
+    while True:
+        if get_origin(annotation) is Annotated:
+            args = get_args(annotation)
+            extras += [a for a in args[1:] if not isinstance(a, Reference)]
+            reference = next((a for a in args[1:] if isinstance(a, Reference)), None)
+            if reference is not None:
+                return reference, optional, extras
+            annotation = args[0]
+        elif get_origin(annotation) in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return None, False, []
+            optional, annotation = True, members[0]
+        else:
+            return None, False, []
+
+
 def _reference(annotation: Any) -> Reference | None:
-    if get_origin(annotation) is Annotated:
-        return next((a for a in get_args(annotation)[1:] if isinstance(a, Reference)), None)
-    return None
+    return _reference_parts(annotation)[0]
 
 
 def _json_annotation(annotation: Any) -> Any:
-    """The type pydantic validates for an input: a reference is validated as its id (or list of ids)."""
-    reference = _reference(annotation)
+    """The type pydantic validates for an input: a reference is validated as its id (or list of URLs),
+    with the id's pattern enforced; a `Field(description=...)` beside it is kept."""
+    reference, optional, extras = _reference_parts(annotation)
     if reference is None:
         return annotation
-    base: Any = list[str] if reference.kind == "files" else str
-    return Annotated[base, pydantic.WithJsonSchema(dict(reference.schema))]
+    schema = dict(reference.schema)
+    if reference.kind == "files":
+        base: Any = Annotated[list[str], pydantic.Field(min_length=1, max_length=schema["maxItems"])]
+    else:
+        base = Annotated[str, pydantic.StringConstraints(pattern=schema["pattern"])]
+    if optional:
+        base = base | None
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return Annotated[base, pydantic.WithJsonSchema(schema), *extras]
 
 
 # ------------------------------------------------------------------------------------ outputs

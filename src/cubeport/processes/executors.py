@@ -51,13 +51,22 @@ def _local_main(job_id: str, open_platform: OpenPlatform, server_pid: int) -> No
     """A job's own process: it leaves when the server is gone (so a restarted server finds it dead)."""
 
     def watch() -> None:
-        while psutil.pid_exists(server_pid):
+        while alive(server_pid):
             time.sleep(1)
         os._exit(70)
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's; it stops its jobs itself
     threading.Thread(target=watch, daemon=True).start()
     platform = open_platform()
     run_job(job_id, platform, runner=local_runner())
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def local_runner(pid: int | None = None) -> str:
@@ -73,7 +82,11 @@ class LocalExecutor:
     def __init__(self, open_platform: OpenPlatform, workers: int) -> None:
         self.open_platform, self.workers = open_platform, workers
         self.mp = multiprocessing.get_context("forkserver")
-        self.mp.set_forkserver_preload(["cubeport.processes.runner"])
+        # each job process forks from a server that has imported these once: start-up in well under a second
+        opener = getattr(open_platform, "func", open_platform)
+        self.mp.set_forkserver_preload(
+            ["cubeport.processes.runner", "cubeport.processes.builtin", getattr(opener, "__module__", "")]
+        )
         self.children: dict[str, Any] = {}
 
     def free(self) -> int:
@@ -268,7 +281,7 @@ class Dispatcher:
                 continue
             kind, _, where = job.runner.partition(":")
             job_host, _, pid = where.rpartition(":")
-            if kind == "local" and job_host == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            if kind == "local" and job_host == host and pid.isdigit() and not alive(int(pid)):
                 self.recover(job, "its worker process is gone (the server stopped or it was killed)")
             elif job.heartbeat is not None and job.heartbeat < silent:
                 self.recover(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, CursorResult, func, select, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, and_, func, select, update
 
 from cubeport.db import Database
 from cubeport.db.models import JobLogRecord, JobRecord, JobStepRecord
@@ -327,13 +327,12 @@ class JobStore:
         if status == "successful":
             values["progress"] = 100
         values.update({k: v for k, v in (meters or {}).items() if k in METERS})
+        unfinished: ColumnElement[bool] = JobRecord.status.in_(["accepted", "running"])
+        if status == "successful":  # a dismissal that came while the job ended wins: its outputs go
+            unfinished = and_(unfinished, JobRecord.dismiss_requested.is_(False))
         with self.db.session() as session:
             ended = _rowcount(
-                session.execute(
-                    update(JobRecord)
-                    .where(JobRecord.id == job_id, JobRecord.status.in_(["accepted", "running"]))
-                    .values(**values)
-                )
+                session.execute(update(JobRecord).where(JobRecord.id == job_id, unfinished).values(**values))
             )
             if ended:
                 session.execute(

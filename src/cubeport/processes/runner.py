@@ -198,6 +198,7 @@ def run_job(job_id: str, platform: Platform, *, runner: str = "") -> None:
         meters["bytes_written"] = max(meters["bytes_written"], running.meter.bytes_written)
         if not jobs.finish(job.id, "successful", "done", results=results, meters=meters):
             unpublish(platform, jobs.get(job.id), results)  # dismissed in the last moment
+            jobs.finish(job.id, "dismissed", "dismissed as it ended; nothing was published", meters=meters)
         else:
             jobs.log(job.id, f"successful in {meters['wall_seconds']:.1f} s")
     except Dismissed:
@@ -247,26 +248,28 @@ def _fetch(platform: Platform, process: Process, job: Job, running: RunningJob) 
             values[name] = platform.cubes.open(str(value), dask=True)
             running.log(f"opened cube {value}")
         elif reference.kind == "collection":
-            values[name] = _read_collection(platform, str(value), running.workdir)
+            values[name] = _read_collection(platform, str(value))
             running.log(f"read collection {value}: {len(values[name])} features")
         else:
             values[name] = [_download(str(url), running) for url in value]
     return values
 
 
-def _read_collection(platform: Platform, collection_id: str, workdir: Path) -> Any:
+def _read_collection(platform: Platform, collection_id: str) -> Any:
+    """A whole collection as a GeoDataFrame indexed by feature id, in the collection's CRS."""
     import geopandas as gpd
-
-    from cubeport.features.export import export
-    from cubeport.features.store import Selection
 
     database, _, name = collection_id.partition(".")
     spec = platform.features.get(database, name)
-    path = workdir / f"{database}.{name}.parquet"
-    with path.open("wb") as file:
-        for block in export(platform.features, spec, Selection(), "parquet"):
-            file.write(block)
-    return gpd.read_parquet(path)
+    features = list(platform.features.query(database, name))
+    frame = gpd.GeoDataFrame(
+        [f["properties"] for f in features],
+        geometry=[f["geometry"] for f in features],
+        index=[f["id"] for f in features],
+        crs=f"EPSG:{spec.crs}",
+    )
+    frame.index.name = "id"
+    return frame
 
 
 def _download(url: str, running: RunningJob) -> Path:
@@ -299,8 +302,10 @@ def _stage(process: Process, result: Any, running: RunningJob) -> Any:
         return result
     if not isinstance(result, xr.Dataset):
         raise TypeError(f"process {process.id!r} returned {type(result).__name__}, not an xarray Dataset")
+    from cubeport.processes.builtin.cubes import publishable
+
     path = running.workdir / STAGED
-    dataset = result.drop_encoding() if hasattr(result, "drop_encoding") else result
+    dataset = publishable(result, what=f"the result of {process.id}")  # user processes get the same checks
     delayed = dataset.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
     _compute(delayed, running)
     running.meter.bytes_written += _folder_size(path)

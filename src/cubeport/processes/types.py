@@ -12,11 +12,10 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from cubeport.errors import InputError
-from cubeport.processes.definition import CUBE_ID_SCHEMA, Reference
+from cubeport.processes.definition import Cube
 
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -82,10 +81,7 @@ NewVariableName = Annotated[
 
 # A cube input that may be left out (`Cube | None` cannot be written: a Union hashes its members, and a
 # Reference holds a dict). The runner passes None when the id is left out.
-OptionalCube = Annotated[
-    xr.Dataset | None,
-    Reference("cube", {**CUBE_ID_SCHEMA, "description": "id of a cube (optional)", "format": "cube-id"}),
-]
+OptionalCube = Cube | None  # a cube id, or null
 
 Start = Annotated[datetime | None, Field(description="first time to include (ISO 8601; UTC when no zone)")]
 End = Annotated[datetime | None, Field(description="last time to include (ISO 8601; UTC when no zone)")]
