@@ -219,3 +219,42 @@ def test_help(command):
     if command == ["jobs", "submit"]:
         assert "--as" in result.output and "CUBEPORT_USER" in result.output and "--wait" in result.output
         assert "cubeport jobs submit temporal-aggregate" in result.output
+
+
+def test_ctrl_c_while_waiting_dismisses_the_job_and_fails(root):
+    """Ctrl-C in `jobs submit --wait` dismisses the job and exits non-zero (the job's own process ignores
+    the keyboard's SIGINT: the CLI stops it)."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from cubeport.config import load_settings
+    from cubeport.context import Context
+
+    folder = Path(__file__).resolve().parents[1] / "processes" / "user_processes"
+    env = {**os.environ, "CUBEPORT_PROCESSING__USER_PROCESSES": str(folder)}
+    command = [sys.executable, "-m", "cubeport", "jobs", "submit", "sleepy", "-i", "seconds=120"]
+    child = subprocess.Popen(
+        [*command, "--data-root", str(root), "--as", "mia", "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    context = Context(load_settings(data_root=str(root)))
+    deadline = time.monotonic() + 60
+    running = []
+    while not running and time.monotonic() < deadline:
+        time.sleep(0.3)
+        running = [
+            j for j in context.jobs.list(process_id=["sleepy"])[0] if j.status == "running" and j.attempt
+        ]
+    assert running, "the job did not start"
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode != 0, stderr
+    assert "Traceback" not in stderr and "dismissing" in stderr
+    assert context.jobs.get(running[0].id).status == "dismissed"
+    context.close()

@@ -143,8 +143,9 @@ def test_bad_input_makes_no_job(served):
     with pytest.raises(ProcessClientError, match="cube 'nope' not found") as error:
         processes.submit("band-math", cube="nope", expression="1", name="x")
     assert error.value.status == 404
-    with pytest.raises(ProcessClientError, match="needs a signed-in user"):
+    with pytest.raises(ProcessClientError, match="needs a signed-in user") as error:
         Processes(url).submit("band-math", cube="sst", expression="analysed_sst", name="x")
+    assert error.value.status == 401
     assert len(processes.jobs()) == before
 
 

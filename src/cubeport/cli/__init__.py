@@ -36,7 +36,12 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point: run the CLI and turn every error into one line on stderr and an exit code."""
     try:
-        app(prog_name="cubeport", standalone_mode=False)
+        # without standalone mode, Click returns an exit code (e.g. 130 after Ctrl-C) rather than raising
+        code = app(prog_name="cubeport", standalone_mode=False)
+        if code == 130:
+            _fail("interrupted", 130)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

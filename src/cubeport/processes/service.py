@@ -10,7 +10,7 @@ from cubeport.auth.policy import Policy
 from cubeport.auth.principal import Principal
 from cubeport.cubes.catalogue import Catalogue
 from cubeport.cubes.store import CubeStore
-from cubeport.errors import InputError, NotFoundError, PermissionDeniedError
+from cubeport.errors import AuthenticationError, InputError, NotFoundError
 from cubeport.features.store import FeatureStore
 from cubeport.processes.definition import Process
 from cubeport.processes.jobs import Job, JobStore
@@ -44,9 +44,7 @@ class Processing:
         """Check everything that can be checked before a job exists, then queue it, private to the caller."""
         process = self.process(principal, process_id)  # first: a hidden process answers as a missing one
         if principal.anonymous or principal.name is None:
-            raise PermissionDeniedError(
-                "running a process needs a signed-in user: send an API key or a token"
-            )
+            raise AuthenticationError("running a process needs a signed-in user: send an API key or a token")
         values = process.validate(inputs)
         for name, reference in process.references.items():
             value = values.get(name)
