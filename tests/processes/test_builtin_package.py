@@ -17,6 +17,7 @@ EXPECTED = {
     "zonal-statistics": "collection",
     "export-cube": "file",
     "export-collection": "file",
+    "ingest": "ingest",
 }
 
 

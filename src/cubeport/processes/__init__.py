@@ -14,4 +14,14 @@ from cubeport.processes.definition import (
     process,
 )
 
-__all__ = ["Collection", "Cube", "Dismissed", "Files", "JobContext", "LocalJob", "Process", "process"]
+__all__ = [
+    "Collection",
+    "Cube",
+    "CubeFromFiles",
+    "Dismissed",
+    "Files",
+    "JobContext",
+    "LocalJob",
+    "Process",
+    "process",
+]

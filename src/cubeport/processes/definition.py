@@ -157,12 +157,25 @@ def _json_annotation(annotation: Any) -> Any:
 
 # ------------------------------------------------------------------------------------ outputs
 
-OutputKind = Literal["cube", "collection", "file", "value"]
+OutputKind = Literal["cube", "ingest", "collection", "file", "value"]
+
+
+@dataclass(frozen=True)
+class CubeFromFiles:
+    """An output of product files that the runner ingests into a new cube, as `cubeport ingest` would (the
+    products become its STAC items)."""
+
+    sources: list[Path]
+    cube_id: str | None = None  # default: the job's output name
+    time_pattern: str | None = None
+    variables: list[str] | None = None
 
 
 def output_kind(annotation: Any) -> OutputKind:
     if annotation is xr.Dataset:
         return "cube"
+    if annotation is CubeFromFiles:
+        return "ingest"
     if annotation is Path:
         return "file"
     if annotation is gpd.GeoDataFrame:
@@ -172,6 +185,7 @@ def output_kind(annotation: Any) -> OutputKind:
 
 OUTPUT_SCHEMAS: dict[OutputKind, dict[str, Any]] = {
     "cube": {"type": "string", "format": "uri", "contentMediaType": "application/vnd+zarr"},
+    "ingest": {"type": "string", "format": "uri", "contentMediaType": "application/vnd+zarr"},
     "collection": {"type": "string", "format": "uri", "contentMediaType": "application/geo+json"},
     "file": {"type": "string", "format": "uri", "contentMediaType": "application/octet-stream"},
 }
@@ -246,6 +260,7 @@ class Process:
                     "title": "Result",
                     "description": {
                         "cube": "a cube published in the catalogue, private to the job's owner",
+                        "ingest": "a cube built from the files, private to the job's owner, its products in STAC",
                         "collection": "a feature collection, private to the job's owner",
                         "file": "a file kept with the job",
                         "value": "a JSON value",
@@ -335,6 +350,7 @@ def _camel(process_id: str) -> str:
 __all__ = [
     "Collection",
     "Cube",
+    "CubeFromFiles",
     "Dismissed",
     "Files",
     "JobContext",

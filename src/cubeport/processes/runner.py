@@ -31,7 +31,7 @@ from cubeport.cubes.store import CUBES_DIR, CubeStore
 from cubeport.errors import CubeportError, InputError
 from cubeport.features.store import FeatureStore
 from cubeport.ingestion import Ingestion
-from cubeport.processes.definition import Dismissed, Process
+from cubeport.processes.definition import CubeFromFiles, Dismissed, Process
 from cubeport.processes.jobs import Job, JobStore
 from cubeport.processes.registry import ProcessRegistry
 from cubeport.storage import Storage
@@ -358,14 +358,17 @@ def _publish(
 ) -> dict[str, Any]:
     """Publish the output, private to the job's owner; returns the job's results record."""
     name = output_name(job)
-    if process.output == "cube":
+    if process.output in ("cube", "ingest"):
+        files = staged if isinstance(staged, CubeFromFiles) else CubeFromFiles([Path(staged)], name)
+        name = files.cube_id or name
+        plan = platform.ingestion.plan(  # every input checked before anything is published
+            [str(p) for p in files.sources], name, time_pattern=files.time_pattern, variables=files.variables
+        )
         platform.jobs.set_results(job.id, {"result": {"kind": "cube", "id": name, "publishing": True}})
         with platform.policy.db.engine.begin() as connection:
             platform.policy.restrict_new(connection, "cube", name, owner_user=job.owner)
         platform.policy.changed("cube", name)
-        done = platform.ingestion(
-            [str(staged)], name, title=f"{process.title} ({job.id[:8]})", replace=platform.cubes.exists(name)
-        )
+        done = platform.ingestion.run(plan, title=f"{process.title} ({job.id[:8]})")
         running.log(done.summary())
         return {"result": {"kind": "cube", "id": name}}
     if process.output == "collection":
