@@ -40,6 +40,7 @@ def test_a_new_job_waits_in_accepted_scheduling_its_four_steps(jobs):
     assert [s.status for s in job.steps] == ["running", "waiting", "waiting", "waiting"]
     assert job.steps[0].started is not None and job.steps[0].started.tzinfo is not None
     assert ([j.id for j in jobs.list(owner="leo")[0]], jobs.list(owner="mia")[1]) == ([job.id], 0)
+    assert jobs.list(owner="leo")[0][0].steps == job.steps  # listed with their steps, as GET /jobs shows them
     with pytest.raises(NotFoundError):
         jobs.get("0" * 32)
 

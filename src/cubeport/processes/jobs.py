@@ -172,7 +172,8 @@ class JobStore:
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[builtins.list[Job], int]:
-        """Newest first; `owner` None lists everyone's (admins). Returns the page and the number matched."""
+        """Newest first, with their steps; `owner` None lists everyone's (admins). Returns the page and the
+        number matched."""
         query = select(JobRecord)
         if owner is not None:
             query = query.where(JobRecord.owner == owner)
@@ -185,7 +186,14 @@ class JobStore:
             records = session.scalars(
                 query.order_by(JobRecord.created.desc(), JobRecord.id).limit(limit).offset(offset)
             ).all()
-            return [_job(r) for r in records], matched
+            steps: dict[str, builtins.list[JobStepRecord]] = {r.id: [] for r in records}
+            for step in session.scalars(
+                select(JobStepRecord)
+                .where(JobStepRecord.job_id.in_(list(steps)))
+                .order_by(JobStepRecord.job_id, JobStepRecord.position)
+            ):
+                steps[step.job_id].append(step)
+            return [_job(r, steps[r.id]) for r in records], matched
 
     def logs(
         self, job_id: str, after: int = 0, limit: int = 10_000
