@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pystac
 import pytest
 import xarray as xr
 from helpers import add_users, context_with
 from owslib.ogcapi.processes import Processes
 from services import AppServer
+from stac_offline import offline_schemas
 
 from cubeport.api.app import create_app
 
@@ -54,3 +56,13 @@ def test_owslib_lists_describes_and_executes(server, data):
     assert job["status"] == "successful", job
     assert [s["status"] for s in job["steps"]] == ["successful"] * 4
     assert any(link["href"] == f"{job_url}/results" for link in job["links"])
+
+    # the outputs as a STAC item linked from the job: the cube's footprint and its Zarr store
+    item_url = next(link["href"] for link in job["links"] if link["rel"] == "item")
+    item = client._request(path=item_url.removeprefix(f"{server.url}/"))
+    cube = client._request(path=f"jobs/{status['jobID']}/results")["result"]["cube"]
+    assert item["id"] == status["jobID"] and item["properties"]["cubeport:process"] == "temporal-aggregate"
+    assert item["assets"]["result"]["href"] == f"{server.url}/zarr/{cube}/0.zarr"
+    assert item["bbox"] == list(server.context.catalogue.get(cube).bbox)
+    with offline_schemas():
+        pystac.Item.from_dict(item).validate()
