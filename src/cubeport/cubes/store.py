@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -146,8 +146,18 @@ class CubeStore:
             raise NotFoundError(f"cube {cube_id!r} not found") from None
         return Pointer(**json.loads(raw))
 
-    def open(self, cube_id: str, level: int = 0, timeseries: bool = False, dask: bool = True) -> xr.Dataset:
+    def open(
+        self,
+        cube_id: str,
+        level: int = 0,
+        timeseries: bool = False,
+        dask: bool = True,
+        chunks: Mapping[str, int] | None = None,
+    ) -> xr.Dataset:
         """The cube as a lazy xarray Dataset at pyramid `level` or as its time-chunked twin.
+
+        Dask chunks are the stored ones unless `chunks` asks for larger ones (by dimension name; names the
+        cube lacks are ignored): whole-cube computations want fewer, bigger tasks.
 
         With `dask=False` variables are lazily indexed arrays instead: slicing one reads just the chunks it
         needs, without building a task graph and straight from the chunk files (`chunks.fast_reads`), which
@@ -159,13 +169,20 @@ class CubeStore:
         if not 0 <= level < pointer.levels:
             raise NotFoundError(f"cube {cube_id!r} has levels 0..{pointer.levels - 1}, not {level}")
         name = TIMESERIES if timeseries else str(level)
-        ds = self._open_zarr(cube_id, pointer.version, name, dask)
+        ds = self._open_zarr(cube_id, pointer.version, name, dask, chunks)
         return ds.isel(time=slice(0, pointer.steps))
 
-    def _open_zarr(self, cube_id: str, version: str, name: str, dask: bool = True) -> xr.Dataset:
+    def _open_zarr(
+        self,
+        cube_id: str,
+        version: str,
+        name: str,
+        dask: bool = True,
+        chunks: Mapping[str, int] | None = None,
+    ) -> xr.Dataset:
         parts = (CUBES_DIR, cube_id, version, f"{name}.zarr")
         store = self.storage.zarr_store(*parts, read_only=True)
-        ds = xr.open_zarr(store, consolidated=True, chunks={} if dask else None)
+        ds = xr.open_zarr(store, consolidated=True, chunks=dict(chunks or {}) if dask else None)
         # map tiles share chunks with their neighbours; a time series at a new place rarely reads one again
         return ds if dask else fast_reads(ds, store, self.storage.url(*parts) + "/", keep=name != TIMESERIES)
 

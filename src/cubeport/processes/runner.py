@@ -67,6 +67,14 @@ def work_root(settings: Settings) -> Path:
     return Path(settings.processing.work_dir or Path(tempfile.gettempdir()) / "cubeport-jobs")
 
 
+def processing_chunks(platform: Platform) -> dict[str, int]:
+    """Dask chunks of a cube input: 32 steps by 2 x 2 stored map chunks. The stored chunks (one step of
+    256 x 256) make a year of a Baltic cube some 40,000 tasks; scheduling them cost more than the work
+    (`benchmarks/processing.py`: monthly means of 365 steps 227 s -> 76 s in a local job)."""
+    side = 2 * platform.settings.layout.spatial_chunk
+    return {"time": 32, "lat": side, "lon": side, "y": side, "x": side}
+
+
 def output_name(job: Job) -> str:
     """The id of a job's published cube or collection name: process and the job's first 8 characters."""
     return f"{job.process_id}-{job.id[:8]}"
@@ -245,7 +253,7 @@ def _fetch(platform: Platform, process: Process, job: Job, running: RunningJob) 
             continue
         running.check()
         if reference.kind == "cube":
-            values[name] = platform.cubes.open(str(value), dask=True)
+            values[name] = platform.cubes.open(str(value), dask=True, chunks=processing_chunks(platform))
             running.log(f"opened cube {value}")
         elif reference.kind == "collection":
             values[name] = _read_collection(platform, str(value))
