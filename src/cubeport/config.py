@@ -201,6 +201,54 @@ class ProcessingSettings(BaseModel):
     )
 
 
+class SeaIceSettings(BaseModel):
+    """The sea-ice chain: science parameters, the output grid and the limits a delivery must keep."""
+
+    reference_angle: float = Field(
+        25.0, ge=10, le=60, description="incidence angle (degrees) backscatter is corrected to"
+    )
+    slope_db_per_degree: float = Field(
+        -0.2,
+        ge=-2,
+        le=2,
+        description="backscatter change per degree of incidence (dB/deg) for the correction",
+    )
+    class_slopes: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-class slopes (dB/deg) by class name (open_water, new_ice, level_ice, deformed_ice, "
+        "fast_ice); classes not named use slope_db_per_degree",
+    )
+    chart_crs: str = Field(
+        "+proj=merc +lat_ts=61.6666666667 +lon_0=0 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs",
+        description="CRS of rectified scenes (default: the ice-chart Mercator, true scale at 61 deg 40 min N)",
+    )
+    resolution: float = Field(50.0, gt=0, description="pixel size (metres, in chart_crs) of rectified scenes")
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = Field(
+        "bilinear", description="resampling of the georectification (classes are always nearest)"
+    )
+    land_polygons: str | None = Field(
+        None,
+        description="land polygons file (e.g. GSHHG full resolution as GeoPackage or Shapefile) "
+        "[default: the GLOBE 30'' mask of global-land-mask, about 1 km]",
+    )
+    coastal_buffer_m: float = Field(200.0, ge=0, description="land mask grown seawards by this many metres")
+    classifier_model: str | None = Field(
+        None, description="a trained scikit-learn model file (joblib) used instead of the per-scene mixture"
+    )
+    max_delivery_files: int = Field(16, ge=1, description="most files a delivery (folder or zip) may hold")
+    max_delivery_bytes: int = Field(
+        8 * 2**30,
+        ge=1,
+        description="largest uncompressed size of a delivery (bytes); a zip is checked before extraction",
+    )
+    quarantine: str | None = Field(
+        None,
+        description="folder rejected deliveries go to [default: seaice/quarantine under a local data_root]",
+    )
+    cube: str = Field("baltic-ice", description="the daily ice cube each processed scene is added to")
+    cube_resolution: float = Field(500.0, gt=0, description="pixel size (metres) of the daily ice cube")
+
+
 class Settings(BaseSettings):
     """Cubeport's settings. `docs/configuration.md` lists every field."""
 
@@ -219,6 +267,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    seaice: SeaIceSettings = Field(default_factory=SeaIceSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret_key: SecretStr | None = Field(
         None,

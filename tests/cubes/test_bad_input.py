@@ -56,7 +56,7 @@ def inputs(data, tmp_path):
     [
         (lambda i: [i["truncated"]], r"truncated\.nc: cannot read netcdf"),
         (lambda i: [i["no_crs"]], r"no_crs\.nc: no CRS"),
-        (lambda i: [i["iceye"]], r"ICEYE.*(no CRS|no geotransform)"),
+        (lambda i: [i["iceye"]], r"ICEYE.*radar geometry"),
         (lambda i: [i["unordered"]], r"unordered\.nc: times are not in increasing order"),
         (lambda i: [i["good"][0], i["good"][0]], r"time 2017-06-05T12:00:00 is also in"),
         (lambda i: [i["good"][0], i["olci"]], r"olci.*(grid does not match|variables)|unknown variable"),
