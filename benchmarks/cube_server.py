@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from cubeport.config import load_settings
     from cubeport.context import Context
 
+    given_data_root = args.data_root  # recorded as given: results hold no machine's paths
     args.data_root = str(Path(args.data_root).resolve())  # the anchors' configs live in another folder
     context = Context(load_settings(data_root=args.data_root))
     pointer = context.cubes.pointer(args.cube)
@@ -312,7 +313,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
     return {
         "environment": environment(),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": {**{k: v for k, v in vars(args).items() if k != "out"}, "data_root": given_data_root},
         "tile_count": len(tiles),
         "results": results,
     }

@@ -494,7 +494,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "environment": {**environment(), "postgresql": versions[0], "postgis": versions[1]},
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "tmp")},
         "data": {
-            "file": str(GSHHG),
+            "file": GSHHG.name,  # the sample's name, not this machine's path
             "polygons": len(geometries),
             "inserted": len(features),
             "vertices": int(vertices.sum()),

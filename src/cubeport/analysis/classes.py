@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from cubeport.analysis.windows import open_variable, read_region
+from cubeport.analysis.windows import open_variable, read_region, step_range
 from cubeport.cubes import cf
 from cubeport.cubes.source import CubeSource
 from cubeport.errors import InputError
@@ -58,14 +58,13 @@ def class_report(
     limits = check_limits(limits)
     ds = open_variable(store, cube_id, variable, twin=True)
     times = ds["time"].values
-    lo = int(np.searchsorted(times, cf.parse_time(start, "startDate"), "left")) if start else 0
-    hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
-    values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
+    window = step_range(times, start, end)
+    values, where = read_region(ds, variable, geometry, window, all_touched)
     inside = values[:, where.mask].astype(np.float64)  # (time, pixels)
     valid = np.isfinite(inside)
     observed = inside[valid]
     counts = np.bincount(classify(observed, limits), minlength=len(CLASSES))
-    steps = pd.DatetimeIndex(times[lo:hi])
+    steps = pd.DatetimeIndex(times[window])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # steps without a valid pixel give NaN
         daily_mean, daily_std = np.nanmean(inside, axis=1), np.nanstd(inside, axis=1)
@@ -106,7 +105,7 @@ def class_report(
         "daily": [
             {"time": t, "mean": _number(m), "std": _number(s), "count": int(c)}
             for t, m, s, c in zip(
-                cf.times_iso(ds)[lo:hi], daily_mean, daily_std, valid.sum(axis=1), strict=False
+                cf.times_iso(ds)[window], daily_mean, daily_std, valid.sum(axis=1), strict=False
             )
         ],
         "histogram": histogram,

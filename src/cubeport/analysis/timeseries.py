@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from cubeport.analysis.windows import open_variable, read_region
+from cubeport.analysis.windows import open_variable, read_region, step_range
 from cubeport.cubes import cf
 from cubeport.cubes.source import CubeSource
 from cubeport.errors import InputError
@@ -72,9 +72,8 @@ def time_series(
     methods = check_aggregations(methods)
     ds = open_variable(store, cube_id, variable, twin=True)
     times = ds["time"].values
-    lo = int(np.searchsorted(times, cf.parse_time(start, "startDate"), "left")) if start else 0
-    hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
-    values, where = read_region(ds, variable, geometry, slice(lo, hi), all_touched)
+    window = step_range(times, start, end)
+    values, where = read_region(ds, variable, geometry, window, all_touched)
     stats = aggregate(values, where.mask, list(dict.fromkeys([*methods, "count"])))
     counts = stats["count"].astype(np.int64).tolist()
     columns = {
@@ -82,7 +81,7 @@ def time_series(
         for m in methods
     }
     keys = ("time", *columns)
-    rows = zip(cf.times_iso(ds)[lo:hi], *columns.values(), strict=False)
+    rows = zip(cf.times_iso(ds)[window], *columns.values(), strict=False)
     records = [
         dict(zip(keys, row, strict=False))
         for row, count in zip(rows, counts, strict=False)

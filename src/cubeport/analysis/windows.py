@@ -16,6 +16,13 @@ from cubeport.errors import LimitError
 MAX_VALUES = 50_000_000  # pixels x time steps one request may read (400 MB as float64)
 
 
+def step_range(times: np.ndarray, start: str | None, end: str | None) -> slice:
+    """The steps of `times` from `start` to `end` (inclusive; the xcube parameters startDate/endDate)."""
+    lo = int(np.searchsorted(times, cf.parse_time(start, "startDate"), "left")) if start else 0
+    hi = int(np.searchsorted(times, cf.parse_time(end, "endDate"), "right")) if end else len(times)
+    return slice(lo, hi)
+
+
 def open_variable(store: CubeSource, cube_id: str, variable: str, *, twin: bool) -> xr.Dataset:
     """The cube without dask, as its time-chunked twin if asked for and built; NotFoundError naming the
     variables when `variable` is not one of them."""

@@ -24,6 +24,9 @@ class OpenCubes:
         self._datasets: dict[tuple[str, str], tuple[Pointer, xr.Dataset]] = {}
         self._lock = Lock()
 
+    def list(self) -> list[str]:
+        return self.store.list()
+
     def pointer(self, cube_id: str) -> Pointer:
         pointer = self._pointers.get(cube_id)
         if pointer is None:

@@ -2,7 +2,7 @@
 
 `CubeStore` (every read goes to storage) and `OpenCubes` (datasets kept open for a server) both satisfy it;
 render/ and analysis/ depend on this protocol only, so another backend (a remote cube server, a cube held
-in memory for a test) plugs in by implementing these two methods.
+in memory for a test) plugs in by implementing these three methods.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 
 class CubeSource(Protocol):
-    """Published cubes, read-only: the pointer of a cube and its levels as xarray Datasets."""
+    """Published cubes, read-only: their ids, the pointer of a cube and its levels as xarray Datasets."""
+
+    def list(self) -> list[str]:
+        """The ids of the published cubes."""
+        ...
 
     def pointer(self, cube_id: str) -> Pointer:
         """The published version of the cube (its levels, steps, twin); NotFoundError if there is none."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from cubeport.cubes import cf
 from cubeport.cubes.catalogue import Catalogue, CubeEntry
-from cubeport.cubes.opened import OpenCubes
+from cubeport.cubes.source import CubeSource
 from cubeport.cubes.store import Pointer
 from cubeport.cubes.styles import Style
 from cubeport.errors import CubeportError
@@ -35,7 +35,7 @@ class RenderedTile:
 class TileService:
     STYLE_SECONDS = 2.0  # how soon an edited style shows on the map
 
-    def __init__(self, cubes: OpenCubes, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
+    def __init__(self, cubes: CubeSource, catalogue: Catalogue, cache_bytes: int = 128 << 20) -> None:
         self.cubes, self.catalogue = cubes, catalogue
         self.cache: ByteLru[str, bytes] = ByteLru(cache_bytes)
         self._entries: TtlCache[str, CubeEntry] = TtlCache(self.STYLE_SECONDS)
@@ -60,7 +60,7 @@ class TileService:
         deadline = time.monotonic() + seconds
         opened: list[str] = []
         try:
-            cube_ids = self.cubes.store.list()
+            cube_ids = self.cubes.list()
         except CubeportError as exc:
             log.warning("warm-up skipped: %s", exc)
             return []
@@ -70,7 +70,7 @@ class TileService:
             try:
                 self.levels(cube_id)
                 if self.cubes.pointer(cube_id).timeseries:
-                    self.cubes.open(cube_id, timeseries=True)
+                    self.cubes.open(cube_id, timeseries=True, dask=False)
                 entry = self.entry(cube_id)
                 if not opened and entry.variables:
                     west, south, east, north = entry.bbox
