@@ -10,6 +10,10 @@ times, mode, level and image id, and names its files the way its generation does
 - current: ``ICEYE_<geohash>_20210427T215124Z_54549_X6_SC_GRD.tif``, a COG with a STAC item of the same stem
   (``style="json"``) or the properties in its ``ICEYE_PROPERTIES`` tag (``"tag"``).
 
+Geometry: `sample_geometry` keeps the sample's real footprint, GCPs, RPCs and incidence polynomial at any
+frame size (the pixel spacing follows); `scene_geometry` places a frame anywhere (default the Bothnian Bay)
+with exact pixel positions (`Geometry.lonlat`), a GCP grid and a linear incidence ramp from near to far.
+
 Images are tiled (512 x 512), deflate with predictor 2, uint16, written one row of tiles at a time from a
 numpy array, a dask array or a callable, so a 16,000 x 16,000 frame never needs several copies in memory.
 """
@@ -630,6 +634,7 @@ def zip_bomb(archive: str | Path, name: str = "padding.bin", size: int = 64 * 2*
 
 def zip_folder(folder: str | Path, archive: str | Path) -> Path:
     """Zip every file of `folder` (flat) into `archive`."""
+    Path(archive).parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive, "w") as z:
         for path in sorted(Path(folder).iterdir()):
             z.write(path, path.name)

@@ -99,10 +99,11 @@ def validate_delivery(
     problems: list[str] = []
     # GDAL keeps no .aux.xml of what it reads here: validation leaves the delivery as it found it
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        zipped = False
         if root.is_dir():
             members, readable = _folder_members(root, max_files, max_bytes, problems)
             files: tuple[Path, ...] = (root,)
-        elif root.suffix.lower() == ".zip" or zipfile.is_zipfile(root):
+        elif zipped := (root.suffix.lower() == ".zip" or zipfile.is_zipfile(root)):
             members, readable = _zip_members(root, max_files, max_bytes, problems)
             files = (root,)
         else:
@@ -115,7 +116,7 @@ def validate_delivery(
                 problems.append(
                     f"{pair.sidecar}: metadata without image (no {Path(str(pair.sidecar)).stem}.tif in the delivery)"
                 )
-        if not images and not any(p.sidecar for p in pairs):
+        if not images and not any(p.sidecar for p in pairs) and (root.is_dir() or zipped):
             problems.append(
                 f"{root.name}: no ICEYE image (.tif) and no metadata (.xml/.json) in the delivery"
             )
