@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cubeport.nesting import text_depth, value_depth
+from cubeport.nesting import text_depth, value_depth, value_extent
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,15 @@ def test_value_depth_walks_without_recursion_and_stops_past_its_limit():
     geojson = json.loads('{"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]]]}')
     assert value_depth(geojson, 64) == 5
     assert value_depth("scalar", 64) == 0 and value_depth({}, 64) == 1
+
+
+def test_value_extent_measures_compact_json_and_stops_past_either_limit():
+    for value in ({"op": "=", "args": [{"property": "a"}, -12, 1.5, True, None, "x y"]}, [], {}, 10**40, "é"):
+        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        assert value_extent(value, 64)[1] == len(compact), value
+    wide = {"op": "or", "args": [{"op": "=", "args": [{"property": "a"}, i]} for i in range(250_000)]}
+    depth, chars = value_extent(wide, 32, 20_000)
+    assert chars > 20_000 and depth <= 4
+    wide["args"] = wide["args"][:1000]
+    assert value_extent(wide, 32)[1] == len(json.dumps(wide, separators=(",", ":")))
+    assert value_extent({str(i): i for i in range(100_000)}, 32, 1000)[1] > 1000

@@ -8,6 +8,7 @@ FeatureCollection is 8 deep."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -32,19 +33,50 @@ def text_depth(text: bytes | str) -> int:
 def value_depth(value: Any, limit: int) -> int:
     """How deep a parsed JSON value (dicts and lists) nests, walked without recursion; the walk stops as soon
     as it is past `limit` (and returns limit + 1), so a deep value costs no more than a shallow one."""
-    deepest = 0
+    return value_extent(value, limit)[0]
+
+
+def value_extent(value: Any, max_depth: int, max_chars: float = math.inf) -> tuple[int, int]:
+    """How deep a parsed JSON value nests and about how many characters it takes as compact JSON (strings
+    counted without escapes), in one walk without recursion. The walk stops as soon as it is past either
+    limit, so a value of millions of nodes costs no more than one at the limits: the depth it returns is
+    then at least what it saw, the characters past `max_chars`."""
+    deepest = chars = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
+            # {"k":v,...}: braces, and per member its quoted key, a colon and a comma
+            chars += 1 + max(4 * len(item), 1)
+            if chars <= max_chars:  # (a dict of a million keys is past the limit without reading them)
+                chars += sum(len(str(key)) for key in item)
             children: Any = item.values()
         elif isinstance(item, (list, tuple)):
+            chars += 1 + max(len(item), 1)  # brackets and commas
             children = item
         else:
+            chars += _scalar_chars(item)
+            if chars > max_chars:
+                return deepest, chars
             continue
         depth += 1
-        if depth > limit:
-            return depth
+        if depth > max_depth:
+            return depth, chars
         deepest = max(deepest, depth)
+        if chars > max_chars:
+            return deepest, chars
         stack.extend((child, depth) for child in children)
-    return deepest
+    return deepest, chars
+
+
+def _scalar_chars(value: Any) -> int:
+    """The characters of a JSON scalar (a huge integer's digits from its bits: str() of one raises)."""
+    if isinstance(value, str):
+        return len(value) + 2
+    if isinstance(value, bool):
+        return 5 if not value else 4
+    if isinstance(value, int):
+        return len(str(value)) if value.bit_length() < 4000 else value.bit_length() * 30103 // 100000 + 2
+    if isinstance(value, float):
+        return len(repr(value))
+    return 4 if value is None else len(str(value))

@@ -38,16 +38,20 @@ def parse_cql2(text: str | dict[str, Any], lang: str | None = None) -> cql2.Expr
 
     JSON when `lang` says cql2-json, when `text` is an already parsed object, or when it starts with '{'
     (never valid CQL2 text); CQL2 text otherwise. Size and nesting are checked before the cql2 library (or
-    `json`) sees the filter, and the parsed tree's depth again before it is validated."""
+    `json`) sees the filter, and the parsed tree's depth again before it is validated: text at most `MAX_FILTER`
+    characters, an object at most as long as compact JSON (measured in the walk that measures its depth, which
+    stops past either limit, so a 12 MB object is refused as quickly as a small one)."""
     if lang not in (None, *CQL2_LANGUAGES):
         raise InputError(f"filter-lang {lang!r}: use one of {', '.join(CQL2_LANGUAGES)}")
     if isinstance(text, dict):
         parsed = text
-        _check_depth(nesting.value_depth(parsed, MAX_FILTER_DEPTH))
+        depth, size = nesting.value_extent(parsed, MAX_FILTER_DEPTH, MAX_FILTER)
+        _check_depth(depth)
+        _check_size(size, " as CQL2 JSON")
         return _validated(lambda: cql2.Expr(parsed), "cql2-json")
-    text = str(text)
-    if len(text) > MAX_FILTER:
-        raise InputError(f"filter is longer than {MAX_FILTER:,} characters")
+    if not isinstance(text, str):
+        raise InputError("filter: give CQL2 text or a CQL2 JSON object")
+    _check_size(len(text), "")
     if lang == "cql2-json" or text.lstrip().startswith("{"):
         _check_depth(nesting.text_depth(text))
         return _validated(lambda: cql2.Expr(json.loads(text)), "cql2-json")
@@ -80,6 +84,16 @@ def _check_depth(depth: int) -> None:
         raise InputError(
             f"filter nests deeper than {MAX_FILTER_DEPTH} levels (operators, parentheses, arrays); "
             "write it flatter"
+        )
+
+
+def _check_size(size: int, encoded: str) -> None:
+    """The same limit for a filter sent as text and one sent as an object (measured as compact JSON)."""
+    if size > MAX_FILTER:
+        raise InputError(
+            f"filter is longer than {MAX_FILTER:,} characters{encoded}; write it shorter: compare a property "
+            "with many values by IN (a list) or BETWEEN rather than many ORs, or narrow the request by bbox, "
+            "datetime, collections or ids"
         )
 
 
