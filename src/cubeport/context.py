@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from cubeport.processes.registry import ProcessRegistry
     from cubeport.processes.service import Processing
     from cubeport.render.service import TileService
+    from cubeport.seaice.publish import Publisher
     from cubeport.stac.federation import SourceRegistry
     from cubeport.stac.products import ProductArchive
 
@@ -115,6 +116,13 @@ class Context:
         from cubeport.ingestion import Ingestion
 
         return Ingestion(self.cubes, self.catalogue, self.products)
+
+    @cached_property
+    def seaice(self) -> Publisher:
+        """Processed sea-ice scenes and drift into the ice cube, STAC and the feature store."""
+        from cubeport.seaice.publish import Publisher
+
+        return Publisher(self.ingestion, self.features, self.settings.seaice)
 
     @cached_property
     def stac_sources(self) -> SourceRegistry:

@@ -86,7 +86,7 @@ def test_real_samples_give_the_facts(data: Path, index: int) -> None:
     }
     georef = product.georef
     assert len(georef.gcps) == 810 and georef.gcps_crs == CRS.from_epsg(4326)
-    assert (georef.gcps[0].row, georef.gcps[0].col) == (0.0, 0.0)
+    assert (georef.gcps[0].row, georef.gcps[0].col) == (0.5, 0.5)  # the first pixel's centre, as GDAL counts
     assert georef.gcps[0].y == pytest.approx(m.corners["first_near"].lat, abs=1e-5)  # within 0.3 m
     assert georef.rpcs is not None and georef.rpcs.lat_off == pytest.approx(37.447919172633)
     assert not georef.is_gridded and georef.transform is None
@@ -242,7 +242,7 @@ def test_corners_become_gcps_when_the_tiff_has_none(tmp_path: Path, dn: np.ndarr
     product = IceyeReader().open(str(write_legacy(tmp_path, dn, gcps=[], tile=128)))
     gcps = {g.id: g for g in product.georef.gcps}
     assert set(gcps) == {"first_near", "first_far", "last_near", "last_far"}
-    assert (gcps["last_far"].row, gcps["last_far"].col) == (199.0, 299.0)
+    assert (gcps["last_far"].row, gcps["last_far"].col) == (199.5, 299.5)  # pixel centres as GDAL counts them
     assert gcps["last_far"].y == pytest.approx(37.4741096) and gcps["last_far"].x == pytest.approx(
         -6.22731201
     )

@@ -21,6 +21,7 @@ from cubeport.cli import (  # noqa: F401
     features,
     processes,
     jobs,
+    seaice,
     db,
     identity,
     sources,

@@ -120,11 +120,12 @@ class ProductArchive:
             self.storage.put_file_atomic(
                 fragment.source, *self._folder(cube_id, item["id"]), item["assets"]["data"]["href"]
             )
-            self._save(item)
+            self.save(item)
             kept.append(item["id"])
         return kept
 
-    def _save(self, item: dict[str, Any]) -> None:
+    def save(self, item: dict[str, Any]) -> None:
+        """Record (or replace) an item whose files are kept."""
         props = item["properties"]
         when = props["datetime"] or props.get("start_datetime")
         west, south, east, north = item["bbox"]

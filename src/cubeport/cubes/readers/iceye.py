@@ -735,7 +735,9 @@ def open_iceye(image: str, sidecar: tuple[str, bytes] | None, source: str | None
     if rpcs is None and properties:
         rpcs = _rpc_from_properties(properties)
     georef = Georeference(
-        gcps=control, gcps_crs=CRS.from_user_input(gcps_crs) if gcps_crs else CRS.from_epsg(4326), rpcs=rpcs
+        gcps=_from_pixel_edges(control),
+        gcps_crs=CRS.from_user_input(gcps_crs) if gcps_crs else CRS.from_epsg(4326),
+        rpcs=rpcs,
     )
     amplitude = _lazy_band(image, shape, np.dtype(dtype), block)
     data = xr.Dataset({"amplitude": (("y", "x"), amplitude)})
@@ -770,6 +772,15 @@ def _tag_properties(tags: Mapping[str, str]) -> dict[str, Any]:
     if PROPERTIES_TAG not in tags:
         return {}
     return stac_properties(json.loads(tags[PROPERTIES_TAG]), PROPERTIES_TAG)[0]
+
+
+def _from_pixel_edges(gcps: tuple[GroundControlPoint, ...]) -> tuple[GroundControlPoint, ...]:
+    """ICEYE's GCPs (and corners) name pixel centres, (0, 0) being the first pixel's centre; GDAL counts GCP
+    pixel and line from the first pixel's outer corner. Half a pixel more puts each point where GDAL looks."""
+    return tuple(
+        GroundControlPoint(row=g.row + 0.5, col=g.col + 0.5, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
+        for g in gcps
+    )
 
 
 def _gcps_from_corners(corners: Mapping[str, Corner]) -> tuple[GroundControlPoint, ...]:
