@@ -14,7 +14,7 @@ import rasterio
 from cubeport.cubes.readers import open_product
 from cubeport.cubes.readers.iceye import Corner, IceyeMetadata
 from cubeport.errors import InputError
-from cubeport.seaice.incidence import check_incidence, correct, incidence_grid
+from cubeport.seaice.incidence import correct, incidence_grid, incidence_problems
 
 SAMPLES = [f"sar/ICEYE_GRD_54549_20210427T215124_hollow_10x10pixels_fake_{i}.tif" for i in range(3)]
 NEAR, FAR = 31.661727086845776, 32.172883995845055  # INCIDENCE_NEAR, INCIDENCE_FAR of the samples
@@ -75,7 +75,7 @@ def test_grid_defaults_to_the_image_width(sample: IceyeMetadata) -> None:
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_real_samples_pass_the_check(data: Path, name: str) -> None:
-    assert check_incidence(metadata_from_tags(data / name)) is None
+    assert incidence_problems(metadata_from_tags(data / name)) == []
 
 
 def test_pixels_instead_of_metres_is_detected(sample: IceyeMetadata) -> None:
@@ -83,21 +83,23 @@ def test_pixels_instead_of_metres_is_detected(sample: IceyeMetadata) -> None:
     c = sample.incidence_coefficients
     x = 11747.0
     assert sum(ci * x**i for i, ci in enumerate(c)) == pytest.approx(32.6792, abs=1e-4)
-    problem = check_incidence(replace(sample, range_spacing=1.0))
-    assert problem is not None
-    assert "far 32.6792" in problem and "metadata says 32.1729" in problem and "54549" in problem
+    problems = incidence_problems(replace(sample, range_spacing=1.0))
+    assert problems == [
+        "the incidence polynomial gives 32.6792 deg at far range (11747.0 m), the metadata says "
+        "32.1729 deg (tolerance 0.01 deg)"
+    ]
 
 
 def test_metadata_whose_angles_do_not_match_is_refused(sample: IceyeMetadata) -> None:
-    far = check_incidence(replace(sample, incidence_far=32.19))
-    assert far is not None and "far" in far and "near" not in far.split("(", 1)[1]
-    near = check_incidence(replace(sample, incidence_near=31.70))
-    assert near is not None and "near 31.6617" in near
-    assert check_incidence(replace(sample, incidence_far=FAR + 0.009)) is None  # within 0.01 deg
-    assert check_incidence(replace(sample, incidence_coefficients=())) is not None
+    (far,) = incidence_problems(replace(sample, incidence_far=32.19))
+    assert "at far range" in far and "says 32.1900 deg" in far
+    (near,) = incidence_problems(replace(sample, incidence_near=31.70))
+    assert "gives 31.6617 deg at near range" in near
+    assert incidence_problems(replace(sample, incidence_far=FAR + 0.009)) == []  # within 0.01 deg
+    assert incidence_problems(replace(sample, incidence_coefficients=())) != []
     # without corners the width says where the far edge is
-    assert check_incidence(replace(sample, corners={})) is not None  # 10 columns: far is not reached
-    assert check_incidence(replace(sample, corners={}, width=11748)) is None
+    assert incidence_problems(replace(sample, corners={})) != []  # 10 columns: far is not reached
+    assert incidence_problems(replace(sample, corners={}, width=11748)) == []
 
 
 def test_bad_grid_requests_are_input_errors(sample: IceyeMetadata) -> None:

@@ -41,9 +41,7 @@ from cubeport.cubes.readers.iceye import (
     IceyeMetadata,
     NameInfo,
     Pair,
-    far_column,
     has_iceye_tags,
-    incidence_at,
     open_iceye,
     open_raster,
     pair_files,
@@ -53,8 +51,8 @@ from cubeport.cubes.readers.iceye import (
     zip_problems,
 )
 from cubeport.errors import InputError
+from cubeport.seaice.incidence import incidence_problems
 
-INCIDENCE_TOLERANCE = 0.01  # degrees between the polynomial and the stated near/far angles
 _READ_CHUNK = 4 * 2**20
 
 
@@ -424,29 +422,6 @@ def metadata_problems(
     problems.extend(f"{shown}: {p}" for p in incidence_problems(metadata))
     if not georef.gcps and georef.rpcs is None:
         problems.append(f"{shown}: no geolocation (neither GCPs, RPCs nor corner coordinates)")
-    return problems
-
-
-def incidence_problems(metadata: IceyeMetadata, tolerance: float = INCIDENCE_TOLERANCE) -> list[str]:
-    """Whether the incidence polynomial agrees with the stated near and far angles (within `tolerance`
-    degrees) at ground range 0 and at the far corner's column times the range spacing: metadata where it
-    does not would give a wrong incidence grid and correction."""
-    if not metadata.incidence_coefficients:
-        return ["no incidence-angle polynomial in the metadata"]
-    if not metadata.range_spacing > 0:
-        return [f"range spacing {metadata.range_spacing} m is not positive"]
-    far_range = far_column(metadata) * metadata.range_spacing
-    problems = []
-    for where, ground_range, stated in (
-        ("near", 0.0, metadata.incidence_near),
-        ("far", far_range, metadata.incidence_far),
-    ):
-        value = incidence_at(metadata, ground_range)
-        if not abs(value - stated) <= tolerance:
-            problems.append(
-                f"the incidence polynomial gives {value:.4f} deg at {where} range ({ground_range:.1f} m), the "
-                f"metadata says {stated:.4f} deg (tolerance {tolerance} deg)"
-            )
     return problems
 
 

@@ -43,36 +43,27 @@ def incidence_grid(metadata: IceyeMetadata, cols: int | None = None) -> np.ndarr
     return np.asarray(incidence_at(metadata, ground_range), dtype=np.float32)
 
 
-def check_incidence(metadata: IceyeMetadata, tolerance: float = 0.01) -> str | None:
-    """What is wrong when the polynomial does not give the metadata's near and far angles (within
-    `tolerance` degrees) at the first and the far column; None when it does.
-
-    The far column comes from the far corners (the scene's true extent) before the width, which the
-    10 x 10 "hollow" samples understate. Evaluating the polynomial in pixels instead of metres gives
-    32.68 instead of 32.17 degrees on the real samples: exactly the mistake this catches.
-    """
-    name = metadata.image_id or "?"
+def incidence_problems(metadata: IceyeMetadata, tolerance: float = 0.01) -> list[str]:
+    """Whether the incidence polynomial agrees with the stated near and far angles (within `tolerance`
+    degrees) at ground range 0 and at the far corner's column times the range spacing: metadata where it
+    does not would give a wrong incidence grid and correction."""
     if not metadata.incidence_coefficients:
-        return f"image {name}: the metadata has no incidence-angle polynomial"
-    if metadata.range_spacing <= 0:
-        return f"image {name}: the range spacing ({metadata.range_spacing}) must be positive"
-    far_col = far_column(metadata)
-    near = incidence_at(metadata, 0.0)
-    far = incidence_at(metadata, far_col * metadata.range_spacing)
+        return ["no incidence-angle polynomial in the metadata"]
+    if not metadata.range_spacing > 0:
+        return [f"range spacing {metadata.range_spacing} m is not positive"]
+    far_range = far_column(metadata) * metadata.range_spacing
     problems = []
-    if not abs(near - metadata.incidence_near) <= tolerance:
-        problems.append(f"near {near:.4f} deg at column 0, metadata says {metadata.incidence_near:.4f}")
-    if not abs(far - metadata.incidence_far) <= tolerance:
-        problems.append(
-            f"far {far:.4f} deg at column {far_col:.0f} ({far_col * metadata.range_spacing:.1f} m), "
-            f"metadata says {metadata.incidence_far:.4f}"
-        )
-    if not problems:
-        return None
-    return (
-        f"image {name}: the incidence-angle polynomial does not match the metadata within {tolerance} deg "
-        f"({'; '.join(problems)}); check INCIDENCE_ANGLE_COEFFICIENTS, RANGE_SPACING and the far corners"
-    )
+    for where, ground_range, stated in (
+        ("near", 0.0, metadata.incidence_near),
+        ("far", far_range, metadata.incidence_far),
+    ):
+        value = incidence_at(metadata, ground_range)
+        if not abs(value - stated) <= tolerance:
+            problems.append(
+                f"the incidence polynomial gives {value:.4f} deg at {where} range ({ground_range:.1f} m), the "
+                f"metadata says {stated:.4f} deg (tolerance {tolerance} deg)"
+            )
+    return problems
 
 
 def _slope_table(slope: float, class_slopes: Mapping[int, float]) -> np.ndarray[Any, np.dtype[np.float32]]:
