@@ -111,7 +111,7 @@ def test_bad_grid_requests_are_input_errors(sample: IceyeMetadata) -> None:
 
 def test_through_the_reader(data: Path) -> None:
     product = open_product(str(data / SAMPLES[1]))
-    assert check_incidence(product.metadata) is None
+    assert incidence_problems(product.metadata) == []
     theta = incidence_grid(product.metadata, cols=11748)
     assert abs(theta[0] - NEAR) < 0.01 and abs(theta[-1] - FAR) < 0.01
 
