@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cubeport.nesting import text_depth, value_depth, value_extent
+from cubeport.nesting import DepthScan, text_depth, value_depth, value_extent
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,31 @@ from cubeport.nesting import text_depth, value_depth, value_extent
 )
 def test_text_depth_counts_brackets_outside_strings(text, depth):
     assert text_depth(text) == depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": [1, {"b": [[2]]}]}',
+        b'{"a": "]]]]", "b": [[[1]]]}',
+        b'{"a": "\\"[[[", "b": []}',  # an escaped quote
+        b'{"a": "\\\\", "b": [[["x\\\\\\"]"]]]}',  # escaped backslashes before a quote
+        b'[["\\u005b[", {"k": "\\n{"}], [[]]]',
+        b'{"a": "[[[' + b"\\" * 7 + b'"]]]", "b": [[[[]]]]}',
+    ],
+)
+def test_a_scan_in_pieces_measures_what_a_scan_of_the_whole_text_does(text):
+    """Every split point, so a piece ends in a string, after a backslash, between the two bytes of an escape."""
+    whole = text_depth(text)
+    assert whole == value_depth(json.loads(text), 1000)
+    for cut in range(len(text) + 1):
+        scan = DepthScan()
+        scan.feed(text[:cut])
+        assert scan.feed(text[cut:]) == whole, (text, cut)
+    scan = DepthScan()
+    for i in range(len(text)):  # a byte at a time
+        scan.feed(text[i : i + 1])
+    assert scan.deepest == whole
 
 
 def test_value_depth_walks_without_recursion_and_stops_past_its_limit():
