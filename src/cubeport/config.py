@@ -213,10 +213,12 @@ class SeaIceSettings(BaseModel):
         le=2,
         description="backscatter change per degree of incidence (dB/deg) for the correction",
     )
-    class_slopes: dict[str, float] = Field(
-        default_factory=dict,
-        description="per-class slopes (dB/deg) by class name (open_water, new_ice, level_ice, deformed_ice, "
-        "fast_ice); classes not named use slope_db_per_degree",
+    class_slopes: dict[Literal["open_water", "new_ice", "level_ice", "deformed_ice", "fast_ice"], float] = (
+        Field(
+            default_factory=dict,
+            description="per-class slopes (dB/deg) by class name (open_water, new_ice, level_ice, deformed_ice, "
+            "fast_ice); classes not named use slope_db_per_degree",
+        )
     )
     chart_crs: str = Field(
         "+proj=merc +lat_ts=61.6666666667 +lon_0=0 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs",
