@@ -10,7 +10,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-from helpers import cli
+from helpers import cli, context_with
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "seaice"))
 from frames import OULU, write_frame  # noqa: E402
@@ -78,12 +78,27 @@ def test_process_publishes_and_drift_measures_a_known_shift(env, gshhg):
     scenes = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(scenes) == 2 and all((s / "scene.json").is_file() for s in scenes)
 
-    done = cli("seaice", "drift", str(scenes[0]), str(scenes[1]), "--out", str(root / "drift"), env=variables)
+    done = cli(
+        "seaice",
+        "drift",
+        str(scenes[0]),
+        str(scenes[1]),
+        "--out",
+        str(root / "drift"),
+        "--publish",
+        env=variables,
+    )
     assert done.returncode == 0, done.stderr
     vectors = gpd.read_file(next((root / "drift").glob("*.gpkg")))
     assert len(vectors) > 20
     assert abs(np.median(vectors["speed"]) - 400 / 3600) < 0.02
     assert abs(np.median(vectors["direction"]) - 90) < 5
+
+    context = context_with(root / "data", Path(), {})
+    assert context.features.count("seaice", "ice_drift") == len(vectors)
+    later = context.products.item("baltic-ice", scenes[1].name)  # the later scene's step carries the drift
+    assert {"drift_gpkg", "drift_parquet", "drift_netcdf"} <= set(later["assets"])
+    assert later["properties"]["cubeport:drift_from"] == scenes[0].name
 
 
 def test_process_only_some_steps_and_bad_steps(env, gshhg):

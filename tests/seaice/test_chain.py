@@ -164,3 +164,15 @@ def test_the_sentinel1_scene_runs_through_rectify_mask_and_classify(data):
     masked[land] = np.nan
     classes = classify(masked, land=land)
     assert land.any() and (classes[land] == CLASS_NODATA).all()
+
+
+def test_class_slopes_correct_each_class_with_its_own_slope():
+    from cubeport.seaice.chain import _class_corrected
+
+    incidence = np.array([[20.0, 30.0, 27.0]], np.float32)
+    raw = np.array([[-20.0, -22.0, -15.0]], np.float32)  # as calibrated, before any correction
+    settings = SeaIceSettings(class_slopes={"open_water": -0.5, "deformed_ice": -0.1})
+    single = raw + 0.2 * (incidence - 25)  # the chain's first pass with the one slope (-0.2)
+    classes = np.array([[IceClass.OPEN_WATER, IceClass.LEVEL_ICE, IceClass.DEFORMED_ICE]], np.uint8)
+    out = _class_corrected({"sigma0_db": single, "incidence": incidence}, classes, settings)
+    assert np.allclose(out, [[-20.0 - 2.5, -22.0 + 1.0, -15.0 + 0.2]])

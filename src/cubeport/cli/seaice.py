@@ -180,7 +180,5 @@ def seaice_drift(
         out.print(f"{kind}: {path}", markup=False, highlight=False)
     if publish:
         context = context_for(data_root)
-        added = context.seaice.drift(
-            vectors, drift.first.scene_id, drift.second.scene_id, drift.first.start, drift.second.start
-        )
+        added = context.seaice.drift(drift)
         out.print(f"published: {added} vectors in seaice.ice_drift", markup=False)

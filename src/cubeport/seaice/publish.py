@@ -35,6 +35,8 @@ from cubeport.ingestion import Ingestion
 from cubeport.seaice.chain import Scene
 from cubeport.seaice.classify import CLASS_NAMES, CLASS_NODATA
 from cubeport.seaice.grid import Grid
+from cubeport.seaice.pairs import Drift
+from cubeport.stac.documents import rfc3339
 
 BALTIC = (9.0, 53.0, 31.0, 66.5)  # west, south, east, north: the cube's extent (degrees)
 DATABASE = "seaice"
@@ -142,40 +144,11 @@ class Publisher:
             plan = self.ingestion.plan([str(slab)], cube, append=append)
             done = self.ingestion.run(plan, title=title if not append else None)
         item = done.products[0] if done.products else scene.scene_id
-        self._attach(cube, item, scene)
-        added = {}
-        if "chart_gpkg" in scene.files:
-            chart = gpd.read_file(scene.path("chart_gpkg"))
-            added[CHARTS] = self._add_features(CHARTS, chart, scene)
-        return Published(cube, item, added)
-
-    def drift(self, vectors: gpd.GeoDataFrame, first: str, second: str, start: Any, end: Any) -> int:
-        """Drift vectors between two scenes into the `seaice.ice_drift` collection."""
-        table = vectors.assign(
-            first_scene=first, second_scene=second, start=pd.Timestamp(start), end=pd.Timestamp(end)
-        )
-        return self._insert(DRIFT, table, "Sea-ice drift (ICEYE pairs)", "start")
-
-    def _attach(self, cube: str, item: str, scene: Scene) -> None:
-        """The scene's files beside the cube step's product, as assets of its item."""
-        products = self.ingestion.products
-        try:
-            record = products.item(cube, item)
-        except NotFoundError:
-            return
-        assets = dict(record["assets"])
-        for role, path in _scene_files(scene):
-            products.storage.put_file_atomic(str(path), "products", cube, item, path.name)
-            assets[role] = {
-                "href": path.name,
-                "type": MEDIA.get(path.suffix, "application/octet-stream"),
-                "title": path.name,
-                "roles": ["data"],
-                "file:size": path.stat().st_size,
-            }
-        properties = dict(record["properties"])
         m = scene.metadata
-        properties.update(
+        self._attach(
+            cube,
+            item,
+            _scene_files(scene),
             {
                 "platform": m.satellite,
                 "constellation": "ICEYE",
@@ -184,12 +157,52 @@ class Publisher:
                 "sar:product_type": m.product_level,
                 "sat:orbit_state": m.orbit_direction.lower(),
                 "sar:observation_direction": m.look_side.lower(),
-                "start_datetime": m.start.isoformat().replace("+00:00", "Z"),
-                "end_datetime": m.end.isoformat().replace("+00:00", "Z"),
+                "start_datetime": rfc3339(m.start),
+                "end_datetime": rfc3339(m.end),
                 "cubeport:ice_class_fractions": scene.class_fractions,
-            }
+            },
         )
-        products.save({**record, "assets": assets, "properties": properties})
+        added = {}
+        if "chart_gpkg" in scene.files:
+            chart = gpd.read_file(scene.path("chart_gpkg"))
+            added[CHARTS] = self._add_features(CHARTS, chart, scene)
+        return Published(cube, item, added)
+
+    def drift(self, drift: Drift) -> int:
+        """Drift vectors into the `seaice.ice_drift` collection, and the drift files as assets of the later
+        scene's cube step (when that scene was published)."""
+        first, second = drift.first, drift.second
+        table = drift.field.vectors.assign(
+            first_scene=first.scene_id,
+            second_scene=second.scene_id,
+            start=pd.Timestamp(first.start),
+            end=pd.Timestamp(second.start),
+        )
+        added = self._insert(DRIFT, table, "Sea-ice drift (ICEYE pairs)", "start")
+        files = ((f"drift_{kind}", path) for kind, path in drift.files.items())
+        self._attach(self.settings.cube, second.scene_id, files, {"cubeport:drift_from": first.scene_id})
+        return added
+
+    def _attach(
+        self, cube: str, item: str, files: Iterable[tuple[str, Path]], properties: dict[str, Any]
+    ) -> None:
+        """Files kept beside a cube step's product, as assets of its item (by role), and more properties."""
+        products = self.ingestion.products
+        try:
+            record = products.item(cube, item)
+        except NotFoundError:
+            return
+        assets = dict(record["assets"])
+        for role, path in files:
+            products.storage.put_file_atomic(str(path), "products", cube, item, path.name)
+            assets[role] = {
+                "href": path.name,
+                "type": MEDIA.get(path.suffix, "application/octet-stream"),
+                "title": path.name,
+                "roles": ["data"],
+                "file:size": path.stat().st_size,
+            }
+        products.save({**record, "assets": assets, "properties": {**record["properties"], **properties}})
 
     def _add_features(self, name: str, table: gpd.GeoDataFrame, scene: Scene) -> int:
         table = table.assign(scene=scene.scene_id, time=pd.Timestamp(scene.time))
