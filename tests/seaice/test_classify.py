@@ -134,15 +134,17 @@ def test_a_landfast_mask_replaces_connectivity(scene):
 
 def test_no_land_means_no_fast_ice():
     scene = truth_scene((600, 600), seed=3, coast=False)
-    result = classify(corrected(scene), scene.valid, seed=0)
+    result = classify(corrected(scene), seed=0)  # no-data known from NaN alone
     assert not scene.land.any() and (result != FAST).all()
+    assert (result[~scene.valid] == CLASS_NODATA).all() and (result[scene.valid] != CLASS_NODATA).all()
     assert accuracy(result, scene) >= 0.9
 
 
 def test_a_saved_model_classifies_another_scene(tmp_path, scene):
     training = truth_scene(SHAPE, seed=21)
-    sea = training.valid & ~training.land
-    X, y = sample_features(corrected(training), sea, training.classes, n=100_000, seed=1)
+    X, y = sample_features(
+        corrected(training), training.valid, training.land, training.classes, n=100_000, seed=1
+    )
     assert X.shape == (len(y), 3) and set(np.unique(y)) == {OW, NEW, LEVEL, DEFORMED}  # fast taught as level
     path = tmp_path / "ice.joblib"
     joblib.dump(QuadraticDiscriminantAnalysis().fit(X, y), path)
@@ -229,3 +231,26 @@ def test_scenes_are_the_same_window_by_window_and_as_dn():
     fast = island.classes == FAST
     assert fast[230:490, 330:590].sum() == fast.sum() > 1000  # a ring around the island, nowhere else
     assert not (whole.classes == FAST)[250:470, 350:570].any()  # without the island, pack ice there
+
+
+def test_a_real_sentinel1_scene_classifies_and_charts(data):
+    """Robustness on real imagery (a terrain-flattened S1 IW VV scene in dB, no-data -99): every valid pixel
+    gets a class, no-data stays 255, and the chart of it is valid polygons on the scene's UTM grid."""
+    import rasterio
+
+    from cubeport.seaice.charts import chart_polygons
+    from cubeport.seaice.grid import Grid
+
+    with rasterio.open(data / "sar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif") as src:
+        db = src.read(1).astype(np.float32)
+        grid = Grid(src.crs, src.transform, src.width, src.height)
+    nodata = db == -99
+    nodata[:, :20] = True  # the sample has no no-data pixels: give it a border as rectified scenes have
+    db[nodata] = np.nan
+    result = classify(db, seed=0)
+    assert nodata.any() and (result[nodata] == CLASS_NODATA).all()
+    assert (result[~nodata] != CLASS_NODATA).all()
+    assert len(np.unique(result[~nodata])) == 4  # a mixture of four components, each named once
+    chart = chart_polygons(result, grid, min_area_km2=0.01)
+    assert len(chart) > 0 and chart.geometry.is_valid.all()
+    assert chart.AREA.sum() == pytest.approx((~nodata).sum() * 20 * 20 / 1e6, rel=0.02)
