@@ -179,3 +179,13 @@ def test_correction_shape_errors() -> None:
         correct(sigma, np.zeros(3, np.float32))
     with pytest.raises(InputError, match="shape"):
         correct(sigma, np.zeros((4, 3), np.float32))
+
+
+def test_the_linear_factor_corrects_as_the_db_formula() -> None:
+    from cubeport.seaice.incidence import linear_correction
+
+    theta = np.array([21.0, 25.0, 29.0], np.float32)
+    power = np.array([[0.01, 0.02, 0.05]], np.float32)
+    in_db = correct(10 * np.log10(power), theta, reference=25.0, slope=-0.2)
+    assert np.allclose(10 * np.log10(power * linear_correction(theta, 25.0, -0.2)), in_db, atol=1e-5)
+    assert np.allclose(in_db, [[-20.0 - 0.8, 10 * np.log10(0.02), 10 * np.log10(0.05) + 0.8]], atol=1e-5)

@@ -28,7 +28,7 @@ from cubeport.seaice.charts import chart_polygons, write_chart
 from cubeport.seaice.classify import CLASS_NODATA, IceClass, classify
 from cubeport.seaice.delivery import Validation, validate_delivery
 from cubeport.seaice.grid import Grid
-from cubeport.seaice.incidence import correct, incidence_grid
+from cubeport.seaice.incidence import correct, incidence_grid, linear_correction
 from cubeport.seaice.landmask import land_mask
 from cubeport.seaice.rectify import rectify, scene_grid, write_cog
 
@@ -156,34 +156,28 @@ def _run_steps(
     if "calibrate" not in chosen:
         return
     start = timed("calibrate")
-    columns = _from_array(incidence_grid(metadata, dn.shape[1]), chunks=dn.chunks[1])
-    incidence = _broadcast_to(columns, dn.shape, chunks=dn.chunks)
-    sigma0_db = calibrate(dn, metadata, db=True)
+    angles = incidence_grid(metadata, dn.shape[1])  # one per column: GRD is constant in azimuth
+    incidence = _broadcast_to(_from_array(angles, chunks=dn.chunks[1]), dn.shape, chunks=dn.chunks)
+    sigma0 = calibrate(dn, metadata)  # linear power, lazily
     timings["calibrate"] = time.perf_counter() - start
 
     if "correct" in chosen:
         start = timed("correct")
-        sigma0_db = correct(
-            sigma0_db, incidence, reference=settings.reference_angle, slope=settings.slope_db_per_degree
-        )
+        factor = linear_correction(angles, settings.reference_angle, settings.slope_db_per_degree)
+        sigma0 = sigma0 * _from_array(factor, chunks=dn.chunks[1])[None, :]
         timings["correct"] = time.perf_counter() - start
 
     if "rectify" not in chosen:
-        _write_radar_geometry(staging / f"{scene.scene_id}_sigma0_db.tif", sigma0_db, product.georef)
+        _write_radar_geometry(staging / f"{scene.scene_id}_sigma0_db.tif", _db(sigma0), product.georef)
         scene.files["sigma0_db"] = f"{scene.scene_id}_sigma0_db.tif"
         return
     start = timed("rectify")
     grid = scene_grid(product.georef, settings.chart_crs, settings.resolution, shape=tuple(dn.shape))
     # averaged in linear power (multilooking), not in dB, which would bias the mean low under speckle
     warped = rectify(
-        {"sigma0": 10 ** (sigma0_db / 10), "incidence": incidence},
-        product.georef,
-        grid,
-        resampling=settings.resampling,
+        {"sigma0": sigma0, "incidence": incidence}, product.georef, grid, resampling=settings.resampling
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma0_db_grid = (10 * np.log10(warped.pop("sigma0"))).astype(np.float32)
-    rectified = {"sigma0_db": sigma0_db_grid, "incidence": warped["incidence"]}
+    rectified = {"sigma0_db": _db(warped["sigma0"]), "incidence": warped["incidence"]}
     scene.grid = grid
     timings["rectify"] = time.perf_counter() - start
 
@@ -220,6 +214,12 @@ def _run_steps(
             write_chart(polygons, staging / f"{scene.scene_id}_chart.{suffix}")
             scene.files[f"chart_{suffix}"] = f"{scene.scene_id}_chart.{suffix}"
         timings["chart"] = time.perf_counter() - start
+
+
+def _db(power: Any) -> Any:
+    """10 log10 of linear power (numpy or dask), NaN where there is none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (10 * np.log10(power)).astype(np.float32)
 
 
 def _class_corrected(rectified: dict[str, Any], classes: Any, settings: SeaIceSettings) -> Any:
