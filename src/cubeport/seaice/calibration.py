@@ -9,7 +9,6 @@ sources: seaice-facts.md section 2. DN 0 is no-data (NaN).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import dask.array as da
@@ -18,6 +17,7 @@ import numpy as np
 from cubeport.cubes.readers.iceye import IceyeMetadata
 from cubeport.errors import InputError
 from cubeport.seaice.incidence import incidence_grid
+from cubeport.seaice.strips import in_strips
 
 Quantity = Literal["sigma0", "beta0", "gamma0"]
 QUANTITIES: tuple[str, ...] = ("sigma0", "beta0", "gamma0")
@@ -25,9 +25,6 @@ QUANTITIES: tuple[str, ...] = ("sigma0", "beta0", "gamma0")
 # dask.array is untyped: its functions through typed names
 _map_blocks: Callable[..., Any] = da.map_blocks
 _asarray: Callable[..., Any] = da.asarray
-# numpy images go by strips of rows on this many threads (numpy releases the GIL): small temporaries
-STRIP_ROWS = 512
-THREADS = 2
 
 
 def _calibrate_block(
@@ -109,15 +106,9 @@ def calibrate(
     angles = None if theta is None else np.asarray(theta)
     out = np.empty(values.shape, dtype=np.float32)
 
-    def strip(row: int) -> None:
-        rows = slice(row, row + STRIP_ROWS)
+    def strip(rows: slice) -> None:
         part = None if angles is None else angles if angles.shape[0] == 1 else angles[rows]
         _calibrate_block(values[rows], factor, part, quantity, db, out[rows])
 
-    starts = range(0, values.shape[0], STRIP_ROWS)
-    if len(starts) == 1:
-        strip(0)
-    else:
-        with ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(strip, starts))
+    in_strips(values.shape[0], strip)
     return out

@@ -9,7 +9,6 @@ or one per ice class (section 3).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask.array as da
@@ -17,6 +16,7 @@ import numpy as np
 
 from cubeport.cubes.readers.iceye import IceyeMetadata, far_column, incidence_at
 from cubeport.errors import InputError
+from cubeport.seaice.strips import in_strips
 
 CLASS_NODATA = 255
 
@@ -24,9 +24,6 @@ CLASS_NODATA = 255
 _map_blocks: Callable[..., Any] = da.map_blocks
 _asarray: Callable[..., Any] = da.asarray
 _from_array: Callable[..., Any] = da.from_array
-# numpy images go by strips of rows on this many threads (numpy releases the GIL): small temporaries
-STRIP_ROWS = 512
-THREADS = 2
 
 
 def incidence_grid(metadata: IceyeMetadata, cols: int | None = None) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -144,8 +141,7 @@ def correct(
         labels = np.asarray(classes) if use_classes else None
         out = np.empty(shape, dtype=np.float32)
 
-        def strip(row: int) -> None:
-            rows = slice(row, row + STRIP_ROWS)
+        def strip(rows: slice) -> None:
             part = angles if angles.shape[0] == 1 else angles[rows]
             _correct_block(
                 values[rows],
@@ -157,12 +153,7 @@ def correct(
                 out[rows],
             )
 
-        starts = range(0, shape[0], STRIP_ROWS)
-        if len(starts) == 1:
-            strip(0)
-        else:
-            with ThreadPoolExecutor(THREADS) as pool:
-                list(pool.map(strip, starts))
+        in_strips(shape[0], strip)
         return out
     sigma = _chunked_like(sigma0_db, "auto" if not isinstance(sigma0_db, da.Array) else sigma0_db.chunks)
     if np.ndim(theta) == 2 and theta.shape[0] == 1:

@@ -63,7 +63,9 @@ def shared_grid(first: Path, second: Path) -> Grid:
     return Grid(crs, Affine(res, 0, west, 0, -res, north), width, height)
 
 
-def read_on(path: Path, grid: Grid, band: str = "sigma0_db") -> NDArray[np.float32]:
+def read_on(
+    path: Path, grid: Grid, band: str = "sigma0_db", resampling: Resampling = Resampling.bilinear
+) -> NDArray[np.float32]:
     """One band of a scene raster resampled onto `grid` (NaN outside the scene)."""
     values = np.full(grid.shape, np.nan, np.float32)
     with rasterio.open(path) as src:
@@ -75,7 +77,7 @@ def read_on(path: Path, grid: Grid, band: str = "sigma0_db") -> NDArray[np.float
             dst_transform=grid.transform,
             dst_crs=grid.crs,
             dst_nodata=np.nan,
-            resampling=Resampling.bilinear,
+            resampling=resampling,
         )
     return values
 

@@ -35,7 +35,7 @@ from cubeport.ingestion import Ingestion
 from cubeport.seaice.chain import Scene
 from cubeport.seaice.classify import CLASS_NAMES, CLASS_NODATA
 from cubeport.seaice.grid import Grid
-from cubeport.seaice.pairs import Drift
+from cubeport.seaice.pairs import Drift, read_on
 from cubeport.stac.documents import rfc3339
 
 BALTIC = (9.0, 53.0, 31.0, 66.5)  # west, south, east, north: the cube's extent (degrees)
@@ -68,18 +68,9 @@ def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
     """The scene on the cube's grid as one time step: sigma0 (dB), incidence angle and ice class."""
     out: dict[str, xr.DataArray] = {}
     dims = ("time", "y", "x")
-    with rasterio.open(scene.path("backscatter")) as src:
-        for band, name in enumerate(src.descriptions, start=1):
-            values = np.full(grid.shape, np.nan, np.float32)
-            reproject(
-                rasterio.band(src, band),
-                values,
-                dst_transform=grid.transform,
-                dst_crs=grid.crs,
-                dst_nodata=np.nan,
-                resampling=Resampling.average,
-            )
-            out[str(name)] = xr.DataArray(values[None], dims=dims)
+    for name in ("sigma0_db", "incidence"):
+        values = read_on(scene.path("backscatter"), grid, name, Resampling.average)
+        out[name] = xr.DataArray(values[None], dims=dims)
     out["sigma0_db"].attrs.update(long_name="sigma0, incidence-corrected", units="dB")
     out["incidence"].attrs.update(long_name="incidence angle", units="degree")
     if "classes" in scene.files:
@@ -110,9 +101,9 @@ def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
         "y": t.f + t.e * (np.arange(grid.height) + 0.5),
         "x": t.c + t.a * (np.arange(grid.width) + 0.5),
     }
+    for variable in out.values():
+        variable.attrs["grid_mapping"] = cf.GRID_MAPPING
     ds = xr.Dataset(out, coords=coords)
-    for name in ds.data_vars:
-        ds[name].attrs["grid_mapping"] = cf.GRID_MAPPING
     return ds.assign_coords({cf.GRID_MAPPING: cf.grid_mapping_variable(grid.crs)})
 
 
