@@ -109,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16_000, help="side of the GRD frame (pixels)")
     parser.add_argument("--drift-size", type=int, default=8_000, help="side of the drift frames (pixels)")
+    parser.add_argument("--work", type=Path, default=None, help="folder that keeps the frame for later runs")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the frame (default: system temp)")
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the JSON (default benchmarks/results)"
