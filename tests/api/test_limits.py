@@ -8,7 +8,8 @@ process, so a crash shows as a dead process and a stall as a slow /health:
   a JSON body nested deeper than `MAX_JSON_DEPTH` is a 400 before any parser sees it, measured as it
   arrives (four 15 MB bodies at once leave /health answering);
 - big bodies (20,000 squares, 140,000 features, a STAC search) are parsed in a worker thread: /health
-  answers within a second meanwhile, and a spent time budget in the geometry step is the 422 of every budget.
+  answers within a second meanwhile, and a spent time budget in the geometry step, a feature write or an
+  export is the 422 of every budget.
 
 After every worst input the process must still run and answer /health within a second."""
 
@@ -375,5 +376,44 @@ def test_a_budget_spent_in_the_geometry_step_is_a_422(tmp_path, data):
         problem = response.json()
         assert problem["limit"] == "seconds" and problem["maximum"] == 0.3
         assert "GeoJSON" in problem["detail"], problem["detail"]
+    finally:
+        context.close()
+
+
+def points(count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "Feature", "properties": {"a": i}, "geometry": {"type": "Point", "coordinates": [20, 60]}}
+        for i in range(count)
+    ]
+
+
+def test_a_budget_spent_writing_or_exporting_features_is_a_422(tmp_path):
+    """In process, with a 0.3 s budget: writing 140,000 features took 11.3 s (201) and a GeoPackage export
+    4.2 s (200). Now the store checks the budget per chunk: the write is a 422 and writes nothing, and the
+    export is a 422 before any byte is sent."""
+    context = Context(load_settings(data_root=str(tmp_path), request_seconds=0.3))
+    try:
+        context.auth.directory.create_user("root", role="admin")
+        key = {"X-API-Key": context.auth.create_key("root")[1]}
+        with TestClient(create_app(context), raise_server_exceptions=False) as client:
+            spec = {
+                "database": "root",
+                "name": "bulk",
+                "properties": {"a": "integer"},
+                "geometry_type": "Point",
+            }
+            assert client.post("/features/collections", json=spec, headers=key).status_code == 201
+            context.features.insert("root", "bulk", points(40_000))  # outside a request: no budget
+            url = "/features/collections/root.bulk"
+            body = json.dumps({"type": "FeatureCollection", "features": points(140_000)})
+            written = client.post(f"{url}/items", content=body, headers=key)
+            exported = client.get(f"{url}/export", params={"format": "gpkg"}, headers=key)
+            count = client.get(f"{url}/count", headers=key).json()["count"]
+        for response, steps in ((written, ("writing",)), (exported, ("reading", "exporting"))):
+            assert response.status_code == 422, response.text[:300]
+            problem = response.json()
+            assert problem["limit"] == "seconds" and problem["maximum"] == 0.3
+            assert problem["detail"].split(" the features took longer than the 0.3 s")[0] in steps, problem
+        assert count == 40_000  # the stopped write wrote nothing
     finally:
         context.close()

@@ -14,8 +14,10 @@ import pytest
 import shapely
 import sqlalchemy
 
-from cubeport.errors import ConflictError, InputError, NotFoundError
+from cubeport.deadline import time_budget
+from cubeport.errors import ConflictError, InputError, LimitError, NotFoundError
 from cubeport.features.backends import feature_store
+from cubeport.features.export import export
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import Selection
 
@@ -92,6 +94,35 @@ def test_gshhg_streams_in_chunks(store, data):
     area = (24.5, 59.9, 25.5, 60.3)  # Helsinki's archipelago
     expected = int(shapely.intersects(geometries, shapely.box(*area)).sum())
     assert store.count("helcom", "land", Selection(bbox=area)) == expected > 100
+
+
+def test_a_spent_time_budget_stops_an_insert_a_page_and_an_export(store, data):
+    """The request time budget (`deadline`) is checked per chunk of a write, a page and an export: 31,363
+    polygons written in chunks of 1,000 under a 0.2 s budget stop with its LimitError after some chunks
+    went to the database, and nothing is written (one transaction); reading them back as GeoJSON or
+    exporting them (GeoPackage before any byte is sent, GeoJSON as it streams) stops the same way."""
+    geometries, _ = read(data / "land/gshhg_full_baltic_9-31E_53-66.5N.gpkg")
+    spec = store.create(CollectionSpec("helcom", "land", {}, geometry_type="Polygon"))
+    taken: list[int] = []
+
+    def features():
+        for i, geometry in enumerate(geometries):
+            taken.append(i)
+            yield {"geometry": geometry}
+
+    with time_budget(0.2), pytest.raises(LimitError, match="writing the features took longer") as spent:
+        store.insert("helcom", "land", features(), chunk=1000)
+    assert (spent.value.limit, spent.value.maximum) == ("seconds", 0.2)
+    assert 1000 < len(taken) < len(geometries)  # stopped after at least one chunk was written
+    assert store.count("helcom", "land") == 0
+    assert store.insert("helcom", "land", ({"geometry": g} for g in geometries)) == 31_363  # no budget
+    # reading them all as GeoJSON takes 0.2 s (PostGIS) to 0.8 s (SQLite), a GeoPackage export 0.9-1 s
+    with time_budget(0.05), pytest.raises(LimitError, match="reading the features"):
+        list(store.geojson("helcom", "land"))
+    with time_budget(0.2), pytest.raises(LimitError, match="(reading|exporting) the features took longer"):
+        export(store, spec, Selection(), "gpkg")  # at the call: the file is written before it is sent
+    with time_budget(0.05), pytest.raises(LimitError, match="reading the features"):
+        b"".join(export(store, spec, Selection(), "geojson", chunk=1000))
 
 
 def test_bad_input_is_refused_and_nothing_is_written(store):

@@ -24,6 +24,10 @@ from cubeport.api.app import create_app
 from cubeport.cli import app as cli
 from cubeport.config import load_settings
 from cubeport.context import Context
+from cubeport.deadline import time_budget
+from cubeport.errors import LimitError
+from cubeport.stac import documents
+from cubeport.stac.search import SearchRequest
 
 OSTIA = sorted(Path(__file__).resolve().parents[3].glob("shared/data/netcdf/*OSTIA*.nc"))
 S1 = "sar/S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
@@ -192,6 +196,20 @@ def test_bad_input_gets_a_clear_4xx(platform, method, path, params, status, word
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert words in response.text
+
+
+def test_a_spent_time_budget_stops_the_item_loop(platform):
+    """Geometry, CQL2 and presentation run on each candidate item in Python: the request's time budget is
+    checked as they go, so a search over many candidates ends with the budget's LimitError (a 422)."""
+    _, _, context = platform
+    real = context.products.query(["ostia"])
+    candidates = [{**item, "id": f"{item['id']}-{i}"} for i in range(20_000) for item in real]  # 60,000
+    search = SearchRequest.from_body({"intersects": BALTIC, "filter": "eo:cloud_cover < 50 OR id LIKE '%'"})
+    with time_budget(0.1), pytest.raises(LimitError, match="searching the items took longer") as spent:
+        search.page(candidates, lambda item: documents.local_item(item, "http://x"))
+    assert (spent.value.limit, spent.value.maximum) == ("seconds", 0.1)
+    found, _, matched = search.page(candidates[:30], lambda item: documents.local_item(item, "http://x"))
+    assert matched == 30 and len(found) == 10  # without a budget
 
 
 def test_files_serve_byte_ranges_and_refuse_ranges_past_the_end(platform):

@@ -1,7 +1,9 @@
 """Features out of the store as files: GeoJSON (RFC 7946, CRS84), GeoPackage and GeoParquet (both in the
 collection's CRS). Features are read and written in chunks, so an export of millions of features never
 sits in memory: GeoJSON is produced as it is read; GeoPackage and GeoParquet end with an index or a
-footer, so they are written chunk by chunk to a temporary file (through pyogrio and pyarrow), then streamed."""
+footer, so they are written chunk by chunk to a temporary file (through pyogrio and pyarrow) before the
+answer begins (so that a failure, or a spent time budget, is an error answer rather than a cut-off file),
+then streamed."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import tempfile
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import shapely
 
+from cubeport import deadline
 from cubeport.features.schema import CollectionSpec
 from cubeport.features.store import CHUNK, FeatureStore, Selection
 
@@ -41,31 +44,48 @@ def export(
     chunk: int = CHUNK,
 ) -> Iterator[bytes]:
     """The selected features as the bytes of a file of `format` (a key of FORMATS). The selection and sort
-    are checked here, at the call; the bytes come as the caller iterates."""
+    are checked here, at the call, and what can fail before any byte is sent fails here too: a GeoPackage or
+    GeoParquet file is written whole, GeoJSON's first chunk read; the rest comes as the caller iterates.
+
+    Every chunk checks the request's time budget (`deadline`): a spent one is a LimitError, at the call, or
+    for GeoJSON possibly while it streams (the response then ends early: the client sees it incomplete)."""
     if format == "geojson":
-        return _geojson_file(store.geojson(spec.database, spec.name, selection, sortby=sortby), chunk)
-    return _file(spec, store.query(spec.database, spec.name, selection, sortby=sortby), format, chunk)
+        texts = store.geojson(spec.database, spec.name, selection, sortby=sortby)
+        parts = iter(lambda: list(islice(texts, chunk)), [])
+        return _geojson_file(next(parts, []), parts)
+    features = store.query(spec.database, spec.name, selection, sortby=sortby)
+    return _file(spec, _chunks(features, chunk), format)
 
 
-def _geojson_file(texts: Iterator[str], chunk: int) -> Iterator[bytes]:
-    yield b'{"type":"FeatureCollection","features":['
-    first = True
-    for part in iter(lambda: list(islice(texts, chunk)), []):
-        yield (("" if first else ",") + ",".join(part)).encode()
-        first = False
+def _chunks(features: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Features in lists of `size`, the time budget checked before each is written (the store checks it
+    as it reads)."""
+    while part := list(islice(features, size)):
+        deadline.check("exporting the features")
+        yield part
+
+
+def _geojson_file(first: list[str], rest: Iterator[list[str]]) -> Iterator[bytes]:
+    yield b'{"type":"FeatureCollection","features":[' + ",".join(first).encode()
+    for part in rest:
+        yield ("," + ",".join(part)).encode()
     yield b"]}"
 
 
-def _file(
-    spec: CollectionSpec, features: Iterator[dict[str, Any]], format: str, chunk: int
-) -> Iterator[bytes]:  # noqa: A002
-    chunks = iter(lambda: list(islice(features, chunk)), [])
+def _file(spec: CollectionSpec, chunks: Iterator[list[dict[str, Any]]], format: str) -> Iterator[bytes]:  # noqa: A002
+    """Write the file in a temporary folder now; its bytes as the caller iterates. The folder is removed at
+    once: the open file stays readable until it is closed (POSIX), so an answer never sent leaves nothing."""
     with tempfile.TemporaryDirectory(prefix="cubeport-export-") as folder:
         path = Path(folder) / f"{spec.name}{FORMATS[format][1]}"
         _write(spec, chunks, path, format)
-        with path.open("rb") as file:
-            while block := file.read(1 << 20):
-                yield block
+        file = path.open("rb")
+    return _read(file)
+
+
+def _read(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        while block := file.read(1 << 20):
+            yield block
 
 
 def _write(spec: CollectionSpec, chunks: Iterator[list[dict[str, Any]]], path: Path, format: str) -> None:  # noqa: A002

@@ -4,7 +4,8 @@ the SQL of paging, sorting, counting, updating and deleting); a backend (`featur
 PostGIS) keeps the geometry column and its index by implementing the abstract hooks at the class's end.
 
 Inserts stream: features are checked and written in chunks inside one transaction, so millions of rows
-never sit in memory and a bad feature leaves nothing written. Queries, counts, updates and deletes take a
+never sit in memory and a bad feature, or a request's spent time budget (`deadline`, checked per chunk
+written and per chunk read), leaves nothing written. Queries, counts, updates and deletes take a
 `Selection` (bbox, CQL2 filter, time range) that becomes one SQL condition on either backend, so paging,
 sorting and counting all happen in SQL.
 """
@@ -26,6 +27,7 @@ from pyproj import Transformer
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
+from cubeport import deadline
 from cubeport.db import Database, as_utc
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.features.filters import Filter, FilterCompiler
@@ -186,6 +188,7 @@ class FeatureStore(ABC):
         stream = iter(features)
         next_id = connection.execute(sa.select(sa.func.coalesce(sa.func.max(data.c.id), 0))).scalar_one() + 1
         while batch := list(islice(stream, chunk)):
+            deadline.check("writing the features")  # within the transaction: a stopped write writes nothing
             rows = [_row_of(spec, feature, added + i) for i, feature in enumerate(batch)]
             given = [_id_of(f, added + i) if upsert else None for i, f in enumerate(batch)]
             chosen = [g for g in given if g is not None]
@@ -234,7 +237,10 @@ class FeatureStore(ABC):
         """The rows of `query`, read in chunks from a server-side cursor as the caller iterates. The query is
         built (and the request checked) before: a bad one fails at the call, not once a response has begun."""
         with self.engine.connect() as connection:
-            yield from connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+            rows = connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+            for part in rows.partitions():
+                deadline.check("reading the features")  # pages, exports, a backend's GeoJSON
+                yield from part
 
     def geojson(
         self,

@@ -3,7 +3,8 @@ JSON, evaluated on each item by the `cql2` library), sortby, fields, limit and t
 (this server, registered remote STAC APIs) a search asks.
 
 The database narrows the candidates (collection, id, bbox, time); geometry, CQL2 and sorting run on the
-items themselves, which is enough for catalogues of products (thousands of items per cube, not millions).
+items themselves, which is enough for catalogues of products (thousands of items per cube, not millions);
+the request's time budget is checked as they go.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,13 @@ import cql2
 import shapely
 from shapely.geometry import box, shape
 
+from cubeport import deadline
 from cubeport.errors import InputError
 from cubeport.ogc.params import BBox, Interval, parse_bbox, parse_cql2, parse_datetime, parse_instant
 from cubeport.stac.federation import LOCAL
 
 MAX_LIMIT = 10_000  # larger limits are lowered to it, as the STAC API allows
+BUDGET_EVERY = 500  # items between checks of the time budget (some 50 ms with a geometry and a filter)
 TOP_LEVEL = ("id", "collection", "geometry", "bbox", "type")
 SOURCES_HELP = (
     "comma-separated: 'local' (this server's items, the default), names of registered sources "
@@ -212,14 +215,14 @@ class SearchRequest:
     ) -> tuple[list[dict[str, Any]], int | None, int]:
         """The requested page (or the one at `offset`, of `limit` items) of the matching items, sorted:
         (items as `present` makes them, with fields applied; next offset or None; number matched)."""
-        found = [i for i in items if self.matches(i)]
+        found = [i for part in _budgeted(items) for i in part if self.matches(i)]
         for name, ascending in reversed(self.sortby):  # stable sorts, last key first
             found.sort(key=_sort_by(name), reverse=not ascending)
         start = self._offset if offset is None else offset
         size = limit or self.limit
         chosen = found[start : start + size]
         following = start + size if start + size < len(found) else None
-        return [self.project(present(i)) for i in chosen], following, len(found)
+        return [self.project(present(i)) for part in _budgeted(chosen) for i in part], following, len(found)
 
     def project(self, item: dict[str, Any]) -> dict[str, Any]:
         """The fields extension: only `include` (if given, with what every item needs), then without `exclude`."""
@@ -235,6 +238,14 @@ class SearchRequest:
             for path in self.exclude:
                 _drop_path(item, _path(path))
         return item
+
+
+def _budgeted(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`items` a few hundred at a time, the request's time budget (`deadline`) checked before each: geometry,
+    CQL2 and presentation run on every item in Python."""
+    for start in range(0, len(items), BUDGET_EVERY):
+        deadline.check("searching the items")
+        yield items[start : start + BUDGET_EVERY]
 
 
 def token_for(offset: int) -> str:
