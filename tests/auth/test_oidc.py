@@ -250,9 +250,43 @@ def test_a_token_cannot_take_another_accounts_name(client, context, oidc_provide
     ]
 
 
+def test_a_bearer_token_binds_its_account_name_to_its_subject(client, context, oidc_provider):
+    """Neither subject ever signs in in the browser: the first token's use binds `keycloak:zed` to its
+    (provider, sub), so a token of another subject with the same user name is a 401 saying so, not the
+    same account (which read what the first owned), and the first keeps its account."""
+    context.policy.grant("cube", "secret-sst", "user", "keycloak:zed")
+    first = oidc_provider.token(**_claims(sub="sub-zed-1", preferred_username="zed", groups=[]))
+    second = oidc_provider.token(**_claims(sub="sub-zed-2", preferred_username="zed", groups=[]))
+    assert _me(client, first).json()["name"] == "keycloak:zed"
+    for path in ("/auth/me", "/cubes/secret-sst"):
+        response = client.get(path, headers={"Authorization": f"Bearer {second}"})
+        assert response.status_code == 401, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "bound to another keycloak identity" in response.json()["detail"], response.json()
+    assert client.get("/cubes/secret-sst", headers={"Authorization": f"Bearer {first}"}).status_code == 200
+    again = oidc_provider.token(**_claims(sub="sub-zed-1", preferred_username="zed", groups=[]))  # uncached
+    assert _me(client, again).json()["name"] == "keycloak:zed"
+    bound = [u for u in context.auth.directory.users() if u.name == "keycloak:zed"]
+    assert [(u.provider, u.last_login) for u in bound] == [("keycloak", None)]  # recorded, never signed in
+    keys = client.post("/auth/keys", json={}, headers={"Authorization": f"Bearer {first}"})
+    assert keys.status_code == 400, keys.text  # role and groups are recorded at a browser sign-in
+    # the browser sign-in finds the same record: the second subject gets none, the first signs in to it
+    for sub, status in (("sub-zed-2", 409), ("sub-zed-1", 303)):
+        oidc_provider.sign_in_as(sub=sub, preferred_username="zed", groups=[])
+        with TestClient(client.app, base_url="https://testserver") as browser:
+            start = browser.get("/auth/oidc/keycloak/login", follow_redirects=False)
+            back = httpx.get(start.headers["location"], follow_redirects=False)
+            done = browser.get(back.headers["location"], follow_redirects=False)
+            assert done.status_code == status, (sub, done.text)
+    keys = client.post("/auth/keys", json={}, headers={"Authorization": f"Bearer {first}"})
+    assert keys.status_code == 201, keys.text
+
+
 def test_provider_roles_grant_nothing_without_a_role_map(tmp_path, client, oidc_provider):
     """A provider role literally called `admin` is not a Cubeport role: only the role map grants roles."""
-    admin_role = oidc_provider.token(**_claims(sub="sub-adm", realm_access={"roles": ["admin", "editor"]}))
+    admin_role = oidc_provider.token(
+        **_claims(sub="sub-adm", preferred_username="adm", realm_access={"roles": ["admin", "editor"]})
+    )
     assert (
         _me(client, admin_role).json()["role"] == "viewer"
     )  # a map is configured, these roles are not in it

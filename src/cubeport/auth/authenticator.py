@@ -97,14 +97,12 @@ class Authenticator:
             self.audit.record("token-rejected", address=address, detail=str(exc))
             raise
         identity = provider.identity(claims)
-        try:  # the account bound to the token's subject, as the browser sign-in binds it
-            name = self.directory.external_name(identity.provider, identity.subject, identity.username)
+        try:  # the account bound to the token's subject, bound on its first use as the browser sign-in binds
+            name = self.directory.bind_external(identity.provider, identity.subject, identity.username)
             local_groups = frozenset(self.directory.groups_of(name))
         except ConflictError as exc:
             self.audit.record("token-rejected", user=identity.username, address=address, detail=str(exc))
-            raise AuthenticationError(
-                f"the token's user name belongs to another {identity.provider} account here"
-            ) from None
+            raise AuthenticationError(f"{exc}; ask an administrator if that account is yours") from None
         except NotFoundError:
             raise AuthenticationError("this account is disabled here") from None
         principal = Principal(name, identity.role, identity.groups | local_groups, "oidc", identity.provider)
@@ -121,6 +119,14 @@ class Authenticator:
     def create_key(
         self, owner: str, *, expires_days: int | None = None, label: str = "", by: str | None = None
     ) -> tuple[ApiKey, str]:
+        """A key for `owner`. NotFoundError for an account known only from bearer tokens: its record holds
+        no role or groups of its provider's until a browser sign-in records them."""
+        user = self.directory.user(owner)
+        if user.provider != "local" and user.last_login is None:
+            raise NotFoundError(
+                f"user {owner!r} has used bearer tokens only: its role and groups are recorded when it first "
+                "signs in in the browser (/auth/login)"
+            )
         key, secret = self.keys.create(owner, expires_days=expires_days, label=label)
         self.audit.record(
             "key-created",

@@ -1,13 +1,15 @@
 """Users, groups and projects, and who belongs to which group: the local directory.
 
-Local accounts carry an argon2 password hash. Users who sign in through an OIDC provider are recorded
-too (named `provider:username`, no password) so that they can be listed, granted access and put in
-local groups beside the groups their provider asserts.
+Local accounts carry an argon2 password hash. Users who sign in through an OIDC provider, or first send
+one of its bearer tokens, are recorded too (named `provider:username`, bound to the provider's `sub`, no
+password) so that a name belongs to one identity, and so that they can be listed, granted access and put
+in local groups beside the groups their provider asserts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -159,11 +161,12 @@ class Directory:
                 provider=record.provider,
             )
 
-    def external_name(self, provider: str, subject: str, username: str) -> str:
-        """The account name of a provider's user: the account bound to (provider, subject) if there is one,
-        else `provider:username` while no account of another subject holds that name (ConflictError)."""
-        with self.db.session() as session:
-            return self._external_record(session, provider, subject, username).name
+    def bind_external(self, provider: str, subject: str, username: str) -> str:
+        """The account name of a provider's user seen only through a bearer token: the account bound to
+        (provider, subject), else `provider:username`, bound to that subject now (ConflictError if another
+        subject's account holds the name). The new record carries no role or groups of the provider's (a
+        viewer): a browser sign-in records those; a token's own role and groups count for its requests."""
+        return self._external(provider, subject, username, lambda record: None)
 
     def record_external(
         self,
@@ -178,17 +181,37 @@ class Directory:
     ) -> str:
         """Create or refresh the record of a user signed in through an OIDC provider; returns its name.
 
-        The account is the one bound to the provider's subject (a renamed user keeps theirs); role and groups
-        are those the provider asserts now; sessions and API keys of the user use them.
+        The account is the one bound to the provider's subject (a renamed user keeps theirs), bound as by
+        `bind_external`; role and groups are those the provider asserts now; sessions and API keys of the
+        user use them.
         """
-        with self.db.session() as session:
-            record = self._external_record(session, provider, subject, username)
-            if record not in session:
-                session.add(record)
+
+        def refresh(record: UserRecord) -> None:
             record.role, record.display_name, record.email = role, display_name, email
             record.external_groups = sorted(groups)
             record.last_login = datetime.now(UTC)
-            return record.name
+
+        return self._external(provider, subject, username, refresh)
+
+    def _external(
+        self, provider: str, subject: str, username: str, change: Callable[[UserRecord], None]
+    ) -> str:
+        """The record bound to (provider, subject), created if there is none, `change`d; its name. A new
+        record is an insert that succeeds only while no account holds the name (its primary key), so of two
+        subjects racing for a name one gets it and the other a ConflictError."""
+
+        def write() -> str:
+            with self.db.session() as session:
+                record = self._external_record(session, provider, subject, username)
+                if record not in session:
+                    session.add(record)
+                change(record)
+                return record.name
+
+        try:
+            return write()
+        except ConflictError:  # a lost race for a new record is tried once more: it may have been our own
+            return write()
 
     @staticmethod
     def _external_record(session: Session, provider: str, subject: str, username: str) -> UserRecord:
@@ -199,7 +222,7 @@ class Directory:
             return bound
         name = f"{provider}:{username}"[:128]
         if session.get(UserRecord, name) is not None:
-            raise ConflictError(f"user {name!r} is already linked to another {provider} account")
+            raise ConflictError(f"the account name {name!r} is bound to another {provider} identity")
         return UserRecord(name=name, provider=provider, subject=subject, active=True)
 
     # groups and projects
