@@ -705,3 +705,17 @@ def test_geojson_texts_carry_every_type_and_reproject(store, data):
         )
     )
     assert first["properties"] == {"name": features[0]["properties"]["name"], "gdp": None}
+
+
+def test_a_geoparquet_in_a_crs_without_an_epsg_code_is_refused_not_taken_for_degrees(store, tmp_path, data):
+    import geopandas
+
+    from cubeport.features.importer import import_file
+
+    cities = geopandas.read_file(data / "land" / "naturalearth_cities")
+    mercator = "+proj=merc +lat_ts=61.6666666667 +lon_0=0 +datum=WGS84 +units=m +no_defs"  # no EPSG code
+    parquet = tmp_path / "cities.parquet"
+    cities.to_crs(mercator).to_parquet(parquet)
+    with pytest.raises(InputError, match="not an EPSG CRS"):
+        import_file(store, parquet, "ne")
+    assert store.list("ne") == []

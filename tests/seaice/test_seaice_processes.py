@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 import rasterio
 from frames import write_frame
+from shapely import unary_union
+from shapely.geometry import shape
 
 from cubeport.processes import LocalJob
 from cubeport.processes.registry import ProcessRegistry
@@ -86,7 +89,11 @@ def test_a_chart_job_publishes_a_private_collection(tmp_path, served, seaice_env
         database, name = collection.split(".")
         assert context.features.count(database, name) > 0
         spec = context.features.get(database, name)
-        assert "POLY_TYPE" in spec.properties or "poly_type" in spec.properties
+        assert "poly_type" in spec.properties and spec.crs == 4326
+        # the chart came in the chart Mercator: reprojected, not its metres taken for degrees
+        shapes = [shape(json.loads(text)["geometry"]) for text in context.features.geojson(database, name)]
+        west, south, east, north = unary_union(shapes).bounds
+        assert 24.5 < west < east < 25.6 and 64.8 < south < north < 65.3  # off Oulu
         assert context.policy.allows(LEO, "read", "collection", collection)
         assert not context.policy.allows(MIA, "read", "collection", collection)
     finally:

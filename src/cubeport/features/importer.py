@@ -139,7 +139,11 @@ def _parquet_info(path: Path) -> dict[str, Any]:
     return {
         "fields": fields,
         "dtypes": [_numpy_dtype(schema.field(n).type) for n in fields],
-        "crs": None if crs is None else CRS.from_user_input(crs).to_epsg() or 4326,
+        # a CRS without an EPSG code stays as it is, so that check_crs refuses it rather than the
+        # coordinates being taken for degrees
+        "crs": None
+        if crs is None
+        else CRS.from_user_input(crs).to_epsg() or CRS.from_user_input(crs).to_wkt(),
         "geometry_type": types[0] if len(types) == 1 else "Unknown",
         "features": file.metadata.num_rows,
         "geometry_column": column,

@@ -383,6 +383,8 @@ def _publish(
         from cubeport.features.importer import import_file
 
         path = running.workdir / f"{name}.parquet"
+        if staged.crs is not None and staged.crs.to_epsg() is None:  # the store keeps EPSG CRSs only
+            staged = staged.to_crs(4326)
         staged.to_parquet(path)
         platform.jobs.set_results(
             job.id, {"result": {"kind": "collection", "id": f"{OUTPUT_DATABASE}.{name}", "publishing": True}}
