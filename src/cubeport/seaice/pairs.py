@@ -64,21 +64,36 @@ def shared_grid(first: Path, second: Path) -> Grid:
 
 
 def read_on(
-    path: Path, grid: Grid, band: str = "sigma0_db", resampling: Resampling = Resampling.bilinear
+    path: Path,
+    grid: Grid,
+    band: str = "sigma0_db",
+    resampling: Resampling = Resampling.bilinear,
+    *,
+    decibels: bool = False,
 ) -> NDArray[np.float32]:
-    """One band of a scene raster resampled onto `grid` (NaN outside the scene)."""
+    """One band of a scene raster resampled onto `grid` (NaN outside the scene). `decibels`: the band is in
+    dB and is resampled as linear power (averaging dB would bias the mean low under speckle)."""
     values = np.full(grid.shape, np.nan, np.float32)
     with rasterio.open(path) as src:
         names = list(src.descriptions)
         index = names.index(band) + 1 if band in names else 1
+        source = src.read(index).astype(np.float32)
+        if decibels:
+            source = np.power(np.float32(10), source / 10)
         reproject(
-            rasterio.band(src, index),
+            source,
             values,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=np.nan,
             dst_transform=grid.transform,
             dst_crs=grid.crs,
             dst_nodata=np.nan,
             resampling=resampling,
         )
+    if decibels:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = (10 * np.log10(values)).astype(np.float32)
     return values
 
 

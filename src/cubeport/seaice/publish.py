@@ -69,7 +69,9 @@ def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
     out: dict[str, xr.DataArray] = {}
     dims = ("time", "y", "x")
     for name in ("sigma0_db", "incidence"):
-        values = read_on(scene.path("backscatter"), grid, name, Resampling.average)
+        values = read_on(
+            scene.path("backscatter"), grid, name, Resampling.average, decibels=name == "sigma0_db"
+        )
         out[name] = xr.DataArray(values[None], dims=dims)
     out["sigma0_db"].attrs.update(long_name="sigma0, incidence-corrected", units="dB")
     out["incidence"].attrs.update(long_name="incidence angle", units="degree")
