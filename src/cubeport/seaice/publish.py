@@ -8,7 +8,6 @@ the full-resolution COG, the class raster and the chart from the cube's time ste
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections.abc import Iterable
@@ -264,8 +263,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
     return value.item() if isinstance(value, np.generic) else value
-
-
-def scene_record(folder: Path) -> dict[str, Any]:
-    """The `scene.json` of a processed scene folder."""
-    return dict(json.loads((folder / "scene.json").read_text()))
