@@ -50,6 +50,7 @@ class Ingestion:
         *,
         append: bool = False,
         replace: bool = False,
+        update: bool = False,
         variables: Sequence[str] | None = None,
         time_pattern: str | None = None,
         time: datetime | None = None,
@@ -61,6 +62,7 @@ class Ingestion:
             cube_id,
             append=append,
             replace=replace,
+            update=update,
             variables=variables,
             time_pattern=time_pattern,
             time=time,
@@ -70,14 +72,14 @@ class Ingestion:
         self, plan: IngestPlan, *, title: str | None = None, progress: Callable[[int], None] | None = None
     ) -> Ingested:
         """Write the plan (published atomically), then catalogue the cube and keep the products of its new
-        steps. A plan with no new time steps writes nothing."""
-        if not plan.new_times:
+        steps (and of the steps it updated). A plan with no steps to write writes nothing."""
+        if not plan.steps:
             return Ingested(self.cubes.describe(plan.cube_id), [])
         info = run_ingest(self.cubes, plan, progress=progress)
         self.catalogue.register(info, self.cubes)
         if title:
             self.catalogue.update(plan.cube_id, title=title)
-        new = set(plan.new_times)
+        new = set(plan.new_times) | set(plan.updated_times)
         fresh = [f for f in plan.fragments if any(pd.Timestamp(t) in new for t in f.times)]
         kept = self.products.keep(plan.cube_id, fresh, replace=plan.mode == "replace")
         return Ingested(info, kept)
@@ -91,6 +93,7 @@ class Ingestion:
         progress: Callable[[int], None] | None = None,
         append: bool = False,
         replace: bool = False,
+        update: bool = False,
         variables: Sequence[str] | None = None,
         time_pattern: str | None = None,
         time: datetime | None = None,
@@ -101,6 +104,7 @@ class Ingestion:
             cube_id,
             append=append,
             replace=replace,
+            update=update,
             variables=variables,
             time_pattern=time_pattern,
             time=time,

@@ -21,6 +21,13 @@ def ingest(
     replace: Annotated[
         bool, typer.Option("--replace", help="Rebuild an existing cube from these inputs")
     ] = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Add new time steps and replace the ones the cube has (e.g. reprocessed products)",
+        ),
+    ] = False,
     time_pattern: Annotated[
         str | None,
         typer.Option(
@@ -42,6 +49,7 @@ def ingest(
         cube,
         append=append,
         replace=replace,
+        update=update,
         time_pattern=time_pattern,
         time=time,
         variables=split(variables) or None,
@@ -50,10 +58,10 @@ def ingest(
     if dry_run:
         out.print("dry run: nothing written")
         return
-    if not plan.new_times:
-        out.print(f"cube {cube} already has every time step; nothing written")
+    if not plan.steps:
+        out.print(f"cube {cube} already has every time step; nothing written (--update replaces them)")
         return
     with progress_bar() as progress:
-        task = progress.add_task(f"ingest {cube}", total=len(plan.new_times))
+        task = progress.add_task(f"ingest {cube}", total=plan.steps)
         done = context.ingestion.run(plan, title=title, progress=lambda n: progress.advance(task, n))
     out.print(done.summary())

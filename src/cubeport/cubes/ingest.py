@@ -30,11 +30,12 @@ class IngestPlan:
     """What an ingestion would write, found by opening (not reading) every input."""
 
     cube_id: str
-    mode: str  # create, replace or append
+    mode: str  # create, replace, append or update
     fragments: list[Fragment]
     variables: list[str]
     new_times: list[pd.Timestamp]
     skipped_times: list[pd.Timestamp] = field(default_factory=list)
+    updated_times: list[pd.Timestamp] = field(default_factory=list)  # steps the cube has, replaced
     input_bytes: int = 0
 
     @property
@@ -58,7 +59,14 @@ class IngestPlan:
         ]
         if self.skipped_times:
             lines.append(f"skipped:    {len(self.skipped_times)} steps the cube already has")
+        if self.updated_times:
+            lines.append(f"updated:    {len(self.updated_times)} steps the cube has, replaced")
         return "\n".join(lines)
+
+    @property
+    def steps(self) -> int:
+        """How many time steps running the plan writes."""
+        return len(self.new_times) + len(self.updated_times)
 
 
 def plan_ingest(
@@ -68,24 +76,32 @@ def plan_ingest(
     *,
     append: bool = False,
     replace: bool = False,
+    update: bool = False,
     variables: Sequence[str] | None = None,
     time_pattern: str | None = None,
     time: datetime | None = None,
 ) -> IngestPlan:
-    """Open and check every input; InputError names the first bad one. Nothing is written."""
+    """Open and check every input; InputError names the first bad one. Nothing is written.
+
+    `append` adds the inputs' new time steps and skips the ones the cube has; `update` adds the new ones and
+    replaces the ones the cube has (reprocessed products, a daily mosaic that grows)."""
     check_cube_id(cube_id)
     if not sources:
         raise InputError("no input given")
     if time is not None and len(sources) > 1:
         raise InputError("--time sets one time for one input; for many inputs use --time-pattern")
-    if append and replace:
-        raise InputError("--append and --replace exclude each other")
+    if sum((append, replace, update)) > 1:
+        raise InputError("--append, --update and --replace exclude each other")
     exists = store.exists(cube_id)
-    if append and not exists:
-        raise InputError(f"cannot append: cube {cube_id!r} does not exist (leave out --append to create it)")
-    if exists and not (append or replace):
+    if (append or update) and not exists:
+        flag = "--append" if append else "--update"
+        raise InputError(
+            f"cannot {flag[2:]}: cube {cube_id!r} does not exist (leave out {flag} to create it)"
+        )
+    if exists and not (append or replace or update):
         raise ConflictError(
-            f"cube {cube_id!r} exists; use --append to add time steps or --replace to rebuild it"
+            f"cube {cube_id!r} exists; use --append to add time steps, --update to also replace the ones it "
+            "has, or --replace to rebuild it"
         )
 
     fragments = [open_fragment(str(s), time_pattern, time) for s in sources]
@@ -97,7 +113,7 @@ def plan_ingest(
     _check_times_across(fragments)
 
     new, skipped = [pd.Timestamp(t) for f in fragments for t in f.times], []
-    if append:
+    if append or update:
         checker = store.append_checker(cube_id)
         fresh: set[np.datetime64] = set()
         for fragment in fragments:
@@ -107,20 +123,31 @@ def plan_ingest(
         new = [t for t in new if t.to_datetime64() in fresh]
     return IngestPlan(
         cube_id=cube_id,
-        mode="append" if append else ("replace" if exists else "create"),
+        mode="append" if append else "update" if update else ("replace" if exists else "create"),
         fragments=fragments,
         variables=chosen,
         new_times=new,
-        skipped_times=skipped,
+        skipped_times=[] if update else skipped,
+        updated_times=skipped if update else [],
         input_bytes=sum(_size_of(f.source) for f in fragments),
     )
 
 
 def run_ingest(store: CubeStore, plan: IngestPlan, progress: Callable[[int], None] | None = None) -> CubeInfo:
     """Write the plan; `progress(n)` is called after every slab with the number of steps it held."""
+    updated = {t.to_datetime64() for t in plan.updated_times}
+    for fragment in plan.fragments:  # each replaced step is published on its own, before the new ones
+        for t in fragment.times:
+            if t in updated:
+                with store.update(plan.cube_id) as writer:
+                    writer.write(fragment.dataset.sel(time=[t]), fragment.source)
+                if progress:
+                    progress(1)
+    if not plan.new_times:
+        return store.describe(plan.cube_id)
     context = (
         store.append(plan.cube_id)
-        if plan.mode == "append"
+        if plan.mode in ("append", "update")
         else store.create(plan.cube_id, replace=plan.mode == "replace")
     )
     with context as writer:

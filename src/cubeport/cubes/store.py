@@ -12,6 +12,13 @@ becomes visible only when the pointer, one small object, is replaced; a failed w
 it was. An append writes new time steps into the current version (old chunks are not rewritten) and then
 raises the pointer's step count; readers slice every level to that count, so a half-done append is invisible,
 and the next append first trims what an interrupted one left behind.
+
+An update replaces one step the cube has (a corrected product, a daily mosaic that grows scene by scene): the
+new step is staged like an append, after the published ones, the pointer records that it is staged, and then it
+is copied over the old step chunk by chunk. Every chunk is replaced whole (one atomic write), so a reader sees
+the old or the new step in each chunk, never a torn one; a writer interrupted while copying is finished by the
+next one (the staged step is complete before the pointer names it). The pointer's revision then rises, so
+caches keyed on it forget the old step.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,6 +72,10 @@ def check_cube_id(cube_id: str) -> str:
     return cube_id
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class Pointer:
     """What `cube.json` records: the version readers open and how much of it is published."""
@@ -74,7 +85,14 @@ class Pointer:
     levels: int
     timeseries: bool
     zarr_format: int = ZARR_FORMAT
-    updated: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    updated: str = field(default_factory=_now)
+    revision: int = 0  # rises when published steps are changed in place (an update)
+    staged_for: int | None = None  # an update under way: the step (index) that the staged one replaces
+
+    @property
+    def tag(self) -> str:
+        """Changes whenever published data changes, except by appended steps (callers add the step count)."""
+        return f"{self.version}.{self.revision}"
 
 
 @dataclass(frozen=True)
@@ -169,7 +187,7 @@ class CubeStore:
         if not 0 <= level < pointer.levels:
             raise NotFoundError(f"cube {cube_id!r} has levels 0..{pointer.levels - 1}, not {level}")
         name = TIMESERIES if timeseries else str(level)
-        ds = self._open_zarr(cube_id, pointer.version, name, dask, chunks)
+        ds = self._open_zarr(cube_id, pointer.version, name, dask, chunks, pointer.revision)
         return ds.isel(time=slice(0, pointer.steps))
 
     def _open_zarr(
@@ -179,12 +197,17 @@ class CubeStore:
         name: str,
         dask: bool = True,
         chunks: Mapping[str, int] | None = None,
+        revision: int = 0,
     ) -> xr.Dataset:
         parts = (CUBES_DIR, cube_id, version, f"{name}.zarr")
         store = self.storage.zarr_store(*parts, read_only=True)
-        ds = xr.open_zarr(store, consolidated=True, chunks=dict(chunks or {}) if dask else None)
-        # map tiles share chunks with their neighbours; a time series at a new place rarely reads one again
-        return ds if dask else fast_reads(ds, store, self.storage.url(*parts) + "/", keep=name != TIMESERIES)
+        ds: xr.Dataset = xr.open_zarr(store, consolidated=True, chunks=dict(chunks or {}) if dask else None)
+        if dask:
+            return ds
+        # map tiles share chunks with their neighbours; a time series at a new place rarely reads one again.
+        # The revision is part of the decoded chunks' cache key: an update rewrites chunks under the same names.
+        source = f"{self.storage.url(*parts)}@{revision}/"
+        return fast_reads(ds, store, source, keep=name != TIMESERIES)
 
     def published_object(self, cube_id: str, name: str, key: str, pointer: Pointer | None = None) -> bytes:
         """An object of one of the cube's Zarr stores (`0.zarr`, `1.zarr`, ..., `timeseries.zarr`) as a remote
@@ -273,17 +296,81 @@ class CubeStore:
     @contextmanager
     def append(self, cube_id: str) -> Iterator[CubeWriter]:
         """Append time steps to the current version; the new steps appear together, on success only."""
-        writer = self.append_checker(cube_id)
-        writer.trim_to_pointer()
+        writer = self._writer(cube_id)
         yield writer
         if writer.steps_written:
             writer.finish()
             self._publish(cube_id, writer.pointer())
 
+    @contextmanager
+    def update(self, cube_id: str) -> Iterator[CubeWriter]:
+        """Replace one time step the cube has: write it (a slab of that one time) to the writer. See the module
+        docstring for how readers and an interrupted update are kept safe."""
+        writer = self._writer(cube_id, updating=True)
+        yield writer
+        if writer.staged_for is not None:
+            writer.finish()
+            staged = replace(writer.pointer(), staged_for=writer.staged_for, updated=_now())
+            self._publish(cube_id, staged)
+            self._complete_update(cube_id, staged)
+
     def append_checker(self, cube_id: str) -> CubeWriter:
         """A writer that only checks inputs against the cube (for plans and dry runs); it writes nothing."""
         pointer = self.pointer(cube_id)
         return CubeWriter(self, cube_id, pointer.version, existing=pointer)
+
+    def _writer(self, cube_id: str, updating: bool = False) -> CubeWriter:
+        """A writer of the current version, after finishing an interrupted update and trimming what an
+        interrupted append left."""
+        pointer = self.pointer(cube_id)
+        if pointer.staged_for is not None:
+            pointer = self._complete_update(cube_id, pointer)
+        self._trim(cube_id, pointer)
+        return CubeWriter(self, cube_id, pointer.version, existing=pointer, updating=updating)
+
+    def _complete_update(self, cube_id: str, pointer: Pointer) -> Pointer:
+        """Copy the staged step (the one after the published steps) over the step it replaces, in every store,
+        then publish the next revision. Safe to repeat: the staged step is not touched."""
+        assert pointer.staged_for is not None
+        source, target = pointer.steps, pointer.staged_for
+        for _, array, axis in self._time_arrays(cube_id, pointer):
+            step: list[Any] = [slice(None)] * array.ndim
+            step[axis] = source
+            values = array[tuple(step)]
+            step[axis] = target
+            array[tuple(step)] = values
+        done = replace(pointer, staged_for=None, revision=pointer.revision + 1, updated=_now())
+        self._publish(cube_id, done)
+        self._trim(cube_id, done)
+        return done
+
+    def _trim(self, cube_id: str, pointer: Pointer) -> None:
+        """Shrink every array back to the published step count (undoing an interrupted append or a staged
+        update that was copied)."""
+        changed: list[zarr.Group] = []
+        for group, array, axis in self._time_arrays(cube_id, pointer):
+            if array.shape[axis] != pointer.steps:
+                shape = list(array.shape)
+                shape[axis] = pointer.steps
+                array.resize(tuple(shape))
+                if not any(g is group for g in changed):
+                    changed.append(group)
+        for group in changed:
+            zarr.consolidate_metadata(group.store, zarr_format=ZARR_FORMAT)
+
+    def _time_arrays(
+        self, cube_id: str, pointer: Pointer
+    ) -> Iterator[tuple[zarr.Group, zarr.Array[Any], int]]:
+        """Every array with a time axis in every store of the pointer's version, with that axis."""
+        names = [str(level) for level in range(pointer.levels)] + ([TIMESERIES] if pointer.timeseries else [])
+        for name in names:
+            store = self.storage.zarr_store(CUBES_DIR, cube_id, pointer.version, f"{name}.zarr")
+            # the per-array metadata is what may be ahead of the consolidated one
+            group = zarr.open_group(store, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+            for _, array in group.arrays():
+                dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
+                if isinstance(dims, list) and "time" in dims:  # a JSON list in Zarr v2
+                    yield group, array, dims.index("time")
 
     def _publish(self, cube_id: str, pointer: Pointer) -> None:
         self.storage.write_bytes_atomic(
@@ -303,7 +390,9 @@ class CubeStore:
 class CubeWriter:
     """Writes time slabs of one cube version: level 0, its pyramid levels and, at the end, the twin."""
 
-    def __init__(self, store: CubeStore, cube_id: str, version: str, existing: Pointer | None) -> None:
+    def __init__(
+        self, store: CubeStore, cube_id: str, version: str, existing: Pointer | None, updating: bool = False
+    ) -> None:
         self.store = store
         self.cube_id = cube_id
         self.version = version
@@ -313,14 +402,16 @@ class CubeWriter:
         self.timeseries = existing.timeseries if existing else False
         self.steps = existing.steps if existing else 0
         self.steps_written = 0
-        self.last_time: np.datetime64 | None = None
-        self.known_times: set[np.datetime64] = set()
+        self.updating = updating
+        self.staged_for: int | None = None  # an update: the index of the step it replaces
+        self.times = np.array([], "datetime64[ns]")
         self.template: xr.Dataset | None = None
         if existing:
             current = store.open(cube_id)
             self.template = current
-            self.known_times = set(current["time"].values)
-            self.last_time = current["time"].values[-1] if current.sizes["time"] else None
+            self.times = current["time"].values
+        self.known_times: set[np.datetime64] = set(self.times)
+        self.last_time: np.datetime64 | None = self.times[-1] if self.times.size else None
 
     def _zarr_store(self, name: str) -> Store:
         return self.store.storage.zarr_store(CUBES_DIR, self.cube_id, self.version, f"{name}.zarr")
@@ -351,7 +442,7 @@ class CubeWriter:
         """Write the new time steps of `slab` (a normalised cube fragment); returns how many were new."""
         slab = cf.ns_time(slab)
         self.check_compatible(slab, source)
-        fresh = self.new_times(slab)
+        fresh = self._updated_time(slab, source) if self.updating else self.new_times(slab)
         if not fresh.size:
             return 0
         slab = slab.sel(time=fresh).load()
@@ -372,9 +463,24 @@ class CubeWriter:
         if self.timeseries and self.existing:
             self._write_zarr(TIMESERIES, slab, False, self._timeseries_chunks())
         self.steps_written += fresh.size
-        self.known_times.update(fresh)
-        self.last_time = fresh[-1]
+        if self.updating:
+            self.staged_for = int(np.flatnonzero(self.times == fresh[0])[0])
+        else:
+            self.known_times.update(fresh)
+            self.last_time = fresh[-1]
         return int(fresh.size)
+
+    def _updated_time(self, slab: xr.Dataset, source: str) -> np.ndarray:
+        """The one time of an update's slab, which the cube must have."""
+        times = slab["time"].values
+        if times.size != 1 or self.staged_for is not None:
+            raise InputError(f"{source}: an update replaces one time step at a time")
+        if times[0] not in self.known_times:
+            raise InputError(
+                f"{source}: the cube has no step at {pd.Timestamp(times[0]).isoformat()} to update "
+                "(append new steps instead)"
+            )
+        return times
 
     def _map_chunks(self) -> dict[str, int]:
         c = self.layout.spatial_chunk
@@ -399,33 +505,13 @@ class CubeWriter:
             timed = data.drop_vars([v for v in data.variables if "time" not in data[v].dims])
             timed.to_zarr(store, append_dim="time", consolidated=False, zarr_format=ZARR_FORMAT)
 
-    def trim_to_pointer(self) -> None:
-        """Undo what an interrupted append left: shrink every array back to the published step count."""
-        assert self.existing is not None
-        for name in [str(level) for level in range(self.levels)] + ([TIMESERIES] if self.timeseries else []):
-            group = zarr.open_group(
-                self._zarr_store(name), mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False
-            )  # the per-array metadata is what may be ahead
-            changed = False
-            for _, array in group.arrays():
-                dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
-                if isinstance(dims, list) and "time" in dims:  # a JSON list in Zarr v2
-                    axis = dims.index("time")
-                    if array.shape[axis] != self.existing.steps:
-                        shape = list(array.shape)
-                        shape[axis] = self.existing.steps
-                        array.resize(tuple(shape))
-                        changed = True
-            if changed:
-                zarr.consolidate_metadata(group.store, zarr_format=ZARR_FORMAT)
-
     def finish(self) -> None:
         """Consolidate what was written; build the twin once the cube has enough steps to profit from it."""
         if self.template is None:
             raise InputError("nothing to write: the input has no time steps")
         for name in [str(level) for level in range(self.levels)]:
             zarr.consolidate_metadata(self._zarr_store(name), zarr_format=ZARR_FORMAT)
-        total = self.steps + self.steps_written
+        total = self.pointer().steps
         if not self.timeseries and self.layout.timeseries_twin and total >= self.layout.timeseries_min_steps:
             self._build_timeseries_twin()
             self.timeseries = True
@@ -453,11 +539,13 @@ class CubeWriter:
         )
 
     def pointer(self) -> Pointer:
+        """What to publish once the written steps are complete (an update's staged step is not counted)."""
         return Pointer(
             version=self.version,
-            steps=self.steps + self.steps_written,
+            steps=self.steps + (0 if self.updating else self.steps_written),
             levels=self.levels,
             timeseries=self.timeseries,
+            revision=self.existing.revision if self.existing else 0,
         )
 
 

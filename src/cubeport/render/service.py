@@ -143,7 +143,7 @@ class TileService:
                 str,
                 (
                     cube_id,
-                    cube.version,
+                    cube.tag,
                     len(cube.times),
                     variable,
                     index,

@@ -33,7 +33,7 @@ class CubeLevels:
 
     def __init__(self, store: CubeSource, cube_id: str) -> None:
         pointer = store.pointer(cube_id)
-        self.cube_id, self.version = cube_id, pointer.version
+        self.cube_id, self.tag = cube_id, pointer.tag
         self.levels = [store.open(cube_id, level=level, dask=False) for level in range(pointer.levels)]
         base = self.levels[0]
         self.crs = cf.crs_of(base)

@@ -1,9 +1,11 @@
-"""A processed scene into the platform: a step of the Baltic ice cube, its files as a STAC item's assets,
-its ice chart and drift vectors in the feature store.
+"""A processed scene into the platform: its day in the daily Baltic ice cube, its files as a STAC item's
+assets, its ice chart and drift vectors in the feature store.
 
-The cube step goes through the normal ingest path (`Ingestion`, append), so the viewer, WMTS and QGIS show
-it as soon as it is published; the scene's files are kept beside that step's STAC item, so a client finds
-the full-resolution COG, the class raster and the chart from the cube's time step.
+The cube has one step a day (00:00 UTC), a mosaic of the day's scenes: where two overlap, the later
+acquisition wins, whatever order they arrive in (each pixel records the hour it was seen). The step goes
+through the normal ingest path (`Ingestion`: appended for a new day, updated for a day the cube has), so the
+viewer, WMTS and QGIS show it as soon as it is published; each scene's files are kept beside its own STAC
+item, so a client finds the full-resolution COG, the class raster and the chart from the cube's day.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def cube_grid(settings: SeaIceSettings) -> Grid:
 
 
 def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
-    """The scene on the cube's grid as one time step: sigma0 (dB), incidence angle and ice class."""
+    """The scene on the cube's grid as its day's step: sigma0 (dB), incidence angle, ice class and the hour
+    (UTC) it was seen."""
     out: dict[str, xr.DataArray] = {}
     dims = ("time", "y", "x")
     for name in ("sigma0_db", "incidence"):
@@ -96,9 +99,18 @@ def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
             },
         )
         out["ice_class"].encoding["_FillValue"] = np.uint8(CLASS_NODATA)
+    when = pd.Timestamp(scene.time.replace(tzinfo=None))  # ICEYE times are UTC
+    day = when.normalize()
+    hour = np.float32((when - day) / pd.Timedelta(hours=1))
+    seen = np.isfinite(out["sigma0_db"].values)
+    out["observation_hour"] = xr.DataArray(
+        np.where(seen, hour, np.float32(np.nan)),
+        dims=dims,
+        attrs={"long_name": "hour of the day (UTC) the pixel was observed", "units": "h"},
+    )
     t = grid.transform
     coords = {
-        "time": [np.datetime64(scene.time.replace(tzinfo=None), "ns")],
+        "time": [day.to_datetime64()],
         "y": t.f + t.e * (np.arange(grid.height) + 0.5),
         "x": t.c + t.a * (np.arange(grid.width) + 0.5),
     }
@@ -106,6 +118,21 @@ def cube_slab(scene: Scene, grid: Grid) -> xr.Dataset:
         variable.attrs["grid_mapping"] = cf.GRID_MAPPING
     ds = xr.Dataset(out, coords=coords)
     return ds.assign_coords({cf.GRID_MAPPING: cf.grid_mapping_variable(grid.crs)})
+
+
+def day_mosaic(day: xr.Dataset, scene: xr.Dataset) -> xr.Dataset:
+    """The day's step (as published) with a scene's step in it: the scene's pixels wherever it saw the sea
+    and no later scene of the day did."""
+    hour, seen = day["observation_hour"].values, scene["observation_hour"].values
+    take = np.isfinite(seen) & ~(hour > seen)  # NaN (not seen yet) compares False
+    mosaic = scene.copy()
+    for name, variable in scene.data_vars.items():
+        if "time" in variable.dims:
+            old = day[name].values
+            if name == "ice_class":  # read back with its fill value decoded as NaN
+                old = np.where(np.isfinite(old), old, CLASS_NODATA).astype(np.uint8)
+            mosaic[name] = variable.copy(data=np.where(take, variable.values, old))
+    return mosaic
 
 
 @dataclass(frozen=True)
@@ -126,15 +153,22 @@ class Publisher:
     settings: SeaIceSettings
 
     def scene(self, scene: Scene, title: str = "Baltic sea ice (ICEYE)") -> Published:
-        """The scene as a step of the ice cube (created on first use), its files as assets of that step's
-        STAC item, and its chart polygons in the `seaice.ice_charts` collection."""
-        cube = self.settings.cube
+        """The scene into its day of the ice cube (created on first use), its files as assets of its STAC
+        item, and its chart polygons in the `seaice.ice_charts` collection. One writer at a time: two scenes
+        of a day published at once would each mosaic the day without the other."""
+        cube, cubes = self.settings.cube, self.ingestion.cubes
+        step = cube_slab(scene, cube_grid(self.settings))
+        exists = cubes.exists(cube)
+        if exists:
+            day = step["time"].values[0]
+            published = cubes.open(cube, dask=False)
+            if day in published["time"].values:
+                step = day_mosaic(published.sel(time=[day]), step)
         with tempfile.TemporaryDirectory(prefix="cubeport-seaice-") as tmp:
             slab = Path(tmp) / f"{scene.scene_id}.nc"
-            cube_slab(scene, cube_grid(self.settings)).to_netcdf(slab, engine="h5netcdf")
-            append = self.ingestion.cubes.exists(cube)
-            plan = self.ingestion.plan([str(slab)], cube, append=append)
-            done = self.ingestion.run(plan, title=title if not append else None)
+            step.to_netcdf(slab, engine="h5netcdf")
+            plan = self.ingestion.plan([str(slab)], cube, update=exists)
+            done = self.ingestion.run(plan, title=title if not exists else None)
         item = done.products[0] if done.products else scene.scene_id
         m = scene.metadata
         self._attach(
