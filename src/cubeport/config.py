@@ -251,6 +251,30 @@ class SeaIceSettings(BaseModel):
     cube_resolution: float = Field(500.0, gt=0, description="pixel size (metres) of the daily ice cube")
 
 
+class OpsSettings(BaseModel):
+    """Near-real-time operations: where suite runs keep their files, how the runner polls, watchers' limits."""
+
+    folder: str | None = Field(
+        None,
+        description="local folder of suite runs (task outputs, work files) and the watchers' staging area "
+        "[default: ops/ under a local data_root; required with an S3 data_root]",
+    )
+    poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often the runner checks tasks and schedules"
+    )
+    timeout_seconds: float = Field(
+        30.0, gt=0, description="connection timeout of watchers and delivery targets"
+    )
+    max_file_bytes: int = Field(
+        8 * 2**30, gt=0, description="larger delivered files are recorded, not fetched"
+    )
+    min_free_bytes: int = Field(
+        2**30,
+        ge=0,
+        description="free space kept in the staging area; a fetch that would eat into it pauses its watcher",
+    )
+
+
 class Settings(BaseSettings):
     """Cubeport's settings. `docs/configuration.md` lists every field."""
 
@@ -270,6 +294,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     seaice: SeaIceSettings = Field(default_factory=SeaIceSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret_key: SecretStr | None = Field(
         None,

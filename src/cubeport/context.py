@@ -5,7 +5,9 @@ The CLI, the API and notebooks all start from a Context, so they see the same da
 
 from __future__ import annotations
 
+import os
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cubeport.auth.admin import Administration
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from cubeport.features.sharing import FeatureSharing
     from cubeport.features.store import FeatureStore
     from cubeport.ingestion import Ingestion
+    from cubeport.ops.service import Operations
     from cubeport.platform.rolling_cache import RollingCache
     from cubeport.processes.executors import Dispatcher
     from cubeport.processes.jobs import JobStore
@@ -123,6 +126,40 @@ class Context:
         from cubeport.seaice.publish import Publisher
 
         return Publisher(self.ingestion, self.features, self.settings.seaice)
+
+    @cached_property
+    def ops(self) -> Operations:
+        """Suites, watchers, delivery targets and the runner (`ops.folder`, or ops/ under a local data root)."""
+        from cubeport.errors import ConfigError
+        from cubeport.ops.service import Operations
+        from cubeport.seaice.suite import SUITE
+
+        folder = self.settings.ops.folder
+        if folder is None:
+            if self.storage.is_s3:
+                raise ConfigError(
+                    "an S3 data root needs a local folder for operations: set CUBEPORT_OPS__FOLDER"
+                )
+            folder = str(Path(self.storage.root) / "ops")
+        ops = self.settings.ops
+        return Operations.create(
+            self.db,
+            self.secret_key,
+            Path(folder),
+            poll_seconds=ops.poll_seconds,
+            timeout=ops.timeout_seconds,
+            max_file_bytes=ops.max_file_bytes,
+            min_free_bytes=ops.min_free_bytes,
+            s3_endpoint=self.settings.s3.endpoint_url,
+            builtin={"seaice": SUITE},
+            # tasks call the CLI: they see this platform whatever way its settings were given
+            environment={
+                **os.environ,
+                "CUBEPORT_DATA_ROOT": self.settings.data_root,
+                "CUBEPORT_DATABASE_URL": self.settings.effective_database_url,
+                "CUBEPORT_OPS__FOLDER": folder,
+            },
+        )
 
     @cached_property
     def stac_sources(self) -> SourceRegistry:

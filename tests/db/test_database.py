@@ -28,11 +28,19 @@ def test_migrations_create_schema_and_are_idempotent(database):
         "jobs",
         "job_steps",
         "job_logs",
+        "ops_suites",
+        "ops_runs",
+        "ops_nodes",
+        "ops_watchers",
+        "ops_files",
+        "ops_targets",
+        "ops_deliveries",
+        "ops_leases",
         "alembic_version",
     } <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0007"
+    assert database.revision() == "0008"
 
 
 @pytest.fixture

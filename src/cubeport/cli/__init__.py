@@ -22,6 +22,7 @@ from cubeport.cli import (  # noqa: F401
     processes,
     jobs,
     seaice,
+    ops,
     db,
     identity,
     sources,

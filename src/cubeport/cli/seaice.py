@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cubeport.cli.base import DataRoot, app, context_for, err, out, progress_bar, split
+from cubeport.errors import InputError
 
 if TYPE_CHECKING:
     from cubeport.context import Context
@@ -182,3 +184,76 @@ def seaice_drift(
         context = context_for(data_root)
         added = context.seaice.drift(drift)
         out.print(f"published: {added} vectors in seaice.ice_drift", markup=False)
+
+
+def _scene_folders(folder: Path) -> list[Path]:
+    """A processed scene folder, or every one directly inside `folder`."""
+    if (folder / "scene.json").is_file():
+        return [folder]
+    found = sorted(p.parent for p in folder.glob("*/scene.json"))
+    if not found:
+        raise InputError(f"{folder}: no processed scene in it (no scene.json); run `cubeport seaice process`")
+    return found
+
+
+@seaice_app.command("publish")
+def seaice_publish(
+    folder: Annotated[Path, typer.Argument(help="A processed scene folder, or a folder of them")],
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the scenes in this folder, where later scenes find their drift partner"),
+    ] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Publish processed scenes: their day in the ice cube, STAC, the ice-chart collection. Publishing a scene
+    again replaces what it published before."""
+    from cubeport.seaice.chain import Scene
+
+    context = context_for(data_root)
+    context.storage.check()
+    for path in _scene_folders(folder):
+        scene = Scene.load(path)
+        done = context.seaice.scene(scene)
+        out.print(
+            f"published {scene.scene_id}: cube {done.cube} (item {done.item})"
+            + "".join(f", {n} features in seaice.{c}" for c, n in done.features.items()),
+            markup=False,
+            highlight=False,
+        )
+        if archive is not None:
+            kept = archive / scene.scene_id
+            partial = archive / f".{scene.scene_id}.part"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(path, partial)
+            shutil.rmtree(kept, ignore_errors=True)
+            partial.rename(kept)
+
+
+@seaice_app.command("drift-previous")
+def seaice_drift_previous(
+    folder: Annotated[Path, typer.Argument(help="A processed scene folder, or a folder of them")],
+    archive: Annotated[Path, typer.Option(help="Folder of earlier scenes (seaice publish --archive)")],
+    out_folder: Annotated[Path, typer.Option("--out", help="Folder the drift files are written to")] = Path(
+        "seaice-drift"
+    ),
+    publish: Annotated[
+        bool,
+        typer.Option("--publish/--no-publish", help="Add the vectors to the seaice.ice_drift collection"),
+    ] = True,
+    data_root: DataRoot = None,
+) -> None:
+    """Drift of each scene against the latest earlier scene in the archive that overlaps it (within 3 days);
+    a scene without one is reported and skipped."""
+    from cubeport.seaice.pairs import drift_between, previous_overlapping
+
+    context = context_for(data_root) if publish else None
+    for path in _scene_folders(folder):
+        partner = previous_overlapping(path, archive)
+        if partner is None:
+            out.print(f"{path.name}: no earlier overlapping scene within 3 days; no drift", markup=False)
+            continue
+        drift = drift_between(partner, path, out_folder)
+        out.print(f"{partner.name} -> {path.name}: {len(drift.field.vectors)} vectors", markup=False)
+        if context is not None:
+            added = context.seaice.drift(drift)
+            out.print(f"published: {added} vectors in seaice.ice_drift", markup=False)

@@ -310,3 +310,138 @@ class JobLogRecord(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     text: Mapped[str] = mapped_column(Text)
+
+
+# -- near-real-time operations (cubeport.ops) -------------------------------------------------------------
+class OpsSuiteRecord(Base):
+    """A suite's definition (YAML) and its schedule."""
+
+    __tablename__ = "ops_suites"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_run: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class OpsRunRecord(Base):
+    """One run of a suite (scheduled, started by a watcher's file or by an operator), with its variables."""
+
+    __tablename__ = "ops_runs"
+    __table_args__ = (Index("ix_ops_runs_suite", "suite", "created"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    suite: Mapped[str] = mapped_column(ForeignKey("ops_suites.name", ondelete="CASCADE"))
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    cause: Mapped[str] = mapped_column(String(256), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OpsNodeRecord(Base):
+    """A node of a run: its ecFlow state, the suspended flag, and the current try of a task."""
+
+    __tablename__ = "ops_nodes"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("ops_runs.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_now: Mapped[bool] = mapped_column(Boolean, default=False)
+    try_no: Mapped[int] = mapped_column(Integer, default=0)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    ended: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class OpsWatcherRecord(Base):
+    """Where a watcher looks, how often, which suite its files start, and how its last look went."""
+
+    __tablename__ = "ops_watchers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    include: Mapped[str] = mapped_column(String(256))
+    marker: Mapped[str | None] = mapped_column(String(256))
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    suite: Mapped[str] = mapped_column(String(64))
+    credentials: Mapped[str] = mapped_column(Text, default="")  # encrypted with the server's secret
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    last_look: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    next_look: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_file: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class OpsPendingRecord(Base):
+    """A file a watcher has seen once: delivered only when its size is the same at the next look."""
+
+    __tablename__ = "ops_pending"
+
+    watcher: Mapped[str] = mapped_column(
+        ForeignKey("ops_watchers.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    seen: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class OpsFileRecord(Base):
+    """A delivered file, recorded once by name and size: seen again, it is not processed twice."""
+
+    __tablename__ = "ops_files"
+
+    watcher: Mapped[str] = mapped_column(
+        ForeignKey("ops_watchers.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    recorded: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class OpsTargetRecord(Base):
+    """A downstream portal that products of some types are delivered to."""
+
+    __tablename__ = "ops_targets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    products: Mapped[list[str]] = mapped_column(JSON, default=list)  # file-name patterns
+    credentials: Mapped[str] = mapped_column(Text, default="")  # encrypted with the server's secret
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class OpsDeliveryRecord(Base):
+    """A product to a target: delivered once (target, product, checksum), retried with backoff until then."""
+
+    __tablename__ = "ops_deliveries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    target: Mapped[str] = mapped_column(ForeignKey("ops_targets.name", ondelete="CASCADE"))
+    product: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))  # pending delivered failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    delivered: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OpsLeaseRecord(Base):
+    """Who may act (the runner's lease): a second runner started at once waits until it expires."""
+
+    __tablename__ = "ops_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

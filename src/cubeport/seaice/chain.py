@@ -12,16 +12,18 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from affine import Affine
+from pyproj import CRS
 
 from cubeport.config import SeaIceSettings
-from cubeport.cubes.readers.iceye import IceyeMetadata
+from cubeport.cubes.readers.iceye import Corner, IceyeMetadata
 from cubeport.errors import InputError
 from cubeport.seaice.calibration import calibrate
 from cubeport.seaice.charts import chart_polygons, write_chart
@@ -75,6 +77,33 @@ class Scene:
 
     def path(self, role: str) -> Path:
         return self.folder / self.files[role]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Scene:
+        """A processed scene from its folder (`scene.json`), to publish it later without the delivery."""
+        folder = Path(folder)
+        record_path = folder / "scene.json"
+        if not record_path.is_file():
+            raise InputError(
+                f"{folder}: not a processed scene (no scene.json); run `cubeport seaice process` first"
+            )
+        record = json.loads(record_path.read_text())
+        if "metadata" not in record:
+            raise InputError(
+                f"{folder}: processed by an older version (scene.json has no metadata); process it again"
+            )
+        grid = record.get("grid")
+        return cls(
+            record["scene_id"],
+            folder,
+            _metadata(record["metadata"]),
+            dict(record["files"]),
+            Grid(CRS.from_wkt(grid["crs"]), Affine(*grid["transform"]), grid["shape"][1], grid["shape"][0])
+            if grid
+            else None,
+            dict(record.get("steps_seconds", {})),
+            dict(record.get("class_fractions", {})),
+        )
 
     def summary(self) -> str:
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in self.steps.items())
@@ -280,6 +309,9 @@ def _record(scene: Scene) -> dict[str, Any]:
         "files": scene.files,
         "steps_seconds": {k: round(v, 3) for k, v in scene.steps.items()},
         "class_fractions": scene.class_fractions,
+        "metadata": {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(m).items() if k != "raw"
+        },
     }
     if scene.grid is not None:
         record["grid"] = {
@@ -288,3 +320,14 @@ def _record(scene: Scene) -> dict[str, Any]:
             "shape": list(scene.grid.shape),
         }
     return record
+
+
+def _metadata(record: dict[str, Any]) -> IceyeMetadata:
+    """The metadata model back from `scene.json` (times as ISO text, corners and tuples as JSON lists)."""
+    values = dict(record)
+    for key in ("start", "end"):
+        values[key] = datetime.fromisoformat(values[key])
+    for key in ("incidence_coefficients", "ground_to_slant_coefficients"):
+        values[key] = tuple(values.get(key, ()))
+    values["corners"] = {k: Corner(**v) for k, v in values.get("corners", {}).items()}
+    return IceyeMetadata(**values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from rasterio.warp import Resampling, reproject
 from cubeport.errors import InputError
 from cubeport.seaice.drift import DriftField, estimate_drift, write_grid, write_vectors
 from cubeport.seaice.grid import Grid
+
+MAX_DRIFT_GAP = timedelta(days=3)  # older partners: the ice has changed too much to match patterns
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,24 @@ def drift_between(
         "netcdf": write_grid(field, folder / f"{stem}.nc"),
     }
     return Drift(field, a, b, files)
+
+
+def previous_overlapping(scene: str | Path, archive: str | Path, max_gap: timedelta = MAX_DRIFT_GAP) -> Path | None:
+    """The latest scene folder in `archive` that started before `scene` (at most `max_gap` before) and
+    overlaps it: the partner for drift in a near-real-time chain. None when there is none."""
+    this = ProcessedScene.open(scene)
+    candidates = []
+    for folder in Path(archive).glob("*/scene.json"):
+        try:
+            other = ProcessedScene.open(folder.parent)
+        except InputError:
+            continue
+        if this.start - max_gap <= other.start < this.start and other.scene_id != this.scene_id:
+            candidates.append((other.start, folder.parent))
+    for _, folder in sorted(candidates, reverse=True):
+        try:
+            shared_grid(this.raster, ProcessedScene.open(folder).raster)
+        except InputError:  # no overlap (or another CRS)
+            continue
+        return folder
+    return None

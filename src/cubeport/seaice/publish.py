@@ -31,7 +31,7 @@ from cubeport.cubes import cf
 from cubeport.errors import NotFoundError
 from cubeport.features.importer import property_name
 from cubeport.features.schema import CollectionSpec, PropertyType
-from cubeport.features.store import FeatureStore
+from cubeport.features.store import FeatureStore, Selection
 from cubeport.ingestion import Ingestion
 from cubeport.seaice.chain import Scene
 from cubeport.seaice.classify import CLASS_NAMES, CLASS_NODATA
@@ -204,7 +204,8 @@ class Publisher:
             start=pd.Timestamp(first.start),
             end=pd.Timestamp(second.start),
         )
-        added = self._insert(DRIFT, table, "Sea-ice drift (ICEYE pairs)", "start")
+        same = {"first_scene": first.scene_id, "second_scene": second.scene_id}
+        added = self._insert(DRIFT, table, "Sea-ice drift (ICEYE pairs)", "start", replacing=same)
         files = ((f"drift_{kind}", path) for kind, path in drift.files.items())
         self._attach(self.settings.cube, second.scene_id, files, {"cubeport:drift_from": first.scene_id})
         return added
@@ -232,11 +233,16 @@ class Publisher:
 
     def _add_features(self, name: str, table: gpd.GeoDataFrame, scene: Scene) -> int:
         table = table.assign(scene=scene.scene_id, time=pd.Timestamp(scene.time))
-        return self._insert(name, table, "Sea-ice charts (ICEYE, SIGRID-3)", "time")
+        return self._insert(
+            name, table, "Sea-ice charts (ICEYE, SIGRID-3)", "time", replacing={"scene": scene.scene_id}
+        )
 
-    def _insert(self, name: str, table: gpd.GeoDataFrame, title: str, time_property: str) -> int:
+    def _insert(
+        self, name: str, table: gpd.GeoDataFrame, title: str, time_property: str, replacing: dict[str, str]
+    ) -> int:
         """Features in WGS84 (the feature store keeps EPSG CRSs; the chart Mercator has none), property names
-        as the store spells them (SIGRID-3's CT becomes ct)."""
+        as the store spells them (SIGRID-3's CT becomes ct). Features with the `replacing` values go first:
+        publishing a scene again (a rerun) replaces its features instead of doubling them."""
         table = table.to_crs(4326)
         table = table.rename(columns={c: property_name(c) for c in table.columns if c != "geometry"})
         properties = {c: _kind(table[c]) for c in table.columns if c != "geometry"}
@@ -247,6 +253,10 @@ class Publisher:
                 DATABASE, name, properties, 4326, "Geometry", title=title, time_property=time_property
             )
             self.features.create(spec)
+        else:
+            same = [{"op": "=", "args": [{"property": k}, v]} for k, v in replacing.items()]
+            which = same[0] if len(same) == 1 else {"op": "and", "args": same}
+            self.features.delete(DATABASE, name, Selection(filter=which))
         return self.features.insert(DATABASE, name, _features(table))
 
 
