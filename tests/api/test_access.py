@@ -94,6 +94,7 @@ REASONS = {
     ("DELETE", "/stac/sources/{name}"): ADMINS,
 }
 ADMIN_PREFIXES = ("/admin/",)  # every route below them is ADMIN (checked), for the reason ADMINS
+OPERATOR_PREFIXES = ("/ops/",)  # every route below them is OPERATOR: admins and the `operators` group
 
 # A request for every route that lists or reads resources (a new one without a sample fails the test), or
 # several. Path parameters in CUBE_PARAMS name the restricted cube unless `path` says otherwise; `as` is the
@@ -582,6 +583,8 @@ def test_every_route_is_declared_with_exactly_one_guard(client):
             assert (method, path) not in REASONS
         elif guard.rule == "admin" and path.startswith(ADMIN_PREFIXES):
             assert (method, path) not in SAMPLES
+        elif guard.rule == "operator" and path.startswith(OPERATOR_PREFIXES):
+            assert (method, path) not in SAMPLES
         else:
             assert (method, path) in REASONS, (
                 f"{method} {path} is {guard.rule}: add why it is safe to REASONS"
@@ -593,17 +596,19 @@ def test_every_route_is_declared_with_exactly_one_guard(client):
             )
         if path.startswith(ADMIN_PREFIXES):
             assert guard.rule == "admin", f"{method} {path} is under an admin prefix but {guard.rule}"
+        if path.startswith(OPERATOR_PREFIXES):
+            assert guard.rule == "operator", f"{method} {path} is under an operations prefix but {guard.rule}"
     assert not (set(SAMPLES) | set(REASONS)) - found, "SAMPLES or REASONS name routes the app does not have"
     assert set(MEASURES) <= set(SAMPLES)
 
 
 def test_signed_in_and_admin_routes_refuse_others(client, keys):
     for method, path, _route, guards in all_routes(client.app.routes):
-        if not guards or guards[0].rule not in ("signed-in", "admin") or method == "HEAD":
+        if not guards or guards[0].rule not in ("signed-in", "admin", "operator") or method == "HEAD":
             continue
         url = re.sub(r"\{[^}]+\}", "x", path)
         assert client.request(method, url).status_code == 401, (method, path)
-        if guards[0].rule == "admin":
+        if guards[0].rule in ("admin", "operator"):
             assert client.request(method, url, headers={"X-API-Key": keys["mia"]}).status_code == 403
 
 

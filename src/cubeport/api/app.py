@@ -25,6 +25,7 @@ from cubeport.api.routers import (
     features,
     landing,
     ogc,
+    ops,
     places,
     processes,
     rolling_cache,
@@ -135,5 +136,6 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(s3.router)
     app.include_router(stac.router)
     app.include_router(processes.router)
+    app.include_router(ops.router)
     app.include_router(viewer.router)
     return app

@@ -7,6 +7,7 @@ echo the session's CSRF token in `X-CSRF-Token` and come from the same origin.
 Each route depends on exactly one `Guard` (tests/api/test_access.py fails otherwise):
 - `OPEN`: returns nothing protected (landing page, health, sign-in pages);
 - `SIGNED_IN` / `ADMIN`: needs a signed-in user / an admin (401 or 403);
+- `OPERATOR`: needs an admin or a member of the `operators` group (operations: watchers, suites, deliveries);
 - `listing(kind)`: the route lists resources and filters them with `context.policy.visible(...)`;
 - `resource(kind, param)`: the route reads (or writes) the resource named by a path parameter; without
   access it answers 404, exactly as if the resource did not exist.
@@ -107,7 +108,8 @@ def _principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-GuardRule = Literal["open", "signed-in", "admin", "listing", "resource"]
+GuardRule = Literal["open", "signed-in", "admin", "operator", "listing", "resource"]
+OPERATORS = "operators"  # the group whose members run operations without being admins
 
 
 class Guard:
@@ -129,10 +131,12 @@ class Guard:
     async def __call__(
         self, request: Request, principal: CurrentPrincipal, context: Annotated[Context, Depends(get_context)]
     ) -> Principal:
-        if self.rule in ("signed-in", "admin") and principal.anonymous:
+        if self.rule in ("signed-in", "admin", "operator") and principal.anonymous:
             raise AuthenticationError(SIGN_IN_FIRST)
         if self.rule == "admin" and not principal.is_admin:
             raise PermissionDeniedError("this needs the admin role")
+        if self.rule == "operator" and not (principal.is_admin or OPERATORS in principal.groups):
+            raise PermissionDeniedError(f"this needs the admin role or membership of the {OPERATORS!r} group")
         if self.rule == "resource":
             assert self.kind and self.param
             # the declared path parameter only: a query parameter of the same name names nothing
@@ -209,6 +213,7 @@ class _Open(Guard):
 OPEN = _Open("open")
 SIGNED_IN = Guard("signed-in")
 ADMIN = Guard("admin")
+OPERATOR = Guard("operator")
 
 
 def signed_in_name(principal: Principal) -> str:
