@@ -1,0 +1,1 @@
+"""Near-real-time operations: watchers, suites, delivery."""
