@@ -265,6 +265,11 @@ class OpsSettings(BaseModel):
     timeout_seconds: float = Field(
         30.0, gt=0, description="connection timeout of watchers and delivery targets"
     )
+    ca_file: str | None = Field(
+        None,
+        description="CA certificates (PEM) that FTPS servers of watchers and targets are checked against "
+        "[default: the system's]",
+    )
     max_file_bytes: int = Field(
         8 * 2**30, gt=0, description="larger delivered files are recorded, not fetched"
     )

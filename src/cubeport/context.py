@@ -151,6 +151,7 @@ class Context:
             max_file_bytes=ops.max_file_bytes,
             min_free_bytes=ops.min_free_bytes,
             s3_endpoint=self.settings.s3.endpoint_url,
+            ca_file=ops.ca_file,
             builtin={"seaice": SUITE},
             # tasks call the CLI: they see this platform whatever way its settings were given
             environment={

@@ -46,6 +46,12 @@ PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input")
 ]
 KeyFile = Annotated[Path | None, typer.Option("--key-file", help="SFTP private key file")]
+HostKey = Annotated[
+    str | None,
+    typer.Option(
+        "--host-key", help="The SFTP server's public key, OpenSSH text [default: ~/.ssh/known_hosts]"
+    ),
+]
 COLOURS = {
     "unknown": "white",
     "queued": "blue",
@@ -103,6 +109,7 @@ def watch_add(
     password_env: PasswordEnv = None,
     password_stdin: PasswordStdin = False,
     key_file: KeyFile = None,
+    host_key: HostKey = None,
     data_root: DataRoot = None,
 ) -> None:
     """Watch a server or folder for new files; each one delivered starts a run of SUITE."""
@@ -316,12 +323,17 @@ def targets_add(
     password_env: PasswordEnv = None,
     password_stdin: PasswordStdin = False,
     key_file: KeyFile = None,
+    host_key: HostKey = None,
     data_root: DataRoot = None,
 ) -> None:
     """Deliver products matching the patterns to a downstream portal (an HTTP hook gets the password as a
     bearer token)."""
     target = context_for(data_root).ops.deliveries.add_target(
-        name, url, split(products) or [], credentials(url, user, password_env, password_stdin, key_file)
+        name,
+        url,
+        split(products) or [],
+        credentials(url, user, password_env, password_stdin, key_file),
+        host_key=host_key,
     )
     out.print(f"target {target.name}: {target.url} <- {', '.join(target.products)}", markup=False)
 

@@ -369,6 +369,7 @@ class OpsWatcherRecord(Base):
     interval_seconds: Mapped[float] = mapped_column(Float)
     suite: Mapped[str] = mapped_column(String(64))
     credentials: Mapped[str] = mapped_column(Text, default="")  # encrypted with the server's secret
+    host_key: Mapped[str] = mapped_column(Text, default="")  # an SFTP server's public key (OpenSSH text)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     last_look: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     next_look: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -413,6 +414,7 @@ class OpsTargetRecord(Base):
     url: Mapped[str] = mapped_column(Text)
     products: Mapped[list[str]] = mapped_column(JSON, default=list)  # file-name patterns
     credentials: Mapped[str] = mapped_column(Text, default="")  # encrypted with the server's secret
+    host_key: Mapped[str] = mapped_column(Text, default="")  # an SFTP server's public key (OpenSSH text)
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

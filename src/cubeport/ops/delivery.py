@@ -94,14 +94,27 @@ class Deliveries:
     """Targets and the deliveries to them."""
 
     def __init__(
-        self, db: Database, sealer: Sealer, *, timeout: float = 60.0, s3_endpoint: str | None = None
+        self,
+        db: Database,
+        sealer: Sealer,
+        *,
+        timeout: float = 60.0,
+        s3_endpoint: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.db, self.sealer, self.timeout, self.s3_endpoint = db, sealer, timeout, s3_endpoint
+        self.ca_file = ca_file
 
     # -- targets ---------------------------------------------------------------------------------------
     def add_target(
-        self, name: str, url: str, products: Iterable[str], credentials: Credentials | None = None
+        self,
+        name: str,
+        url: str,
+        products: Iterable[str],
+        credentials: Credentials | None = None,
+        host_key: str | None = None,
     ) -> Target:
+        """`host_key`: an SFTP server's public key (OpenSSH text) [default: ~/.ssh/known_hosts]."""
         if not _NAME.match(name):
             raise InputError(f"target name {name!r}: letters, digits, '_', '.', '-' (at most 64)")
         scheme = url.split("://", 1)[0] if "://" in url else "file"
@@ -119,6 +132,7 @@ class Deliveries:
                     url=url,
                     products=patterns,
                     credentials=self.sealer.seal(credentials),
+                    host_key=host_key or "",
                     created=now(),
                 )
             )
@@ -203,7 +217,7 @@ class Deliveries:
                 raise NotFoundError(f"delivery {delivery_id} not found")
             target_record = session.get(OpsTargetRecord, record.target)
             assert target_record is not None  # deliveries go with their target
-            url, sealed = target_record.url, target_record.credentials
+            url, sealed, host_key = target_record.url, target_record.credentials, target_record.host_key
             path, product, checksum, attempts = (
                 Path(record.path),
                 record.product,
@@ -217,7 +231,14 @@ class Deliveries:
             if url.startswith(("http://", "https://")):
                 _post(url, path, product, checksum, credentials, self.timeout)
             else:
-                with Remote(url, credentials, timeout=self.timeout, s3_endpoint=self.s3_endpoint) as remote:
+                with Remote(
+                    url,
+                    credentials,
+                    timeout=self.timeout,
+                    s3_endpoint=self.s3_endpoint,
+                    ca_file=self.ca_file,
+                    host_key=host_key or None,
+                ) as remote:
                     remote.upload(path, product)
         except (RemoteError, InputError, OSError, httpx.HTTPError) as exc:
             attempts += 1

@@ -43,6 +43,7 @@ class Operations:
         max_file_bytes: int = 8 * 2**30,
         min_free_bytes: int = 2**30,
         s3_endpoint: str | None = None,
+        ca_file: str | None = None,
         builtin: Mapping[str, str] = {},
         environment: Mapping[str, str] | None = None,
     ) -> Operations:
@@ -56,8 +57,9 @@ class Operations:
             min_free_bytes=min_free_bytes,
             timeout=timeout,
             s3_endpoint=s3_endpoint,
+            ca_file=ca_file,
         )
-        deliveries = Deliveries(db, sealer, timeout=timeout, s3_endpoint=s3_endpoint)
+        deliveries = Deliveries(db, sealer, timeout=timeout, s3_endpoint=s3_endpoint, ca_file=ca_file)
         operations = cls(runs, watchers, deliveries, folder, poll_seconds, dict(builtin), environment)
         operations.install_builtin()
         return operations

@@ -86,8 +86,10 @@ class Watchers:
         min_free_bytes: int = 2**30,
         timeout: float = 30.0,
         s3_endpoint: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.db, self.runs, self.sealer = db, runs, sealer
+        self.ca_file = ca_file
         self.staging, self.max_file_bytes, self.min_free_bytes = staging, max_file_bytes, min_free_bytes
         self.timeout, self.s3_endpoint = timeout, s3_endpoint
 
@@ -102,7 +104,9 @@ class Watchers:
         interval_seconds: float = 900.0,
         marker: str | None = None,
         credentials: Credentials | None = None,
+        host_key: str | None = None,
     ) -> Watcher:
+        """`host_key`: an SFTP server's public key (OpenSSH text) [default: ~/.ssh/known_hosts]."""
         if not _NAME.match(name):
             raise InputError(f"watcher name {name!r}: letters, digits, '_', '.', '-' (at most 64)")
         scheme = url.split("://", 1)[0] if "://" in url else "file"
@@ -123,6 +127,7 @@ class Watchers:
                     interval_seconds=interval_seconds,
                     suite=suite,
                     credentials=self.sealer.seal(credentials),
+                    host_key=host_key or "",
                     created=now(),
                 )
             )
@@ -169,11 +174,11 @@ class Watchers:
             if record is None:
                 raise NotFoundError(f"watcher {name!r} not found")
             url, include, marker, suite = record.url, record.include, record.marker, record.suite
-            interval, sealed = record.interval_seconds, record.credentials
+            interval, sealed, host_key = record.interval_seconds, record.credentials, record.host_key
         started = now()
         handed: list[str] = []
         try:
-            with self._remote(url, sealed) as remote:
+            with self._remote(url, sealed, host_key) as remote:
                 listed = remote.list(include)
                 names = {f.name for f in listed}
                 for file in listed:
@@ -244,7 +249,7 @@ class Watchers:
             record = session.get(OpsWatcherRecord, name)
             if record is None:
                 raise NotFoundError(f"watcher {name!r} not found")
-            url, sealed = record.url, record.credentials
+            url, sealed, host_key = record.url, record.credentials, record.host_key
         target = (self.staging / name / file).resolve()
         if not target.is_relative_to(self.staging.resolve()):
             raise InputError(f"{file!r} is not a name inside the watcher's folder")
@@ -259,7 +264,7 @@ class Watchers:
             )
             self._update(name, paused_reason=reason)
             raise StorageError(reason)
-        with self._remote(url, sealed) as remote:
+        with self._remote(url, sealed, host_key) as remote:
             if not target.exists():
                 remote.download(file, target)
             if target.stat().st_size != size:
@@ -278,8 +283,15 @@ class Watchers:
         return linked
 
     # -- plumbing ----------------------------------------------------------------------------------------
-    def _remote(self, url: str, sealed: str) -> Remote:
-        return Remote(url, self.sealer.unseal(sealed), timeout=self.timeout, s3_endpoint=self.s3_endpoint)
+    def _remote(self, url: str, sealed: str, host_key: str) -> Remote:
+        return Remote(
+            url,
+            self.sealer.unseal(sealed),
+            timeout=self.timeout,
+            s3_endpoint=self.s3_endpoint,
+            ca_file=self.ca_file,
+            host_key=host_key or None,
+        )
 
     def _update(self, name: str, **values: Any) -> None:
         with self.db.session() as session:

@@ -47,6 +47,7 @@ class NewWatcher(BaseModel):
     interval_seconds: float = Field(900.0, ge=1)
     marker: str | None = Field(None, max_length=64)
     credentials: Secrets | None = None
+    host_key: str | None = Field(None, max_length=16384, description="an SFTP server's public key (OpenSSH)")
 
 
 class NewTarget(BaseModel):
@@ -56,6 +57,7 @@ class NewTarget(BaseModel):
     )
     products: list[Annotated[str, Field(max_length=256)]] = Field(min_length=1, max_length=64)
     credentials: Secrets | None = None
+    host_key: str | None = Field(None, max_length=16384, description="an SFTP server's public key (OpenSSH)")
 
 
 class NewRun(BaseModel):
@@ -97,6 +99,7 @@ def add_watcher(body: NewWatcher, context: ContextDep, _: Operator) -> dict[str,
         interval_seconds=body.interval_seconds,
         marker=body.marker,
         credentials=body.credentials.credentials() if body.credentials else None,
+        host_key=body.host_key,
     )
     return watcher.to_dict()
 
@@ -195,7 +198,11 @@ def targets(context: ContextDep, _: Operator) -> dict[str, Any]:
 @router.post("/targets", status_code=201, summary="Add a delivery target")
 def add_target(body: NewTarget, context: ContextDep, _: Operator) -> dict[str, Any]:
     target = context.ops.deliveries.add_target(
-        body.name, body.url, body.products, body.credentials.credentials() if body.credentials else None
+        body.name,
+        body.url,
+        body.products,
+        body.credentials.credentials() if body.credentials else None,
+        host_key=body.host_key,
     )
     return target.to_dict()
 

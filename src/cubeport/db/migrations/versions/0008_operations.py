@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("interval_seconds", sa.Float, nullable=False),
         sa.Column("suite", sa.String(64), nullable=False),
         sa.Column("credentials", sa.Text, nullable=False, server_default=""),
+        sa.Column("host_key", sa.Text, nullable=False, server_default=""),
         sa.Column("paused_reason", sa.Text, nullable=False, server_default=""),
         sa.Column("last_look", sa.DateTime(timezone=True)),
         sa.Column("next_look", sa.DateTime(timezone=True)),
@@ -94,6 +95,7 @@ def upgrade() -> None:
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("products", sa.JSON, nullable=False),
         sa.Column("credentials", sa.Text, nullable=False, server_default=""),
+        sa.Column("host_key", sa.Text, nullable=False, server_default=""),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
