@@ -65,9 +65,18 @@ def test_secrets_go_in_and_never_come_out(client, keys, context, tmp_path):
     }
     made = client.post("/ops/watchers", json=body, headers=keys["olli"])
     assert made.status_code == 201, made.text
-    target = {"name": "ibnet", "url": str(tmp_path), "products": ["*.gpkg"], "credentials": {"password": "t0ken-x"}}
+    target = {
+        "name": "ibnet",
+        "url": str(tmp_path),
+        "products": ["*.gpkg"],
+        "credentials": {"password": "t0ken-x"},
+    }
     assert client.post("/ops/targets", json=target, headers=keys["olli"]).status_code == 201
-    for response in (made, client.get("/ops/watchers", headers=keys["olli"]), client.get("/ops/status", headers=keys["ada"])):
+    for response in (
+        made,
+        client.get("/ops/watchers", headers=keys["olli"]),
+        client.get("/ops/status", headers=keys["ada"]),
+    ):
         assert "s3cr3t-pass" not in response.text and "t0ken-x" not in response.text
     assert made.json()["credentials"] == ["username", "password"]
     with context.db.engine.connect() as connection:  # sealed in the database too
@@ -93,7 +102,9 @@ def test_a_suite_put_started_acted_on_and_measured(client, keys, context):
     bad = client.put("/ops/suites/hello", content="suite: hello\nnodes: 3\n", headers=headers)
     assert bad.status_code == 400
 
-    run = client.post("/ops/suites/hello/runs", json={"variables": {"WHO": "Baltic"}}, headers=keys["olli"]).json()
+    run = client.post(
+        "/ops/suites/hello/runs", json={"variables": {"WHO": "Baltic"}}, headers=keys["olli"]
+    ).json()
     runner = context.ops.runner()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -104,17 +115,29 @@ def test_a_suite_put_started_acted_on_and_measured(client, keys, context):
         time.sleep(0.1)
     greet, fail = tree["children"]
     assert (greet["state"], fail["state"]) == ("complete", "aborted") and "exit code 3" in fail["reason"]
-    output = client.get(f"/ops/runs/{run['id']}/output", params={"path": "/hello/greet"}, headers=keys["olli"])
+    output = client.get(
+        f"/ops/runs/{run['id']}/output", params={"path": "/hello/greet"}, headers=keys["olli"]
+    )
     assert output.text.strip() == "hello Baltic"
 
     done = client.post(
-        f"/ops/runs/{run['id']}/actions", json={"path": "/hello/fail", "action": "complete"}, headers=keys["olli"]
+        f"/ops/runs/{run['id']}/actions",
+        json={"path": "/hello/fail", "action": "complete"},
+        headers=keys["olli"],
     )
     assert done.status_code == 200 and done.json()["state"] == NodeState.complete.value
     unknown = client.post(
-        f"/ops/runs/{run['id']}/actions", json={"path": "/hello/nope", "action": "rerun"}, headers=keys["olli"]
+        f"/ops/runs/{run['id']}/actions",
+        json={"path": "/hello/nope", "action": "rerun"},
+        headers=keys["olli"],
     )
     assert unknown.status_code == 404
+
+    timeline = client.get("/ops/status", headers=keys["olli"]).json()["timeline"]
+    assert {(t["path"], t["state"]) for t in timeline if t["run"] == run["id"]} == {
+        ("/hello/greet", "complete"),
+        ("/hello/fail", "complete"),
+    }
 
     metrics = client.get("/ops/metrics", headers=keys["olli"])
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")

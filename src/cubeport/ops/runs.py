@@ -191,6 +191,29 @@ class Runs:
         with self.db.session() as session:
             return [_run(r) for r in session.scalars(query)]
 
+    def timeline(self, since: dt.datetime) -> list[dict[str, object]]:
+        """Every task try that started since `since` (suite, run, path, state, times): the last 24 h view."""
+        query = (
+            select(OpsRunRecord.suite, OpsNodeRecord)
+            .join(OpsRunRecord, OpsRunRecord.id == OpsNodeRecord.run_id)
+            .where(OpsNodeRecord.started.is_not(None), OpsNodeRecord.started >= since)
+            .order_by(OpsNodeRecord.started)
+        )
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+        return [
+            {
+                "suite": suite,
+                "run": node.run_id,
+                "path": node.path,
+                "state": node.state,
+                "try": node.try_no,
+                "started": (utc(node.started) or now()).isoformat(),
+                "ended": e.isoformat() if (e := utc(node.ended)) else None,
+            }
+            for suite, node in rows
+        ]
+
     def tasks(self, run_id: str) -> list[TaskRecord]:
         """The run's tasks (families left out), with the flags of their families folded in."""
         suite = self.suite(self.run(run_id).suite)

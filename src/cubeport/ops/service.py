@@ -7,6 +7,7 @@ definition of the same name.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,7 @@ class Operations:
             "runner": {"active": holder is not None, "holder": holder},
             "watchers": [w.to_dict() for w in self.watchers.list()],
             "suites": suites,
+            "timeline": self.runs.timeline(now() - dt.timedelta(hours=24)),
             "targets": [t.to_dict() for t in self.deliveries.targets()],
             "deliveries": [d.to_dict() for d in self.deliveries.recent(deliveries)],
         }
