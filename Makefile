@@ -97,6 +97,7 @@ bench: install-test
 	$(PY) benchmarks/chunk_reads.py
 	$(PY) benchmarks/auth_overhead.py
 	$(PY) benchmarks/seaice.py
+	$(PY) benchmarks/nrt.py
 	benchmarks/anchors.sh
 	test -f $(BENCH_DATA)/cubes/baltic-large/cube.json || $(VENV)/bin/cubeport demo --large --data-root $(BENCH_DATA)
 	$(PY) benchmarks/cube_server.py --data-root $(BENCH_DATA)
