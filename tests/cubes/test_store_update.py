@@ -109,7 +109,7 @@ def test_cli_update(cube, tmp_path):
     np.testing.assert_allclose(new[1], old[1] + np.where(old[1] == -99, 0, 7))
     np.testing.assert_array_equal(new[[0, 2, 3]], old[[0, 2, 3]])
 
-    refused = cli("ingest", files[0], "--cube", "s1", "--update", "--append", "--data-root", root)
-    assert refused.returncode == 2 and "exclude each other" in refused.stderr + refused.stdout
-    missing = cli("ingest", files[0], "--cube", "nope", "--update", "--data-root", root)
-    assert missing.returncode == 2 and "leave out --update" in missing.stderr + missing.stdout
+    with pytest.raises(InputError, match="exclude each other"):
+        write_cube(store, files[:1], "s1", update=True, append=True)
+    with pytest.raises(InputError, match="leave out --update"):
+        write_cube(store, files[:1], "nope", update=True)
