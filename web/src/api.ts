@@ -176,6 +176,8 @@ export async function areaStatistics(dataset: string, variable: string, geometry
 export interface Me {
   name: string | null;
   signed_in: boolean;
+  role?: string; // viewer, editor or admin
+  groups?: string[];
   csrf_token?: string;
   csrf_header?: string;
 }
@@ -249,4 +251,124 @@ export async function jobResults(id: string): Promise<Record<string, JobOutput |
 
 export async function dismissJob(id: string, who: Me): Promise<Job> {
   return json(await fetch(`jobs/${enc(id)}`, { method: "DELETE", headers: csrf(who) }));
+}
+
+// -- operations (admins and the `operators` group): GET /ops/status, actions on nodes, task output ------------
+
+/** ecFlow's node states; `suspended` is a separate flag of a node. */
+export type NodeState = "unknown" | "queued" | "submitted" | "active" | "complete" | "aborted";
+export type OpsAction = "requeue" | "rerun" | "run" | "suspend" | "resume" | "kill" | "complete";
+
+/** A node of a run: a family has its children's most significant state; times are RFC 3339. */
+export interface OpsNode {
+  path: string;
+  kind: "family" | "task";
+  state: NodeState;
+  suspended: boolean;
+  try: number;
+  tries: number;
+  started: string | null;
+  ended: string | null;
+  seconds: number | null;
+  reason: string;
+  children: OpsNode[];
+}
+
+export interface OpsRun {
+  id: string;
+  cause: string;
+  variables: Record<string, string>;
+  created: string;
+  finished: string | null;
+  tree: OpsNode;
+}
+
+export interface OpsSuite {
+  name: string;
+  title: string;
+  schedule: { every: number | null; cron: string | null };
+  runs: OpsRun[]; // newest first
+}
+
+export interface OpsWatcher {
+  name: string;
+  url: string;
+  suite: string;
+  include: string;
+  interval_seconds: number;
+  paused: string | null;
+  last_look: string | null;
+  next_look: string | null;
+  last_file: string | null;
+  last_error: string | null;
+  files: number;
+}
+
+/** One try of a task (the timeline's bars). */
+export interface OpsTry {
+  suite: string;
+  run: string;
+  path: string;
+  state: NodeState;
+  try: number;
+  started: string;
+  ended: string | null;
+}
+
+export interface OpsTarget {
+  name: string;
+  url: string;
+  products: string[];
+}
+
+export interface OpsDelivery {
+  id: number;
+  target: string;
+  product: string;
+  size: number;
+  state: "pending" | "delivered" | "failed";
+  attempts: number;
+  error: string | null;
+  created: string;
+  delivered: string | null;
+  next_try: string | null;
+}
+
+export interface OpsStatus {
+  time: string;
+  runner: { active: boolean; holder: string | null };
+  watchers: OpsWatcher[];
+  suites: OpsSuite[];
+  timeline: OpsTry[];
+  targets: OpsTarget[];
+  deliveries: OpsDelivery[];
+}
+
+/** The server said no (401 or 403): the caller is not an operator, or no longer signed in. */
+export class Refused extends ApiError {}
+
+/** The operations status; Refused (with the server's reason) for a caller who is not an operator. */
+export async function opsStatus(): Promise<OpsStatus> {
+  const response = await fetch("ops/status", { cache: "no-store" });
+  if (response.status === 401 || response.status === 403) {
+    const reason = await json(response).catch((error: Error) => error.message);
+    throw new Refused(String(reason));
+  }
+  return json(response);
+}
+
+/** An operator's action on a node of a run; the run's tree after it. */
+export async function opsAct(run: string, path: string, action: OpsAction, who: Me): Promise<OpsNode> {
+  return json(await fetch(`ops/runs/${enc(run)}/actions`, {
+    method: "POST", headers: { "Content-Type": "application/json", ...csrf(who) },
+    body: JSON.stringify({ path, action }),
+  }));
+}
+
+/** A task's output of one try (its last when `tryNo` is not given). */
+export async function opsOutput(run: string, path: string, tryNo?: number): Promise<string> {
+  const query = new URLSearchParams({ path, ...(tryNo ? { try: String(tryNo) } : {}) });
+  const response = await fetch(`ops/runs/${enc(run)}/output?${query}`, { cache: "no-store" });
+  if (!response.ok) await json(response);
+  return response.text();
 }

@@ -9,6 +9,7 @@ import { SeriesChart, download } from "./chart";
 import { Dashboard, Histogram } from "./dashboard";
 import { JobsPanel } from "./jobs";
 import { DataMap } from "./map";
+import { OperationsPanel, mayOperate } from "./operations";
 import { readHash, writeHash, type LayerState, type ViewState } from "./state";
 import GeoJSON from "ol/format/GeoJSON";
 import type Feature from "ol/Feature";
@@ -30,6 +31,7 @@ const chart = new SeriesChart($<HTMLCanvasElement>("chart"));
 const dashboard = new Dashboard($("dashboard"));
 const areaHistogram = new Histogram($<HTMLCanvasElement>("area-histogram"));
 const jobs = new JobsPanel($("jobs"), { openCube, status });
+const operations = new OperationsPanel($("operations"), { status });
 
 function status(message: string, error = false): void {
   const bar = $("status");
@@ -447,10 +449,20 @@ function wireControls(): void {
   $("info-close").addEventListener("click", () => $<HTMLDialogElement>("info").close());
   $("jobs-toggle").addEventListener("click", () => (jobs.isOpen ? jobs.close() : jobs.open()));
   $("jobs-close").addEventListener("click", () => jobs.close());
+  $("ops-toggle").addEventListener("click", () => (operations.isOpen ? operations.close() : operations.open()));
+  $("ops-close").addEventListener("click", () => operations.close());
+}
+
+/** The Operations button for admins and the operators group only (the server refuses everyone else too). */
+async function revealOperations(): Promise<void> {
+  const button = $("ops-toggle");
+  button.hidden = !mayOperate(await api.me().catch(() => null));
+  button.dataset.checked = "true";
 }
 
 async function start(): Promise<void> {
   wireControls();
+  void revealOperations();
   try {
     const [found, maps] = await Promise.all([api.datasets(), api.colormaps()]);
     colormaps = maps;
