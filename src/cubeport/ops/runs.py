@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cubeport.db import Database
@@ -347,7 +347,7 @@ class Runs:
                     run_id,
                     p,
                     state=NodeState.complete.value,
-                    ended=now(),
+                    ended=func.coalesce(OpsNodeRecord.ended, now()),  # a try that ended keeps its time
                     reason="set complete by an operator",
                 )
             elif action == "requeue":
