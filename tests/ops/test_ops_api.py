@@ -26,7 +26,7 @@ nodes:
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, data):
-    context = context_with(tmp_path_factory.mktemp("ops-api"), data, {})
+    context = context_with(tmp_path_factory.mktemp("ops-api"), data, {"sst": "sst"})
     add_users(context, (("olli", "viewer", "operators"), ("mia", "viewer", "syke"), ("ada", "admin", "fmi")))
     yield context
     context.close()
@@ -142,3 +142,29 @@ def test_a_suite_put_started_acted_on_and_measured(client, keys, context):
     metrics = client.get("/ops/metrics", headers=keys["olli"])
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     assert 'cubeport_ops_task_runs_total{suite="hello"} 2.0' in metrics.text
+
+
+def test_a_process_task_runs_as_the_users_job(client, keys, context):
+    suite = """
+suite: monthly
+nodes:
+  - task: aggregate
+    process: temporal-aggregate
+    inputs: {cube: "%CUBE%", period: month, method: max}
+    user: ada
+"""
+    headers = {**keys["ada"], "Content-Type": "application/yaml"}
+    assert client.put("/ops/suites/monthly", content=suite, headers=headers).status_code == 200
+    run = context.ops.runs.start("monthly", {"CUBE": "sst"})
+    runner = context.ops.runner()
+    deadline = time.monotonic() + 120
+    while context.ops.runs.run(run.id).state not in (NodeState.complete, NodeState.aborted):
+        assert time.monotonic() < deadline, context.ops.runs.tree(run.id).to_dict()
+        runner.tick()
+        time.sleep(0.2)
+    assert context.ops.runs.run(run.id).state == NodeState.complete, context.ops.output(
+        run.id, "/monthly/aggregate"
+    )
+    jobs, _ = context.jobs.list(owner="ada")
+    assert [j.process_id for j in jobs] == ["temporal-aggregate"] and jobs[0].status == "successful"
+    assert jobs[0].inputs == {"cube": "sst", "period": "month", "method": "max"}

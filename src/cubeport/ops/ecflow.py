@@ -175,7 +175,7 @@ def task_script(node: Node) -> str:
     """A task's `.ecf`: head.h, the command's words (ecFlow substitutes `%VAR%` in them), tail.h."""
     spec = node.spec
     assert isinstance(spec, TaskSpec)
-    words = shlex.split(spec.command)
+    words = spec.words()
     if any("\n" in word or "\r" in word for word in words):
         raise InputError(
             f"{node.path}: a word of the command has a line break, which an ecFlow job cannot pass"
@@ -339,7 +339,7 @@ def _check_variables(suite: Suite, node: Node, top: Mapping[str, str]) -> None:
     spec = node.spec
     assert isinstance(spec, TaskSpec)
     known = suite.variables(node.path, top)
-    for name in _VARIABLE.findall(spec.command):
+    for name in _VARIABLE.findall(shlex.join(spec.words())):
         if name not in known and name not in GENERATED and not name.startswith("ECF_"):
             raise InputError(
                 f"{node.path}: variable %{name}% is not set; set it in the suite or give it to the export"

@@ -26,6 +26,7 @@ same text works in an exported ecFlow suite. Variables are inherited down the tr
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
@@ -97,16 +98,41 @@ class _Node(BaseModel):
 
 
 class TaskSpec(_Node):
-    """A task runs one command (no shell: the words after `%VAR%` substitution)."""
+    """A task runs one command (no shell: its words after `%VAR%` substitution), or a process as a job for a
+    user (`cubeport jobs submit PROCESS --input ... --as USER --wait`: inputs checked, outputs published as
+    the process says, the job in the user's list)."""
 
     task: str = Field(pattern=f"^{NAME}$")
-    command: str = Field(min_length=1, max_length=4096)
+    command: str | None = Field(None, min_length=1, max_length=4096)
+    process: str | None = Field(None, max_length=64, description="a process id (`cubeport processes list`)")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="the process's inputs (%VAR% in strings)"
+    )
+    user: str | None = Field(None, max_length=128, description="the user a process's job runs for")
     tries: int = Field(1, ge=1, le=20, description="runs on abort before it stays aborted (ECF_TRIES)")
     timeout: float | None = Field(None, gt=0, description="seconds before a run is killed and aborted")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TaskSpec:
+        if (self.command is None) == (self.process is None):
+            raise ValueError("a task has either `command` or `process`")
+        if self.process is not None and not self.user:
+            raise ValueError("a process task needs `user`, whom its job runs for")
+        return self
 
     @property
     def name(self) -> str:
         return self.task
+
+    def words(self) -> list[str]:
+        """The command's words before `%VAR%` substitution."""
+        if self.command is not None:
+            return shlex.split(self.command)
+        assert self.process is not None and self.user is not None
+        words = ["%CUBEPORT%", "jobs", "submit", self.process]
+        for name, value in self.inputs.items():
+            words += ["--input", f"{name}={value if isinstance(value, str) else json.dumps(value)}"]
+        return [*words, "--as", self.user, "--wait"]
 
 
 class FamilySpec(_Node):
@@ -206,7 +232,7 @@ class Suite:
 
     def variables(self, path: str, extra: Mapping[str, str] = {}) -> dict[str, str]:
         """Variables seen at `path`: the suite's, then each family's down to it, then the run's (`extra`)."""
-        merged = {"SUITE": self.name, **self.spec.variables}
+        merged = {"SUITE": self.name, "CUBEPORT": "cubeport", **self.spec.variables}
         for node in reversed([self.nodes[path], *self.ancestors(path)]):
             merged.update(node.spec.variables)
         merged.update(extra)
@@ -226,7 +252,7 @@ class Suite:
             return known[name]
 
         # split first: a value with spaces or quotes stays one word, and nothing is ever a shell
-        return [_VARIABLE.sub(value, word) for word in shlex.split(spec.command)]
+        return [_VARIABLE.sub(value, word) for word in spec.words()]
 
     def trigger_paths(self, path: str) -> list[str]:
         """The absolute paths a node's trigger names."""
