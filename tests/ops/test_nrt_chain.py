@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-
 from pathlib import Path
 
 import pytest

@@ -139,7 +139,9 @@ def drift_between(
     return Drift(field, a, b, files)
 
 
-def previous_overlapping(scene: str | Path, archive: str | Path, max_gap: timedelta = MAX_DRIFT_GAP) -> Path | None:
+def previous_overlapping(
+    scene: str | Path, archive: str | Path, max_gap: timedelta = MAX_DRIFT_GAP
+) -> Path | None:
     """The latest scene folder in `archive` that started before `scene` (at most `max_gap` before) and
     overlaps it: the partner for drift in a near-real-time chain. None when there is none."""
     this = ProcessedScene.open(scene)
