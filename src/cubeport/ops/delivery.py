@@ -2,7 +2,8 @@
 folder, or an HTTP POST hook.
 
 A target takes the products whose file names match its patterns. Each (target, product, checksum) is
-delivered once: offering the same file again does nothing, a changed file is a new delivery. A failed push
+delivered once: offering the same file again does nothing, a changed file is a new delivery (and supersedes
+an older version still pending, which would otherwise land after it). A failed push
 is kept with its error and retried with backoff (30 s doubling, at most an hour apart) by the runner, until
 `MAX_ATTEMPTS`; every attempt's outcome is shown in `/ops/status`.
 """
@@ -23,8 +24,8 @@ from sqlalchemy import select, update
 
 from cubeport.db import Database
 from cubeport.db.models import OpsDeliveryRecord, OpsTargetRecord
-from cubeport.errors import ConflictError, InputError, NotFoundError
-from cubeport.ops.remotes import Credentials, Remote, RemoteError
+from cubeport.errors import ConflictError, CubeportError, InputError, NotFoundError
+from cubeport.ops.remotes import Credentials, Remote
 from cubeport.ops.runs import now, utc
 from cubeport.ops.sealed import Sealer, described
 
@@ -143,12 +144,11 @@ class Deliveries:
             record = session.get(OpsTargetRecord, name)
             if record is None:
                 raise NotFoundError(f"target {name!r} not found")
-            return Target(
-                record.name,
-                record.url,
-                list(record.products),
-                described(self.sealer.unseal(record.credentials)),
-            )
+            try:
+                credentials = described(self.sealer.unseal(record.credentials))
+            except CubeportError:  # sealed with another secret: listings go on, its pushes fail
+                credentials = ["(unreadable)"]
+            return Target(record.name, record.url, list(record.products), credentials)
 
     def targets(self) -> list[Target]:
         with self.db.session() as session:
@@ -194,6 +194,20 @@ class Deliveries:
                     )
                     session.add(record)
                     session.flush()
+                    session.execute(
+                        update(OpsDeliveryRecord)
+                        .where(
+                            OpsDeliveryRecord.target == target.name,
+                            OpsDeliveryRecord.product == path.name,
+                            OpsDeliveryRecord.state == "pending",
+                            OpsDeliveryRecord.id != record.id,
+                        )
+                        .values(
+                            state="failed",
+                            next_try=None,
+                            error=f"superseded by delivery {record.id}, a newer version of the product",
+                        )
+                    )
                     new.append(record.id)
         return new
 
@@ -204,7 +218,9 @@ class Deliveries:
             due = [
                 r.id
                 for r in session.scalars(
-                    select(OpsDeliveryRecord).where(OpsDeliveryRecord.state == "pending")
+                    select(OpsDeliveryRecord)
+                    .where(OpsDeliveryRecord.state == "pending")
+                    .order_by(OpsDeliveryRecord.id)  # older versions first
                 )
                 if r.next_try is None or utc(r.next_try) <= when  # type: ignore[operator]
             ]
@@ -240,7 +256,7 @@ class Deliveries:
                     host_key=host_key or None,
                 ) as remote:
                     remote.upload(path, product)
-        except (RemoteError, InputError, OSError, httpx.HTTPError) as exc:
+        except (CubeportError, OSError, httpx.HTTPError) as exc:  # remote, input, unreadable secrets
             attempts += 1
             backoff = min(FIRST_BACKOFF * 2 ** (attempts - 1), LONGEST_BACKOFF)
             values: dict[str, Any] = {
@@ -259,7 +275,9 @@ class Deliveries:
             }
         with self.db.session() as session:
             session.execute(
-                update(OpsDeliveryRecord).where(OpsDeliveryRecord.id == delivery_id).values(**values)
+                update(OpsDeliveryRecord)
+                .where(OpsDeliveryRecord.id == delivery_id, OpsDeliveryRecord.state == "pending")
+                .values(**values)
             )
         return self.delivery(delivery_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import fnmatch
 import hashlib
 import os
 import re
@@ -177,15 +178,16 @@ class Watchers:
             interval, sealed, host_key = record.interval_seconds, record.credentials, record.host_key
         started = now()
         handed: list[str] = []
+        notes: list[str] = []  # refused files: this look's last_error
         try:
             with self._remote(url, sealed, host_key) as remote:
-                listed = remote.list(include)
+                listed = remote.list()  # every file: a marker or sidecar need not match `include`
                 names = {f.name for f in listed}
                 for file in listed:
-                    if marker and file.name.endswith(marker):
+                    if not fnmatch.fnmatchcase(file.name, include) or _companion(file.name, marker):
                         continue
                     ready = bool(marker) and f"{file.name}{marker}" in names
-                    if self._handle(name, suite, file.name, file.size, ready):
+                    if self._handle(name, suite, file.name, file.size, ready, notes):
                         handed.append(file.name)
                 self._forget_pending(name, names)
         except (RemoteError, StorageError) as exc:
@@ -199,26 +201,27 @@ class Watchers:
         values: dict[str, Any] = {
             "last_look": started,
             "next_look": started + dt.timedelta(seconds=interval),
-            "last_error": "",
+            "last_error": "; ".join(notes)[:2000],
         }
         if handed:
             values["last_file"] = handed[-1]
         self._update(name, **values)
         return handed
 
-    def _handle(self, watcher: str, suite: str, file: str, size: int, ready: bool) -> bool:
-        """Record a listed file; True when it was delivered now (recorded, and its run started)."""
+    def _handle(
+        self, watcher: str, suite: str, file: str, size: int, ready: bool, notes: builtins.list[str]
+    ) -> bool:
+        """Record a listed file; True when it was delivered now (recorded, and its run started). Why a file
+        is refused goes to `notes`."""
         with self.db.session() as session:
             if session.get(OpsFileRecord, (watcher, file, size)) is not None:
                 return False  # seen before under this name and size
             pending = session.get(OpsPendingRecord, (watcher, file))
             if size > self.max_file_bytes:
                 session.add(OpsFileRecord(watcher=watcher, name=file, size=size, run_id=None, recorded=now()))
-                session.execute(
-                    _set_error(
-                        watcher, f"{file}: {size} bytes, over the limit of {self.max_file_bytes}; not fetched"
-                    )
-                )
+                if pending is not None:
+                    session.delete(pending)
+                notes.append(f"{file}: {size} bytes, over the limit of {self.max_file_bytes}; not fetched")
                 return False
             if not ready and (pending is None or pending.size != size):
                 if pending is None:
@@ -251,7 +254,7 @@ class Watchers:
                 raise NotFoundError(f"watcher {name!r} not found")
             url, sealed, host_key = record.url, record.credentials, record.host_key
         target = (self.staging / name / file).resolve()
-        if not target.is_relative_to(self.staging.resolve()):
+        if not target.is_relative_to((self.staging / name).resolve()):
             raise InputError(f"{file!r} is not a name inside the watcher's folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         part = Path(f"{target}.part")
@@ -264,14 +267,15 @@ class Watchers:
             )
             self._update(name, paused_reason=reason)
             raise StorageError(reason)
+        if target.exists() and target.stat().st_size != size:
+            target.unlink()  # staged for an earlier delivery under the same name
         with self._remote(url, sealed, host_key) as remote:
             if not target.exists():
                 remote.download(file, target)
-            if target.stat().st_size != size:
+            got = target.stat().st_size
+            if got != size:
                 target.unlink()
-                raise InputError(
-                    f"{file}: {target.stat().st_size if target.exists() else 'other'} bytes, not {size}"
-                )
+                raise InputError(f"{file}: {got} bytes, not {size}: it changed since the watcher saw it")
             _check_sidecar(remote, file, target)
         into.mkdir(parents=True, exist_ok=True)
         linked = into / Path(file).name
@@ -319,8 +323,9 @@ class Watchers:
         )
 
 
-def _set_error(watcher: str, text: str) -> Any:
-    return update(OpsWatcherRecord).where(OpsWatcherRecord.name == watcher).values(last_error=text)
+def _companion(name: str, marker: str | None) -> bool:
+    """A marker or checksum sidecar: part of another file's delivery, never one of its own."""
+    return name.endswith((*CHECKSUMS, *([marker] if marker else [])))
 
 
 def _check_sidecar(remote: Remote, file: str, local: Path) -> None:
