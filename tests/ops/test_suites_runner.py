@@ -228,3 +228,25 @@ def test_definitions_are_checked():
     assert trigger.evaluate(
         {"a": NodeState.queued, "b": NodeState.aborted, "c": NodeState.queued}.__getitem__
     )
+
+
+def test_schedules_start_runs(runs, tmp_path):
+    import datetime as dt
+
+    runs.save_suite(f"suite: tick\nevery: 900\nnodes:\n  - {{task: a, command: '{PY} -c pass'}}\n")
+    runs.save_suite(f"suite: cron\ncron: '*/15 * * * *'\nnodes:\n  - {{task: a, command: '{PY} -c pass'}}\n")
+    runs.save_suite(f"suite: manual\nnodes:\n  - {{task: a, command: '{PY} -c pass'}}\n")
+    runner = Runner(runs, tmp_path / "ops")
+    start = dt.datetime(2026, 2, 14, 4, 50, tzinfo=dt.UTC)
+    runner._schedule(start)  # the first round plans, it does not run
+    assert runs.runs() == []
+    runner._schedule(start + dt.timedelta(minutes=10))
+    assert [r.suite for r in runs.runs()] == ["cron"]  # 05:00, the cron's next quarter
+    runner._schedule(start + dt.timedelta(minutes=16))
+    assert sorted(r.suite for r in runs.runs()) == ["cron", "tick"]  # 04:50 + 900 s
+    runner._schedule(start + dt.timedelta(minutes=17))  # nothing is due again yet
+    assert len(runs.runs()) == 2 and "manual" not in {r.suite for r in runs.runs()}
+    with pytest.raises(InputError, match="not both"):
+        load_suite("suite: s\nevery: 900\ncron: '* * * * *'\nnodes:\n  - {task: a, command: x}\n")
+    with pytest.raises(InputError, match="cron"):
+        load_suite("suite: s\ncron: 'often'\nnodes:\n  - {task: a, command: x}\n")

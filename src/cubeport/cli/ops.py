@@ -161,18 +161,27 @@ def watch_resume(name: str, data_root: DataRoot = None) -> None:
     out.print(f"watcher {name} resumed")
 
 
-@watch_app.command("look")
-def watch_look(name: str, data_root: DataRoot = None) -> None:
-    """Look once now; prints the files delivered since the last look (each starts a run)."""
+@watch_app.command("run")
+def watch_run(
+    name: Annotated[str | None, typer.Argument(help="One watcher [default: every watcher]")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Look now (once); prints the files delivered since the last look, each of which starts a run. The
+    runner (`cubeport ops run`) looks by itself at each watcher's interval."""
     ops = context_for(data_root).ops
-    handed = ops.watchers.look(name)
-    watcher = ops.watchers.get(name)
-    for file in handed:
-        out.print(f"delivered: {file}", markup=False)
-    if watcher.last_error:
-        raise InputError(f"watcher {name}: {watcher.last_error}")
-    if not handed:
-        out.print("nothing new")
+    names = [name] if name else [w.name for w in ops.watchers.list()]
+    failed = []
+    for watcher_name in names:
+        handed = ops.watchers.look(watcher_name)
+        for file in handed:
+            out.print(f"{watcher_name}: delivered {file}", markup=False)
+        watcher = ops.watchers.get(watcher_name)
+        if watcher.last_error:
+            failed.append(f"{watcher_name}: {watcher.last_error}")
+        elif not handed:
+            out.print(f"{watcher_name}: nothing new", markup=False)
+    if failed:
+        raise InputError("; ".join(failed))
 
 
 @watch_app.command("fetch")
@@ -298,13 +307,15 @@ def suites_export_ecflow(
     ] = None,
     data_root: DataRoot = None,
 ) -> None:
-    """Write the suite for ecFlow: a .def and .ecf scripts whose tasks call the Cubeport CLI."""
+    """Write the suite for ecFlow: a .def and .ecf scripts whose tasks call the Cubeport CLI. What the built-in
+    runner gives each run (WORK, OPS, RUN) is set for the ecFlow suite; a run's own variables (a watcher's
+    WATCHER, FILE, SIZE) are given with --var and changed per delivery with `ecflow_client --alter`."""
     from cubeport.ops.ecflow import export_ecflow
 
-    variables = dict(item.partition("=")[::2] for item in var or [])
-    definition = export_ecflow(
-        context_for(data_root).ops.runs.suite(suite), folder, cubeport=cubeport, variables=variables
-    )
+    ops = context_for(data_root).ops
+    given = dict(item.partition("=")[::2] for item in var or [])
+    variables = {"WORK": str(folder.absolute() / "work"), "OPS": str(ops.folder), "RUN": "ecflow", **given}
+    definition = export_ecflow(ops.runs.suite(suite), folder, cubeport=cubeport, variables=variables)
     out.print(f"written: {definition}", markup=False, highlight=False)
     out.print(f"load it: ecflow_client --load={definition} && ecflow_client --begin={suite}", markup=False)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from cubeport.db import Database
 from cubeport.db.models import OpsDeliveryRecord, OpsTargetRecord
@@ -32,6 +32,7 @@ from cubeport.ops.sealed import Sealer, described
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SCHEMES = ("ftp", "ftps", "sftp", "s3", "file", "http", "https")
 MAX_ATTEMPTS = 12
+CLAIM_SECONDS = 600.0  # a push that takes longer (a dead pusher) is tried again after this
 FIRST_BACKOFF = 30.0
 LONGEST_BACKOFF = 3600.0
 
@@ -224,13 +225,30 @@ class Deliveries:
                 )
                 if r.next_try is None or utc(r.next_try) <= when  # type: ignore[operator]
             ]
-        return [self.push(i) for i in due]
+        return [self.push(i, when) for i in due]
 
-    def push(self, delivery_id: int) -> Delivery:
+    def push(self, delivery_id: int, when: dt.datetime | None = None) -> Delivery:
+        """Push one pending delivery whose time has come. It is claimed first (its next try moved past the
+        push's time budget in one conditional update), so two pushers (`cubeport ops deliver` and the runner)
+        never send it twice; a delivery not claimable is returned as it is."""
+        when = when or now()
+        claimed_until = when + dt.timedelta(seconds=CLAIM_SECONDS)
         with self.db.session() as session:
             record = session.get(OpsDeliveryRecord, delivery_id)
             if record is None:
                 raise NotFoundError(f"delivery {delivery_id} not found")
+            claim = session.execute(
+                update(OpsDeliveryRecord)
+                .where(
+                    OpsDeliveryRecord.id == delivery_id,
+                    OpsDeliveryRecord.state == "pending",
+                    or_(OpsDeliveryRecord.next_try.is_(None), OpsDeliveryRecord.next_try <= when),
+                )
+                .values(next_try=claimed_until)
+                .execution_options(synchronize_session=False)  # decided by the database, not in Python
+            )
+            if getattr(claim, "rowcount", 0) != 1:
+                return _delivery(record)
             target_record = session.get(OpsTargetRecord, record.target)
             assert target_record is not None  # deliveries go with their target
             url, sealed, host_key = target_record.url, target_record.credentials, target_record.host_key

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from croniter import croniter
 
-from cubeport.errors import InputError
+from cubeport.errors import CubeportError, InputError
 from cubeport.ops.delivery import Deliveries
 from cubeport.ops.lease import Lease
 from cubeport.ops.runs import BUSY, Action, Run, Runs, TaskRecord, now
@@ -83,8 +83,11 @@ class Runner:
         when = now()
         if self.watchers is not None:
             for name in self.watchers.due(when):
-                for file in self.watchers.look(name):
-                    log.info("watcher %s: %s delivered", name, file)
+                try:
+                    for file in self.watchers.look(name):
+                        log.info("watcher %s: %s delivered", name, file)
+                except CubeportError as exc:  # e.g. its suite was removed: the other watchers go on
+                    log.error("watcher %s: %s", name, exc)
         self._schedule(when)
         for run in self.runs.runs(unfinished=True, limit=10_000):
             self.advance(run)

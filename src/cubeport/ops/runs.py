@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cubeport.db import Database
-from cubeport.db.models import OpsNodeRecord, OpsRunRecord, OpsSuiteRecord
+from cubeport.db.models import OpsNodeRecord, OpsRunRecord, OpsSuiteRecord, OpsWatcherRecord
 from cubeport.errors import ConflictError, InputError, NotFoundError
 from cubeport.ops.suites import NodeState, Suite, load_suite, most_significant
 
@@ -136,6 +136,9 @@ class Runs:
     def delete_suite(self, name: str) -> None:
         self.suite(name)
         with self.db.session() as session:
+            watcher = session.scalar(select(OpsWatcherRecord.name).where(OpsWatcherRecord.suite == name))
+            if watcher is not None:
+                raise ConflictError(f"watcher {watcher!r} starts runs of suite {name!r}; remove it first")
             if session.scalar(
                 select(OpsRunRecord.id).where(OpsRunRecord.suite == name, OpsRunRecord.finished.is_(None))
             ):
