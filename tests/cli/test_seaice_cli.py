@@ -74,7 +74,7 @@ def test_process_publishes_and_drift_measures_a_known_shift(env, gshhg):
     for frame in (first, second):
         done = cli("seaice", "process", str(frame.delivery), "--out", str(out), env=variables)
         assert done.returncode == 0, done.stderr
-        assert "published: cube baltic-ice" in done.stdout and "seaice.ice_charts" in done.stdout
+        assert ": cube baltic-ice" in done.stdout and "seaice.ice_charts" in done.stdout
     scenes = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(scenes) == 2 and all((s / "scene.json").is_file() for s in scenes)
 
@@ -99,6 +99,12 @@ def test_process_publishes_and_drift_measures_a_known_shift(env, gshhg):
     later = context.products.item("baltic-ice", scenes[1].name)  # the later scene's step carries the drift
     assert {"drift_gpkg", "drift_parquet", "drift_netcdf"} <= set(later["assets"])
     assert later["properties"]["cubeport:drift_from"] == scenes[0].name
+
+    # the NRT suite's drift partner: the latest earlier scene that overlaps, none for the first
+    from cubeport.seaice.pairs import previous_overlapping
+
+    assert previous_overlapping(scenes[1], out) == scenes[0]
+    assert previous_overlapping(scenes[0], out) is None
 
 
 def test_process_only_some_steps_and_bad_steps(env, gshhg):

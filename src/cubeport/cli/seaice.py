@@ -13,6 +13,7 @@ from cubeport.errors import InputError
 
 if TYPE_CHECKING:
     from cubeport.context import Context
+    from cubeport.seaice.publish import Published
 
 seaice_app = typer.Typer(
     help="Sea ice from ICEYE SAR: validate deliveries, process them into ice charts, measure drift.",
@@ -132,13 +133,7 @@ def seaice_process(
         )
     if publish:
         context.storage.check()
-        done = context.seaice.scene(scene)
-        out.print(
-            f"published: cube {done.cube} (item {done.item})"
-            + "".join(f", {n} features in seaice.{c}" for c, n in done.features.items()),
-            markup=False,
-            highlight=False,
-        )
+        _print_published(scene.scene_id, context.seaice.scene(scene))
 
 
 @seaice_app.command("drift")
@@ -186,6 +181,13 @@ def seaice_drift(
         out.print(f"published: {added} vectors in seaice.ice_drift", markup=False)
 
 
+def _print_published(scene_id: str, done: Published) -> None:
+    features = "".join(f", {n} features in seaice.{c}" for c, n in done.features.items())
+    out.print(
+        f"published {scene_id}: cube {done.cube} (item {done.item}){features}", markup=False, highlight=False
+    )
+
+
 def _scene_folders(folder: Path) -> list[Path]:
     """A processed scene folder, or every one directly inside `folder`."""
     if (folder / "scene.json").is_file():
@@ -213,13 +215,7 @@ def seaice_publish(
     context.storage.check()
     for path in _scene_folders(folder):
         scene = Scene.load(path)
-        done = context.seaice.scene(scene)
-        out.print(
-            f"published {scene.scene_id}: cube {done.cube} (item {done.item})"
-            + "".join(f", {n} features in seaice.{c}" for c, n in done.features.items()),
-            markup=False,
-            highlight=False,
-        )
+        _print_published(scene.scene_id, context.seaice.scene(scene))
         if archive is not None:
             kept = archive / scene.scene_id
             partial = archive / f".{scene.scene_id}.part"
