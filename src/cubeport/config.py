@@ -301,6 +301,16 @@ class Settings(BaseSettings):
     seaice: SeaIceSettings = Field(default_factory=SeaIceSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["plain", "json"] = Field(
+        "plain",
+        description="plain: uvicorn's text lines; json: one JSON object per line with the fields the "
+        "Destination Earth platform monitors (@timestamp, service_name, event_timestamp, event_type, user_ID)",
+    )
+    service_name: str = Field(
+        "cubeport",
+        min_length=1,
+        description="`service_name` of JSON log lines: this service in the platform's logs",
+    )
     secret_key: SecretStr | None = Field(
         None,
         min_length=16,

@@ -34,6 +34,7 @@ from cubeport.auth.principal import ANONYMOUS, Principal
 from cubeport.context import Context
 from cubeport.cubes.catalogue import CubeEntry
 from cubeport.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
+from cubeport.logs import set_user
 
 SESSION_COOKIE = "cubeport_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -76,7 +77,9 @@ async def current_principal(
     Checking credentials may wait for the database or the OIDC provider, so it runs in a worker thread."""
     if not (api_key or bearer or cookie or request.headers.get("authorization")):
         return ANONYMOUS
-    return await run_in_threadpool(_principal, request, context, api_key, bearer, cookie)
+    principal = await run_in_threadpool(_principal, request, context, api_key, bearer, cookie)
+    set_user(principal.name)  # log lines of this request (uvicorn's access line too) name the caller
+    return principal
 
 
 def _principal(

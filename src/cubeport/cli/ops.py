@@ -20,6 +20,7 @@ from rich.tree import Tree
 
 from cubeport.cli.base import DataRoot, app, context_for, out, split
 from cubeport.errors import InputError
+from cubeport.logs import configure_logging
 from cubeport.ops.remotes import Credentials
 from cubeport.ops.runs import ACTIONS, NodeView
 
@@ -374,6 +375,7 @@ def ops_run(
     data_root: DataRoot = None,
 ) -> None:
     """The runner: watchers, schedules, tasks and deliveries, until Ctrl-C (one acts at a time per database)."""
+    configure_logging()
     runner = context_for(data_root).ops.runner()
     if once:
         try:

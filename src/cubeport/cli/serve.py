@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 
-from cubeport.cli.base import DataRoot, app, context_for, err, out, progress_bar
+from cubeport.cli.base import DataRoot, app, context_for, out, progress_bar
 
 
 @app.command()
@@ -19,12 +20,27 @@ def serve(
     import uvicorn
 
     from cubeport.api.app import create_app
+    from cubeport.logs import configure_logging
 
     context = context_for(data_root, host=host, port=port)
-    _ = context.db  # migrate before the first request
     settings = context.settings
-    err.print(f"Cubeport serving {settings.data_root} on http://{settings.host}:{settings.port}/")
-    uvicorn.run(create_app(context), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure_logging(settings)
+    _ = context.db  # migrate before the first request
+    # a log line, not a print: with log_format json every line on standard error is JSON
+    logging.getLogger("cubeport.serve").info(
+        "Cubeport serving %s on http://%s:%s/",
+        settings.data_root,
+        settings.host,
+        settings.port,
+        extra={"event_type": "service_started"},
+    )
+    uvicorn.run(
+        create_app(context),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # keep configure_logging's handler and format
+    )
 
 
 @app.command()
