@@ -280,6 +280,30 @@ class OpsSettings(BaseModel):
     )
 
 
+class EnergySettings(BaseModel):
+    """Factors of the energy and carbon estimate shown beside usage; the defaults and their sources are in
+    `cubeport.platform.energy`. Replace them with the deployment's own hardware, data centre and grid."""
+
+    watts_per_core: float = Field(
+        12.0, ge=0, description="power of one busy CPU core (W); CPU-seconds x this is compute energy"
+    )
+    watts_per_tb: float = Field(
+        1.2,
+        ge=0,
+        description="power of storage per terabyte (10^12 bytes) held (W), including every copy kept "
+        "(three replicas: three times the per-copy figure)",
+    )
+    grid_gco2e_per_kwh: float = Field(
+        250.0, ge=0, description="carbon intensity of the electricity the servers use (g CO2e per kWh)"
+    )
+    pue: float = Field(
+        1.0,
+        ge=1,
+        description="power usage effectiveness of the data centre (total power / IT power; 1.0 counts the "
+        "IT equipment alone)",
+    )
+
+
 class Settings(BaseSettings):
     """Cubeport's settings. `docs/configuration.md` lists every field."""
 
@@ -300,6 +324,7 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     seaice: SeaIceSettings = Field(default_factory=SeaIceSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    energy: EnergySettings = Field(default_factory=EnergySettings)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["plain", "json"] = Field(
         "plain",
