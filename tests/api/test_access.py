@@ -92,6 +92,12 @@ REASONS = {
     ("GET", "/jobs"): "the caller's own jobs (SIGNED_IN)",
     ("PUT", "/stac/sources/{name}"): ADMINS,
     ("DELETE", "/stac/sources/{name}"): ADMINS,
+    ("GET", "/news"): "news items: public by nature (admins post them for everyone)",
+    ("GET", "/news.atom"): "news items as an Atom feed: public by nature",
+    ("GET", "/news/{item_id}"): "a news item: public by nature",
+    ("POST", "/news"): ADMINS,
+    ("PUT", "/news/{item_id}"): ADMINS,
+    ("DELETE", "/news/{item_id}"): ADMINS,
 }
 ADMIN_PREFIXES = ("/admin/",)  # every route below them is ADMIN (checked), for the reason ADMINS
 OPERATOR_PREFIXES = ("/ops/",)  # every route below them is OPERATOR: admins and the `operators` group

@@ -36,11 +36,12 @@ def test_migrations_create_schema_and_are_idempotent(database):
         "ops_targets",
         "ops_deliveries",
         "ops_leases",
+        "news",
         "alembic_version",
     } <= set(database.tables())
     assert "cube_groups" not in database.tables()  # cube access moved to the policy tables in 0002
     database.upgrade()
-    assert database.revision() == "0008"
+    assert database.revision() == "0009"
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from cubeport.api.routers import (
     datasets,
     features,
     landing,
+    news,
     ogc,
     ops,
     places,
@@ -137,5 +138,6 @@ def create_app(context: Context | Settings | None = None) -> FastAPI:
     app.include_router(stac.router)
     app.include_router(processes.router)
     app.include_router(ops.router)
+    app.include_router(news.router)
     app.include_router(viewer.router)
     return app

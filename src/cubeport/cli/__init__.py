@@ -23,6 +23,7 @@ from cubeport.cli import (  # noqa: F401
     jobs,
     seaice,
     ops,
+    news,
     db,
     identity,
     sources,

@@ -447,3 +447,19 @@ class OpsLeaseRecord(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(256))
     expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NewsRecord(Base):
+    """A news item admins posted: shown on the landing page and in the Atom feed (platform/news.py)."""
+
+    __tablename__ = "news"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(128))
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # [{href, title}]
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
