@@ -29,27 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import DATA, REPO, environment, table, write_json
+from _common import REPO, environment, table, write_json
+from seaice import GSHHG, write_frame  # the frame of the chain's benchmark
 
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "seaice"))
-GSHHG = DATA / "land" / "gshhg_full_baltic_9-31E_53-66.5N.gpkg"
-
-
-def write_delivery(folder: Path, size: int, spacing: float) -> Path:
-    """A zipped legacy GRD delivery of a size x size frame in the Bothnian Bay."""
-    from deliveries import SAMPLE_CF, scene_geometry, write_legacy  # type: ignore[import-not-found]
-    from scenes import scene_blocks  # type: ignore[import-not-found]
-
-    geometry = scene_geometry(size, size, center=(22.6, 64.6), range_spacing=spacing, azimuth_spacing=spacing)
-    dn = scene_blocks(
-        (size, size),
-        seed=11,
-        field="dn",
-        calibration_factor=SAMPLE_CF,
-        incidence=(geometry.incidence_near, geometry.incidence_far),
-    )
-    return Path(write_legacy(folder, dn, style="zip", geometry=geometry, image_id="7001"))
 
 
 def measure(size: int, spacing: float, poll: float, work: Path) -> dict[str, Any]:
@@ -60,7 +43,7 @@ def measure(size: int, spacing: float, poll: float, work: Path) -> dict[str, Any
     from cubeport.ops.remotes import Credentials
 
     started = time.perf_counter()
-    delivery = write_delivery(work / "made", size, spacing)
+    delivery = write_frame(work / "made", size, spacing, style="zip", image_id="7001")
     written = time.perf_counter() - started
     ftp, sftp = FtpServer().start(), SftpServer().start()
     env = {

@@ -36,12 +36,14 @@ sys.path.insert(0, str(REPO / "tests" / "seaice"))
 GSHHG = DATA / "land" / "gshhg_full_baltic_9-31E_53-66.5N.gpkg"
 
 
-def write_frame(folder: Path, size: int) -> Path:
-    """A legacy GRD delivery of a size x size frame, written block by block."""
+def write_frame(
+    folder: Path, size: int, spacing: float = 6.0, style: str = "xml", image_id: str = "9001"
+) -> Path:
+    """A legacy GRD delivery of a size x size frame in the Bothnian Bay, written block by block."""
     from deliveries import SAMPLE_CF, scene_geometry, write_legacy  # type: ignore[import-not-found]
     from scenes import scene_blocks  # type: ignore[import-not-found]
 
-    geometry = scene_geometry(size, size, center=(22.6, 64.6), range_spacing=6.0, azimuth_spacing=6.0)
+    geometry = scene_geometry(size, size, center=(22.6, 64.6), range_spacing=spacing, azimuth_spacing=spacing)
     dn = scene_blocks(
         (size, size),
         seed=11,
@@ -49,7 +51,7 @@ def write_frame(folder: Path, size: int) -> Path:
         calibration_factor=SAMPLE_CF,
         incidence=(geometry.incidence_near, geometry.incidence_far),
     )
-    return Path(write_legacy(folder, dn, style="xml", geometry=geometry, image_id="9001"))
+    return Path(write_legacy(folder, dn, style=style, geometry=geometry, image_id=image_id))
 
 
 def run_chain(delivery: str, out: str, queue: Any) -> None:

@@ -138,7 +138,7 @@ class Runner:
         work = folder / "work"
         work.mkdir(parents=True, exist_ok=True)
         try_no = task.try_no + 1
-        base = folder / f"{suite.nodes[task.path].name}.{try_no}"
+        base = self.output(run, task.path, try_no)
         try:
             command = suite.command(
                 task.path, {**self.variables, **run.variables, "RUN": run.id, "WORK": str(work)}
@@ -167,7 +167,7 @@ class Runner:
         """A submitted or active task: ended (status file), still running, timed out, or lost."""
         spec = suite.nodes[task.path].spec
         assert isinstance(spec, TaskSpec)
-        base = self.run_folder(run) / f"{suite.nodes[task.path].name}.{task.try_no}"
+        base = self.output(run, task.path, task.try_no)
         status = _status_file(base)
         if status.exists():
             code = int(status.read_text().strip() or "1")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cubeport.db import Database
+from cubeport.errors import NotFoundError
 from cubeport.ops.delivery import Deliveries
 from cubeport.ops.lease import Lease
 from cubeport.ops.runner import LEASE, Runner
@@ -88,11 +89,8 @@ class Operations:
         run = self.runs.run(run_id)
         task = next((t for t in self.runs.tasks(run_id) if t.path == path), None)
         if task is None:
-            from cubeport.errors import NotFoundError
-
             raise NotFoundError(f"task {path!r} not found in run {run_id}")
-        number = try_no or task.try_no
-        file = self.folder / "runs" / run.suite / run.id / f"{path.rsplit('/', 1)[-1]}.{number}"
+        file = self.runner().output(run, path, try_no or task.try_no)
         return file.read_text(errors="replace") if file.exists() else ""
 
     def status(self, runs_per_suite: int = 5, deliveries: int = 50) -> dict[str, Any]:

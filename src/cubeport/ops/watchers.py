@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from cubeport.db import Database
 from cubeport.db.models import OpsFileRecord, OpsPendingRecord, OpsWatcherRecord
@@ -139,9 +139,7 @@ class Watchers:
             record = session.get(OpsWatcherRecord, name)
             if record is None:
                 raise NotFoundError(f"watcher {name!r} not found")
-            count = len(
-                session.scalars(select(OpsFileRecord.name).where(OpsFileRecord.watcher == name)).all()
-            )
+            count = session.scalar(select(func.count()).where(OpsFileRecord.watcher == name)) or 0
             return self._watcher(record, count)
 
     def list(self) -> list[Watcher]:
